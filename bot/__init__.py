@@ -1,0 +1,1 @@
+"""lyricbot's Telegram bot (built on charrnn); see the README."""

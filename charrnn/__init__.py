@@ -1,0 +1,34 @@
+"""charrnn: character-level RNN, LSTM and GRU language models for lyrics, usable on their own."""
+
+from charrnn.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from charrnn.data import CorpusError, load_corpus, split_corpus
+from charrnn.evaluate import EvalResult, evaluate
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.sample import BatchGenerator, Generation, SampleConfig, generate, generate_many
+from charrnn.train import TrainConfig, Trainer, TrainResult, select_device
+from charrnn.vocab import UNK, Vocab
+
+__all__ = [
+    "UNK",
+    "BatchGenerator",
+    "CharRNN",
+    "Checkpoint",
+    "CheckpointError",
+    "CorpusError",
+    "EvalResult",
+    "Generation",
+    "ModelConfig",
+    "SampleConfig",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "Vocab",
+    "evaluate",
+    "generate",
+    "generate_many",
+    "load_checkpoint",
+    "load_corpus",
+    "save_checkpoint",
+    "select_device",
+    "split_corpus",
+]

@@ -1,0 +1,223 @@
+"""Checkpoints that describe themselves and load without pickle.
+
+A checkpoint is a directory::
+
+    meta.json                       model config, vocabulary, training config, metrics, corpus
+                                    SHA-256, parent, and the name + SHA-256 of every file below
+    weights-<sha12>.safetensors     model weights
+    trainstate-<sha12>.safetensors  optional: optimizer, RNG (for exact resume)
+
+Data files are content-addressed and written before ``meta.json``, which is replaced atomically
+(temp file, fsync, rename, fsync the directory). A crash at any point therefore leaves either the old
+checkpoint or the new one, never a mix; stale files are swept after the switch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.vocab import Vocab
+
+FORMAT = "charrnn-checkpoint"
+VERSION = 1
+META = "meta.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete, tampered with or of another format."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    model: CharRNN
+    vocab: Vocab
+    meta: dict[str, Any]
+    path: Path
+    train_state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.meta.get("metrics", {}))
+
+    @property
+    def weights_sha256(self) -> str:
+        return str(self.meta["files"]["weights"]["sha256"])
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, write: Any) -> None:
+    """Call ``write(temp_path)``, fsync it and rename it over ``path``; no partial file is ever visible."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _save_tensors(directory: Path, stem: str, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Write tensors under a name derived from their content, so a new file never overwrites the old."""
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    sha = hashlib.sha256(data).hexdigest()
+    name = f"{stem}-{sha[:12]}.safetensors"
+    write_atomic(directory / name, lambda p: p.write_bytes(data))
+    return {"name": name, "sha256": sha}
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: CharRNN,
+    vocab: Vocab,
+    *,
+    train_config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    corpus_sha256: str | None = None,
+    parent: str | None = None,
+    train_state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write (or atomically replace) the checkpoint in ``directory``; returns the directory.
+
+    ``weights`` stores a saved ``state_dict`` of the same architecture instead of ``model``'s current one.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if len(vocab) != model.config.vocab_size:
+        raise ValueError(f"vocabulary has {len(vocab)} symbols, model has {model.config.vocab_size}")
+    # Tied weights are one tensor under two names; safetensors refuses shared storage, so store one.
+    state = weights if weights is not None else model.state_dict()
+    state = {k: v for k, v in state.items() if not (model.config.tie_weights and k == "decoder.weight")}
+    files = {"weights": _save_tensors(directory, "weights", state)}
+    if train_state is not None:
+        tensors, _state_meta = train_state
+        files["train_state"] = _save_tensors(directory, "trainstate", tensors)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model_config": model.config.to_json(),
+        "vocab": vocab.to_json(),
+        "train_config": train_config or {},
+        "metrics": _json_safe(metrics or {}),
+        "corpus_sha256": corpus_sha256,
+        "parent": parent,
+        "files": files,
+        "train_state": _json_safe(train_state[1]) if train_state is not None else None,
+        **(extra or {}),
+    }
+    write_atomic(directory / META, lambda p: p.write_text(json.dumps(meta, ensure_ascii=False, indent=1)))
+    keep = {f["name"] for f in files.values()} | {META}
+    for stale in directory.glob("*.safetensors"):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
+    return directory
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity; store them as null rather than writing invalid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``meta.json``, checked for format; no tensor is read."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint not found: {directory} is not a directory")
+    try:
+        meta = json.loads((directory / META).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"not a charrnn checkpoint: {directory / META} is missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"corrupted checkpoint: {directory / META} is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"not a charrnn checkpoint: {directory / META} has the wrong format")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint version {meta.get('version')} is not supported (expected {VERSION})")
+    return meta
+
+
+def _load_verified(directory: Path, entry: dict[str, Any]) -> dict[str, torch.Tensor]:
+    name = str(entry.get("name", ""))
+    if not name or "/" in name or name.startswith("."):
+        raise CheckpointError(f"corrupted checkpoint: bad file name {name!r} in {directory / META}")
+    path = directory / name
+    if not path.is_file():
+        raise CheckpointError(f"incomplete checkpoint: {path} is missing")
+    if _sha256_file(path) != entry.get("sha256"):
+        raise CheckpointError(f"corrupted checkpoint: {path} does not match its SHA-256")
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"corrupted checkpoint: {path}: {exc}") from None
+
+
+def load_checkpoint(
+    directory: str | Path, device: torch.device | str = "cpu", with_train_state: bool = False
+) -> Checkpoint:
+    """Load and verify a checkpoint: checksums first, then safetensors (which runs no code)."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    try:
+        config = ModelConfig.from_json(meta["model_config"])
+        vocab = Vocab.from_json(meta["vocab"])
+        weights_entry = meta["files"]["weights"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"corrupted checkpoint: {directory / META}: {exc}") from None
+    if len(vocab) != config.vocab_size:
+        raise CheckpointError(f"corrupted checkpoint: vocabulary of {len(vocab)} for a model of {config.vocab_size}")
+    weights = _load_verified(directory, weights_entry)
+    model = CharRNN(config)
+    if config.tie_weights:
+        weights["decoder.weight"] = weights.get("embedding.weight", torch.empty(0))
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[0]
+        raise CheckpointError(f"corrupted checkpoint: weights do not fit the config: {reason}") from None
+    model.to(device)
+    train_state = None
+    if with_train_state and meta.get("files", {}).get("train_state"):
+        train_state = (_load_verified(directory, meta["files"]["train_state"]), meta["train_state"])
+    return Checkpoint(model=model, vocab=vocab, meta=meta, path=directory, train_state=train_state)

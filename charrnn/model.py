@@ -1,0 +1,151 @@
+"""One character-level language model class for the RNN, LSTM and GRU cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, cast
+
+import torch
+from torch import nn
+
+CellType = Literal["rnn", "lstm", "gru"]
+CELLS: tuple[CellType, ...] = ("rnn", "lstm", "gru")
+# LSTM state is (h, c); the others carry h alone. Each tensor is (layers, B, hidden).
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+# New characters start this far below the least likely old one, so a grown but untrained model gives
+# old prompts the same outputs (exp(-20) is below float32 resolution next to the old mass), yet a
+# few hundred fine-tuning steps on the tied embedding row are enough to lift them.
+NEW_SYMBOL_BIAS_MARGIN = 20.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    cell: CellType = "gru"
+    layers: int = 2
+    embed: int = 384
+    hidden: int = 512
+    # Lyric corpora are small (Jay Chou: 170k characters); without dropout the model memorises songs.
+    dropout: float = 0.35
+    # Tying the input and output embeddings saves V*E parameters and regularises the rare characters.
+    tie_weights: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell type {self.cell!r}; choose one of {', '.join(CELLS)}")
+        for name in ("vocab_size", "layers", "embed", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(**data)
+
+
+class CharRNN(nn.Module):
+    """Embedding -> stacked recurrent cell -> (projection) -> decoder over the vocabulary."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        rnn_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[config.cell]
+        self.embedding = nn.Embedding(config.vocab_size, config.embed)
+        self.drop = nn.Dropout(config.dropout)
+        self.rnn = rnn_class(
+            config.embed,
+            config.hidden,
+            num_layers=config.layers,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            batch_first=True,
+        )
+        # Tied weights need the decoder input to live in the embedding space.
+        self.proj = (
+            nn.Linear(config.hidden, config.embed) if config.tie_weights and config.hidden != config.embed else None
+        )
+        self.decoder = nn.Linear(config.embed if config.tie_weights else config.hidden, config.vocab_size)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Logits for the next character at every position, and the state after the last one."""
+        emb = self.drop(self.embedding(x))  # (B, T, E)
+        out, state = self.rnn(emb, state)  # (B, T, H)
+        return self.decode(self.drop(out)), state
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        """Recurrent outputs (..., H) to vocabulary logits (..., V)."""
+        if self.proj is not None:
+            out = self.proj(out)
+        return cast(torch.Tensor, self.decoder(out))
+
+    def init_state(self, batch_size: int, device: torch.device | None = None) -> State:
+        shape = (self.config.layers, batch_size, self.config.hidden)
+        device = device or self.embedding.weight.device
+        h = torch.zeros(shape, device=device)
+        return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
+
+    def grow_vocab(self, vocab_size: int) -> None:
+        """Add rows for new characters, copying the old ones, so old-vocabulary outputs are unchanged.
+
+        New embedding rows start at the mean of the old ones; new output rows start at zero weight and
+        a bias far below every old bias, so until fine-tuning teaches them the new characters take no
+        probability away from the old ones.
+        """
+        old = self.config.vocab_size
+        if vocab_size < old:
+            raise ValueError(f"the vocabulary only grows: {vocab_size} < {old}")
+        if vocab_size == old:
+            return
+        weight = self.embedding.weight.data
+        new_embedding = nn.Embedding(vocab_size, self.config.embed).to(weight.device, weight.dtype)
+        new_embedding.weight.data[:old] = weight
+        new_embedding.weight.data[old:] = weight.mean(dim=0)
+        bias = self.decoder.bias.data
+        new_decoder = nn.Linear(self.decoder.in_features, vocab_size).to(bias.device, bias.dtype)
+        new_decoder.bias.data[:old] = bias
+        new_decoder.bias.data[old:] = bias.min() - NEW_SYMBOL_BIAS_MARGIN
+        if self.config.tie_weights:
+            new_decoder.weight = new_embedding.weight
+            # Tied rows are shared with the embedding, so the new rows' logit is h.mean(E) + low bias;
+            # the margin above keeps that negligible.
+        else:
+            new_decoder.weight.data[:old] = self.decoder.weight.data
+            new_decoder.weight.data[old:] = 0.0
+        self.embedding, self.decoder = new_embedding, new_decoder
+        self.config = ModelConfig(**{**self.config.to_json(), "vocab_size": vocab_size})
+
+
+def select_state(state: State, rows: torch.Tensor) -> State:
+    """Keep only the given batch rows (dim 1) of a state."""
+    if isinstance(state, tuple):
+        return (state[0].index_select(1, rows), state[1].index_select(1, rows))
+    return state.index_select(1, rows)
+
+
+def concat_states(states: Sequence[State]) -> State:
+    """Stack states of separate batches into one batch (dim 1)."""
+    first = states[0]
+    if isinstance(first, tuple):
+        pairs = cast(Sequence[tuple[torch.Tensor, torch.Tensor]], states)
+        return (torch.cat([s[0] for s in pairs], dim=1), torch.cat([s[1] for s in pairs], dim=1))
+    return torch.cat(list(cast(Sequence[torch.Tensor], states)), dim=1)
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph at a batch boundary: truncated backpropagation through time."""
+    if isinstance(state, tuple):
+        return (state[0].detach(), state[1].detach())
+    return state.detach()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

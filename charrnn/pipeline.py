@@ -1,0 +1,151 @@
+"""Corpus to checkpoint in one call: split, vocabulary, batches, training, best/last checkpoints.
+
+The CLI, the benchmarks and the bot all train through here, so they agree on the held-out split and
+the unknown-character rule, and ``eval`` measures exactly what ``train`` reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from charrnn.data import BatchSource, ConsecutiveSampling, RandomSampling, sha256_text, split_corpus
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.sample import SampleConfig, generate
+from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
+from charrnn.vocab import Vocab
+
+
+@dataclass(frozen=True)
+class PreparedCorpus:
+    vocab: Vocab
+    train_text: str
+    val_text: str
+    train_ids: torch.Tensor
+    val_ids: torch.Tensor
+    sha256: str
+
+
+def prepare_corpus(text: str, config: TrainConfig, vocab: Vocab | None = None) -> PreparedCorpus:
+    """Split ``text`` and encode both parts; the vocabulary comes from the training part only."""
+    train_text, val_text = split_corpus(text, config.val_fraction, config.split, config.seed)
+    vocab = vocab or Vocab.build(train_text, min_count=config.unk_min_count)
+    return PreparedCorpus(
+        vocab=vocab,
+        train_text=train_text,
+        val_text=val_text,
+        train_ids=torch.tensor(vocab.encode(train_text), dtype=torch.long),
+        val_ids=torch.tensor(vocab.encode(val_text), dtype=torch.long),
+        sha256=sha256_text(text),
+    )
+
+
+def make_source(ids: torch.Tensor, config: TrainConfig) -> BatchSource:
+    # Short corpora cannot fill a long window; shrink it rather than refuse a small demo file.
+    seq_len = max(1, min(config.seq_len, len(ids) - 2))
+    if config.sampling == "consecutive":
+        return ConsecutiveSampling(ids, config.batch_size, seq_len, config.seed)
+    return RandomSampling(ids, config.batch_size, seq_len, config.seed)
+
+
+def sampler_for(vocab: Vocab, length: int, seed: int) -> Callable[[CharRNN, str], str]:
+    """What the trainer calls to show progress samples: fixed seed, so epochs are comparable."""
+
+    def sample(model: CharRNN, prefix: str) -> str:
+        return generate(model, vocab, prefix, SampleConfig(max_length=length, seed=seed)).text
+
+    return sample
+
+
+def checkpointing(
+    out_dir: Path, trainer: Trainer, vocab: Vocab, extra_meta: dict[str, Any], every_s: float = 30.0
+) -> Callback:
+    """A callback that keeps ``out_dir/best`` (lowest validation loss) and ``out_dir/last`` (resumable).
+
+    The best weights are copied in memory at every improvement but written at most every ``every_s``
+    seconds and at the end: on a small corpus an epoch takes a second, a checkpoint write far longer.
+    """
+    best: dict[str, Any] = {}
+    last_write = time.monotonic()
+
+    def on_event(event: TrainEvent) -> None:
+        nonlocal last_write
+        if not isinstance(event, EvalEvent):
+            return
+        metrics = {
+            "val_nll": event.val.nll,
+            "val_ppl": event.val.ppl,
+            "val_bpc": event.val.bpc,
+            "val_chars": event.val.chars,
+            "train_loss": event.train_loss,
+            "epoch": event.epoch,
+            "step": event.step,
+        }
+        if event.is_best:
+            state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            best.update(weights=state, metrics=metrics, pending=True)
+        if not event.final and time.monotonic() - last_write < every_s:
+            return
+        common = {"model": trainer.model, "vocab": vocab, **extra_meta}
+        save_checkpoint(out_dir / "last", metrics=metrics, train_state=trainer.state_dict(), **common)
+        if best.get("pending"):
+            save_checkpoint(out_dir / "best", metrics=best["metrics"], weights=best["weights"], **common)
+            best["pending"] = False
+        last_write = time.monotonic()
+
+    return on_event
+
+
+def train_model(
+    text: str,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    callback: Callback | None = None,
+    resume: bool = False,
+    checkpoint_every_s: float = 30.0,
+) -> tuple[TrainResult, CharRNN, Vocab]:
+    """Train on ``text``; with ``out_dir``, keep best/last checkpoints there (and resume from last)."""
+    train_config = train_config or TrainConfig()
+    device = select_device(train_config.device)
+    last = Path(out_dir) / "last" if out_dir is not None else None
+    resumed = None
+    if resume and last is not None and (last / "meta.json").exists():
+        resumed = load_checkpoint(last, device=device, with_train_state=True)
+        if resumed.meta.get("corpus_sha256") != sha256_text(text):
+            raise CheckpointError(f"cannot resume {last}: it was trained on a different corpus")
+        train_config = TrainConfig.from_json(resumed.meta["train_config"])
+    corpus = prepare_corpus(text, train_config, vocab=resumed.vocab if resumed else None)
+    if resumed is not None:
+        model = resumed.model
+    else:
+        base = model_config or ModelConfig(vocab_size=len(corpus.vocab))
+        torch.manual_seed(train_config.seed)  # the initial weights are part of a reproducible run
+        model = CharRNN(replace(base, vocab_size=len(corpus.vocab)))
+    trainer = Trainer(
+        model,
+        make_source(corpus.train_ids, train_config),
+        corpus.val_ids,
+        train_config,
+        device=device,
+        sampler=sampler_for(corpus.vocab, train_config.sample_length, train_config.seed),
+    )
+    if resumed is not None and resumed.train_state is not None:
+        trainer.load_state_dict(*resumed.train_state)
+    callbacks = [callback] if callback else []
+    if out_dir is not None:
+        extra = {"train_config": train_config.to_json(), "corpus_sha256": corpus.sha256}
+        callbacks.insert(0, checkpointing(Path(out_dir), trainer, corpus.vocab, extra, checkpoint_every_s))
+
+    def fan_out(event: TrainEvent) -> None:
+        for cb in callbacks:
+            cb(event)
+
+    result = trainer.run(fan_out)
+    return result, trainer.model, corpus.vocab

@@ -1,0 +1,332 @@
+"""Sampling: greedy, temperature, top-k, top-p, repetition control, and continuous batched generation.
+
+``BatchGenerator`` advances many requests together, one batched forward step per character; requests
+join between steps (their prefixes are primed in one packed pass) and leave as soon as they finish.
+A single request is the same machinery with a batch of one, so every feature behaves identically
+alone and in a crowd.
+
+Every request draws its randomness from its own seeded ``random.Random``, one number per character,
+so a request's output does not depend on which other requests shared its batch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from charrnn.model import CharRNN, State, concat_states, select_state
+from charrnn.vocab import UNK_ID, Vocab
+
+MAX_LENGTH = 100_000
+FinishReason = Literal["length", "lines", "cancelled"]
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How one request samples. Invalid values raise ``ValueError`` with a one-line reason."""
+
+    temperature: float = 0.8
+    top_k: int = 0  # 0: off
+    top_p: float = 0.95  # 1.0: off
+    greedy: bool = False
+    # Divides the logit of characters used in the last ``repetition_window`` characters (CTRL-style);
+    # whitespace is exempt because line breaks are supposed to repeat.
+    repetition_penalty: float = 1.2
+    repetition_window: int = 16
+    # Forbid any character that would repeat an n-gram already in the text; 0: off. A loop like
+    # "我不要再想 我不要再想" is the most common complaint about char-RNN lyrics.
+    no_repeat_ngram: int = 0
+    max_length: int = 200  # new characters at most
+    stop_after_lines: int = 0  # stop at the N-th generated line break; 0: no limit
+    line_mode: bool = False  # one line from a line start (names, titles): stop at the line break
+    stop_at_blank_line: bool = True  # a blank line ends a song in lyric corpora
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+            raise ValueError(f"temperature must be a positive finite number, got {t!r}")
+        if not isinstance(self.max_length, int) or not 1 <= self.max_length <= MAX_LENGTH:
+            raise ValueError(f"length must be between 1 and {MAX_LENGTH}, got {self.max_length!r}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be 0 (off) or positive, got {self.top_k}")
+        if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty >= 1):
+            raise ValueError(f"repetition_penalty must be at least 1, got {self.repetition_penalty}")
+        if self.repetition_window < 0 or self.no_repeat_ngram < 0 or self.stop_after_lines < 0:
+            raise ValueError("repetition_window, no_repeat_ngram and stop_after_lines cannot be negative")
+
+
+@dataclass(frozen=True)
+class Generation:
+    prefix: str
+    continuation: str
+    skipped: tuple[str, ...]  # prefix characters the model has never seen, left out of its context
+    logprob: float  # log-likelihood of the continuation under the untempered model, nats
+    finish_reason: FinishReason
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.continuation
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob / max(1, len(self.continuation))
+
+
+@dataclass
+class _Row:
+    rid: int
+    prefix: str
+    config: SampleConfig
+    context: list[int]  # ids the model has read, prefix included
+    skipped: tuple[str, ...]
+    rng: random.Random
+    generated: list[int] = field(default_factory=list)
+    logprob: float = 0.0
+    lines: int = 0
+    seen_ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
+
+
+class BatchGenerator:
+    """Continuous batching over one model: ``submit`` any time, ``step`` advances everyone."""
+
+    def __init__(self, model: CharRNN, vocab: Vocab, device: torch.device | None = None, max_batch: int = 64) -> None:
+        if len(vocab) != model.config.vocab_size:
+            raise ValueError(f"vocabulary has {len(vocab)} symbols, model expects {model.config.vocab_size}")
+        self.model = model
+        self.vocab = vocab
+        self.device = device or next(model.parameters()).device
+        self.max_batch = max_batch
+        self._next_id = 0
+        self._pending: list[_Row] = []
+        self._rows: list[_Row] = []
+        self._state: State | None = None
+        self._logits: torch.Tensor | None = None  # (B, V) next-character logits of the active rows
+        self._line_break = vocab.encode("\n")[0] if "\n" in vocab else UNK_ID
+        self._whitespace = torch.tensor(
+            [i for i, s in enumerate(vocab.symbols) if s.isspace()], dtype=torch.long, device=self.device
+        )
+
+    @property
+    def active(self) -> int:
+        return len(self._rows)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def idle(self) -> bool:
+        return not self._rows and not self._pending
+
+    def submit(self, prefix: str, config: SampleConfig | None = None) -> int:
+        """Queue a request; it joins the batch at the next step. Returns its id."""
+        config = config or SampleConfig()
+        rid = self._next_id
+        self._next_id += 1
+        # The model reads a line break first: a prefix starts a line, and an empty one starts a song.
+        context = [self._line_break] + [i for i in self.vocab.encode(prefix) if i != UNK_ID]
+        seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**63)
+        self._pending.append(
+            _Row(rid, prefix, config, context, tuple(self.vocab.unknown_chars(prefix)), random.Random(seed))
+        )
+        return rid
+
+    def cancel(self, rid: int) -> bool:
+        """Drop a request, queued or running; True when it was found."""
+        for i, row in enumerate(self._pending):
+            if row.rid == rid:
+                del self._pending[i]
+                return True
+        for i, row in enumerate(self._rows):
+            if row.rid == rid:
+                self._drop_rows([i])
+                return True
+        return False
+
+    def step(self) -> list[tuple[int, Generation]]:
+        """Admit waiting requests, sample one character for every active one, return the finished."""
+        self.model.eval()
+        with torch.inference_mode():
+            self._admit()
+            if not self._rows:
+                return []
+            tokens, logprobs = self._sample()
+            finished: list[tuple[int, Generation]] = []
+            done: list[int] = []
+            for i, (row, token, logprob) in enumerate(zip(self._rows, tokens, logprobs, strict=True)):
+                reason = self._advance(row, token, logprob)
+                if reason is not None:
+                    finished.append((row.rid, self._result(row, reason)))
+                    done.append(i)
+            if done:
+                self._drop_rows(done)
+            if self._rows:
+                assert self._state is not None
+                inputs = torch.tensor([[row.context[-1]] for row in self._rows], device=self.device)
+                logits, self._state = self.model(inputs, self._state)
+                self._logits = logits[:, -1].float()
+            return finished
+
+    def run(self) -> dict[int, Generation]:
+        """Step until every submitted request is finished."""
+        results: dict[int, Generation] = {}
+        while not self.idle():
+            results.update(self.step())
+        return results
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        room = self.max_batch - len(self._rows)
+        if room <= 0 or not self._pending:
+            return
+        joining, self._pending = self._pending[:room], self._pending[room:]
+        lengths = torch.tensor([len(row.context) for row in joining])
+        padded = torch.zeros(len(joining), int(lengths.max()), dtype=torch.long)
+        for i, row in enumerate(joining):
+            padded[i, : len(row.context)] = torch.tensor(row.context)
+        emb = self.model.embedding(padded.to(self.device))
+        packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+        out, state = self.model.rnn(packed, None)
+        out, _ = pad_packed_sequence(out, batch_first=True)  # (B, T, H)
+        last = out[torch.arange(len(joining)), lengths.to(out.device) - 1]  # (B, H)
+        logits = self.model.decode(last).float()
+        for row in joining:
+            n = row.config.no_repeat_ngram
+            for end in range(n, len(row.context) + 1) if n else ():
+                gram = tuple(row.context[end - n : end])
+                row.seen_ngrams.setdefault(gram[:-1], set()).add(gram[-1])
+        if self._rows:
+            assert self._state is not None and self._logits is not None
+            self._state = concat_states([self._state, state])
+            self._logits = torch.cat([self._logits, logits])
+        else:
+            self._state, self._logits = state, logits
+        self._rows.extend(joining)
+
+    def _sample(self) -> tuple[list[int], list[float]]:
+        assert self._logits is not None
+        rows = self._rows
+        logits = self._logits.clone()  # (B, V)
+        raw_logprobs = F.log_softmax(self._logits, dim=-1)
+        logits[:, UNK_ID] = -math.inf  # <unk> is a modelling device, never an answer
+        self._penalise_repeats(logits)
+        for i, row in enumerate(rows):
+            n = row.config.no_repeat_ngram
+            if n and len(row.context) >= n - 1:
+                banned = row.seen_ngrams.get(tuple(row.context[len(row.context) - n + 1 :]) if n > 1 else ())
+                if banned and len(banned) < logits.shape[1] - 1:
+                    logits[i, list(banned)] = -math.inf
+        greedy = torch.tensor([row.config.greedy for row in rows], device=self.device)
+        choice = logits.argmax(dim=-1)
+        if not bool(greedy.all()):
+            choice = torch.where(greedy, choice, self._draw(logits))
+        tokens = choice.tolist()
+        logprobs = raw_logprobs.gather(1, choice[:, None]).squeeze(1).tolist()
+        return tokens, logprobs
+
+    def _penalise_repeats(self, logits: torch.Tensor) -> None:
+        rows = self._rows
+        window = max(row.config.repetition_window for row in rows)
+        if window == 0 or all(row.config.repetition_penalty == 1.0 for row in rows):
+            return
+        recent = torch.full((len(rows), window), UNK_ID, dtype=torch.long)
+        for i, row in enumerate(rows):
+            w = row.config.repetition_window
+            tail = row.context[-w:] if w else []
+            if tail:
+                recent[i, : len(tail)] = torch.tensor(tail)
+        hit = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, recent.to(self.device), True)
+        hit[:, UNK_ID] = False
+        if len(self._whitespace):
+            hit[:, self._whitespace] = False
+        penalty = torch.tensor([row.config.repetition_penalty for row in rows], device=self.device)[:, None]
+        penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+        logits.copy_(torch.where(hit, penalised, logits))
+
+    def _draw(self, logits: torch.Tensor) -> torch.Tensor:
+        """Temperature, top-k and top-p per row, then one inverse-CDF draw per row."""
+        rows = self._rows
+        temperature = torch.tensor([row.config.temperature for row in rows], device=self.device)[:, None]
+        scaled = logits / temperature
+        sorted_logits, order = scaled.sort(dim=-1, descending=True)
+        ranks = torch.arange(scaled.shape[1], device=self.device)[None, :]
+        top_k = torch.tensor([row.config.top_k or scaled.shape[1] for row in rows], device=self.device)[:, None]
+        sorted_logits = sorted_logits.masked_fill(ranks >= top_k, -math.inf)
+        top_p = torch.tensor([row.config.top_p for row in rows], device=self.device)[:, None]
+        probs = torch.softmax(sorted_logits, dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs
+        probs = probs.masked_fill((mass_before >= top_p) & (ranks > 0), 0.0)
+        cdf = probs.cumsum(dim=-1)
+        u = torch.tensor([row.rng.random() for row in rows], device=self.device, dtype=cdf.dtype)[:, None]
+        pick = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=scaled.shape[1] - 1)
+        # Guard against a zero-probability pick from float rounding at the end of the CDF.
+        pick = torch.minimum(pick, (probs > 0).sum(dim=-1, keepdim=True) - 1)
+        return order.gather(1, pick).squeeze(1)
+
+    def _advance(self, row: _Row, token: int, logprob: float) -> FinishReason | None:
+        cfg = row.config
+        n = cfg.no_repeat_ngram
+        row.context.append(token)
+        if n and len(row.context) >= n:
+            gram = tuple(row.context[-n:])
+            row.seen_ngrams.setdefault(gram[:-1], set()).add(gram[-1])
+        if token == self._line_break:
+            row.lines += 1
+            blank_line = len(row.context) >= 2 and row.context[-2] == self._line_break and bool(row.generated)
+            if (
+                cfg.line_mode
+                or (cfg.stop_after_lines and row.lines >= cfg.stop_after_lines)
+                or (cfg.stop_at_blank_line and blank_line)
+            ):
+                row.generated = row.generated[:-1] if blank_line else row.generated
+                return "lines"
+        row.generated.append(token)
+        row.logprob += logprob
+        if len(row.generated) >= cfg.max_length:
+            return "length"
+        return None
+
+    def _result(self, row: _Row, reason: FinishReason) -> Generation:
+        return Generation(row.prefix, self.vocab.decode(row.generated), row.skipped, row.logprob, reason)
+
+    def _drop_rows(self, indices: Sequence[int]) -> None:
+        gone = set(indices)
+        keep = [i for i in range(len(self._rows)) if i not in gone]
+        self._rows = [self._rows[i] for i in keep]
+        if not keep:
+            self._state, self._logits = None, None
+            return
+        assert self._state is not None and self._logits is not None
+        index = torch.tensor(keep, device=self.device)
+        self._state = select_state(self._state, index)
+        self._logits = self._logits.index_select(0, index)
+
+
+def generate(model: CharRNN, vocab: Vocab, prefix: str = "", config: SampleConfig | None = None) -> Generation:
+    """One request, start to finish."""
+    generator = BatchGenerator(model, vocab, max_batch=1)
+    rid = generator.submit(prefix, config)
+    return generator.run()[rid]
+
+
+def generate_many(
+    model: CharRNN,
+    vocab: Vocab,
+    requests: Sequence[tuple[str, SampleConfig]],
+    max_batch: int = 64,
+) -> list[Generation]:
+    """Many requests batched together; results in request order."""
+    generator = BatchGenerator(model, vocab, max_batch=max_batch)
+    ids = [generator.submit(prefix, config) for prefix, config in requests]
+    results = generator.run()
+    return [results[rid] for rid in ids]

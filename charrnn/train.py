@@ -1,0 +1,332 @@
+"""The training loop: AdamW, clipping, warmup + cosine schedule, early stopping, exact resume.
+
+The loop does no I/O (minGPT's ``Trainer``): it reports through a callback, and the caller decides
+what to print, log or checkpoint. Its whole state (weights, optimizer, schedule position, RNG, place in
+the epoch) round-trips through ``state_dict`` so an interrupted run continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from charrnn.data import BatchSource
+from charrnn.evaluate import EvalResult, evaluate
+from charrnn.model import CharRNN, State, detach_state
+
+Sampling = Literal["random", "consecutive"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 32
+    seq_len: int = 64
+    lr: float = 3e-3
+    # Strong decay suits a small corpus; AdamW applies it decoupled, so it does not fight Adam's scaling.
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    sampling: Sampling = "random"
+    # Epochs without a better validation perplexity before stopping; 0 disables early stopping.
+    patience: int = 8
+    max_minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    # Mixed precision only ever applies on CUDA; the CPU path stays in float32.
+    amp: bool = True
+    sample_every: int = 0
+    sample_prefixes: tuple[str, ...] = ()
+    sample_length: int = 60
+    val_fraction: float = 0.1
+    split: Literal["tail", "lines"] = "tail"
+    # Characters seen fewer times than this in training text become <unk>, so <unk> gets a learnt
+    # probability and held-out text with new characters is not scored as impossible.
+    unk_min_count: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "seq_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise ValueError(f"clip must be a positive number, got {self.clip}")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise ValueError(f"max_minutes must be a positive number, got {self.max_minutes}")
+        if self.sampling not in ("random", "consecutive"):
+            raise ValueError(f"unknown sampling {self.sampling!r}; choose 'random' or 'consecutive'")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sample_prefixes"] = list(self.sample_prefixes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        data["sample_prefixes"] = tuple(data.get("sample_prefixes", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    chars_per_s: float
+    progress: float  # 0..1 of the planned run (steps or time budget, whichever is further along)
+
+
+@dataclass(frozen=True)
+class EvalEvent:
+    epoch: int
+    step: int
+    train_loss: float
+    val: EvalResult
+    is_best: bool
+    final: bool  # the run ends after this event (done, early stop or time budget)
+
+
+@dataclass(frozen=True)
+class SampleEvent:
+    epoch: int
+    samples: dict[str, str]
+
+
+TrainEvent = StepEvent | EvalEvent | SampleEvent
+Callback = Callable[[TrainEvent], None]
+
+
+@dataclass
+class TrainResult:
+    best_val_nll: float
+    best_epoch: int
+    epochs_run: int
+    steps: int
+    seconds: float
+    chars_per_s: float
+    stopped: Literal["epochs", "early_stop", "time_budget", "diverged"]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def best_val_ppl(self) -> float:
+        return math.exp(self.best_val_nll) if self.best_val_nll < 700 else math.inf
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` prefers CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but CUDA is not available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps was asked for but MPS is not available")
+    return device
+
+
+class Trainer:
+    """Trains a ``CharRNN`` on a batch source, evaluating on held-out ids after every epoch."""
+
+    def __init__(
+        self,
+        model: CharRNN,
+        source: BatchSource,
+        val_ids: torch.Tensor,
+        config: TrainConfig,
+        device: torch.device | None = None,
+        sampler: Callable[[CharRNN, str], str] | None = None,
+    ) -> None:
+        self.config = config
+        self.device = device or select_device(config.device)
+        self.model = model.to(self.device)
+        self.source = source
+        self.val_ids = val_ids
+        self.sampler = sampler
+        self.use_amp = config.amp and self.device.type == "cuda"
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embedding" in n]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+            betas=(0.9, 0.99),
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.total_steps = config.epochs * source.batches_per_epoch()
+        # Position and bookkeeping; everything here is saved by state_dict().
+        self.step = 0
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.elapsed = 0.0
+        self.resumed_at = 0.0  # elapsed seconds when this process took over, for an honest chars/s
+        self.best_val_nll = math.inf
+        self.best_epoch = -1
+        self.bad_epochs = 0
+        self.history: list[dict[str, float]] = []
+        torch.manual_seed(config.seed)
+
+    def lr_at(self, progress: float) -> float:
+        """Linear warmup, then cosine decay to ``min_lr_ratio`` of the peak."""
+        cfg = self.config
+        if self.step < cfg.warmup_steps:
+            return cfg.lr * (self.step + 1) / cfg.warmup_steps
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine)
+
+    def _progress(self) -> float:
+        by_steps = self.step / max(1, self.total_steps)
+        if self.config.max_minutes is None:
+            return by_steps
+        return max(by_steps, self.elapsed / (60.0 * self.config.max_minutes))
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, state: State | None) -> tuple[float, State]:
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self._progress())
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            logits, state = self.model(x, state)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach()), detach_state(state)
+
+    def run(self, callback: Callback | None = None) -> TrainResult:
+        emit = callback or (lambda event: None)
+        cfg = self.config
+        budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
+        chars_per_batch = cfg.batch_size * cfg.seq_len
+        stopped: Literal["epochs", "early_stop", "time_budget", "diverged"] = "epochs"
+        started = time.perf_counter() - self.elapsed
+        chars_seen = 0
+        self.model.train()
+        while self.epoch < cfg.epochs:
+            losses: list[float] = []
+            state: State | None = None
+            for index, (x, y) in enumerate(self.source.epoch(self.epoch)):
+                if index < self.step_in_epoch:
+                    continue  # resuming: these batches were consumed before the interruption
+                loss, new_state = self._train_step(x, y, state if self.source.carries_state else None)
+                state = new_state
+                self.step += 1
+                self.step_in_epoch = index + 1
+                chars_seen += x.numel()
+                losses.append(loss)
+                self.elapsed = time.perf_counter() - started
+                rate = chars_seen / max(1e-9, self.elapsed - self.resumed_at)
+                emit(StepEvent(self.step, self.epoch, loss, self.lr_at(self._progress()), rate, self._progress()))
+                if not math.isfinite(loss):
+                    stopped = "diverged"
+                    break
+                if budget is not None and self.elapsed >= budget:
+                    stopped = "time_budget"
+                    break
+            finished_epoch = stopped not in ("time_budget", "diverged")
+            if finished_epoch:
+                self.epoch += 1
+                self.step_in_epoch = 0
+            val = evaluate(self.model, self.val_ids, self.device)
+            is_best = math.isfinite(val.nll) and val.nll < self.best_val_nll
+            if is_best:
+                self.best_val_nll, self.best_epoch, self.bad_epochs = val.nll, self.epoch, 0
+            elif finished_epoch:
+                self.bad_epochs += 1
+            if cfg.patience and self.bad_epochs >= cfg.patience and stopped == "epochs":
+                stopped = "early_stop"
+            train_loss = sum(losses) / len(losses) if losses else math.nan
+            self.history.append(
+                {
+                    "epoch": float(self.epoch),
+                    "step": float(self.step),
+                    "train_loss": train_loss,
+                    "val_nll": val.nll,
+                    "val_ppl": val.ppl,
+                    "seconds": self.elapsed,
+                }
+            )
+            final = stopped != "epochs" or self.epoch >= cfg.epochs
+            emit(EvalEvent(self.epoch, self.step, train_loss, val, is_best, final))
+            if (
+                self.sampler
+                and cfg.sample_every
+                and cfg.sample_prefixes
+                and (final or self.epoch % cfg.sample_every == 0)
+            ):
+                emit(SampleEvent(self.epoch, {p: self.sampler(self.model, p) for p in cfg.sample_prefixes}))
+                self.model.train()
+            if final:
+                break
+        seconds = self.elapsed
+        return TrainResult(
+            best_val_nll=self.best_val_nll,
+            best_epoch=self.best_epoch,
+            epochs_run=self.epoch,
+            steps=self.step,
+            seconds=seconds,
+            chars_per_s=self.step * chars_per_batch / max(seconds, 1e-9),
+            stopped=stopped,
+            history=self.history,
+        )
+
+    # --- exact resume -------------------------------------------------------------------------------
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors (for safetensors) and JSON-able data that together restore this run exactly."""
+        tensors: dict[str, torch.Tensor] = {"rng.cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        optim = self.optimizer.state_dict()
+        for param_id, slots in optim["state"].items():
+            for name, value in slots.items():
+                tensors[f"optim.{param_id}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        meta = {
+            "param_groups": optim["param_groups"],
+            "step": self.step,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "elapsed": self.elapsed,
+            "best_val_nll": self.best_val_nll if math.isfinite(self.best_val_nll) else None,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "scaler": self.scaler.state_dict() if self.use_amp else None,
+        }
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, param_id, name = key.split(".", 2)
+                state.setdefault(int(param_id), {})[name] = value.to(self.device) if name != "step" else value
+        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        torch.set_rng_state(tensors["rng.cpu"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if meta.get("scaler") and self.use_amp:
+            self.scaler.load_state_dict(meta["scaler"])
+        self.step, self.epoch, self.step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
+        self.elapsed = meta["elapsed"]
+        self.resumed_at = meta["elapsed"]
+        self.best_val_nll = math.inf if meta["best_val_nll"] is None else meta["best_val_nll"]
+        self.best_epoch, self.bad_epochs = meta["best_epoch"], meta["bad_epochs"]
+        self.history = list(meta["history"])
