@@ -14,7 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The bot: the local sandbox chat when TELEGRAM_BOT_TOKEN is unset, the real bot when it is set.
 run: $(VENV)/.installed
+	$(PY) -m bot run
+
+demo: $(VENV)/.installed
 	$(PY) -m charrnn demo
 
 test: $(VENV)/.installed lint
@@ -28,6 +32,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/bot_load.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -23,12 +23,15 @@ NEW_SYMBOL_BIAS_MARGIN = 20.0
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int
+    # Defaults chosen by held-out perplexity on the Jay Chou corpus (63k characters) under a 10-minute
+    # CPU budget: one wide GRU layer beat two narrower ones and every LSTM tried (README, "Quality").
     cell: CellType = "gru"
-    layers: int = 2
-    embed: int = 384
+    layers: int = 1
+    embed: int = 512
     hidden: int = 512
-    # Lyric corpora are small (Jay Chou: 170k characters); without dropout the model memorises songs.
-    dropout: float = 0.35
+    # A lyric corpus is tiny and validation is new songs: the model memorises within ~5 epochs unless
+    # dropout is this strong (0.35 -> 0.8 took held-out perplexity from 190 to 154).
+    dropout: float = 0.8
     # Tying the input and output embeddings saves V*E parameters and regularises the rare characters.
     tie_weights: bool = True
 

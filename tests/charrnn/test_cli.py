@@ -11,8 +11,24 @@ from charrnn.cli import main
 
 from .conftest import LYRICS
 
-TINY_ARGS = ["--layers", "1", "--hidden", "24", "--embed", "16", "--epochs", "3", "--batch-size", "8",
-             "--seq-len", "16", "--sample-every", "0", "--device", "cpu"]
+TINY_ARGS = [
+    "--layers",
+    "1",
+    "--hidden",
+    "24",
+    "--embed",
+    "16",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "8",
+    "--seq-len",
+    "16",
+    "--sample-every",
+    "0",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +119,17 @@ def test_missing_and_corrupted_checkpoints_exit_2(
 
 
 def test_module_entry_point_exit_codes(trained: tuple[Path, Path], tmp_path: Path) -> None:
-    bad = subprocess.run([sys.executable, "-m", "charrnn", "generate", str(trained[1]), "--temperature", "nan"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "charrnn", "generate", str(trained[1]), "--temperature", "nan"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.startswith("error:")
-    good = subprocess.run([sys.executable, "-m", "charrnn", "generate", str(trained[1]), "--length", "5",
-                           "--seed", "1"], capture_output=True, text=True, timeout=120)
+    good = subprocess.run(
+        [sys.executable, "-m", "charrnn", "generate", str(trained[1]), "--length", "5", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert good.returncode == 0 and good.stdout.strip()

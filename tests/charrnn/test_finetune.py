@@ -29,17 +29,34 @@ def test_vocab_growth_keeps_old_prompt_outputs_identical(tiny_trained: Tiny, tmp
 
 
 def test_finetune_learns_new_text_and_records_lineage(tmp_path: Path) -> None:
-    config = TrainConfig(epochs=40, batch_size=8, seq_len=16, lr=5e-3, warmup_steps=5, patience=0,
-                         unk_min_count=1, device="cpu")
-    train_model(LYRICS, ModelConfig(vocab_size=1, layers=1, embed=48, hidden=48, dropout=0.0), config,
-                out_dir=tmp_path / "base", checkpoint_every_s=0)
+    config = TrainConfig(
+        epochs=40, batch_size=8, seq_len=16, lr=5e-3, warmup_steps=5, patience=0, unk_min_count=1, device="cpu"
+    )
+    train_model(
+        LYRICS,
+        ModelConfig(vocab_size=1, layers=1, embed=48, hidden=48, dropout=0.0),
+        config,
+        out_dir=tmp_path / "base",
+        checkpoint_every_s=0,
+    )
     base = load_checkpoint(tmp_path / "base" / "best")
-    result = finetune(base, NEW_SONG, LYRICS, TrainConfig(**{**config.to_json(), "epochs": 250}),
-                      replay_fraction=0.5, out_dir=tmp_path / "tuned")
+    result = finetune(
+        base,
+        NEW_SONG,
+        LYRICS,
+        TrainConfig(**{**config.to_json(), "epochs": 250}),
+        replay_fraction=0.5,
+        out_dir=tmp_path / "tuned",
+    )
     assert result.after_new.nll < result.before_new.nll - 1.0  # it learnt the new song
     assert math.isfinite(result.after_old.nll) and result.after_old.ppl < 3 * result.before_old.ppl
     tuned = load_checkpoint(tmp_path / "tuned")
     assert tuned.meta["parent"] == base.weights_sha256
     assert tuned.metrics["new_ppl_after"] < tuned.metrics["new_ppl_before"]
     assert len(tuned.vocab) > len(base.vocab)
-    assert generate(tuned.model, tuned.vocab, "蒲公英", SampleConfig(greedy=True, repetition_penalty=1.0, max_length=3)).text == "蒲公英的约定"
+    assert (
+        generate(
+            tuned.model, tuned.vocab, "蒲公英", SampleConfig(greedy=True, repetition_penalty=1.0, max_length=3)
+        ).text
+        == "蒲公英的约定"
+    )

@@ -1,0 +1,37 @@
+"""Helpers shared by the benchmarks: where the real corpora are, and how tables are printed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SHARED_DATA = Path(os.environ.get("LYRICBOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CORPORA = {"jaychou": "jaychou_lyrics.txt", "shakespeare": "tinyshakespeare.txt"}
+
+
+def corpus_path(name: str) -> Path:
+    """The real corpus, or a clear exit: benchmarks never download."""
+    path = SHARED_DATA / CORPORA[name]
+    if not path.is_file():
+        sys.exit(
+            f"{path} is missing: put the corpora in ../shared/data or set LYRICBOT_SHARED_DATA "
+            f"(python -m charrnn fetch {name} --out {path})"
+        )
+    return path
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)

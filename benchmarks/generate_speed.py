@@ -1,0 +1,81 @@
+"""Generation throughput: 64 concurrent requests, batched together against one at a time.
+
+    python benchmarks/generate_speed.py [--checkpoint DIR] [--requests 64] [--length 120]
+
+Same model for both (a checkpoint, or the default architecture at random initialisation with the
+Jay Chou vocabulary size: speed does not depend on the weights since every request generates exactly
+``--length`` characters). Latency is from the moment all requests arrive to each one's answer, so
+one-at-a-time latency includes waiting for the requests ahead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from common import print_table
+
+from charrnn.checkpoint import load_checkpoint
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.sample import BatchGenerator, SampleConfig
+from charrnn.vocab import Vocab
+
+PREFIXES = ["我", "天青色等烟雨", "夜", "在风里", "你说", "", "窗外的麻雀", "雨下了整夜"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_batched(model: CharRNN, vocab: Vocab, configs: list[SampleConfig], max_batch: int) -> list[float]:
+    generator = BatchGenerator(model, vocab, max_batch=max_batch)
+    started = time.perf_counter()
+    ids = {generator.submit(PREFIXES[i % len(PREFIXES)], c): i for i, c in enumerate(configs)}
+    latency = [0.0] * len(configs)
+    while not generator.idle():
+        for rid, _ in generator.step():
+            latency[ids[rid]] = time.perf_counter() - started
+    return latency
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--length", type=int, default=120)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.checkpoint:
+        ckpt = load_checkpoint(args.checkpoint, device=device)
+        model, vocab = ckpt.model, ckpt.vocab
+    else:
+        torch.manual_seed(0)
+        vocab = Vocab(("<unk>", "\n", *[chr(0x4E00 + i) for i in range(1730)]))  # Jay Chou's size with <unk>
+        model = CharRNN(ModelConfig(vocab_size=len(vocab))).to(device)
+    configs = [SampleConfig(max_length=args.length, stop_at_blank_line=False, seed=i) for i in range(args.requests)]
+    run_batched(model, vocab, configs[:4], max_batch=4)  # warm up
+    batched = run_batched(model, vocab, configs, max_batch=args.requests)
+    one_by_one = run_batched(model, vocab, configs, max_batch=1)  # the same requests, one at a time
+    chars = args.requests * args.length
+    rows = []
+    for name, latency in (("one at a time", one_by_one), (f"batched ({args.requests} together)", batched)):
+        total = max(latency)
+        rows.append((name, chars / total, total, statistics.median(latency), percentile(latency, 0.95)))
+    base = rows[0][1]
+    c = model.config
+    print(
+        f"{args.requests} requests x {args.length} characters, {c.cell.upper()} {c.layers}x{c.hidden}, "
+        f"vocabulary {len(vocab)}, device {args.device}, {torch.get_num_threads()} threads"
+    )
+    print_table(
+        ["mode", "chars/s", "total s", "p50 latency s", "p95 latency s", "throughput vs one at a time"],
+        [(*r, r[1] / base) for r in rows],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Building and running the Telegram application: every handler and service is wired here, once.
+
+Lifecycle (python-telegram-bot's order): ``post_init`` migrates the database, loads the active model,
+starts the generation worker and re-answers what a crash left unanswered; ``post_stop`` stops the
+worker after PTB has drained the running handlers; ``post_shutdown`` disposes the database engine so
+nothing hangs at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import BotCommand, ReplyParameters, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.migrate import upgrade
+from bot.handlers import BotServices
+from bot.services.generation import LocalGenerationWorker
+from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Refused
+from bot.services.models import ModelStore
+from bot.services.quality import CopyGuard
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+TOKEN_PATTERN = re.compile(r"bot\d+:[\w-]+|\d{6,}:[\w-]{20,}")
+
+
+class RedactTokens(logging.Filter):
+    """Bot tokens travel in request URLs; whatever logs a URL or an exception must not leak one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = TOKEN_PATTERN.sub("<redacted-token>", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = TOKEN_PATTERN.sub("<redacted-token>", text)
+        return True
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL, token included
+
+
+class Runtime:
+    """The pieces with a lifetime: engine, worker. Owned by the application, closed in its hooks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine | None = None
+        self.worker: LocalGenerationWorker | None = None
+        self.leftovers: asyncio.Task[None] | None = None
+
+    async def open(self, application: Application) -> None:  # type: ignore[type-arg]
+        s = self.settings
+        self.engine = make_engine(s.database_url)
+        try:
+            await upgrade(self.engine)
+        except Exception:
+            log.exception("database migration failed; not starting")
+            application.stop_running()
+            raise
+        store = ModelStore(s.model_dir, s.device)
+        loaded = store.load_active()
+        self.worker = LocalGenerationWorker(
+            loaded, queue_size=s.queue_size, max_batch=s.max_batch, torch_threads=s.torch_threads
+        )
+        self.worker.start()
+        guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)
+        lyrics = LyricsService(s, make_sessionmaker(self.engine), self.worker, guard)
+        application.bot_data["services"] = BotServices(settings=s, lyrics=lyrics, order=ChatOrder())
+        log.info("serving model %s", loaded.version)
+        try:
+            await application.bot.set_my_commands(
+                [
+                    BotCommand(c, d)
+                    for c, d in (
+                        ("write", "write lyrics"),
+                        ("temp", "temperature"),
+                        ("len", "answer length"),
+                        ("top", "best rated"),
+                        ("stats", "your numbers"),
+                        ("help", "help"),
+                    )
+                ]
+            )
+        except TelegramError as exc:
+            log.warning("could not set the command list: %s", exc)
+        # Not application.create_task: the application is not running yet during post_init.
+        self.leftovers = asyncio.create_task(answer_unfinished(application), name="answer-unfinished")
+
+    async def stop(self, application: Application) -> None:  # type: ignore[type-arg]
+        if self.leftovers is not None and not self.leftovers.done():
+            try:
+                await asyncio.wait_for(self.leftovers, timeout=self.settings.request_timeout_s)
+            except TimeoutError:
+                log.warning("left-over requests were not all answered before shutdown")
+        if self.worker is not None:
+            self.worker.stop(timeout=10.0)
+
+    async def close(self, application: Application) -> None:  # type: ignore[type-arg]
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+async def answer_unfinished(application: Application) -> None:  # type: ignore[type-arg]
+    """After a crash or restart, answer exactly once what was accepted but never answered."""
+    svc: BotServices = application.bot_data["services"]
+    for record in await svc.lyrics.unfinished():
+        try:
+            outcome: Lyric | Refused
+            if record.status == "done" and record.output:
+                outcome = Lyric(record.id, record.output, ())
+            else:
+                outcome = await svc.lyrics.generate(record.id, record.prefix, record.temperature, record.length)
+            if isinstance(outcome, Refused):
+                continue
+            markup = handlers.lyric_keyboard(record.id, "en")
+            sent = await application.bot.send_message(
+                record.chat_id,
+                handlers.fit(outcome.text),
+                reply_markup=markup,
+                reply_parameters=None
+                if record.message_id is None
+                else ReplyParameters(message_id=record.message_id, allow_sending_without_reply=True),
+            )
+            await svc.lyrics.answered(record.id, sent.message_id)
+            log.info("answered request %s left over from before the restart", record.id)
+        except TelegramError:
+            log.exception("could not answer left-over request %s", record.id)
+            await svc.lyrics.fail(record.id, "could not deliver after restart")
+
+
+def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
+    """The bot, wired: handlers, rate limiter, lifecycle hooks. Nothing runs until it is started."""
+    if not settings.token:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    # httpx logs every request URL at INFO, and the URL holds the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx").addFilter(RedactTokens())
+    runtime = Runtime(settings)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.telegram_base_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .post_init(runtime.open)
+        .post_stop(runtime.stop)
+        .post_shutdown(runtime.close)
+    )
+    if settings.telegram_base_file_url:
+        builder = builder.base_file_url(settings.telegram_base_file_url)
+    application = builder.build()
+    new_messages = filters.UpdateType.MESSAGE  # an edited message never starts a second generation
+    ordered = handlers.in_order
+    for names, callback in (
+        (["start", "help"], handlers.start),
+        (["write"], handlers.write),
+        (["temp"], handlers.set_temperature),
+        (["len"], handlers.set_length),
+        (["top"], handlers.top),
+        (["stats"], handlers.stats),
+    ):
+        application.add_handler(CommandHandler(names, ordered(callback), filters=new_messages, block=False))
+    reply_to_prompt = new_messages & filters.REPLY & filters.TEXT & ~filters.COMMAND
+    application.add_handler(MessageHandler(reply_to_prompt, ordered(handlers.prefix_reply), block=False))
+    application.add_handler(CallbackQueryHandler(ordered(handlers.button), block=False))
+    application.add_error_handler(handlers.on_error)
+    return application
+
+
+@contextlib.asynccontextmanager
+async def running(application: Application, poll_timeout: float = 1.0) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """Start polling inside an existing event loop, in the order ``run_polling`` uses, and stop likewise.
+
+    The sandbox and the tests use this; production uses ``run_polling``.
+    """
+    await application.initialize()
+    try:
+        if application.post_init:
+            await application.post_init(application)
+        assert application.updater is not None
+        await application.updater.start_polling(
+            poll_interval=0.0, timeout=int(poll_timeout), allowed_updates=Update.ALL_TYPES
+        )
+        await application.start()
+        try:
+            yield application
+        finally:
+            if application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            if application.post_stop:
+                await application.post_stop(application)
+    finally:
+        await application.shutdown()
+        if application.post_shutdown:
+            await application.post_shutdown(application)
+
+
+def run(settings: Settings) -> None:
+    """Poll Telegram until interrupted."""
+    application = build_application(settings)
+    application.run_polling(allowed_updates=Update.ALL_TYPES)

@@ -1,0 +1,121 @@
+"""``lyricbot run|train|db|sandbox``: the bot's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.settings import Settings
+
+log = logging.getLogger("lyricbot")
+
+
+def ensure_model(settings: Settings) -> None:
+    """Train a first model on the configured corpus when ``MODEL_DIR`` has none."""
+    from bot.services.models import ModelStore
+
+    store = ModelStore(settings.model_dir, settings.device)
+    if store.active_version() is None:
+        print(
+            f"No model in {settings.model_dir} yet: training one on "
+            f"{settings.corpus_path or 'the bundled demo corpus'} ({settings.bootstrap_minutes:g} min) ...",
+            file=sys.stderr,
+        )
+        from charrnn.cli import ProgressBar
+        from charrnn.train import TrainConfig
+
+        store.train_first(settings.corpus_path, settings.bootstrap_minutes, callback=ProgressBar(TrainConfig()))
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import run
+
+    if not settings.token:
+        print("TELEGRAM_BOT_TOKEN is not set: starting the local sandbox instead.", file=sys.stderr)
+        return cmd_sandbox(settings, args)
+    ensure_model(settings)
+    run(settings)
+    return 0
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services.models import ModelStore
+
+    store = ModelStore(settings.model_dir, settings.device)
+    from charrnn.cli import ProgressBar
+    from charrnn.train import TrainConfig
+
+    version = store.train_first(
+        Path(args.corpus) if args.corpus else settings.corpus_path, args.minutes, callback=ProgressBar(TrainConfig())
+    )
+    print(f"trained and activated model {version} in {settings.model_dir}")
+    return 0
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db import migrate
+    from bot.db.engine import make_engine
+
+    async def go() -> None:
+        engine = make_engine(settings.database_url)
+        try:
+            if args.action == "upgrade":
+                await migrate.upgrade(engine, args.revision or "head")
+            elif args.action == "downgrade":
+                await migrate.downgrade(engine, args.revision or "-1")
+            print(f"database revision: {await migrate.current(engine)}")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    return 0
+
+
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.sandbox import run_sandbox
+
+    ensure_model(settings)
+    asyncio.run(run_sandbox(settings))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lyricbot", description="A Telegram bot that writes song lyrics.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, load the model, poll Telegram (the sandbox without a token)")
+    train = sub.add_parser("train", help="train the first model into MODEL_DIR and activate it")
+    train.add_argument("--corpus", help="UTF-8 text file (default: CORPUS_PATH or the demo corpus)")
+    train.add_argument("--minutes", type=float, default=10.0)
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("revision", nargs="?")
+    sub.add_parser("sandbox", help="chat with the real bot through a local Bot API server, in this terminal")
+    return parser
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_train, "db": cmd_db, "sandbox": cmd_sandbox}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: bad configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    from bot.app import configure_logging
+
+    configure_logging(settings.log_level)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

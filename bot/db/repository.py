@@ -1,0 +1,450 @@
+"""Queries of the bot's database.
+
+Every function takes the caller's ``AsyncSession`` and keyword-only arguments, flushes what it changed so
+that constraint errors surface here, and never commits: the service owns the transaction. Results are
+frozen dataclasses copied out of the rows, safe to keep after the session is gone.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Chat, Rating, Request, RequestStatus, User, UserSettings, utcnow
+
+UNFINISHED: Final = (RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.DONE)
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET: Final = _Unset.UNSET  # "leave this field as it is", as opposed to None, "back to the default"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    first_name: str
+    username: str | None
+    language_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRecord:
+    id: int
+    type: str
+    title: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    id: int
+    update_id: int | None
+    user_id: int
+    chat_id: int
+    message_id: int | None
+    prefix: str
+    temperature: float
+    length: int
+    status: RequestStatus
+    output: str | None
+    candidates: tuple[str, ...]  # every stored candidate; candidates[candidate_index:] are still unshown
+    candidate_index: int
+    answer_message_id: int | None
+    model_version: str | None
+    latency_ms: int | None
+    error: str | None
+    parent_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRecord:
+    id: int
+    request_id: int
+    user_id: int
+    stars: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TopLyric:
+    request_id: int
+    output: str
+    mean_stars: float
+    ratings: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserStats:
+    requests: int
+    answered: int
+    ratings_given: int
+    ratings_received: int  # on this person's requests, their own ratings included
+    mean_stars_received: float | None  # None: nobody rated their lyrics yet
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettingsRecord:
+    user_id: int
+    temperature: float | None  # None: the bot's default
+    length: int | None
+    updated_at: datetime | None  # None: never set
+
+
+# --- users and chats ---------------------------------------------------------------------------------
+
+
+async def upsert_user(
+    session: AsyncSession, *, user_id: int, first_name: str, username: str | None, language_code: str | None
+) -> UserRecord:
+    fields = {"first_name": first_name, "username": username, "language_code": language_code}
+    row = await session.get(User, user_id)
+    if row is None:
+        row = User(id=user_id, **fields)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # another transaction inserted the same person first (not on SQLite)
+            row = await session.get(User, user_id)
+            if row is None:
+                raise
+    _update(row, fields)
+    await session.flush()
+    return _user_record(row)
+
+
+async def upsert_chat(session: AsyncSession, *, chat_id: int, type: str, title: str | None) -> ChatRecord:
+    fields = {"type": type, "title": title}
+    row = await session.get(Chat, chat_id)
+    if row is None:
+        row = Chat(id=chat_id, **fields)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            row = await session.get(Chat, chat_id)
+            if row is None:
+                raise
+    _update(row, fields)
+    await session.flush()
+    return ChatRecord(id=row.id, type=row.type, title=row.title, created_at=row.created_at)
+
+
+# --- requests ------------------------------------------------------------------------------------------
+
+
+async def create_request(
+    session: AsyncSession,
+    *,
+    update_id: int | None,
+    user_id: int,
+    chat_id: int,
+    message_id: int | None,
+    prefix: str,
+    temperature: float,
+    length: int,
+    parent_id: int | None = None,
+) -> tuple[RequestRecord, bool]:
+    """Store a new request; ``(existing, False)`` if this Telegram update was stored before (a redelivery)."""
+    if update_id is not None:
+        existing = await _request_by_update_id(session, update_id)
+        if existing is not None:
+            return _request_record(existing), False
+    row = Request(
+        update_id=update_id,
+        user_id=user_id,
+        chat_id=chat_id,
+        message_id=message_id,
+        prefix=prefix,
+        temperature=temperature,
+        length=length,
+        status=RequestStatus.QUEUED.value,
+        candidate_index=0,
+        parent_id=parent_id,
+    )
+    try:
+        # A savepoint, so that losing a race on the unique update_id leaves the caller's transaction usable.
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = None if update_id is None else await _request_by_update_id(session, update_id)
+        if existing is None:
+            raise  # not the duplicate update: a missing user or chat, say
+        return _request_record(existing), False
+    return _request_record(row), True
+
+
+async def get_request(session: AsyncSession, *, request_id: int) -> RequestRecord | None:
+    row = await session.get(Request, request_id, populate_existing=True)
+    return None if row is None else _request_record(row)
+
+
+async def mark_running(session: AsyncSession, *, request_id: int) -> None:
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.RUNNING.value
+    row.started_at = utcnow()
+    await session.flush()
+
+
+async def complete_request(
+    session: AsyncSession,
+    *,
+    request_id: int,
+    output: str,
+    candidates: list[str],
+    model_version: str | None,
+    latency_ms: int,
+) -> None:
+    """Store the shown lyric and the other candidates, which "write again" can show without generating."""
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.DONE.value
+    row.output = output
+    row.candidates = json.dumps(candidates, ensure_ascii=False)
+    row.candidate_index = 0
+    row.model_version = model_version
+    row.latency_ms = latency_ms
+    row.error = None
+    row.finished_at = utcnow()
+    await session.flush()
+
+
+async def mark_answered(session: AsyncSession, *, request_id: int, answer_message_id: int) -> None:
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.ANSWERED.value
+    row.answer_message_id = answer_message_id
+    row.answered_at = utcnow()
+    await session.flush()
+
+
+async def fail_request(session: AsyncSession, *, request_id: int, error: str) -> None:
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.FAILED.value
+    row.error = error
+    row.finished_at = utcnow()
+    await session.flush()
+
+
+async def unfinished_requests(session: AsyncSession) -> list[RequestRecord]:
+    """Requests a restart must still generate or answer, oldest first."""
+    rows = await session.scalars(
+        select(Request)
+        .where(Request.status.in_([s.value for s in UNFINISHED]))
+        .order_by(Request.id)
+        .execution_options(populate_existing=True)
+    )
+    return [_request_record(row) for row in rows]
+
+
+async def next_candidate(session: AsyncSession, *, request_id: int) -> str | None:
+    """Take the next unshown candidate of a request; None when all were shown."""
+    # FOR UPDATE: two quick taps on "write again" must not get the same text (SQLite ignores it, and
+    # needs no lock: BEGIN IMMEDIATE already serializes writers).
+    row = await session.scalar(
+        select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise LookupError(f"no request {request_id}")
+    candidates = _candidates(row)
+    if row.candidate_index >= len(candidates):
+        return None
+    text = candidates[row.candidate_index]
+    row.candidate_index += 1
+    await session.flush()
+    return text
+
+
+# --- ratings ---------------------------------------------------------------------------------------
+
+
+async def rate(session: AsyncSession, *, request_id: int, user_id: int, stars: int) -> RatingRecord:
+    """Record this person's rating of a request, replacing their earlier one."""
+    if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
+        raise ValueError(f"stars must be an integer from 1 to 5, got {stars!r}")
+    row = await _rating_row(session, request_id, user_id)
+    if row is None:
+        row = Rating(request_id=request_id, user_id=user_id, stars=stars)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            row = await _rating_row(session, request_id, user_id)
+            if row is None:
+                raise
+    row.stars = stars
+    await session.flush()
+    return RatingRecord(
+        id=row.id,
+        request_id=row.request_id,
+        user_id=row.user_id,
+        stars=row.stars,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def top_rated(session: AsyncSession, *, limit: int = 5) -> list[TopLyric]:
+    """The best-rated answered lyrics: highest mean stars, then most ratings, then oldest."""
+    mean = func.avg(cast(Rating.stars, Float)).label("mean")
+    count = func.count(Rating.id).label("count")
+    result = await session.execute(
+        select(Request.id, Request.output, mean, count)
+        .join(Rating, Rating.request_id == Request.id)
+        .where(Request.status == RequestStatus.ANSWERED.value, Request.output.is_not(None))
+        .group_by(Request.id, Request.output)
+        .order_by(mean.desc(), count.desc(), Request.id)
+        .limit(limit)
+    )
+    return [
+        TopLyric(request_id=rid, output=output, mean_stars=float(avg), ratings=int(n)) for rid, output, avg, n in result
+    ]
+
+
+async def user_stats(session: AsyncSession, *, user_id: int) -> UserStats:
+    requests, answered = (
+        await session.execute(
+            select(
+                func.count(Request.id),
+                func.count(case((Request.status == RequestStatus.ANSWERED.value, 1))),
+            ).where(Request.user_id == user_id)
+        )
+    ).one()
+    ratings_given = await session.scalar(select(func.count(Rating.id)).where(Rating.user_id == user_id))
+    received, mean = (
+        await session.execute(
+            select(func.count(Rating.id), func.avg(cast(Rating.stars, Float)))
+            .join(Request, Rating.request_id == Request.id)
+            .where(Request.user_id == user_id)
+        )
+    ).one()
+    return UserStats(
+        requests=int(requests),
+        answered=int(answered),
+        ratings_given=int(ratings_given or 0),
+        ratings_received=int(received),
+        mean_stars_received=None if mean is None else float(mean),
+    )
+
+
+# --- settings --------------------------------------------------------------------------------------
+
+
+async def get_settings(session: AsyncSession, *, user_id: int) -> UserSettingsRecord:
+    row = await session.get(UserSettings, user_id, populate_existing=True)
+    if row is None:
+        return UserSettingsRecord(user_id=user_id, temperature=None, length=None, updated_at=None)
+    return _settings_record(row)
+
+
+async def set_settings(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    temperature: float | Literal[_Unset.UNSET] | None = UNSET,
+    length: int | Literal[_Unset.UNSET] | None = UNSET,
+) -> UserSettingsRecord:
+    """Change the given fields only; None puts a field back to the bot's default."""
+    row = await session.get(UserSettings, user_id)
+    if row is None:
+        row = UserSettings(user_id=user_id, temperature=None, length=None)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            row = await session.get(UserSettings, user_id)
+            if row is None:
+                raise
+    if temperature is not UNSET:
+        row.temperature = temperature
+    if length is not UNSET:
+        row.length = length
+    row.updated_at = utcnow()
+    await session.flush()
+    return _settings_record(row)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _update(row: User | Chat, fields: dict[str, str | None]) -> None:
+    # Assign only what changed, so an unchanged upsert issues no UPDATE and keeps updated_at.
+    for name, value in fields.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+
+
+async def _request_by_update_id(session: AsyncSession, update_id: int) -> Request | None:
+    return await session.scalar(select(Request).where(Request.update_id == update_id))
+
+
+async def _request_row(session: AsyncSession, request_id: int) -> Request:
+    row = await session.get(Request, request_id)
+    if row is None:
+        raise LookupError(f"no request {request_id}")
+    return row
+
+
+async def _rating_row(session: AsyncSession, request_id: int, user_id: int) -> Rating | None:
+    return await session.scalar(select(Rating).where(Rating.request_id == request_id, Rating.user_id == user_id))
+
+
+def _candidates(row: Request) -> list[str]:
+    return [] if row.candidates is None else list(json.loads(row.candidates))
+
+
+def _user_record(row: User) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        first_name=row.first_name,
+        username=row.username,
+        language_code=row.language_code,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _request_record(row: Request) -> RequestRecord:
+    return RequestRecord(
+        id=row.id,
+        update_id=row.update_id,
+        user_id=row.user_id,
+        chat_id=row.chat_id,
+        message_id=row.message_id,
+        prefix=row.prefix,
+        temperature=row.temperature,
+        length=row.length,
+        status=RequestStatus(row.status),
+        output=row.output,
+        candidates=tuple(_candidates(row)),
+        candidate_index=row.candidate_index,
+        answer_message_id=row.answer_message_id,
+        model_version=row.model_version,
+        latency_ms=row.latency_ms,
+        error=row.error,
+        parent_id=row.parent_id,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        answered_at=row.answered_at,
+    )
+
+
+def _settings_record(row: UserSettings) -> UserSettingsRecord:
+    return UserSettingsRecord(
+        user_id=row.user_id, temperature=row.temperature, length=row.length, updated_at=row.updated_at
+    )

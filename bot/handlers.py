@@ -1,0 +1,332 @@
+"""Telegram handlers: parse the update, call a service, reply. No tensors, no database sessions here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import (
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, MessageLimit
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.i18n import MESSAGES, language, t
+from bot.services.lyrics import (
+    ChatOrder,
+    Duplicate,
+    Lyric,
+    LyricsService,
+    Person,
+    Place,
+    Refused,
+    Ticket,
+    WriteOutcome,
+)
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+CURRENT_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("ticket", default=None)
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+def in_order(handler: Handler) -> Handler:
+    """Answers in a chat leave in the order the updates came in, whichever finishes first.
+
+    The ticket is taken before the first ``await``, i.e. in arrival order; ``reply`` waits for the
+    chat's previous ticket before sending.
+    """
+
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_chat is None:
+            await handler(update, context)
+            return
+        ticket = services(context).order.ticket(update.effective_chat.id)
+        token = CURRENT_TICKET.set(ticket)
+        try:
+            await handler(update, context)
+        finally:
+            ticket.done()
+            CURRENT_TICKET.reset(token)
+
+    return wrapper
+
+
+@dataclass
+class BotServices:
+    """Everything handlers need, built in ``post_init`` and kept in ``application.bot_data``."""
+
+    settings: Settings
+    lyrics: LyricsService
+    order: ChatOrder
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
+    return context.application.bot_data["services"]  # type: ignore[no-any-return]
+
+
+def person_of(update: Update) -> Person:
+    user = update.effective_user
+    assert user is not None
+    return Person(user.id, user.first_name, user.username, user.language_code)
+
+
+def place_of(update: Update) -> Place:
+    chat = update.effective_chat
+    assert chat is not None
+    return Place(chat.id, chat.type, chat.title)
+
+
+def command_argument(message: Message) -> str:
+    """The text after the command, line breaks kept (``context.args`` would split them away)."""
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            return text[entity.length :].lstrip(" ").removeprefix("\n").rstrip()
+    return text.strip()
+
+
+def fit(text: str) -> str:
+    """Telegram refuses messages over 4096 characters; lyrics are capped far below, this is the belt."""
+    return text if len(text) <= MessageLimit.MAX_TEXT_LENGTH else text[: MessageLimit.MAX_TEXT_LENGTH - 1] + "…"
+
+
+def lyric_keyboard(request_id: int, lang: str) -> InlineKeyboardMarkup:
+    stars = [InlineKeyboardButton("\u2605" * 1 + str(n), callback_data=f"r:{request_id}:{n}") for n in range(1, 6)]
+    again = [InlineKeyboardButton(t(lang, "write_again"), callback_data=f"a:{request_id}")]
+    return InlineKeyboardMarkup([stars, again])
+
+
+@contextlib.asynccontextmanager
+async def typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
+    """Keep "typing..." on while the body runs (Telegram clears it after 5 seconds)."""
+
+    async def keep_typing() -> None:
+        while True:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+            await asyncio.sleep(4.5)
+
+    task = asyncio.create_task(keep_typing())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start and /help: what the bot does, in the person's language."""
+    svc = services(context)
+    temperature, length = await svc.lyrics.preferences(person_of(update))
+    lang = language(person_of(update).language_code)
+    s = svc.settings
+    text = t(lang, "help", temperature=temperature, length=length, min_length=s.min_length, max_length=s.max_length)
+    await reply(update, context, text)
+
+
+async def write(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/write <prefix>: lyrics that continue the prefix."""
+    message = update.effective_message
+    assert message is not None
+    prefix = command_argument(message)
+    if not prefix and place_of(update).type != ChatType.PRIVATE:
+        # In groups with privacy mode on, the first line comes as a reply to this prompt.
+        lang = language(person_of(update).language_code)
+        await reply(update, context, t(lang, "ask_prefix"), markup=ForceReply(selective=True))
+        return
+    await _write(update, context, prefix)
+
+
+async def prefix_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A reply to our "send me the first line" prompt becomes the prefix."""
+    message = update.effective_message
+    assert message is not None
+    prompt = message.reply_to_message
+    prompts = {m["ask_prefix"] for m in MESSAGES.values()}
+    if (
+        prompt is None
+        or prompt.from_user is None
+        or prompt.from_user.id != context.bot.id
+        or prompt.text not in prompts
+    ):
+        return
+    await _write(update, context, (message.text or "").strip())
+
+
+async def _write(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix: str) -> None:
+    svc = services(context)
+    person, place = person_of(update), place_of(update)
+    message = update.effective_message
+    assert message is not None
+    async with typing(context, place.chat_id):
+        outcome = await svc.lyrics.write(
+            update_id=update.update_id, person=person, place=place, message_id=message.message_id, prefix=prefix
+        )
+    await send_outcome(update, context, outcome)
+
+
+async def send_outcome(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: WriteOutcome) -> None:
+    svc = services(context)
+    lang = language(person_of(update).language_code)
+    if isinstance(outcome, Duplicate):
+        log.info("update %s repeats request %s: not answered twice", update.update_id, outcome.request_id)
+        return
+    if isinstance(outcome, Refused):
+        values = {
+            "seconds": outcome.seconds,
+            "length": len(command_argument(update.effective_message)) if update.effective_message else 0,
+            "limit": svc.settings.max_prefix_chars,
+        }
+        await reply(update, context, t(lang, outcome.reason, **values))
+        return
+    await send_lyric(update, context, outcome, lang)
+
+
+async def send_lyric(update: Update, context: ContextTypes.DEFAULT_TYPE, lyric: Lyric, lang: str) -> None:
+    svc = services(context)
+    text = lyric.text
+    if lyric.skipped:
+        text += "\n\n" + t(lang, "skipped", chars=" ".join(lyric.skipped))
+    try:
+        sent = await reply(update, context, text, markup=lyric_keyboard(lyric.request_id, lang))
+    except BadRequest:
+        await svc.lyrics.fail(lyric.request_id, "Telegram refused the answer")
+        raise
+    await svc.lyrics.answered(lyric.request_id, sent.message_id)
+
+
+async def reply(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    text: str,
+    markup: InlineKeyboardMarkup | ForceReply | None = None,
+) -> Message:
+    """Plain text (no parse mode, so lyrics cannot break markup); in groups, a reply to the requester."""
+    chat = update.effective_chat
+    assert chat is not None
+    ticket = CURRENT_TICKET.get()
+    if ticket is not None:
+        await ticket.wait_turn(services(context).settings.request_timeout_s)
+    message = update.effective_message
+    quote = None
+    if chat.type != ChatType.PRIVATE and message is not None:
+        quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+    return await context.bot.send_message(chat.id, fit(text), reply_markup=markup, reply_parameters=quote)
+
+
+async def set_temperature(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/temp [value]: show or set the person's sampling temperature."""
+    svc = services(context)
+    person = person_of(update)
+    lang = language(person.language_code)
+    argument = command_argument(update.effective_message) if update.effective_message else ""
+    if not argument:
+        temperature, _ = await svc.lyrics.preferences(person)
+        await reply(update, context, t(lang, "temp_show", value=temperature))
+        return
+    value = svc.lyrics.parse_temperature(argument)
+    if value is None:
+        s = svc.settings
+        await reply(update, context, t(lang, "temp_usage", low=s.min_temperature, high=s.max_temperature))
+        return
+    await svc.lyrics.set_preferences(person, temperature=value)
+    await reply(update, context, t(lang, "temp_set", value=value))
+
+
+async def set_length(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/len [n]: show or set the answer length."""
+    svc = services(context)
+    person = person_of(update)
+    lang = language(person.language_code)
+    argument = command_argument(update.effective_message) if update.effective_message else ""
+    if not argument:
+        _, length = await svc.lyrics.preferences(person)
+        await reply(update, context, t(lang, "len_show", value=length))
+        return
+    value = svc.lyrics.parse_length(argument)
+    if value is None:
+        await reply(update, context, t(lang, "len_usage", low=svc.settings.min_length, high=svc.settings.max_length))
+        return
+    await svc.lyrics.set_preferences(person, length=value)
+    await reply(update, context, t(lang, "len_set", value=value))
+
+
+async def top(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/top: the best-rated lyrics."""
+    svc = services(context)
+    lang = language(person_of(update).language_code)
+    best = await svc.lyrics.top()
+    if not best:
+        await reply(update, context, t(lang, "top_empty"))
+        return
+    items = [
+        t(lang, "top_item", rank=i + 1, stars=b.mean_stars, count=b.ratings, text=b.output) for i, b in enumerate(best)
+    ]
+    await reply(update, context, "\n\n".join(items))
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats: the person's own counts."""
+    svc = services(context)
+    person = person_of(update)
+    lang = language(person.language_code)
+    s = await svc.lyrics.stats(person)
+    received = t(lang, "stats_received", mean=s.mean_stars_received) if s.mean_stars_received is not None else ""
+    await reply(
+        update,
+        context,
+        t(lang, "stats", requests=s.requests, answered=s.answered, ratings=s.ratings_given, received=received),
+    )
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Rating stars (``r:<request>:<stars>``) and "write again" (``a:<request>``)."""
+    svc = services(context)
+    query = update.callback_query
+    assert query is not None
+    person, place = person_of(update), place_of(update)
+    lang = language(person.language_code)
+    kind, _, rest = (query.data or "").partition(":")
+    if kind == "r":
+        request_text, _, stars_text = rest.partition(":")
+        if request_text.isdecimal() and stars_text in {"1", "2", "3", "4", "5"}:
+            ok = await svc.lyrics.rate(request_id=int(request_text), person=person, stars=int(stars_text))
+            await query.answer(t(lang, "rated", stars=stars_text) if ok else t(lang, "again_gone"))
+            return
+    elif kind == "a" and rest.isdecimal():
+        await query.answer()
+        async with typing(context, place.chat_id):
+            outcome = await svc.lyrics.write_again(request_id=int(rest), person=person, place=place)
+        await send_outcome(update, context, outcome)
+        return
+    await query.answer()
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the details with an id; show the person a short apology with the same id, never a traceback."""
+    error_id = uuid.uuid4().hex[:8]
+    log.error("error %s while handling an update", error_id, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        lang = language(update.effective_user.language_code if update.effective_user else None)
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(update.effective_chat.id, t(lang, "failed", error_id=error_id))

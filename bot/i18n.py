@@ -1,0 +1,82 @@
+"""What the bot says, in Chinese and English, picked from Telegram's ``language_code``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "help": (
+            "I write song lyrics with a small neural network I trained myself.\n\n"
+            "/write <first words> - lyrics that continue your words (or I pick a start)\n"
+            "/temp [0.1-2.0] - show or set how adventurous I am (now {temperature})\n"
+            "/len [{min_length}-{max_length}] - show or set the answer length (now {length})\n"
+            "/top - the best-rated lyrics\n"
+            "/stats - your own numbers\n\n"
+            'Rate a lyric with the stars under it; "write again" gives another take.'
+        ),
+        "prefix_too_long": "That start is {length} characters; the limit is {limit}. Please send a shorter one.",
+        "skipped": "(I have never seen these characters, so I left them out of my thinking: {chars})",
+        "busy": "I'm busy right now. Please try again in about {seconds} seconds.",
+        "rate_limited": "You're writing faster than I can sing. Try again in about {seconds} seconds.",
+        "timeout": "That took too long, sorry. Please try again.",
+        "failed": "Sorry, something went wrong on my side (error {error_id}).",
+        "ask_prefix": "Send me the first line (reply to this message).",
+        "temp_show": "Your temperature is {value}. Lower is safer, higher is wilder. Set it with /temp 0.8",
+        "temp_usage": "Usage: /temp <number from {low} to {high}>, for example /temp 0.8",
+        "temp_set": "Temperature set to {value}.",
+        "len_show": "Answers are up to {value} characters. Set it with /len 200",
+        "len_usage": "Usage: /len <whole number from {low} to {high}>, for example /len 200",
+        "len_set": "Answer length set to {value} characters.",
+        "top_empty": "Nothing has been rated yet. Rate a lyric with the stars under it!",
+        "top_item": "{rank}. {stars:.1f}\u2605 ({count} ratings)\n{text}",
+        "stats": "You asked for {requests} lyrics, {answered} answered. You gave {ratings} ratings.{received}",
+        "stats_received": " Your lyrics average {mean:.1f}\u2605.",
+        "rated": "Thanks! You gave {stars}\u2605.",
+        "again_gone": "That lyric is no longer available.",
+        "write_again": "\u21bb write again",
+        "no_output": "I could not write anything worth showing for that start. Try another one?",
+    },
+    "zh": {
+        "help": (
+            "我用自己训练的小神经网络写歌词。\n\n"
+            "/write <开头> - 接着你的开头写歌词（不写开头就由我来起头）\n"
+            "/temp [0.1-2.0] - 查看或设置创作的大胆程度（现在是 {temperature}）\n"
+            "/len [{min_length}-{max_length}] - 查看或设置歌词长度（现在是 {length}）\n"
+            "/top - 评分最高的歌词\n"
+            "/stats - 你的统计\n\n"
+            "点歌词下面的星星来评分；“再写一首”换一个版本。"
+        ),
+        "prefix_too_long": "开头有 {length} 个字，上限是 {limit} 个字，请短一点。",
+        "skipped": "（这些字我没学过，写的时候略过了：{chars}）",
+        "busy": "我现在有点忙，请大约 {seconds} 秒后再试。",
+        "rate_limited": "你写得太快啦，请大约 {seconds} 秒后再试。",
+        "timeout": "写得太久了，抱歉，请再试一次。",
+        "failed": "抱歉，我这边出错了（错误编号 {error_id}）。",
+        "ask_prefix": "请回复这条消息，发给我第一句歌词。",
+        "temp_show": "你的温度是 {value}。越低越稳，越高越野。用 /temp 0.8 来设置",
+        "temp_usage": "用法：/temp <{low} 到 {high} 之间的数>，例如 /temp 0.8",
+        "temp_set": "温度已设为 {value}。",
+        "len_show": "歌词最长 {value} 个字。用 /len 200 来设置",
+        "len_usage": "用法：/len <{low} 到 {high} 之间的整数>，例如 /len 200",
+        "len_set": "歌词长度已设为 {value} 个字。",
+        "top_empty": "还没有人评分。点歌词下面的星星来评分吧！",
+        "top_item": "{rank}. {stars:.1f}\u2605（{count} 个评分）\n{text}",
+        "stats": "你请求了 {requests} 首歌词，已回答 {answered} 首，你评了 {ratings} 次分。{received}",
+        "stats_received": "你的歌词平均 {mean:.1f}\u2605。",
+        "rated": "谢谢！你打了 {stars}\u2605。",
+        "again_gone": "这首歌词已经不在了。",
+        "write_again": "\u21bb 再写一首",
+        "no_output": "这个开头我写不出像样的歌词，换一个试试？",
+    },
+}
+
+
+def language(code: str | None) -> str:
+    return "zh" if code and code.lower().startswith("zh") else "en"
+
+
+def t(lang: str, key: str, **values: Any) -> str:
+    """The message ``key`` in ``lang`` (English when missing), filled with ``values``."""
+    template = MESSAGES.get(lang, MESSAGES["en"]).get(key) or MESSAGES["en"][key]
+    return template.format(**values)

@@ -1,0 +1,117 @@
+"""A terminal chat with the real bot, through the local Bot API server that ships with the package.
+
+Nothing is mocked but Telegram itself: the same ``Application``, worker, database and model as in
+production. You type as a person; ``!3`` presses button 3 under the bot's last lyric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from bot.app import build_application, running
+from bot.fake_telegram import FakeTelegram
+from bot.settings import Settings
+
+USER_ID = 1001
+CHAT_ID = 1001
+SANDBOX_DB = "sqlite+aiosqlite:///./var/sandbox.db"
+INTRO = """lyricbot sandbox: you are chatting with the real bot through a local Bot API server.
+Try: /write 分开   /write The night   /temp 0.8   /len 120   /top   /stats   /help
+Press a button under the last lyric with !N (for example !5 for five stars, !6 to write again). /quit leaves.
+"""
+
+
+def render(message: dict[str, object]) -> str:
+    lines = [f"bot> {line}" for line in str(message.get("text", "")).splitlines() or [""]]
+    markup = message.get("reply_markup")
+    if isinstance(markup, dict) and markup.get("inline_keyboard"):
+        buttons = [b for row in markup["inline_keyboard"] for b in row]
+        lines.append("     " + "  ".join(f"[{i}] {b['text']}" for i, b in enumerate(buttons, 1)))
+    return "\n".join(lines)
+
+
+async def run_sandbox(settings: Settings, stdin: asyncio.StreamReader | None = None) -> None:
+    fake = FakeTelegram()
+    await fake.start()
+    overrides: dict[str, object] = {
+        "telegram_bot_token": fake.token,
+        "telegram_base_url": fake.base_url,
+        "telegram_base_file_url": fake.base_file_url,
+    }
+    if settings.database_url == Settings.model_fields["database_url"].default:
+        overrides["database_url"] = SANDBOX_DB  # keep sandbox chats out of the real bot's history
+    settings = settings.model_copy(update=overrides)
+    fake.add_user(USER_ID, first_name="You", language_code="zh")
+    try:
+        async with running(build_application(settings)):
+            print(INTRO, flush=True)
+            await chat_loop(fake)
+    finally:
+        await fake.stop()
+
+
+async def chat_loop(fake: FakeTelegram) -> None:
+    loop = asyncio.get_running_loop()
+    shown = 0
+    last_keyboard: dict[str, object] | None = None
+
+    async def show_new(wait: float) -> None:
+        nonlocal shown, last_keyboard
+        deadline = loop.time() + wait
+        while True:
+            sent = fake.sent(CHAT_ID)
+            for message in sent[shown:]:
+                print(render(message), flush=True)
+                if isinstance(message.get("reply_markup"), dict):
+                    last_keyboard = message
+            shown = len(sent)
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(0.1)
+
+    while True:
+        line = await loop.run_in_executor(None, _read_line)
+        if line is None or line.strip() in {"/quit", "/exit"}:
+            return
+        text = line.rstrip("\n").replace("\\n", "\n")
+        if not text.strip():
+            continue
+        before = len(fake.sent(CHAT_ID))
+        if text.startswith("!") and text[1:].isdecimal():
+            if last_keyboard is None:
+                print("(no buttons to press yet)")
+                continue
+            markup = last_keyboard["reply_markup"]
+            assert isinstance(markup, dict)
+            buttons = [b for row in markup["inline_keyboard"] for b in row]
+            index = int(text[1:]) - 1
+            if not 0 <= index < len(buttons):
+                print(f"(there are {len(buttons)} buttons)")
+                continue
+            answered = len(fake.answered_callbacks)
+            data = buttons[index]["callback_data"]
+            fake.press_button(USER_ID, CHAT_ID, int(str(last_keyboard["message_id"])), data)
+            while len(fake.answered_callbacks) == answered:
+                await asyncio.sleep(0.05)
+            popup = fake.answered_callbacks[answered].get("text")
+            if popup:
+                print(f"bot (popup)> {popup}")
+            if not data.startswith("a:"):
+                continue  # a rating answers with a popup only
+        else:
+            fake.send_text(USER_ID, CHAT_ID, text)
+        with contextlib.suppress(TimeoutError):
+            await fake.wait_for_sent(CHAT_ID, before + 1, timeout=120)
+        await show_new(0.3)
+
+
+def _read_line() -> str | None:
+    try:
+        return input("you> ") + "\n"
+    except EOFError:
+        return None
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return None

@@ -1,0 +1,1 @@
+"""Services: what the bot does, independent of Telegram (handlers call these, never the reverse)."""

@@ -1,0 +1,330 @@
+"""The lyrics service: requests in, lyrics out, with nothing lost on the way.
+
+A request row is written before generation starts (keyed by Telegram's ``update_id``, so a repeated
+update creates nothing), the chosen lyric and the spare candidates are stored before the answer is
+sent, and the row is marked answered only after Telegram accepted the message. After a crash,
+``unfinished`` lists exactly what still needs an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repository as repo
+from bot.services.generation import GenerationBackend, GenerationJob, QueueFull
+from bot.services.quality import CopyGuard, rank
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: int
+    first_name: str
+    username: str | None
+    language_code: str | None
+
+
+@dataclass(frozen=True)
+class Place:
+    chat_id: int
+    type: str
+    title: str | None
+
+
+@dataclass(frozen=True)
+class Lyric:
+    request_id: int
+    text: str
+    skipped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """No lyric: ``reason`` is a message key (busy, rate_limited, prefix_too_long, timeout, ...)."""
+
+    reason: str
+    request_id: int | None = None
+    seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """This Telegram update was already taken; its answer is (or will be) sent once, elsewhere."""
+
+    request_id: int
+
+
+WriteOutcome = Lyric | Refused | Duplicate
+
+
+class RateLimiter:
+    """A sliding window per person: at most ``per_minute`` requests in any 60 seconds."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[int, deque[float]] = {}
+
+    def check(self, user_id: int, now: float | None = None) -> float:
+        """0 when allowed (and counted); otherwise seconds until the next request is allowed."""
+        now = time.monotonic() if now is None else now
+        hits = self._hits.setdefault(user_id, deque())
+        while hits and now - hits[0] >= 60.0:
+            hits.popleft()
+        if len(hits) >= self.per_minute:
+            return 60.0 - (now - hits[0])
+        hits.append(now)
+        return 0.0
+
+
+class ChatOrder:
+    """Answers in a chat go out in the order the requests came in, whatever finishes first.
+
+    Each request takes a ticket when it arrives; before sending, it waits for the previous ticket of
+    the same chat to be done (or for a timeout, so one stuck answer cannot silence a chat).
+    """
+
+    def __init__(self) -> None:
+        self._tail: dict[int, asyncio.Future[None]] = {}
+
+    def ticket(self, chat_id: int) -> Ticket:
+        before = self._tail.get(chat_id)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tail[chat_id] = mine
+        return Ticket(self, chat_id, before, mine)
+
+    def _release(self, ticket: Ticket) -> None:
+        if not ticket.mine.done():
+            ticket.mine.set_result(None)
+        if self._tail.get(ticket.chat_id) is ticket.mine:
+            del self._tail[ticket.chat_id]
+
+
+@dataclass
+class Ticket:
+    order: ChatOrder
+    chat_id: int
+    before: asyncio.Future[None] | None
+    mine: asyncio.Future[None]
+
+    async def wait_turn(self, timeout: float) -> None:
+        if self.before is None or self.before.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.before), timeout)
+        except TimeoutError:
+            log.warning("chat %s: an earlier answer is late; answering out of order", self.chat_id)
+
+    def done(self) -> None:
+        self.order._release(self)
+
+
+class LyricsService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        backend: GenerationBackend,
+        guard: CopyGuard | None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.backend = backend
+        self.guard = guard
+        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+
+    # --- writing --------------------------------------------------------------------------------
+
+    async def register(
+        self,
+        *,
+        update_id: int | None,
+        person: Person,
+        place: Place,
+        message_id: int | None,
+        prefix: str,
+        parent_id: int | None = None,
+    ) -> tuple[int, bool, float, int]:
+        """Write the request row first; returns (request id, created, temperature, length)."""
+        async with self.sessions.begin() as session:
+            await repo.upsert_user(
+                session,
+                user_id=person.user_id,
+                first_name=person.first_name,
+                username=person.username,
+                language_code=person.language_code,
+            )
+            await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
+            prefs = await repo.get_settings(session, user_id=person.user_id)
+            temperature = prefs.temperature if prefs.temperature is not None else self.settings.default_temperature
+            length = prefs.length if prefs.length is not None else self.settings.default_length
+            record, created = await repo.create_request(
+                session,
+                update_id=update_id,
+                user_id=person.user_id,
+                chat_id=place.chat_id,
+                message_id=message_id,
+                prefix=prefix,
+                temperature=temperature,
+                length=length,
+                parent_id=parent_id,
+            )
+        return record.id, created, temperature, length
+
+    async def write(
+        self, *, update_id: int | None, person: Person, place: Place, message_id: int | None, prefix: str
+    ) -> WriteOutcome:
+        """A lyric for ``prefix``, or the reason there is none. Never raises for the person's input."""
+        if len(prefix) > self.settings.max_prefix_chars:
+            return Refused("prefix_too_long")
+        wait = self.limiter.check(person.user_id)
+        if wait > 0:
+            return Refused("rate_limited", seconds=math.ceil(wait))
+        request_id, created, temperature, length = await self.register(
+            update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix
+        )
+        if not created:
+            return Duplicate(request_id)
+        return await self.generate(request_id, prefix, temperature, length)
+
+    async def generate(self, request_id: int, prefix: str, temperature: float, length: int) -> Lyric | Refused:
+        """Run the request through the model, store the best candidate and the spares."""
+        async with self.sessions.begin() as session:
+            await repo.mark_running(session, request_id=request_id)
+        job = GenerationJob(prefix=prefix, temperature=temperature, length=length, candidates=self.settings.candidates)
+        started = time.monotonic()
+        try:
+            result = await self.backend.generate(job, timeout=self.settings.request_timeout_s)
+        except QueueFull as busy:
+            await self._fail(request_id, "busy")
+            return Refused("busy", request_id, seconds=math.ceil(busy.wait_s))
+        except TimeoutError:
+            await self._fail(request_id, "timeout")
+            return Refused("timeout", request_id)
+        ranked = rank(result.candidates, self.guard)
+        if not ranked:
+            await self._fail(request_id, "no candidate worth showing")
+            return Refused("no_output", request_id)
+        async with self.sessions.begin() as session:
+            await repo.complete_request(
+                session,
+                request_id=request_id,
+                output=ranked[0].text,
+                candidates=[r.text for r in ranked[1:]],
+                model_version=result.model_version,
+                latency_ms=round(1000 * (time.monotonic() - started)),
+            )
+        return Lyric(request_id, ranked[0].text, ranked[0].skipped)
+
+    async def write_again(self, *, request_id: int, person: Person, place: Place) -> WriteOutcome:
+        """The next stored candidate of ``request_id`` at once, or a fresh generation when none is left."""
+        async with self.sessions.begin() as session:
+            original = await repo.get_request(session, request_id=request_id)
+            if original is None:
+                return Refused("again_gone")
+            spare = await repo.next_candidate(session, request_id=request_id)
+        wait = self.limiter.check(person.user_id)
+        if wait > 0:
+            return Refused("rate_limited", seconds=math.ceil(wait))
+        new_id, _, temperature, length = await self.register(
+            update_id=None, person=person, place=place, message_id=None, prefix=original.prefix, parent_id=request_id
+        )
+        if spare is None:
+            return await self.generate(new_id, original.prefix, temperature, length)
+        async with self.sessions.begin() as session:
+            await repo.complete_request(
+                session,
+                request_id=new_id,
+                output=spare,
+                candidates=[],
+                model_version=original.model_version,
+                latency_ms=0,
+            )
+        return Lyric(new_id, spare, ())
+
+    async def answered(self, request_id: int, message_id: int) -> None:
+        async with self.sessions.begin() as session:
+            await repo.mark_answered(session, request_id=request_id, answer_message_id=message_id)
+
+    async def _fail(self, request_id: int, error: str) -> None:
+        async with self.sessions.begin() as session:
+            await repo.fail_request(session, request_id=request_id, error=error)
+
+    async def fail(self, request_id: int, error: str) -> None:
+        await self._fail(request_id, error)
+
+    async def unfinished(self) -> list[repo.RequestRecord]:
+        async with self.sessions() as session:
+            return await repo.unfinished_requests(session)
+
+    # --- settings, ratings, statistics ------------------------------------------------------------
+
+    def parse_temperature(self, text: str) -> float | None:
+        """A valid temperature from the person's text, or None (abc, -1, 0, nan, inf, 1e9...)."""
+        try:
+            value = float(text.strip().replace(",", "."))
+        except ValueError:
+            return None
+        if not math.isfinite(value) or not self.settings.min_temperature <= value <= self.settings.max_temperature:
+            return None
+        return round(value, 3)
+
+    def parse_length(self, text: str) -> int | None:
+        text = text.strip()
+        if not text.isdecimal() or len(text) > 6:
+            return None
+        value = int(text)
+        return value if self.settings.min_length <= value <= self.settings.max_length else None
+
+    async def preferences(self, person: Person) -> tuple[float, int]:
+        async with self.sessions() as session:
+            prefs = await repo.get_settings(session, user_id=person.user_id)
+        temperature = prefs.temperature if prefs.temperature is not None else self.settings.default_temperature
+        length = prefs.length if prefs.length is not None else self.settings.default_length
+        return temperature, length
+
+    async def set_preferences(
+        self, person: Person, *, temperature: float | None = None, length: int | None = None
+    ) -> None:
+        async with self.sessions.begin() as session:
+            await repo.upsert_user(
+                session,
+                user_id=person.user_id,
+                first_name=person.first_name,
+                username=person.username,
+                language_code=person.language_code,
+            )
+            if temperature is not None:
+                await repo.set_settings(session, user_id=person.user_id, temperature=temperature)
+            if length is not None:
+                await repo.set_settings(session, user_id=person.user_id, length=length)
+
+    async def rate(self, *, request_id: int, person: Person, stars: int) -> bool:
+        async with self.sessions.begin() as session:
+            if await repo.get_request(session, request_id=request_id) is None:
+                return False
+            await repo.upsert_user(
+                session,
+                user_id=person.user_id,
+                first_name=person.first_name,
+                username=person.username,
+                language_code=person.language_code,
+            )
+            await repo.rate(session, request_id=request_id, user_id=person.user_id, stars=stars)
+        return True
+
+    async def top(self, limit: int = 5) -> list[repo.TopLyric]:
+        async with self.sessions() as session:
+            return await repo.top_rated(session, limit=limit)
+
+    async def stats(self, person: Person) -> repo.UserStats:
+        async with self.sessions() as session:
+            return await repo.user_stats(session, user_id=person.user_id)

@@ -1,0 +1,75 @@
+"""Where the served model lives: versioned checkpoint directories and an ``ACTIVE`` pointer.
+
+The served version is a pointer (an alias, as MLflow and Vertex call it), written atomically, so a
+rollback is a pointer flip and a half-written checkpoint is never the active one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bot.services.generation import LoadedModel
+from charrnn.checkpoint import load_checkpoint, write_atomic
+from charrnn.data import demo_corpus_path, load_corpus
+from charrnn.model import ModelConfig
+from charrnn.pipeline import train_model
+from charrnn.train import Callback, TrainConfig, select_device
+
+log = logging.getLogger(__name__)
+ACTIVE = "ACTIVE"
+
+
+class ModelStore:
+    def __init__(self, model_dir: Path, device: str = "auto") -> None:
+        self.model_dir = model_dir
+        self.device = device
+
+    def active_version(self) -> str | None:
+        try:
+            name = (self.model_dir / ACTIVE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def activate(self, version: str) -> None:
+        if not (self.model_dir / version / "meta.json").is_file():
+            raise FileNotFoundError(f"no model version {version} in {self.model_dir}")
+        write_atomic(self.model_dir / ACTIVE, lambda p: p.write_text(version + "\n", encoding="utf-8"))
+
+    def load_active(self) -> LoadedModel:
+        version = self.active_version()
+        if version is None:
+            raise FileNotFoundError(f"no active model in {self.model_dir}: run `lyricbot train` first")
+        ckpt = load_checkpoint(self.model_dir / version, device=select_device(self.device))
+        ckpt.model.eval()
+        return LoadedModel(ckpt.model, ckpt.vocab, version)
+
+    def corpus_text(self, corpus_path: Path | None) -> str:
+        return load_corpus(corpus_path or demo_corpus_path())
+
+    def train_first(
+        self,
+        corpus_path: Path | None,
+        minutes: float,
+        model_config: ModelConfig | None = None,
+        train_config: TrainConfig | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Train a model on the corpus into a new version directory and make it active."""
+        text = self.corpus_text(corpus_path)
+        version = time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
+        work = self.model_dir / "runs" / version
+        config = replace(train_config or TrainConfig(), max_minutes=minutes, device=self.device)
+        log.info(
+            "training the first model on %s (%d characters, %.1f min)",
+            corpus_path or "the demo corpus",
+            len(text),
+            minutes,
+        )
+        train_model(text, model_config, config, out_dir=work, callback=callback)
+        (work / "best").rename(self.model_dir / version)
+        self.activate(version)
+        return version

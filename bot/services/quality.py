@@ -1,0 +1,55 @@
+"""Choosing which candidate lyric a person sees: likely, not loopy, and never a copy of the corpus.
+
+Copying a long run of the training songs back is dull and a copyright risk, so any candidate with a
+verbatim run of ``threshold`` characters from the corpus (counting only runs that reach into the
+generated part: the person's own prefix may quote a song) is never shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from charrnn.sample import Generation
+
+
+class CopyGuard:
+    """Remembers every ``threshold``-character run of the corpus (as hashes, to stay small)."""
+
+    def __init__(self, corpus: str, threshold: int) -> None:
+        self.threshold = threshold
+        self._runs = {hash(corpus[i : i + threshold]) for i in range(len(corpus) - threshold + 1)}
+
+    def copied_run(self, prefix: str, continuation: str) -> int | None:
+        """Start (in ``prefix + continuation``) of the first copied run touching the continuation."""
+        text = prefix + continuation
+        first = max(0, len(prefix) - self.threshold + 1)
+        for start in range(first, len(text) - self.threshold + 1):
+            if hash(text[start : start + self.threshold]) in self._runs:
+                return start
+        return None
+
+
+def repetition(text: str, n: int = 4) -> float:
+    """Share of repeated character n-grams: 0 for fresh text, near 1 for a loop."""
+    grams = [text[i : i + n] for i in range(len(text) - n + 1) if not text[i : i + n].isspace()]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+@dataclass(frozen=True)
+class Ranked:
+    text: str
+    score: float
+    skipped: tuple[str, ...]
+
+
+def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Ranked]:
+    """Candidates worth showing, best first: likelihood per character minus a loop penalty."""
+    ranked = []
+    for g in candidates:
+        text = g.text.strip("\n")
+        if not g.continuation.strip() or (guard is not None and guard.copied_run(g.prefix, g.continuation) is not None):
+            continue
+        score = g.mean_logprob - 3.0 * repetition(g.continuation)
+        ranked.append(Ranked(text, score, g.skipped))
+    return sorted(ranked, key=lambda r: r.score, reverse=True)

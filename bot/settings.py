@@ -1,0 +1,63 @@
+"""One typed settings object, read from the environment and ``.env`` once in ``main()``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: str = DEFAULT_BASE_URL  # a self-hosted Bot API server, or the tests' fake
+    telegram_base_file_url: str | None = None
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()  # empty: nobody is admin
+
+    # Storage and model
+    database_url: str = "sqlite+aiosqlite:///./var/lyricbot.db"
+    model_dir: Path = Path("var/models")
+    corpus_path: Path | None = None  # None: the demo corpus bundled with charrnn
+    device: str = "auto"
+    # First model when none exists: minutes of training on the corpus (the CPU-friendly default).
+    bootstrap_minutes: float = Field(default=3.0, gt=0)
+
+    # Limits
+    max_prefix_chars: int = Field(default=200, ge=1, le=2000)
+    min_length: int = Field(default=20, ge=1)
+    max_length: int = Field(default=600, ge=1, le=3000)
+    queue_size: int = Field(default=64, ge=1)
+    max_batch: int = Field(default=64, ge=1)
+    rate_limit_per_minute: int = Field(default=6, ge=1)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    ignore_updates_older_than_s: float = Field(default=600.0, gt=0)
+
+    # Defaults and quality
+    default_temperature: float = Field(default=0.8, gt=0)
+    min_temperature: float = 0.1
+    max_temperature: float = 2.0
+    default_length: int = Field(default=160, ge=1)
+    candidates: int = Field(default=4, ge=1, le=16)
+    copy_threshold: int = Field(default=12, ge=4)  # verbatim corpus runs this long are never shown
+    torch_threads: int = Field(default=1, ge=1)
+
+    log_level: str = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: object) -> object:
+        """``ADMIN_IDS=1,2`` or a JSON list: ids, never usernames, which can change hands."""
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").strip("[]").split(",")]
+            return frozenset(int(p) for p in parts if p)
+        return value
+
+    @property
+    def token(self) -> str | None:
+        return self.telegram_bot_token.get_secret_value() if self.telegram_bot_token else None
