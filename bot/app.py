@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, ReplyParameters, Update
@@ -55,8 +56,11 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, file: Path | None = None) -> None:
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        filename=file, force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL, token included

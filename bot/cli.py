@@ -111,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from bot.app import configure_logging
 
-    configure_logging(settings.log_level)
+    chat_in_terminal = args.command == "sandbox" or (args.command == "run" and not settings.token)
+    # In the sandbox the terminal is the chat: logs go to a file instead.
+    configure_logging(settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None)
     try:
         return COMMANDS[args.command](settings, args)
     except (FileNotFoundError, ValueError) as exc:

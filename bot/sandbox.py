@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import sys
 
+from pydantic import SecretStr
+
 from bot.app import build_application, running
 from bot.fake_telegram import FakeTelegram
 from bot.settings import Settings
@@ -36,7 +38,7 @@ async def run_sandbox(settings: Settings, stdin: asyncio.StreamReader | None = N
     fake = FakeTelegram()
     await fake.start()
     overrides: dict[str, object] = {
-        "telegram_bot_token": fake.token,
+        "telegram_bot_token": SecretStr(fake.token),
         "telegram_base_url": fake.base_url,
         "telegram_base_file_url": fake.base_file_url,
     }

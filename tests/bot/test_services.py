@@ -1,0 +1,145 @@
+"""Services without Telegram: quality filter, rate limits, input parsing, the worker, log redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.app import RedactTokens
+from bot.handlers import fit
+from bot.services.generation import GenerationJob, LoadedModel, LocalGenerationWorker, QueueFull
+from bot.services.lyrics import LyricsService, RateLimiter
+from bot.services.quality import CopyGuard, rank, repetition
+from bot.settings import Settings
+from charrnn.checkpoint import load_checkpoint
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.vocab import Vocab
+from charrnn.sample import Generation
+
+from ..charrnn.conftest import tiny_untrained
+
+
+def test_copy_guard_catches_runs_reaching_into_the_continuation() -> None:
+    guard = CopyGuard("天青色等烟雨而我在等你炊烟袅袅升起", threshold=6)
+    assert guard.copied_run("", "我写的新歌词") is None
+    assert guard.copied_run("", "啊烟雨而我在等") is not None
+    assert guard.copied_run("天青色等烟雨", "啦啦") is None  # quoting a song in the prefix is the person's right
+    assert guard.copied_run("天青色等", "烟雨而") is not None  # but the model may not carry on with it
+
+
+def test_rank_drops_copies_and_prefers_fresh_likely_text() -> None:
+    guard = CopyGuard("the quick brown fox jumps over", threshold=8)
+    candidates = [
+        Generation("the", " quick brown fox", (), -5.0, "length"),  # a copy
+        Generation("la", " la la la la la la la", (), -2.0, "length"),  # likely but a loop
+        Generation("we", " sing in the rain", (), -20.0, "length"),
+    ]
+    ranked = rank(candidates, guard)
+    assert [r.text for r in ranked] == ["we sing in the rain", "la la la la la la la la"]
+    assert repetition("abcabcabcabc") > 0.5 > repetition("abcdefghijkl")
+
+
+def test_rate_limiter_window() -> None:
+    limiter = RateLimiter(per_minute=2)
+    assert limiter.check(1, now=0.0) == 0 and limiter.check(1, now=1.0) == 0
+    assert limiter.check(1, now=2.0) == pytest.approx(58.0)
+    assert limiter.check(2, now=2.0) == 0  # per person
+    assert limiter.check(1, now=60.5) == 0
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "0", "nan", "inf", "-inf", "1e9", "", "0.09", "2.01", "1,5,1"])
+def test_bad_temperatures_are_refused(text: str) -> None:
+    service = LyricsService(Settings(_env_file=None), None, None, None)  # type: ignore[arg-type,call-arg]
+    assert service.parse_temperature(text) is None
+
+
+def test_good_temperatures_and_lengths() -> None:
+    service = LyricsService(Settings(_env_file=None), None, None, None)  # type: ignore[arg-type,call-arg]
+    assert service.parse_temperature("0.8") == 0.8 and service.parse_temperature(" 1,5 ") == 1.5
+    assert service.parse_length("200") == 200
+    assert service.parse_length("2") is None and service.parse_length("1e3") is None
+
+
+def test_messages_never_exceed_telegram_limit() -> None:
+    assert len(fit("x" * 10_000)) == 4096 and fit("short") == "short"
+
+
+def test_token_is_redacted_from_messages_and_tracebacks() -> None:
+    token = "123456789:AAH-secret_Token-value-1234567890"
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST https://api/bot%s/getMe", (token,), None)
+    assert RedactTokens().filter(record) and token not in record.getMessage()
+    try:
+        raise RuntimeError(f"failed https://api.telegram.org/bot{token}/sendMessage")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    RedactTokens().filter(record)
+    assert record.exc_text is not None and token not in record.exc_text
+
+
+def _tiny_loaded(version: str) -> LoadedModel:
+    tiny = tiny_untrained("gru", seed=1)
+    return LoadedModel(tiny.model, tiny.vocab, version)
+
+
+def test_worker_hot_swap_finishes_running_requests_on_the_old_model() -> None:
+    async def scenario() -> None:
+        worker = LocalGenerationWorker(_tiny_loaded("old"), queue_size=8, max_batch=8)
+        worker.start()
+        try:
+            running = asyncio.create_task(worker.generate(GenerationJob("我", 1.0, 400, candidates=2), timeout=30))
+            await asyncio.sleep(0.05)
+            worker.swap_model(_tiny_loaded("new"))
+            await asyncio.sleep(0.05)
+            fresh = await worker.generate(GenerationJob("你", 1.0, 5), timeout=30)
+            first = await running
+            assert first.model_version == "old" and fresh.model_version == "new"
+            assert worker.model_version == "new"
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_worker_refuses_when_full_and_times_out_cleanly() -> None:
+    # No line break in the vocabulary: nothing ends these requests early but the timeout.
+    vocab = Vocab.build("abcdefgh ")
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), layers=1, embed=8, hidden=8)).eval()
+
+    async def scenario() -> None:
+        worker = LocalGenerationWorker(LoadedModel(model, vocab, "v"), queue_size=2, max_batch=2)
+        worker.start()
+        try:
+            long_jobs = [asyncio.create_task(worker.generate(GenerationJob("a", 1.0, 100_000), timeout=0.5))
+                         for _ in range(2)]
+            await asyncio.sleep(0.01)
+            with pytest.raises(QueueFull) as busy:
+                await worker.generate(GenerationJob("a", 1.0, 5), timeout=5)
+            assert busy.value.wait_s >= 1
+            for job in long_jobs:
+                with pytest.raises(TimeoutError):
+                    await job
+            ok = await worker.generate(GenerationJob("b", 1.0, 5), timeout=10)  # the timed-out rows were freed
+            assert ok.candidates[0].text.startswith("b") and len(ok.candidates[0].continuation) == 5
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_sandbox_and_db_commands_from_the_terminal(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    model_dir, corpus = trained_store
+    env = {"MODEL_DIR": str(model_dir), "CORPUS_PATH": str(corpus), "DEVICE": "cpu", "PATH": "",
+           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "TELEGRAM_BOT_TOKEN": ""}
+    chat = subprocess.run([sys.executable, "-m", "bot", "sandbox"], input="/write 我不要\n!4\n/temp nan\n/quit\n",
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert "bot> 我不要" in chat.stdout and "★4" in chat.stdout and "/temp <0.1" in chat.stdout
+    db = subprocess.run([sys.executable, "-m", "bot", "db", "current"], capture_output=True, text=True,
+                        timeout=60, env=env, cwd=tmp_path)
+    assert db.returncode == 0 and "0001" in db.stdout
+    assert load_checkpoint(model_dir / (model_dir / "ACTIVE").read_text().strip()).vocab
