@@ -2,9 +2,9 @@
 
     python benchmarks/generate_speed.py [--checkpoint DIR] [--requests 64] [--length 120]
 
-Same model for both (a checkpoint, or the default architecture at random initialisation with the
-Jay Chou vocabulary size: speed does not depend on the weights since every request generates exactly
-``--length`` characters). Latency is from the moment all requests arrive to each one's answer, so
+Same model for both: a checkpoint, or the default architecture trained for
+``--train-minutes`` on the Jay Chou corpus (sampling cost depends on how peaked the distributions are, so an untrained model
+would mislead). Every request generates exactly ``--length`` characters. Latency is from the moment all requests arrive to each one's answer, so
 one-at-a-time latency includes waiting for the requests ahead.
 """
 
@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-from common import print_table
+from common import print_table, train_default_model
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import BatchGenerator, SampleConfig
+from charrnn.model import CharRNN
+from charrnn.sample import BatchGenerator, SampleConfig, serving_dtype
 from charrnn.vocab import Vocab
 
 PREFIXES = ["我", "天青色等烟雨", "夜", "在风里", "你说", "", "窗外的麻雀", "雨下了整夜"]
@@ -30,8 +32,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_batched(model: CharRNN, vocab: Vocab, configs: list[SampleConfig], max_batch: int) -> list[float]:
-    generator = BatchGenerator(model, vocab, max_batch=max_batch)
+def run_batched(
+    model: CharRNN, vocab: Vocab, configs: list[SampleConfig], max_batch: int, dtype: torch.dtype
+) -> list[float]:
+    generator = BatchGenerator(model, vocab, max_batch=max_batch, dtype=dtype)
     started = time.perf_counter()
     ids = {generator.submit(PREFIXES[i % len(PREFIXES)], c): i for i, c in enumerate(configs)}
     latency = [0.0] * len(configs)
@@ -47,34 +51,31 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--length", type=int, default=120)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--train-minutes", type=float, default=1.0)
     args = parser.parse_args()
     device = torch.device(args.device)
-    if args.checkpoint:
-        ckpt = load_checkpoint(args.checkpoint, device=device)
-        model, vocab = ckpt.model, ckpt.vocab
-    else:
-        torch.manual_seed(0)
-        vocab = Vocab(("<unk>", "\n", *[chr(0x4E00 + i) for i in range(1730)]))  # Jay Chou's size with <unk>
-        model = CharRNN(ModelConfig(vocab_size=len(vocab))).to(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint or train_default_model(Path(tmp), args.train_minutes)
+        ckpt = load_checkpoint(checkpoint, device=device)
+    model, vocab = ckpt.model.eval(), ckpt.vocab
     configs = [SampleConfig(max_length=args.length, stop_at_blank_line=False, seed=i) for i in range(args.requests)]
-    run_batched(model, vocab, configs[:4], max_batch=4)  # warm up
-    batched = run_batched(model, vocab, configs, max_batch=args.requests)
-    one_by_one = run_batched(model, vocab, configs, max_batch=1)  # the same requests, one at a time
     chars = args.requests * args.length
     rows = []
-    for name, latency in (("one at a time", one_by_one), (f"batched ({args.requests} together)", batched)):
-        total = max(latency)
-        rows.append((name, chars / total, total, statistics.median(latency), percentile(latency, 0.95)))
-    base = rows[0][1]
+    for dtype in dict.fromkeys([torch.float32, serving_dtype(device)]):
+        run_batched(model, vocab, configs[:4], max_batch=4, dtype=dtype)  # warm up
+        batched = run_batched(model, vocab, configs, max_batch=args.requests, dtype=dtype)
+        one_by_one = run_batched(model, vocab, configs, max_batch=1, dtype=dtype)  # same requests, one at a time
+        name = str(dtype).removeprefix("torch.")
+        base = chars / max(one_by_one)
+        for mode, latency in (("one at a time", one_by_one), (f"batched ({args.requests} together)", batched)):
+            total = max(latency)
+            rows.append((f"{name}, {mode}", chars / total, total, statistics.median(latency),
+                         percentile(latency, 0.95), chars / total / base))
     c = model.config
-    print(
-        f"{args.requests} requests x {args.length} characters, {c.cell.upper()} {c.layers}x{c.hidden}, "
-        f"vocabulary {len(vocab)}, device {args.device}, {torch.get_num_threads()} threads"
-    )
-    print_table(
-        ["mode", "chars/s", "total s", "p50 latency s", "p95 latency s", "throughput vs one at a time"],
-        [(*r, r[1] / base) for r in rows],
-    )
+    print(f"{args.requests} requests x {args.length} characters, {c.cell.upper()} {c.layers}x{c.hidden}, "
+          f"vocabulary {len(vocab)}, device {args.device}, {torch.get_num_threads()} threads")
+    print_table(["precision, mode", "chars/s", "total s", "p50 latency s", "p95 latency s",
+                 "throughput vs one at a time (same precision)"], rows)
 
 
 if __name__ == "__main__":

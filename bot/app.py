@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import torch
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, ReplyParameters, Update
 from telegram.error import TelegramError
@@ -37,6 +38,7 @@ from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
 from bot.settings import Settings
+from charrnn.sample import serving_dtype
 
 log = logging.getLogger(__name__)
 TOKEN_PATTERN = re.compile(r"bot\d+:[\w-]+|\d{6,}:[\w-]{20,}")
@@ -86,8 +88,10 @@ class Runtime:
             raise
         store = ModelStore(s.model_dir, s.device)
         loaded = store.load_active()
+        device = next(loaded.model.parameters()).device
+        dtype = serving_dtype(device) if s.serving_precision == "auto" else getattr(torch, s.serving_precision)
         self.worker = LocalGenerationWorker(
-            loaded, queue_size=s.queue_size, max_batch=s.max_batch, torch_threads=s.torch_threads
+            loaded, queue_size=s.queue_size, max_batch=s.max_batch, torch_threads=s.torch_threads, dtype=dtype
         )
         self.worker.start()
         guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)

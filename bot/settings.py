@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     candidates: int = Field(default=4, ge=1, le=16)
     copy_threshold: int = Field(default=12, ge=4)  # verbatim corpus runs this long are never shown
     torch_threads: int = Field(default=1, ge=1)
+    # auto: bfloat16 where the hardware does it natively (charrnn.sample.serving_dtype), else float32.
+    serving_precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     log_level: str = "INFO"
 

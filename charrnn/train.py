@@ -161,7 +161,13 @@ class Trainer:
         self.source = source
         self.val_ids = val_ids
         self.sampler = sampler
-        self.use_amp = config.amp and self.device.type == "cuda"
+        # Mixed precision: float16 with loss scaling on CUDA; bfloat16 (no scaling needed) on CPUs that
+        # do it natively (AVX-512 BF16 / AMX). Weights, optimizer state and the loss stay float32.
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.use_amp = config.amp and (
+            self.device.type == "cuda"
+            or (self.device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        )
         decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
         no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embedding" in n]
         self.optimizer = torch.optim.AdamW(
@@ -169,7 +175,7 @@ class Trainer:
             lr=config.lr,
             betas=(0.9, 0.99),
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.device.type == "cuda")
         self.total_steps = config.epochs * source.batches_per_epoch()
         # Position and bookkeeping; everything here is saved by state_dict().
         self.step = 0
@@ -201,7 +207,7 @@ class Trainer:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self._progress())
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             logits, state = self.model(x, state)
             loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
@@ -310,7 +316,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "history": self.history,
-            "scaler": self.scaler.state_dict() if self.use_amp else None,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
         }
         return tensors, meta
 
@@ -324,7 +330,7 @@ class Trainer:
         torch.set_rng_state(tensors["rng.cpu"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        if meta.get("scaler") and self.use_amp:
+        if meta.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(meta["scaler"])
         self.step, self.epoch, self.step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
         self.elapsed = meta["elapsed"]

@@ -90,7 +90,16 @@ class _Running:
 class LocalGenerationWorker:
     """In-process backend: a bounded queue in front of a thread that runs ``BatchGenerator``."""
 
-    def __init__(self, loaded: LoadedModel, *, queue_size: int, max_batch: int, torch_threads: int = 1) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        queue_size: int,
+        max_batch: int,
+        torch_threads: int = 1,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self._dtype = dtype
         self._queue_size = queue_size
         self._max_batch = max_batch
         self._torch_threads = torch_threads
@@ -178,7 +187,8 @@ class LocalGenerationWorker:
             self._resolve(job.pending, exc=RuntimeError("the bot is shutting down"))
 
     def _new_generator(self, loaded: LoadedModel) -> tuple[BatchGenerator, str]:
-        return BatchGenerator(loaded.model, loaded.vocab, max_batch=self._max_batch), loaded.version
+        generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=self._max_batch, dtype=self._dtype)
+        return generator, loaded.version
 
     def _take_jobs(
         self,

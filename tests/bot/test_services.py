@@ -18,8 +18,8 @@ from bot.services.quality import CopyGuard, rank, repetition
 from bot.settings import Settings
 from charrnn.checkpoint import load_checkpoint
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.vocab import Vocab
 from charrnn.sample import Generation
+from charrnn.vocab import Vocab
 
 from ..charrnn.conftest import tiny_untrained
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from charrnn.sample import MAX_LENGTH, BatchGenerator, SampleConfig, generate, generate_many
+from charrnn.sample import MAX_LENGTH, BatchGenerator, SampleConfig, generate, generate_many, serving_dtype
 
 from .conftest import Tiny, tiny_untrained
 
@@ -230,3 +230,20 @@ def test_model_is_left_in_eval_mode_for_sampling(tiny_trained: Tiny) -> None:
 def test_max_length_limit_constant() -> None:
     assert SampleConfig(max_length=MAX_LENGTH).max_length == MAX_LENGTH
     assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.skipif(serving_dtype(torch.device("cpu")) != torch.bfloat16, reason="no native bfloat16 on this CPU")
+def test_bfloat16_serving_keeps_batched_equal_to_single(tiny_trained: Tiny) -> None:
+    prefixes = ["我", "天青色", "the night", ""]
+    config = replace(GREEDY, max_length=60)
+    model, vocab = tiny_trained.model, tiny_trained.vocab
+    alone = [BatchGenerator(model, vocab, max_batch=1, dtype=torch.bfloat16) for _ in prefixes]
+    texts = []
+    for generator, prefix in zip(alone, prefixes, strict=True):
+        rid = generator.submit(prefix, config)
+        texts.append(generator.run()[rid].text)
+    together = BatchGenerator(tiny_trained.model, tiny_trained.vocab, dtype=torch.bfloat16)
+    ids = [together.submit(p, config) for p in prefixes]
+    results = together.run()
+    assert [results[i].text for i in ids] == texts
+    assert next(tiny_trained.model.parameters()).dtype == torch.float32  # the caller's model is untouched
