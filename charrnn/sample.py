@@ -232,13 +232,13 @@ class BatchGenerator:
         if self._params is None:
             configs = [row.config for row in self._rows]
             vocab_size = len(self.vocab)
-            column = {"device": self.device}
+            device = self.device
             self._params = {
-                "temperature": torch.tensor([c.temperature for c in configs], **column)[:, None],
-                "top_k": torch.tensor([c.top_k or vocab_size for c in configs], **column)[:, None],
-                "top_p": torch.tensor([c.top_p for c in configs], **column)[:, None],
-                "greedy": torch.tensor([c.greedy for c in configs], **column),
-                "penalty": torch.tensor([c.repetition_penalty for c in configs], **column)[:, None],
+                "temperature": torch.tensor([c.temperature for c in configs], device=device)[:, None],
+                "top_k": torch.tensor([c.top_k or vocab_size for c in configs], device=device)[:, None],
+                "top_p": torch.tensor([c.top_p for c in configs], device=device)[:, None],
+                "greedy": torch.tensor([c.greedy for c in configs], device=device),
+                "penalty": torch.tensor([c.repetition_penalty for c in configs], device=device)[:, None],
             }
         return self._params
 
