@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import torch
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, ReplyParameters, Update
 from telegram.error import TelegramError
@@ -29,7 +31,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers
+from bot import admin, handlers
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
 from bot.handlers import BotServices
@@ -37,6 +39,8 @@ from bot.services.generation import LocalGenerationWorker
 from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
+from bot.services.schedule import FINETUNE_JOB, FOLLOW_JOB, finetune_trigger, make_scheduler, register
+from bot.services.training import TrainingService
 from bot.settings import Settings
 from charrnn.sample import serving_dtype
 
@@ -76,6 +80,8 @@ class Runtime:
         self.engine: AsyncEngine | None = None
         self.worker: LocalGenerationWorker | None = None
         self.leftovers: asyncio.Task[None] | None = None
+        self.training: TrainingService | None = None
+        self.scheduler: AsyncIOScheduler | None = None
 
     async def open(self, application: Application) -> None:  # type: ignore[type-arg]
         s = self.settings
@@ -95,8 +101,23 @@ class Runtime:
         )
         self.worker.start()
         guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)
-        lyrics = LyricsService(s, make_sessionmaker(self.engine), self.worker, guard)
+        sessions = make_sessionmaker(self.engine)
+        lyrics = LyricsService(s, sessions, self.worker, guard)
         application.bot_data["services"] = BotServices(settings=s, lyrics=lyrics, order=ChatOrder())
+
+        async def notify(text: str, chart: bytes | None) -> None:
+            await admin.notify_admins(application.bot, s.admin_ids, text, chart)
+
+        self.training = TrainingService(s, sessions, store, self.worker, notify)
+        application.bot_data["training"] = self.training
+        stale = await self.training.interrupt_stale()
+        if stale:
+            log.warning("marked %d training run(s) left running by a crash as interrupted", stale)
+        self.scheduler = make_scheduler()
+        register(self.scheduler, FINETUNE_JOB, self.scheduled_retrain,
+                 finetune_trigger(s.finetune_cron, s.finetune_interval_s))
+        register(self.scheduler, FOLLOW_JOB, self.follow_active_model, IntervalTrigger(seconds=30))
+        self.scheduler.start()
         log.info("serving model %s", loaded.version)
         try:
             await application.bot.set_my_commands(
@@ -117,7 +138,24 @@ class Runtime:
         # Not application.create_task: the application is not running yet during post_init.
         self.leftovers = asyncio.create_task(answer_unfinished(application), name="answer-unfinished")
 
+    async def scheduled_retrain(self) -> None:
+        """The nightly job: fine-tune when there is new corpus text, otherwise do nothing."""
+        assert self.training is not None
+        outcome = await self.training.retrain(trigger="schedule")
+        log.info("scheduled fine-tuning: %s", outcome if isinstance(outcome, str) else outcome.status)
+
+    async def follow_active_model(self) -> None:
+        """Serve what the ACTIVE pointer names, so `lyricbot rollback` on the server takes effect live."""
+        assert self.training is not None and self.worker is not None
+        active = self.training.store.active_version()
+        if active is not None and active != self.worker.model_version and not self.training.busy():
+            await self.training.activate(active)
+
     async def stop(self, application: Application) -> None:  # type: ignore[type-arg]
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.training is not None and self.training.process is not None:
+            self.training.process.kill()  # the run is marked interrupted at the next start
         if self.leftovers is not None and not self.leftovers.done():
             try:
                 await asyncio.wait_for(self.leftovers, timeout=self.settings.request_timeout_s)
@@ -193,6 +231,19 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     reply_to_prompt = new_messages & filters.REPLY & filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(reply_to_prompt, ordered(handlers.prefix_reply), block=False))
     application.add_handler(CallbackQueryHandler(ordered(handlers.button), block=False))
+    for name, callback in (
+        ("addcorpus", admin.add_corpus),
+        ("corpus", admin.corpus),
+        ("retrain", admin.retrain),
+        ("jobs", admin.jobs),
+        ("models", admin.models),
+        ("rollback", admin.rollback),
+    ):
+        application.add_handler(CommandHandler(name, ordered(admin.admin_only(callback)), filters=new_messages,
+                                               block=False))
+    # An uploaded .txt whose caption is /addcorpus (captions are not commands to CommandHandler).
+    caption = new_messages & filters.Document.ALL & filters.CaptionRegex(r"^/addcorpus(@\w+)?(\s|$)")
+    application.add_handler(MessageHandler(caption, ordered(admin.admin_only(admin.add_corpus)), block=False))
     application.add_error_handler(handlers.on_error)
     return application
 

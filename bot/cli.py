@@ -77,6 +77,42 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
+    """``corpus add``, ``retrain``, ``models``, ``rollback``: the admin commands, for the server's shell."""
+    from bot.db.engine import make_engine, make_sessionmaker
+    from bot.db.migrate import upgrade
+    from bot.services.models import ModelStore
+    from bot.services.training import RunReport, TrainingService, format_report
+
+    async def go() -> int:
+        engine = make_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            store = ModelStore(settings.model_dir, settings.device)
+            service = TrainingService(settings, make_sessionmaker(engine), store, worker=None)
+            if args.command == "corpus":
+                path = Path(args.file)
+                added = await service.add_document(name=path.name, raw=path.read_bytes(), added_by=None)
+                state = "already present" if added.duplicate else "added"
+                print(f"document {added.document_id} {state}: {added.chars:,} characters, "
+                      f"{len(added.new_chars)} new to the model's vocabulary")
+            elif args.command == "retrain":
+                await service.interrupt_stale()
+                outcome = await service.retrain(trigger="cli")
+                print(format_report(outcome) if isinstance(outcome, RunReport)
+                      else "no new corpus text since the active model was trained" if outcome == "nothing_new"
+                      else "a training run is already going")
+            elif args.command == "models":
+                print("\n".join(await service.describe_versions()) or "no model versions recorded yet")
+            elif args.command == "rollback":
+                print(f"now serving {await service.rollback(args.version)}")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from bot.sandbox import run_sandbox
 
@@ -96,10 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
     db.add_argument("revision", nargs="?")
     sub.add_parser("sandbox", help="chat with the real bot through a local Bot API server, in this terminal")
+    corpus = sub.add_parser("corpus", help="add a UTF-8 text file to the corpus")
+    corpus.add_argument("action", choices=["add"])
+    corpus.add_argument("file")
+    sub.add_parser("retrain", help="fine-tune on new corpus text now (promoted only if measurably better)")
+    sub.add_parser("models", help="model versions with held-out perplexity and ratings")
+    rollback = sub.add_parser("rollback", help="serve the previous (or the named) model version")
+    rollback.add_argument("version", nargs="?")
     return parser
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_train, "db": cmd_db, "sandbox": cmd_sandbox}
+COMMANDS = {
+    "run": cmd_run, "train": cmd_train, "db": cmd_db, "sandbox": cmd_sandbox,
+    "corpus": cmd_admin, "retrain": cmd_admin, "models": cmd_admin, "rollback": cmd_admin,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None)
     try:
         return COMMANDS[args.command](settings, args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -337,6 +337,10 @@ class FakeTelegram:
         """Messages the bot sent, current after edits, with any keyboard (Telegram echoes only inline ones)."""
         return [copy.deepcopy(m) for m in self._sent if chat_id is None or m["chat"]["id"] == chat_id]
 
+    def messages(self, chat_id: int) -> list[JSONDict]:
+        """Every message in the chat, the person's and the bot's, in order."""
+        return [copy.deepcopy(m) for _, m in sorted(self._messages.get(chat_id, {}).items())]
+
     def sent_times(self, chat_id: int) -> list[float]:
         """``time.perf_counter()`` at which each of ``sent(chat_id)`` arrived: for latency benchmarks."""
         return [t for m, t in zip(self._sent, self._sent_at, strict=True) if m["chat"]["id"] == chat_id]

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     # auto: bfloat16 where the hardware does it natively (charrnn.sample.serving_dtype), else float32.
     serving_precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
+    # Corpus and fine-tuning
+    max_corpus_bytes: int = Field(default=2_000_000, ge=1)
+    finetune_cron: str = "0 3 * * *"  # crontab, UTC: nightly at 03:00
+    finetune_interval_s: float | None = Field(default=None, gt=0)  # instead of the cron (tests, demos)
+    finetune_minutes: float = Field(default=5.0, gt=0)
+    finetune_epochs: int = Field(default=10, ge=1)
+    finetune_threads: int = Field(default=1, ge=1)  # the training process's CPU threads (it also runs niced)
+    max_old_regression: float = Field(default=0.03, ge=0)  # old-text perplexity may worsen by 3% at most
+
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

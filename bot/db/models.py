@@ -41,6 +41,22 @@ class RequestStatus(StrEnum):
     FAILED = "failed"
 
 
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PROMOTED = "promoted"  # the candidate passed the gate and is now served
+    REJECTED = "rejected"  # trained, but the gate kept the parent
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # killed, or still open when the bot restarted
+    SKIPPED = "skipped"  # nothing to do, e.g. no new corpus text
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    ADMIN = "admin"
+    CLI = "cli"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -148,3 +164,56 @@ class UserSettings(Base):
     temperature: Mapped[float | None] = mapped_column(Float)  # None: the bot's default
     length: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class CorpusDocument(Base):
+    """Training text added after the first model: an uploaded file or a message, stored once per content."""
+
+    __tablename__ = "corpus_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the UTF-8 text, hex
+    name: Mapped[str] = mapped_column(String(255))  # a file name, or "message"
+    text: Mapped[str] = mapped_column(Text)
+    chars: Mapped[int] = mapped_column(Integer)
+    # None when added from the command line.
+    added_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s.value) for s in RunStatus)})", name="status"),
+        CheckConstraint(f"trigger IN ({', '.join(repr(t.value) for t in RunTrigger)})", name="trigger"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.QUEUED.value)
+    trigger: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[int | None] = mapped_column(BigInteger)  # a Telegram user id; no key, it is a log
+    parent_version: Mapped[str | None] = mapped_column(String(64))
+    candidate_version: Mapped[str | None] = mapped_column(String(64))
+    document_ids: Mapped[str] = mapped_column(Text)  # JSON list of corpus_documents ids
+    metrics: Mapped[str | None] = mapped_column(Text)  # JSON object
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ModelVersion(Base):
+    """A fine-tuned checkpoint, promoted or not; ``parent`` is the version it was trained from."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)  # the directory name, e.g. v20261123-101500
+    parent: Mapped[str | None] = mapped_column(String(64), ForeignKey("model_versions.version", ondelete="RESTRICT"))
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    document_ids: Mapped[str] = mapped_column(Text)  # JSON list of the corpus_documents it was trained on
+    old_ppl: Mapped[float | None] = mapped_column(Float)  # perplexity on held-out old corpus text
+    new_ppl: Mapped[float | None] = mapped_column(Float)  # ... and on held-out new text
+    metrics: Mapped[str | None] = mapped_column(Text)  # JSON object
+    run_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("training_runs.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest time it was made active

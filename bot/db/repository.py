@@ -8,16 +8,31 @@ frozen dataclasses copied out of the rows, safe to keep after the session is gon
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Chat, Rating, Request, RequestStatus, User, UserSettings, utcnow
+from bot.db.models import (
+    Chat,
+    CorpusDocument,
+    ModelVersion,
+    Rating,
+    Request,
+    RequestStatus,
+    RunStatus,
+    RunTrigger,
+    TrainingRun,
+    User,
+    UserSettings,
+    utcnow,
+)
 
 UNFINISHED: Final = (RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.DONE)
 
@@ -447,4 +462,332 @@ def _request_record(row: Request) -> RequestRecord:
 def _settings_record(row: UserSettings) -> UserSettingsRecord:
     return UserSettingsRecord(
         user_id=row.user_id, temperature=row.temperature, length=row.length, updated_at=row.updated_at
+    )
+
+
+# --- corpus and training -------------------------------------------------------------------------------
+
+OPEN_RUNS: Final = (RunStatus.QUEUED, RunStatus.RUNNING)
+DOCUMENT_NAME_MAX = 255  # the column's length; longer names are cut
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: int
+    sha256: str
+    name: str
+    chars: int
+    added_by: int | None  # None: added from the command line
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    status: RunStatus
+    trigger: RunTrigger
+    requested_by: int | None
+    parent_version: str | None
+    candidate_version: str | None
+    document_ids: list[int]
+    metrics: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    version: str
+    parent: str | None
+    weights_sha256: str
+    document_ids: list[int]
+    old_ppl: float | None
+    new_ppl: float | None
+    metrics: dict[str, Any] | None
+    run_id: int | None
+    created_at: datetime
+    activated_at: datetime | None
+
+
+async def add_document(
+    session: AsyncSession, *, name: str, text: str, added_by: int | None
+) -> tuple[DocumentRecord, bool]:
+    """Store a corpus document; ``(existing, False)`` if the same text was stored before, under any name."""
+    sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    existing = await _document_by_sha256(session, sha256)
+    if existing is not None:
+        return _document_record(existing), False
+    row = CorpusDocument(sha256=sha256, name=name[:DOCUMENT_NAME_MAX], text=text, chars=len(text), added_by=added_by)
+    try:
+        async with session.begin_nested():  # losing the race on the unique sha256 keeps the transaction usable
+            session.add(row)
+    except IntegrityError:
+        existing = await _document_by_sha256(session, sha256)
+        if existing is None:
+            raise  # not the duplicate: an unknown added_by, say
+        return _document_record(existing), False
+    return _document_record(row), True
+
+
+async def list_documents(session: AsyncSession) -> list[DocumentRecord]:
+    """Every corpus document, oldest first, without its text."""
+    result = await session.execute(
+        select(
+            CorpusDocument.id,
+            CorpusDocument.sha256,
+            CorpusDocument.name,
+            CorpusDocument.chars,
+            CorpusDocument.added_by,
+            CorpusDocument.created_at,
+        ).order_by(CorpusDocument.id)
+    )
+    return [
+        DocumentRecord(id=id_, sha256=sha, name=name, chars=chars, added_by=by, created_at=created)
+        for id_, sha, name, chars, by, created in result
+    ]
+
+
+async def document_texts(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, str]:
+    """The texts of the given documents by id; LookupError if any is missing."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    result = await session.execute(
+        select(CorpusDocument.id, CorpusDocument.text).where(CorpusDocument.id.in_(sorted(wanted)))
+    )
+    texts = {id_: text for id_, text in result}
+    missing = wanted - texts.keys()
+    if missing:
+        raise LookupError(f"no corpus documents {sorted(missing)}")
+    return texts
+
+
+async def create_run(
+    session: AsyncSession,
+    *,
+    trigger: str,
+    requested_by: int | None,
+    parent_version: str | None,
+    document_ids: list[int],
+) -> RunRecord:
+    """A new run in status queued. ValueError for an unknown trigger."""
+    row = TrainingRun(
+        status=RunStatus.QUEUED.value,
+        trigger=RunTrigger(trigger).value,
+        requested_by=requested_by,
+        parent_version=parent_version,
+        document_ids=json.dumps(list(document_ids)),
+    )
+    session.add(row)
+    await session.flush()
+    return _run_record(row)
+
+
+async def start_run(session: AsyncSession, *, run_id: int) -> None:
+    row = await _run_row(session, run_id)
+    row.status = RunStatus.RUNNING.value
+    row.started_at = utcnow()
+    await session.flush()
+
+
+async def finish_run(
+    session: AsyncSession,
+    *,
+    run_id: int,
+    status: str,
+    candidate_version: str | None,
+    metrics: dict[str, Any] | None,
+    error: str | None = None,
+) -> None:
+    """Close a run with a final status; ValueError for an unknown or unfinished status."""
+    final = RunStatus(status)
+    if final in OPEN_RUNS:
+        raise ValueError(f"{status!r} is not a final run status")
+    row = await _run_row(session, run_id)
+    row.status = final.value
+    row.candidate_version = candidate_version
+    row.metrics = _dump_optional(metrics)
+    row.error = error
+    row.finished_at = utcnow()
+    await session.flush()
+
+
+async def running_run(session: AsyncSession) -> RunRecord | None:
+    """The newest run still queued or running, if any."""
+    row = await session.scalar(
+        select(TrainingRun)
+        .where(TrainingRun.status.in_([s.value for s in OPEN_RUNS]))
+        .order_by(TrainingRun.id.desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+    return None if row is None else _run_record(row)
+
+
+async def recent_runs(session: AsyncSession, *, limit: int = 10) -> list[RunRecord]:
+    """The latest runs, newest first."""
+    rows = await session.scalars(
+        select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit).execution_options(populate_existing=True)
+    )
+    return [_run_record(row) for row in rows]
+
+
+async def interrupt_stale_runs(session: AsyncSession) -> int:
+    """Mark every queued or running run as interrupted (at start-up: no process works on them any more)."""
+    rows = (
+        await session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.status.in_([s.value for s in OPEN_RUNS]))
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    now = utcnow()
+    for row in rows:
+        row.status = RunStatus.INTERRUPTED.value
+        row.finished_at = now
+    await session.flush()
+    return len(rows)
+
+
+async def record_version(
+    session: AsyncSession,
+    *,
+    version: str,
+    parent: str | None,
+    weights_sha256: str,
+    document_ids: list[int],
+    old_ppl: float | None,
+    new_ppl: float | None,
+    metrics: dict[str, Any] | None,
+    run_id: int | None,
+) -> VersionRecord:
+    """Store a trained checkpoint (not yet active). ``parent`` must be a recorded version: IntegrityError if not."""
+    row = ModelVersion(
+        version=version,
+        parent=parent,
+        weights_sha256=weights_sha256,
+        document_ids=json.dumps(list(document_ids)),
+        old_ppl=old_ppl,
+        new_ppl=new_ppl,
+        metrics=_dump_optional(metrics),
+        run_id=run_id,
+    )
+    session.add(row)
+    await session.flush()
+    return _version_record(row)
+
+
+async def activate_version(session: AsyncSession, *, version: str) -> None:
+    """Note that ``version`` is served from now on; LookupError if it was never recorded."""
+    row = await session.get(ModelVersion, version)
+    if row is None:
+        raise LookupError(f"no model version {version}")
+    row.activated_at = utcnow()
+    await session.flush()
+
+
+async def list_versions(session: AsyncSession) -> list[VersionRecord]:
+    """Every recorded version, newest first."""
+    rows = await session.scalars(
+        select(ModelVersion)
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.version.desc())
+        .execution_options(populate_existing=True)
+    )
+    return [_version_record(row) for row in rows]
+
+
+async def get_version(session: AsyncSession, *, version: str) -> VersionRecord | None:
+    row = await session.get(ModelVersion, version, populate_existing=True)
+    return None if row is None else _version_record(row)
+
+
+async def version_feedback(session: AsyncSession) -> dict[str, tuple[float | None, int]]:
+    """Per ``requests.model_version``: (mean stars of the ratings on its requests or None, number of requests).
+
+    Counts every request that names the version, recorded in ``model_versions`` or not (the first model isn't).
+    """
+    result = await session.execute(
+        select(
+            Request.model_version,
+            func.avg(cast(Rating.stars, Float)),
+            func.count(Request.id.distinct()),
+        )
+        .outerjoin(Rating, Rating.request_id == Request.id)
+        .where(Request.model_version.is_not(None))
+        .group_by(Request.model_version)
+    )
+    return {
+        version: (None if mean is None else float(mean), int(n)) for version, mean, n in result if version is not None
+    }
+
+
+async def documents_in_versions(session: AsyncSession) -> set[int]:
+    """Every document some recorded version was trained on; the others are new text."""
+    seen: set[int] = set()
+    for ids in await session.scalars(select(ModelVersion.document_ids)):
+        seen.update(int(i) for i in json.loads(ids))
+    return seen
+
+
+async def _document_by_sha256(session: AsyncSession, sha256: str) -> CorpusDocument | None:
+    return await session.scalar(select(CorpusDocument).where(CorpusDocument.sha256 == sha256))
+
+
+async def _run_row(session: AsyncSession, run_id: int) -> TrainingRun:
+    row = await session.get(TrainingRun, run_id)
+    if row is None:
+        raise LookupError(f"no training run {run_id}")
+    return row
+
+
+def _dump_optional(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _load_optional(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else dict(json.loads(text))
+
+
+def _document_record(row: CorpusDocument) -> DocumentRecord:
+    return DocumentRecord(
+        id=row.id,
+        sha256=row.sha256,
+        name=row.name,
+        chars=row.chars,
+        added_by=row.added_by,
+        created_at=row.created_at,
+    )
+
+
+def _run_record(row: TrainingRun) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        status=RunStatus(row.status),
+        trigger=RunTrigger(row.trigger),
+        requested_by=row.requested_by,
+        parent_version=row.parent_version,
+        candidate_version=row.candidate_version,
+        document_ids=[int(i) for i in json.loads(row.document_ids)],
+        metrics=_load_optional(row.metrics),
+        error=row.error,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _version_record(row: ModelVersion) -> VersionRecord:
+    return VersionRecord(
+        version=row.version,
+        parent=row.parent,
+        weights_sha256=row.weights_sha256,
+        document_ids=[int(i) for i in json.loads(row.document_ids)],
+        old_ppl=row.old_ppl,
+        new_ppl=row.new_ppl,
+        metrics=_load_optional(row.metrics),
+        run_id=row.run_id,
+        created_at=row.created_at,
+        activated_at=row.activated_at,
     )

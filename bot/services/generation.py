@@ -115,6 +115,11 @@ class LocalGenerationWorker:
     def model_version(self) -> str:
         return self._loaded.version
 
+    @property
+    def vocab(self) -> Vocab:
+        """The vocabulary of the model that new requests get."""
+        return (self._swap or self._loaded).vocab
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="generation-worker", daemon=True)
         self._thread.start()

@@ -291,6 +291,12 @@ class LyricsService:
         length = prefs.length if prefs.length is not None else self.settings.default_length
         return temperature, length
 
+    async def remember(self, person: Person) -> None:
+        """Make sure the person has a row (other tables point at it)."""
+        async with self.sessions.begin() as session:
+            await repo.upsert_user(session, user_id=person.user_id, first_name=person.first_name,
+                                   username=person.username, language_code=person.language_code)
+
     async def set_preferences(
         self, person: Person, *, temperature: float | None = None, length: int | None = None
     ) -> None:

@@ -43,6 +43,10 @@ class ModelStore:
         version = self.active_version()
         if version is None:
             raise FileNotFoundError(f"no active model in {self.model_dir}: run `lyricbot train` first")
+        return self.load(version)
+
+    def load(self, version: str) -> LoadedModel:
+        """Load and verify (checksums, no pickle) a version, ready for serving."""
         ckpt = load_checkpoint(self.model_dir / version, device=select_device(self.device))
         ckpt.model.eval()
         return LoadedModel(ckpt.model, ckpt.vocab, version)

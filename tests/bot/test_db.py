@@ -23,7 +23,16 @@ from bot.db.models import Rating, Request, RequestStatus, User
 
 T = TypeVar("T")
 
-APP_TABLES = {"users", "chats", "requests", "ratings", "user_settings"}
+APP_TABLES = {
+    "users",
+    "chats",
+    "requests",
+    "ratings",
+    "user_settings",
+    "corpus_documents",
+    "training_runs",
+    "model_versions",
+}
 USER, CHAT = 1001, -1001234567890
 
 
@@ -88,7 +97,7 @@ def test_upgrade_from_empty_creates_tables_without_drift(url: str) -> None:
     async def main() -> None:
         async with migrated(url) as engine:
             assert await table_names(engine) == APP_TABLES | {"alembic_version"}
-            assert await migrate.current(engine) == migrate.head_revision() == "0001"
+            assert await migrate.current(engine) == migrate.head_revision() == "0002"
             await migrate.check(engine)  # raises on drift
             await migrate.upgrade(engine)  # at head already: a no-op
 
@@ -103,7 +112,7 @@ def test_downgrade_to_base_and_upgrade_again(url: str) -> None:
             assert await migrate.current(engine) is None
             await migrate.upgrade(engine)
             await migrate.downgrade(engine)  # default: one step back
-            assert await migrate.current(engine) is None
+            assert await migrate.current(engine) == "0001"
             await migrate.upgrade(engine, "head")
             assert await table_names(engine) == APP_TABLES | {"alembic_version"}
             await migrate.check(engine)
@@ -113,8 +122,12 @@ def test_downgrade_to_base_and_upgrade_again(url: str) -> None:
 
 def test_check_reports_drift(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     migrations = copy_migrations(tmp_path)
-    (migrations / "versions" / "0002_extra.py").write_text(
-        MIGRATION_0002.format(upgrade='op.add_column("chats", sa.Column("extra", sa.Integer()))', downgrade="pass")
+    (migrations / "versions" / "9999_extra.py").write_text(
+        MIGRATION_NEXT.format(
+            head=migrate.head_revision(),
+            upgrade='op.add_column("chats", sa.Column("extra", sa.Integer()))',
+            downgrade="pass",
+        )
     )
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
 
@@ -142,12 +155,12 @@ def test_pragmas_on_fresh_pooled_connections(url: str) -> None:
     asyncio.run(main())
 
 
-MIGRATION_0002 = """
+MIGRATION_NEXT = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = {head!r}
 branch_labels = None
 depends_on = None
 
@@ -172,8 +185,9 @@ def test_batch_migration_of_a_referenced_table_keeps_children(
 ) -> None:
     """Copy-and-move of `users`, which requests point at: needs foreign keys off, then back on."""
     migrations = copy_migrations(tmp_path)
-    (migrations / "versions" / "0002_batch.py").write_text(
-        MIGRATION_0002.format(
+    (migrations / "versions" / "9999_batch.py").write_text(
+        MIGRATION_NEXT.format(
+            head=migrate.head_revision(),
             upgrade='with op.batch_alter_table("users", recreate="always") as b:\n'
             '        b.add_column(sa.Column("nickname", sa.String(50)))',
             downgrade='with op.batch_alter_table("users") as b:\n        b.drop_column("nickname")',
@@ -187,7 +201,7 @@ def test_batch_migration_of_a_referenced_table_keeps_children(
                 await new_request(session, update_id=1)
             monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
             await migrate.upgrade(engine)
-            assert await migrate.current(engine) == "0002"
+            assert await migrate.current(engine) == "9999"
             await migrate.downgrade(engine)
             monkeypatch.undo()
             await migrate.check(engine)
@@ -201,8 +215,9 @@ def test_batch_migration_of_a_referenced_table_keeps_children(
 
 def test_failed_migration_rolls_back_completely(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     migrations = copy_migrations(tmp_path)
-    (migrations / "versions" / "0002_broken.py").write_text(
-        MIGRATION_0002.format(
+    (migrations / "versions" / "9999_broken.py").write_text(
+        MIGRATION_NEXT.format(
+            head=migrate.head_revision(),
             upgrade='op.create_table("scratch", sa.Column("id", sa.Integer(), primary_key=True))\n'
             '    raise RuntimeError("broken migration")',
             downgrade="pass",
@@ -215,7 +230,7 @@ def test_failed_migration_rolls_back_completely(url: str, tmp_path: Path, monkey
             with pytest.raises(RuntimeError, match="broken migration"):
                 await migrate.upgrade(engine)
             assert "scratch" not in await table_names(engine)  # the DDL was inside the transaction
-            assert await migrate.current(engine) == "0001"
+            assert await migrate.current(engine) == "0002"  # the real head
             async with engine.connect() as conn:
                 assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
 

@@ -1,0 +1,132 @@
+"""Admin commands: corpus, retraining, model versions, rollback. Only the ids in ``ADMIN_IDS``.
+
+Every admin handler is wrapped in ``admin_only``: anyone else gets a polite refusal and nothing
+changes; an empty ``ADMIN_IDS`` means nobody is admin. Ids, never usernames, which can change hands.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.handlers import Handler, command_argument, person_of, reply, services
+from bot.services.training import RunReport, TrainingService
+from charrnn.data import CorpusError
+
+log = logging.getLogger(__name__)
+
+
+def training(context: ContextTypes.DEFAULT_TYPE) -> TrainingService:
+    return context.application.bot_data["training"]  # type: ignore[no-any-return]
+
+
+def admin_only(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        if user is None or user.id not in services(context).settings.admin_ids:
+            log.warning("refused admin command from user %s", user.id if user else None)
+            await reply(update, context, "Sorry, that command is only for the bot's admins. / 这个命令只有管理员能用。")
+            return
+        await handler(update, context)
+
+    return wrapper
+
+
+async def add_corpus(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/addcorpus as a reply to a text message, or as the caption of an uploaded .txt document."""
+    message = update.effective_message
+    assert message is not None and update.effective_user is not None
+    document = message.document or (message.reply_to_message.document if message.reply_to_message else None)
+    if document is not None:
+        if not (document.file_name or "").lower().endswith(".txt"):
+            await reply(update, context, "Please upload a UTF-8 .txt file.")
+            return
+        limit = services(context).settings.max_corpus_bytes
+        if document.file_size and document.file_size > limit:
+            await reply(update, context, f"That file is too large (limit {limit:,} bytes).")
+            return
+        file = await document.get_file()
+        raw, name = bytes(await file.download_as_bytearray()), document.file_name or "upload.txt"
+    elif message.reply_to_message is not None and message.reply_to_message.text:
+        raw, name = message.reply_to_message.text.encode("utf-8"), "message"
+    else:
+        await reply(update, context, "Reply /addcorpus to a text message, or send it as the caption of a .txt file.")
+        return
+    await services(context).lyrics.remember(person_of(update))
+    try:
+        added = await training(context).add_document(name=name, raw=raw, added_by=update.effective_user.id)
+    except CorpusError as exc:
+        await reply(update, context, f"Not added: {exc}")
+        return
+    if added.duplicate:
+        await reply(update, context, f"Already in the corpus as document {added.document_id}; nothing changed.")
+        return
+    await reply(update, context, f"Added document {added.document_id}: {added.chars:,} characters, "
+                                 f"{len(added.new_chars)} new to the model's vocabulary.")
+
+
+async def corpus(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/corpus: documents, sizes, and whether the model has trained on them."""
+    lines = await training(context).describe_corpus()
+    await reply(update, context, "\n".join(lines) or "The corpus has no added documents yet.")
+
+
+async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/retrain: start a fine-tuning run now (one at a time)."""
+    service = training(context)
+    if service.busy():
+        await reply(update, context, "A training run is already going; /jobs shows it.")
+        return
+    if not await service.new_document_ids():
+        await reply(update, context, "No new corpus text since the active model was trained: nothing to do.")
+        return
+    user = update.effective_user
+    context.application.create_task(_retrain(service, user.id if user else None), update=update)
+    await reply(update, context, "Training started. I'll send the result here when it's done.")
+
+
+async def _retrain(service: TrainingService, user_id: int | None) -> None:
+    outcome = await service.retrain(trigger="admin", requested_by=user_id)
+    if isinstance(outcome, RunReport):
+        log.info("admin run %s: %s", outcome.run_id, outcome.status)
+
+
+async def jobs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/jobs: recent training runs."""
+    lines = await training(context).describe_runs()
+    await reply(update, context, "\n".join(lines) or "No training runs yet.")
+
+
+async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/models: versions, held-out perplexities, ratings, which one is active."""
+    lines = await training(context).describe_versions()
+    await reply(update, context, "\n".join(lines) or "No model versions recorded yet.")
+
+
+async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/rollback [version]: serve the previous (or the named) version at once."""
+    argument = command_argument(update.effective_message) if update.effective_message else ""
+    try:
+        version = await training(context).rollback(argument or None)
+    except (LookupError, ValueError) as exc:
+        await reply(update, context, f"No rollback: {exc}")
+        return
+    await reply(update, context, f"Now serving model {version}.")
+
+
+async def notify_admins(context_bot: Any, admin_ids: frozenset[int], text: str, chart: bytes | None) -> None:
+    """Tell every admin the outcome of a run, with the loss chart when there is one."""
+    for admin in sorted(admin_ids):
+        try:
+            if chart is not None:
+                await context_bot.send_photo(admin, chart, caption=text[:1024])
+            else:
+                await context_bot.send_message(admin, text)
+        except TelegramError as exc:
+            log.warning("could not notify admin %s: %s", admin, exc)

@@ -1,0 +1,294 @@
+"""Corpus, fine-tuning runs, model versions and rollback: how the bot keeps learning safely.
+
+A run happens only when corpus text was added since the active model was trained. It trains in a
+spawned child process (the bot keeps answering at full speed), and the candidate is promoted only if
+the gate in ``finetune_job.gate`` passes; promotion flips the ``ACTIVE`` pointer and hot-swaps the
+model in the generation worker between steps. Every run, promoted or not, is recorded with its
+metrics; a crash leaves the run ``interrupted`` and the served model untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import multiprocessing
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repository as repo
+from bot.services.finetune_job import FinetuneSpec, gate, run_job, split_document
+from bot.services.generation import LocalGenerationWorker
+from bot.services.models import ModelStore
+from bot.settings import Settings
+from charrnn.checkpoint import CheckpointError, load_checkpoint
+from charrnn.data import CorpusError, check_corpus_text
+
+log = logging.getLogger(__name__)
+Notify = Callable[[str, bytes | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Added:
+    document_id: int
+    chars: int
+    new_chars: tuple[str, ...]  # characters the active model's vocabulary lacks
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: int
+    status: str  # promoted, rejected, failed, interrupted, skipped
+    detail: str
+    metrics: dict[str, Any]
+    chart: bytes | None = None
+
+
+class TrainingService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        store: ModelStore,
+        worker: LocalGenerationWorker | None,
+        notify: Notify | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.store = store
+        self.worker = worker
+        self.notify = notify
+        self._lock = asyncio.Lock()
+        self.process: multiprocessing.process.BaseProcess | None = None
+
+    # --- corpus ---------------------------------------------------------------------------------
+
+    async def add_document(self, *, name: str, raw: bytes, added_by: int | None) -> Added:
+        """Store a corpus document; raises ``CorpusError`` with a reason for the person."""
+        if len(raw) > self.settings.max_corpus_bytes:
+            raise CorpusError(f"{name} is {len(raw):,} bytes; the limit is {self.settings.max_corpus_bytes:,}")
+        text = check_corpus_text(raw, name=name)
+        async with self.sessions.begin() as session:
+            record, created = await repo.add_document(session, name=name, text=text, added_by=added_by)
+        vocab = self.worker.vocab if self.worker is not None else self.store.load_active().vocab
+        return Added(record.id, record.chars, tuple(vocab.unknown_chars(text)), not created)
+
+    async def new_document_ids(self) -> list[int]:
+        """Documents no model version has trained on yet."""
+        async with self.sessions() as session:
+            seen = await repo.documents_in_versions(session)
+            return [d.id for d in await repo.list_documents(session) if d.id not in seen]
+
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def describe_corpus(self) -> list[str]:
+        async with self.sessions() as session:
+            seen = await repo.documents_in_versions(session)
+            documents = await repo.list_documents(session)
+        return [f"#{d.id} {d.name}: {d.chars:,} characters, {'trained' if d.id in seen else 'new'}" for d in documents]
+
+    async def describe_runs(self, limit: int = 10) -> list[str]:
+        async with self.sessions() as session:
+            runs = await repo.recent_runs(session, limit=limit)
+        lines = []
+        for r in runs:
+            took = f", {(r.finished_at - r.started_at).total_seconds():.0f} s" if r.finished_at and r.started_at else ""
+            m = r.metrics or {}
+            ppl = (f", old {m['old_ppl_after']:.1f} new {m['new_ppl_after']:.1f}"
+                   if m.get("old_ppl_after") is not None and m.get("new_ppl_after") is not None else "")
+            lines.append(f"run {r.id} ({r.trigger}): {r.status}{took}{ppl}" + (f" - {r.error}" if r.error else ""))
+        return lines
+
+    async def describe_versions(self) -> list[str]:
+        active = self.store.active_version()
+        async with self.sessions() as session:
+            versions = await repo.list_versions(session)
+            feedback = await repo.version_feedback(session)
+        lines = []
+        for v in versions:
+            stars, count = feedback.get(v.version, (None, 0))
+            rating = f"{stars:.1f}\u2605" if stars is not None else "no ratings"
+            old = f"{v.old_ppl:.1f}" if v.old_ppl is not None else "?"
+            new = f"{v.new_ppl:.1f}" if v.new_ppl is not None else "?"
+            mark = " (active)" if v.version == active else ""
+            lines.append(f"{v.version}{mark}: old-text ppl {old}, new-text ppl {new}, {rating}, {count} requests")
+        if active and all(v.version != active for v in versions):
+            stars, count = feedback.get(active, (None, 0))
+            lines.insert(0, f"{active} (active, first model): {count} requests")
+        return lines
+
+    async def interrupt_stale(self) -> int:
+        async with self.sessions.begin() as session:
+            return await repo.interrupt_stale_runs(session)
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    async def retrain(self, *, trigger: str, requested_by: int | None = None) -> RunReport | str:
+        """Run one fine-tuning now. Returns the report, or a reason it did not start."""
+        if self._lock.locked():
+            return "running"
+        async with self._lock:
+            documents = await self.new_document_ids()
+            if not documents:
+                return "nothing_new"
+            parent = self.store.active_version()
+            async with self.sessions.begin() as session:
+                run = await repo.create_run(session, trigger=trigger, requested_by=requested_by,
+                                            parent_version=parent, document_ids=documents)
+                await repo.start_run(session, run_id=run.id)
+            try:
+                report = await self._run(run.id, parent, documents)
+            except Exception as exc:  # a bug here must not take the bot down; the run says what happened
+                log.exception("training run %s failed", run.id)
+                report = RunReport(run.id, "failed", str(exc), {})
+            async with self.sessions.begin() as session:
+                await repo.finish_run(session, run_id=run.id, status=report.status,
+                                      candidate_version=report.metrics.get("version"), metrics=report.metrics,
+                                      error=None if report.status in ("promoted", "rejected") else report.detail)
+            if self.notify is not None:
+                await self.notify(format_report(report), report.chart)
+            return report
+
+    async def _run(self, run_id: int, parent: str | None, documents: list[int]) -> RunReport:
+        if parent is None:
+            return RunReport(run_id, "failed", "no active model to fine-tune", {})
+        async with self.sessions() as session:
+            texts = await repo.document_texts(session, ids=documents)
+        train_parts, holdout_parts = zip(*(split_document(texts[i]) for i in documents), strict=True)
+        version = time.strftime("v%Y%m%d-%H%M%S", time.gmtime()) + f"-r{run_id}"
+        work = self.store.model_dir / "runs" / f"run-{run_id}"
+        work.mkdir(parents=True, exist_ok=True)
+        spec = FinetuneSpec(
+            parent_dir=str(self.store.model_dir / parent),
+            out_dir=str(self.store.model_dir / version),
+            result_path=str(work / "result.json"),
+            old_corpus_path=str(self.settings.corpus_path) if self.settings.corpus_path else None,
+            new_train_text="".join(train_parts),
+            new_holdout_text="".join(holdout_parts),
+            minutes=self.settings.finetune_minutes,
+            epochs=self.settings.finetune_epochs,
+            device=self.settings.device,
+            threads=self.settings.finetune_threads,
+        )
+        spec_path = work / "spec.json"
+        spec_path.write_text(json.dumps(spec.__dict__), encoding="utf-8")
+        exitcode = await self._spawn(spec_path)
+        result_path = Path(spec.result_path)
+        if exitcode != 0 or not result_path.is_file():
+            return RunReport(run_id, "interrupted" if exitcode and exitcode < 0 else "failed",
+                             f"the training process ended with exit code {exitcode}", {})
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        metrics = dict(result["metrics"]) | {"version": version, "added_chars": len(result["added_chars"])}
+        chart = loss_chart(result["history"], title=f"run {run_id}: {version}")
+        promote, reason = gate(result["metrics"], self.settings.max_old_regression)
+        async with self.sessions.begin() as session:
+            if await repo.get_version(session, version=parent) is None:
+                # The first model came from `lyricbot train`, outside any run: record it as the root.
+                base = await asyncio.to_thread(load_checkpoint, self.store.model_dir / parent)
+                await repo.record_version(
+                    session, version=parent, parent=None, weights_sha256=base.weights_sha256, document_ids=[],
+                    old_ppl=base.metrics.get("val_ppl"), new_ppl=None, metrics=base.metrics, run_id=None,
+                )
+            await repo.record_version(
+                session, version=version, parent=parent, weights_sha256=result["weights_sha256"],
+                document_ids=documents, old_ppl=result["metrics"].get("old_ppl_after"),
+                new_ppl=result["metrics"].get("new_ppl_after"), metrics=metrics, run_id=run_id,
+            )
+        if not promote:
+            return RunReport(run_id, "rejected", reason, metrics, chart)
+        try:
+            await self.activate(version, expected_sha256=result["weights_sha256"])
+        except CheckpointError as exc:
+            return RunReport(run_id, "failed", f"candidate refused: {exc}", metrics, chart)
+        return RunReport(run_id, "promoted", reason, metrics, chart)
+
+    async def _spawn(self, spec_path: Path) -> int | None:
+        """Train in a spawned process (never forked: CUDA and threads do not survive a fork)."""
+        process = multiprocessing.get_context("spawn").Process(target=run_job, args=(str(spec_path),),
+                                                               name="lyricbot-finetune", daemon=True)
+        process.start()
+        self.process = process
+        try:
+            await asyncio.to_thread(process.join)
+        except asyncio.CancelledError:
+            process.kill()
+            raise
+        finally:
+            self.process = None
+        return process.exitcode
+
+    # --- versions --------------------------------------------------------------------------------
+
+    async def activate(self, version: str, expected_sha256: str | None = None) -> None:
+        """Verify the checkpoint, then serve it: pointer flip plus hot swap, old requests finish as they are."""
+        ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)
+        if expected_sha256 is not None and ckpt.weights_sha256 != expected_sha256:
+            raise CheckpointError(f"{version}: weights do not match the recorded checksum")
+        loaded = await asyncio.to_thread(self.store.load, version)
+        self.store.activate(version)
+        if self.worker is not None:  # from the CLI there is none: a running bot follows ACTIVE itself
+            self.worker.swap_model(loaded)
+        async with self.sessions.begin() as session:
+            if await repo.get_version(session, version=version) is not None:
+                await repo.activate_version(session, version=version)
+        log.info("model %s is now active", version)
+
+    async def rollback(self, version: str | None = None) -> str:
+        """Serve ``version``, or the parent of the active one. Returns the version now active."""
+        target = version
+        if target is None:
+            active = self.store.active_version()
+            async with self.sessions() as session:
+                record = await repo.get_version(session, version=active) if active else None
+            target = record.parent if record is not None else None
+            if target is None:
+                raise LookupError("the active model has no previous version to roll back to")
+        if not (self.store.model_dir / target / "meta.json").is_file():
+            raise LookupError(f"no model version {target}")
+        await self.activate(target)
+        return target
+
+
+def format_report(report: RunReport) -> str:
+    m = report.metrics
+    lines = [f"Training run {report.run_id}: {report.status}", report.detail]
+    if "old_ppl_after" in m:
+        lines.append(f"old-text perplexity {m.get('old_ppl_before', float('nan')):.1f} -> {m['old_ppl_after']:.1f}")
+        lines.append(f"new-text perplexity {m.get('new_ppl_before', float('nan')):.1f} -> "
+                     f"{m.get('new_ppl_after', float('nan')):.1f}")
+    if "seconds" in m:
+        lines.append(f"{m['seconds']:.0f} s, {m.get('added_chars', 0):.0f} new characters")
+    return "\n".join(lines)
+
+
+def loss_chart(history: list[dict[str, float]], title: str) -> bytes | None:
+    """A PNG of training and validation loss per epoch: a curve is read faster than numbers."""
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="training loss")
+    ax.plot(epochs, [h["val_nll"] for h in history], marker="o", label="validation loss (old + new)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("nats per character")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,260 @@
+"""Corpus, scheduled fine-tuning, promotion, rollback and admin commands, end to end.
+
+The fine-tuning really runs in a spawned process on the tiny test model; the bot keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bot.services.finetune_job import gate, split_document
+from bot.services.schedule import FINETUNE_JOB, finetune_trigger, make_scheduler, register
+from bot.services.training import TrainingService, loss_chart
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
+
+from .conftest import bot_running
+from .test_e2e import ask, eventually
+
+ADMIN, PERSON = 42, 77
+NEW_SONG = "蒲公英的约定\n一起长大的约定\n说好要一起旅行\n是你如今唯一坚持的任性\n" * 12
+
+
+def copy_store(trained_store: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """Runs change MODEL_DIR: give each test its own copy of the session's trained model."""
+    model_dir, corpus = trained_store
+    shutil.copytree(model_dir, tmp_path / "models")
+    return tmp_path / "models", corpus
+
+
+def training(h: Any) -> TrainingService:
+    return h.app.bot_data["training"]  # type: ignore[no-any-return]
+
+
+FAST = {"admin_ids": frozenset({ADMIN}), "finetune_minutes": 0.1, "finetune_epochs": 3}
+
+
+def test_schedule_registration_is_idempotent() -> None:
+    async def scenario() -> None:
+        async def job() -> None:
+            return None
+
+        scheduler = make_scheduler()
+        scheduler.start()
+        try:
+            for _ in range(3):  # restarts and double registration
+                register(scheduler, FINETUNE_JOB, job, finetune_trigger("0 3 * * *"))
+            jobs = scheduler.get_jobs()
+            assert [j.id for j in jobs] == [FINETUNE_JOB]
+            assert jobs[0].max_instances == 1 and jobs[0].coalesce and jobs[0].misfire_grace_time == 3600
+            assert str(jobs[0].trigger.timezone) == "UTC"
+        finally:
+            scheduler.shutdown(wait=False)
+
+    asyncio.run(scenario())
+
+
+def test_gate_refuses_worse_or_broken_candidates() -> None:
+    good = {"old_ppl_before": 10.0, "old_ppl_after": 10.2, "new_ppl_before": 50.0, "new_ppl_after": 20.0}
+    assert gate(good, 0.03)[0]
+    assert not gate({**good, "old_ppl_after": 11.0}, 0.03)[0]  # forgot the old songs
+    assert not gate({**good, "new_ppl_after": 60.0}, 0.03)[0]  # learnt nothing new
+    assert not gate({**good, "new_ppl_after": math.nan}, 0.03)[0]
+    assert not gate({**good, "old_ppl_after": None}, 0.03)[0]
+
+
+def test_document_split_is_stable_and_holds_something_out() -> None:
+    text = "".join(f"line {i}\n" for i in range(200))
+    train, held = split_document(text)
+    assert split_document(text) == (train, held)
+    assert sorted((train + held).splitlines()) == sorted(text.splitlines())
+    assert 5 < len(held.splitlines()) < 40
+    assert loss_chart([{"epoch": 1, "train_loss": 3.0, "val_nll": 3.2}], "t")[:4] == b"\x89PNG"  # type: ignore[index]
+
+
+def test_non_admins_are_refused_every_admin_command(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        async with bot_running(tmp_path, copy_store(trained_store, tmp_path), **FAST) as h:
+            h.fake.add_user(PERSON, "Pat", "en")
+            for command in ["/addcorpus", "/corpus", "/retrain", "/jobs", "/models", "/rollback", "/rollback v1"]:
+                answer = await ask(h, command, chat=PERSON, user=PERSON)
+                assert "only for the bot's admins" in answer["text"], command
+            assert h.rows("SELECT COUNT(*) FROM corpus_documents") == [(0,)]
+            assert h.rows("SELECT COUNT(*) FROM training_runs") == [(0,)]
+
+    asyncio.run(scenario())
+
+
+def test_empty_admin_list_means_nobody(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        async with bot_running(tmp_path, copy_store(trained_store, tmp_path), admin_ids=frozenset()) as h:
+            h.fake.add_user(ADMIN, "Ada", "en")
+            answer = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
+            assert "only for the bot's admins" in answer["text"]
+
+    asyncio.run(scenario())
+
+
+def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        store = copy_store(trained_store, tmp_path)
+        first = (store[0] / "ACTIVE").read_text().strip()
+        async with bot_running(tmp_path, store, **FAST) as h:
+            h.fake.add_user(ADMIN, "Ada", "en")
+            nothing = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
+            assert "nothing to do" in nothing["text"]
+
+            h.fake.send_text(ADMIN, ADMIN, NEW_SONG)  # a plain message: the bot ignores it
+            message_id = _last_user_message_id(h, ADMIN)  # then /addcorpus as a reply to it
+            before = len(h.fake.sent(ADMIN))
+            h.fake.send_text(ADMIN, ADMIN, "/addcorpus", reply_to_message_id=message_id)
+            added = (await h.fake.wait_for_sent(ADMIN, before + 1))[-1]
+            assert "Added document 1" in added["text"] and "new to the model" in added["text"]
+            again = await ask(h, "/addcorpus", chat=ADMIN, user=ADMIN)
+            assert "Reply /addcorpus" in again["text"]
+            before = len(h.fake.sent(ADMIN))
+            h.fake.send_text(ADMIN, ADMIN, "/addcorpus", reply_to_message_id=message_id)
+            duplicate = (await h.fake.wait_for_sent(ADMIN, before + 1))[-1]
+            assert "Already in the corpus" in duplicate["text"]
+            listing = await ask(h, "/corpus", chat=ADMIN, user=ADMIN)
+            assert "#1" in listing["text"] and "new" in listing["text"]
+
+            started = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
+            assert "Training started" in started["text"]
+            busy = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
+            assert "already going" in busy["text"]
+            lyric = await ask(h, "/write 我", chat=ADMIN, user=ADMIN)  # the bot answers while it trains
+            assert lyric["text"].startswith("我")
+            report = (await h.fake.wait_for_sent(ADMIN, len(h.fake.sent(ADMIN)) + 1, timeout=180))[-1]
+            assert "Training run 1" in report.get("caption", report.get("text", ""))
+            status, candidate = h.rows("SELECT status, candidate_version FROM training_runs")[0]
+            assert status == "promoted", report
+            assert (store[0] / "ACTIVE").read_text().strip() == candidate
+            await eventually(lambda: training(h).worker.model_version == candidate)
+            after = await ask(h, "/write 蒲公英", chat=ADMIN, user=ADMIN)
+            assert after["text"].startswith("蒲公英")
+            await eventually(lambda: h.rows("SELECT model_version FROM requests ORDER BY id DESC LIMIT 1")
+                             == [(candidate,)])
+            models = await ask(h, "/models", chat=ADMIN, user=ADMIN)
+            assert candidate in models["text"] and "(active)" in models["text"]
+            jobs = await ask(h, "/jobs", chat=ADMIN, user=ADMIN)
+            assert "run 1 (admin): promoted" in jobs["text"]
+
+            back = await ask(h, "/rollback", chat=ADMIN, user=ADMIN)
+            assert first in back["text"]
+            assert (store[0] / "ACTIVE").read_text().strip() == first
+            await eventually(lambda: training(h).worker.model_version == first)
+            nothing_again = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
+            assert "nothing to do" in nothing_again["text"]
+
+    asyncio.run(scenario())
+
+
+def _last_user_message_id(h: Any, chat_id: int) -> int:
+    """The id of the newest message a person sent in ``chat_id`` (the fake numbers messages per chat)."""
+    ids = [m["message_id"] for m in h.fake.messages(chat_id) if not m["from"]["is_bot"]]
+    return int(max(ids))
+
+
+def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        store = copy_store(trained_store, tmp_path)
+        first = (store[0] / "ACTIVE").read_text().strip()
+        async with bot_running(tmp_path, store, **FAST) as h:
+            service = training(h)
+
+            async def worse_candidate(spec_path: Path) -> int:
+                """Instead of training: a candidate that forgot the old songs (its weights scrambled)."""
+                spec = json.loads(spec_path.read_text())
+                ckpt = load_checkpoint(spec["parent_dir"])
+                with torch.no_grad():
+                    for p in ckpt.model.parameters():
+                        p.add_(torch.randn_like(p))
+                save_checkpoint(spec["out_dir"], ckpt.model, ckpt.vocab)
+                metrics = {"old_ppl_before": 8.0, "old_ppl_after": 900.0, "new_ppl_before": 50.0,
+                           "new_ppl_after": 40.0, "seconds": 1.0}
+                result = {"metrics": metrics, "history": [], "added_chars": [],
+                          "weights_sha256": load_checkpoint(spec["out_dir"]).weights_sha256}
+                Path(spec["result_path"]).write_text(json.dumps(result))
+                return 0
+
+            service._spawn = worse_candidate  # type: ignore[method-assign]
+            await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            report = await service.retrain(trigger="cli")
+            assert not isinstance(report, str)
+            assert report.status == "rejected" and "regressed" in report.detail
+            assert (store[0] / "ACTIVE").read_text().strip() == first
+            assert service.worker.model_version == first
+            status, metrics = h.rows("SELECT status, metrics FROM training_runs")[0]
+            assert status == "rejected" and json.loads(metrics)["old_ppl_after"] == 900.0
+            assert h.rows("SELECT old_ppl FROM model_versions WHERE parent IS NOT NULL") == [(900.0,)]
+
+    asyncio.run(scenario())
+
+
+def test_killed_training_leaves_model_and_database_intact(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        store = copy_store(trained_store, tmp_path)
+        first = (store[0] / "ACTIVE").read_text().strip()
+        async with bot_running(tmp_path, store, **{**FAST, "finetune_minutes": 5.0, "finetune_epochs": 1000}) as h:
+            h.fake.add_user(ADMIN, "Ada", "en")
+            service = training(h)
+            await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            run = asyncio.create_task(service.retrain(trigger="cli"))
+            await eventually(lambda: service.process is not None and service.process.is_alive(), timeout=30)
+            await asyncio.sleep(1.0)
+            assert service.process is not None
+            service.process.kill()
+            report = await run
+            assert not isinstance(report, str) and report.status == "interrupted"
+            assert h.rows("SELECT status FROM training_runs") == [("interrupted",)]
+            assert (store[0] / "ACTIVE").read_text().strip() == first
+            assert not [p for p in store[0].iterdir() if p.name.endswith(".partial")]
+            lyric = await ask(h, "/write 我", chat=ADMIN, user=ADMIN)
+            assert lyric["text"].startswith("我")
+
+    asyncio.run(scenario())
+
+
+def test_corrupted_checkpoint_is_refused_and_old_model_keeps_serving(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    async def scenario() -> None:
+        store = copy_store(trained_store, tmp_path)
+        first = (store[0] / "ACTIVE").read_text().strip()
+        broken = store[0] / "vbroken"
+        shutil.copytree(store[0] / first, broken)
+        weights = next(broken.glob("weights-*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+        async with bot_running(tmp_path, store, **FAST) as h:
+            h.fake.add_user(ADMIN, "Ada", "en")
+            answer = await ask(h, "/rollback vbroken", chat=ADMIN, user=ADMIN)
+            assert "No rollback" in answer["text"] and "SHA-256" in answer["text"]
+            assert (store[0] / "ACTIVE").read_text().strip() == first
+            assert training(h).worker.model_version == first
+            lyric = await ask(h, "/write 我", chat=ADMIN, user=ADMIN)
+            assert lyric["text"].startswith("我")
+
+    asyncio.run(scenario())
+
+
+def test_short_schedule_fires_once_and_skips_without_new_text(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        store = copy_store(trained_store, tmp_path)
+        async with bot_running(tmp_path, store, finetune_interval_s=1.0, **FAST) as h:
+            await asyncio.sleep(2.5)  # fired at least twice with nothing new: no run recorded
+            assert h.rows("SELECT COUNT(*) FROM training_runs") == [(0,)]
+            await training(h).add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            await eventually(lambda: h.rows("SELECT COUNT(*) FROM training_runs WHERE status != 'running'")
+                             == [(1,)], timeout=180)
+            await asyncio.sleep(2.5)  # the text is now in a version: later firings do nothing
+            rows = h.rows("SELECT trigger, status FROM training_runs")
+            assert len(rows) == 1 and rows[0][0] == "schedule"
+
+    asyncio.run(scenario())
