@@ -12,7 +12,8 @@ DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Empty values mean "use the default", so .env.example can list every variable blank.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Telegram
     telegram_bot_token: SecretStr | None = None
@@ -36,7 +37,6 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=64, ge=1)
     rate_limit_per_minute: int = Field(default=6, ge=1)
     request_timeout_s: float = Field(default=60.0, gt=0)
-    ignore_updates_older_than_s: float = Field(default=600.0, gt=0)
 
     # Defaults and quality
     default_temperature: float = Field(default=0.8, gt=0)

@@ -127,6 +127,11 @@ class Ticket:
         self.order._release(self)
 
 
+async def _upsert_person(session: AsyncSession, person: Person) -> None:
+    await repo.upsert_user(session, user_id=person.user_id, first_name=person.first_name,
+                           username=person.username, language_code=person.language_code)
+
+
 class LyricsService:
     def __init__(
         self,
@@ -155,13 +160,7 @@ class LyricsService:
     ) -> tuple[int, bool, float, int]:
         """Write the request row first; returns (request id, created, temperature, length)."""
         async with self.sessions.begin() as session:
-            await repo.upsert_user(
-                session,
-                user_id=person.user_id,
-                first_name=person.first_name,
-                username=person.username,
-                language_code=person.language_code,
-            )
+            await _upsert_person(session, person)
             await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
             prefs = await repo.get_settings(session, user_id=person.user_id)
             temperature = prefs.temperature if prefs.temperature is not None else self.settings.default_temperature
@@ -294,20 +293,13 @@ class LyricsService:
     async def remember(self, person: Person) -> None:
         """Make sure the person has a row (other tables point at it)."""
         async with self.sessions.begin() as session:
-            await repo.upsert_user(session, user_id=person.user_id, first_name=person.first_name,
-                                   username=person.username, language_code=person.language_code)
+            await _upsert_person(session, person)
 
     async def set_preferences(
         self, person: Person, *, temperature: float | None = None, length: int | None = None
     ) -> None:
         async with self.sessions.begin() as session:
-            await repo.upsert_user(
-                session,
-                user_id=person.user_id,
-                first_name=person.first_name,
-                username=person.username,
-                language_code=person.language_code,
-            )
+            await _upsert_person(session, person)
             if temperature is not None:
                 await repo.set_settings(session, user_id=person.user_id, temperature=temperature)
             if length is not None:
@@ -317,13 +309,7 @@ class LyricsService:
         async with self.sessions.begin() as session:
             if await repo.get_request(session, request_id=request_id) is None:
                 return False
-            await repo.upsert_user(
-                session,
-                user_id=person.user_id,
-                first_name=person.first_name,
-                username=person.username,
-                language_code=person.language_code,
-            )
+            await _upsert_person(session, person)
             await repo.rate(session, request_id=request_id, user_id=person.user_id, stars=stars)
         return True
 
