@@ -108,7 +108,9 @@ class Runtime:
         async def notify(text: str, chart: bytes | None) -> None:
             await admin.notify_admins(application.bot, s.admin_ids, text, chart)
 
-        self.training = TrainingService(s, sessions, store, self.worker, notify)
+        self.training = TrainingService(s, sessions, store, self.worker, notify, guard)
+        for text in (await self.training.corpus_texts()).values():
+            guard.add(text)
         application.bot_data["training"] = self.training
         stale = await self.training.interrupt_stale()
         if stale:
@@ -159,8 +161,8 @@ class Runtime:
         if self.leftovers is not None and not self.leftovers.done():
             try:
                 await asyncio.wait_for(self.leftovers, timeout=self.settings.request_timeout_s)
-            except TimeoutError:
-                log.warning("left-over requests were not all answered before shutdown")
+            except Exception:
+                log.warning("left-over requests were not all answered before shutdown", exc_info=True)
         if self.worker is not None:
             self.worker.stop(timeout=10.0)
 
@@ -192,9 +194,10 @@ async def answer_unfinished(application: Application) -> None:  # type: ignore[t
             )
             await svc.lyrics.answered(record.id, sent.message_id)
             log.info("answered request %s left over from before the restart", record.id)
-        except TelegramError:
+        except Exception:  # one bad left-over must not keep the others waiting for yet another restart
             log.exception("could not answer left-over request %s", record.id)
-            await svc.lyrics.fail(record.id, "could not deliver after restart")
+            with contextlib.suppress(Exception):
+                await svc.lyrics.fail(record.id, "could not deliver after restart")
 
 
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]

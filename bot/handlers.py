@@ -209,10 +209,14 @@ async def send_lyric(update: Update, context: ContextTypes.DEFAULT_TYPE, lyric: 
         text += "\n\n" + t(lang, "skipped", chars=" ".join(lyric.skipped))
     try:
         sent = await reply(update, context, text, markup=lyric_keyboard(lyric.request_id, lang))
-    except BadRequest:
-        await svc.lyrics.fail(lyric.request_id, "Telegram refused the answer")
+    except TelegramError as exc:
+        # Failed, not retried at restart: after a timeout the message may have arrived after all.
+        await svc.lyrics.fail(lyric.request_id, f"Telegram: {exc}")
         raise
-    await svc.lyrics.answered(lyric.request_id, sent.message_id)
+    try:
+        await svc.lyrics.answered(lyric.request_id, sent.message_id)
+    except Exception:  # the person has the lyric; a restart must not send it again
+        log.exception("request %s was answered but could not be marked so", lyric.request_id)
 
 
 async def reply(
@@ -311,15 +315,20 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         request_text, _, stars_text = rest.partition(":")
         if request_text.isdecimal() and stars_text in {"1", "2", "3", "4", "5"}:
             ok = await svc.lyrics.rate(request_id=int(request_text), person=person, stars=int(stars_text))
-            await query.answer(t(lang, "rated", stars=stars_text) if ok else t(lang, "again_gone"))
+            with contextlib.suppress(BadRequest):  # a stale query id: the rating is saved all the same
+                await query.answer(t(lang, "rated", stars=stars_text) if ok else t(lang, "again_gone"))
             return
     elif kind == "a" and rest.isdecimal():
-        await query.answer()
+        with contextlib.suppress(BadRequest):
+            await query.answer()
         async with typing(context, place.chat_id):
-            outcome = await svc.lyrics.write_again(request_id=int(rest), person=person, place=place)
+            outcome = await svc.lyrics.write_again(
+                request_id=int(rest), person=person, place=place, update_id=update.update_id
+            )
         await send_outcome(update, context, outcome)
         return
-    await query.answer()
+    with contextlib.suppress(BadRequest):
+        await query.answer()
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

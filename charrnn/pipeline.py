@@ -120,7 +120,9 @@ def train_model(
         resumed = load_checkpoint(last, device=device, with_train_state=True)
         if resumed.meta.get("corpus_sha256") != sha256_text(text):
             raise CheckpointError(f"cannot resume {last}: it was trained on a different corpus")
-        train_config = TrainConfig.from_json(resumed.meta["train_config"])
+        saved = TrainConfig.from_json(resumed.meta["train_config"])
+        # The plan (schedule, epochs) is the saved one; only the time budget may be extended.
+        train_config = replace(saved, max_minutes=train_config.max_minutes or saved.max_minutes)
     corpus = prepare_corpus(text, train_config, vocab=resumed.vocab if resumed else None)
     if resumed is not None:
         model = resumed.model

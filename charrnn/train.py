@@ -183,6 +183,7 @@ class Trainer:
         self.step_in_epoch = 0
         self.elapsed = 0.0
         self.resumed_at = 0.0  # elapsed seconds when this process took over, for an honest chars/s
+        self.carry: State | None = None  # the hidden state between consecutive batches
         self.best_val_nll = math.inf
         self.best_epoch = -1
         self.bad_epochs = 0
@@ -229,12 +230,14 @@ class Trainer:
         self.model.train()
         while self.epoch < cfg.epochs:
             losses: list[float] = []
-            state: State | None = None
+            # Mid-epoch resume of consecutive batches needs the state the rows had reached.
+            state: State | None = self.carry if self.step_in_epoch > 0 else None
             for index, (x, y) in enumerate(self.source.epoch(self.epoch)):
                 if index < self.step_in_epoch:
                     continue  # resuming: these batches were consumed before the interruption
                 loss, new_state = self._train_step(x, y, state if self.source.carries_state else None)
                 state = new_state
+                self.carry = state if self.source.carries_state else None
                 self.step += 1
                 self.step_in_epoch = index + 1
                 chars_seen += x.numel()
@@ -252,6 +255,7 @@ class Trainer:
             if finished_epoch:
                 self.epoch += 1
                 self.step_in_epoch = 0
+                self.carry = None
             val = evaluate(self.model, self.val_ids, self.device)
             is_best = math.isfinite(val.nll) and val.nll < self.best_val_nll
             if is_best:
@@ -302,6 +306,10 @@ class Trainer:
         tensors: dict[str, torch.Tensor] = {"rng.cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if isinstance(self.carry, tuple):
+            tensors["carry.h"], tensors["carry.c"] = self.carry
+        elif self.carry is not None:
+            tensors["carry.h"] = self.carry
         optim = self.optimizer.state_dict()
         for param_id, slots in optim["state"].items():
             for name, value in slots.items():
@@ -321,6 +329,9 @@ class Trainer:
         return tensors, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        if "carry.h" in tensors:
+            h = tensors["carry.h"].to(self.device)
+            self.carry = (h, tensors["carry.c"].to(self.device)) if "carry.c" in tensors else h
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
             if key.startswith("optim."):

@@ -107,6 +107,7 @@ class LocalGenerationWorker:
         self._outstanding = 0  # jobs accepted and not finished; touched only on the event loop
         self._job_seconds = 1.0  # moving average of one job's service time, for "busy" estimates
         self._swap: LoadedModel | None = None
+        self._swap_lock = threading.Lock()
         self._loaded = loaded
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -135,7 +136,8 @@ class LocalGenerationWorker:
 
     def swap_model(self, loaded: LoadedModel) -> None:
         """Serve ``loaded`` from the next step on; requests already running finish on the old model."""
-        self._swap = loaded
+        with self._swap_lock:
+            self._swap = loaded
 
     def estimated_wait_s(self) -> float:
         concurrent = max(1, self._max_batch // 4)
@@ -167,14 +169,18 @@ class LocalGenerationWorker:
         owner: dict[tuple[int, int], int] = {}  # (generator index id, row id) -> job key
         with torch.inference_mode():
             while not self._stopping.is_set():
-                busy = any(not g.idle() for g, _ in generators)
-                self._take_jobs(generators, running, owner, block=not busy)
-                if self._swap is not None:
-                    loaded, self._swap = self._swap, None
-                    self._loaded = loaded
-                    generators.append(self._new_generator(loaded))
-                    log.info("now serving model %s", loaded.version)
-                self._drop_cancelled(generators, running, owner)
+                try:
+                    busy = any(not g.idle() for g, _ in generators)
+                    self._take_jobs(generators, running, owner, block=not busy)
+                    self._apply_swap(generators)
+                    self._drop_cancelled(generators, running, owner)
+                except Exception as exc:  # nothing may kill the worker: fail what is affected, go on
+                    log.exception("generation worker error")
+                    for key in list(running):
+                        self._resolve(running.pop(key).pending, exc=exc)
+                    owner.clear()
+                    generators = [self._new_generator(self._loaded)]
+                    continue
                 for generator, version in list(generators):
                     try:
                         finished = generator.step()
@@ -188,8 +194,25 @@ class LocalGenerationWorker:
                         self._deliver(generator, rid, generation, running, owner)
                 # An old model leaves once its last request is done.
                 generators = [g for g in generators[:-1] if not g[0].idle()] + generators[-1:]
+        shutting_down = RuntimeError("the bot is shutting down")
         for job in running.values():
-            self._resolve(job.pending, exc=RuntimeError("the bot is shutting down"))
+            self._resolve(job.pending, exc=shutting_down)
+        while True:  # jobs that never got a row: tell their callers too
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._resolve(item, exc=shutting_down)
+
+    def _apply_swap(self, generators: list[tuple[BatchGenerator, str]]) -> None:
+        """Start serving a model handed over by ``swap_model``; the old generator drains on its own."""
+        with self._swap_lock:
+            loaded, self._swap = self._swap, None
+        if loaded is not None:
+            generators.append(self._new_generator(loaded))
+            self._loaded = loaded
+            log.info("now serving model %s", loaded.version)
 
     def _new_generator(self, loaded: LoadedModel) -> tuple[BatchGenerator, str]:
         generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=self._max_batch, dtype=self._dtype)
@@ -207,6 +230,7 @@ class LocalGenerationWorker:
         except queue.Empty:
             return
         while item is not None:
+            self._apply_swap(generators)  # a job that arrives after swap_model() gets the new model
             generator, version = generators[-1]
             job = item.job
             seeds = random.Random(job.seed) if job.seed is not None else random.SystemRandom()
@@ -256,9 +280,11 @@ class LocalGenerationWorker:
     ) -> None:
         for key, job in list(running.items()):
             if job.pending.cancelled.is_set():
+                # Row ids restart at 0 in every generator: cancel only the rows this job owns.
                 for generator, _ in generators:
                     for rid in job.rids:
-                        if owner.pop((id(generator), rid), None) is not None:
+                        if owner.get((id(generator), rid)) == key:
+                            del owner[(id(generator), rid)]
                             generator.cancel(rid)
                 del running[key]
 

@@ -184,14 +184,15 @@ class LyricsService:
         """A lyric for ``prefix``, or the reason there is none. Never raises for the person's input."""
         if len(prefix) > self.settings.max_prefix_chars:
             return Refused("prefix_too_long")
-        wait = self.limiter.check(person.user_id)
-        if wait > 0:
-            return Refused("rate_limited", seconds=math.ceil(wait))
         request_id, created, temperature, length = await self.register(
             update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix
         )
-        if not created:
+        if not created:  # before the rate limit: a re-delivered update must not use up a slot
             return Duplicate(request_id)
+        wait = self.limiter.check(person.user_id)
+        if wait > 0:
+            await self._fail(request_id, "rate limited")
+            return Refused("rate_limited", request_id, seconds=math.ceil(wait))
         return await self.generate(request_id, prefix, temperature, length)
 
     async def generate(self, request_id: int, prefix: str, temperature: float, length: int) -> Lyric | Refused:
@@ -208,6 +209,9 @@ class LyricsService:
         except TimeoutError:
             await self._fail(request_id, "timeout")
             return Refused("timeout", request_id)
+        except Exception as exc:
+            await self._fail(request_id, f"internal error: {type(exc).__name__}")
+            raise
         ranked = rank(result.candidates, self.guard)
         if not ranked:
             await self._fail(request_id, "no candidate worth showing")
@@ -223,30 +227,31 @@ class LyricsService:
             )
         return Lyric(request_id, ranked[0].text, ranked[0].skipped)
 
-    async def write_again(self, *, request_id: int, person: Person, place: Place) -> WriteOutcome:
+    async def write_again(
+        self, *, request_id: int, person: Person, place: Place, update_id: int | None = None
+    ) -> WriteOutcome:
         """The next stored candidate of ``request_id`` at once, or a fresh generation when none is left."""
-        async with self.sessions.begin() as session:
+        async with self.sessions() as session:
             original = await repo.get_request(session, request_id=request_id)
-            if original is None:
-                return Refused("again_gone")
-            spare = await repo.next_candidate(session, request_id=request_id)
-        wait = self.limiter.check(person.user_id)
-        if wait > 0:
-            return Refused("rate_limited", seconds=math.ceil(wait))
-        new_id, _, temperature, length = await self.register(
-            update_id=None, person=person, place=place, message_id=None, prefix=original.prefix, parent_id=request_id
+        if original is None:
+            return Refused("again_gone")
+        new_id, created, temperature, length = await self.register(
+            update_id=update_id, person=person, place=place, message_id=None, prefix=original.prefix,
+            parent_id=request_id,
         )
+        if not created:
+            return Duplicate(new_id)
+        wait = self.limiter.check(person.user_id)  # before taking a spare, so a refusal wastes none
+        if wait > 0:
+            await self._fail(new_id, "rate limited")
+            return Refused("rate_limited", new_id, seconds=math.ceil(wait))
+        async with self.sessions.begin() as session:
+            spare = await repo.next_candidate(session, request_id=request_id)
         if spare is None:
             return await self.generate(new_id, original.prefix, temperature, length)
         async with self.sessions.begin() as session:
-            await repo.complete_request(
-                session,
-                request_id=new_id,
-                output=spare,
-                candidates=[],
-                model_version=original.model_version,
-                latency_ms=0,
-            )
+            await repo.complete_request(session, request_id=new_id, output=spare, candidates=[],
+                                        model_version=original.model_version, latency_ms=0)
         return Lyric(new_id, spare, ())
 
     async def answered(self, request_id: int, message_id: int) -> None:

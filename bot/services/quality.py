@@ -18,7 +18,13 @@ class CopyGuard:
 
     def __init__(self, corpus: str, threshold: int) -> None:
         self.threshold = threshold
-        self._runs = {hash(corpus[i : i + threshold]) for i in range(len(corpus) - threshold + 1)}
+        self._runs: set[int] = set()
+        self.add(corpus)
+
+    def add(self, text: str) -> None:
+        """Also guard ``text`` (corpus documents the model is fine-tuned on)."""
+        t = self.threshold
+        self._runs.update(hash(text[i : i + t]) for i in range(len(text) - t + 1))
 
     def copied_run(self, prefix: str, continuation: str) -> int | None:
         """Start (in ``prefix + continuation``) of the first copied run touching the continuation."""

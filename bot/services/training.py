@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import multiprocessing
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,11 +27,13 @@ from bot.db import repository as repo
 from bot.services.finetune_job import FinetuneSpec, gate, run_job, split_document
 from bot.services.generation import LocalGenerationWorker
 from bot.services.models import ModelStore
+from bot.services.quality import CopyGuard
 from bot.settings import Settings
 from charrnn.checkpoint import CheckpointError, load_checkpoint
 from charrnn.data import CorpusError, check_corpus_text
 
 log = logging.getLogger(__name__)
+VERSION_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")  # a directory name in MODEL_DIR, never a path
 Notify = Callable[[str, bytes | None], Awaitable[None]]
 
 
@@ -59,7 +62,9 @@ class TrainingService:
         store: ModelStore,
         worker: LocalGenerationWorker | None,
         notify: Notify | None = None,
+        guard: CopyGuard | None = None,
     ) -> None:
+        self.guard = guard
         self.settings = settings
         self.sessions = sessions
         self.store = store
@@ -79,6 +84,11 @@ class TrainingService:
             record, created = await repo.add_document(session, name=name, text=text, added_by=added_by)
         vocab = self.worker.vocab if self.worker is not None else self.store.load_active().vocab
         return Added(record.id, record.chars, tuple(vocab.unknown_chars(text)), not created)
+
+    async def corpus_texts(self) -> dict[int, str]:
+        async with self.sessions() as session:
+            ids = [d.id for d in await repo.list_documents(session)]
+            return await repo.document_texts(session, ids=ids)
 
     async def new_document_ids(self) -> list[int]:
         """Documents no model version has trained on yet."""
@@ -208,6 +218,9 @@ class TrainingService:
             await self.activate(version, expected_sha256=result["weights_sha256"])
         except CheckpointError as exc:
             return RunReport(run_id, "failed", f"candidate refused: {exc}", metrics, chart)
+        if self.guard is not None:  # the model may now quote these songs: never let it show them
+            for text in texts.values():
+                self.guard.add(text)
         return RunReport(run_id, "promoted", reason, metrics, chart)
 
     async def _spawn(self, spec_path: Path) -> int | None:
@@ -251,7 +264,7 @@ class TrainingService:
             target = record.parent if record is not None else None
             if target is None:
                 raise LookupError("the active model has no previous version to roll back to")
-        if not (self.store.model_dir / target / "meta.json").is_file():
+        if not VERSION_NAME.fullmatch(target) or not (self.store.model_dir / target / "meta.json").is_file():
             raise LookupError(f"no model version {target}")
         await self.activate(target)
         return target

@@ -152,3 +152,51 @@ def test_env_example_documents_and_parses_every_setting() -> None:
     assert names == {field.upper() for field in Settings.model_fields}
     settings = Settings(_env_file=example)  # type: ignore[call-arg]
     assert settings.token is None and settings.admin_ids == frozenset()
+
+
+def test_a_timeout_after_a_swap_cancels_only_its_own_rows() -> None:
+    """Row ids restart in every generator: job A (old model) timing out must not cancel job B (new)."""
+    vocab = Vocab.build("abcdefgh ")
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), layers=1, embed=8, hidden=8)).eval()
+
+    async def scenario() -> None:
+        worker = LocalGenerationWorker(LoadedModel(model, vocab, "old"), queue_size=4, max_batch=4)
+        worker.start()
+        try:
+            doomed = asyncio.create_task(worker.generate(GenerationJob("a", 1.0, 100_000), timeout=0.5))
+            await asyncio.sleep(0.1)
+            worker.swap_model(LoadedModel(model, vocab, "new"))
+            survivor = asyncio.create_task(worker.generate(GenerationJob("b", 1.0, 3000), timeout=30))
+            with pytest.raises(TimeoutError):
+                await doomed
+            result = await survivor
+            assert result.model_version == "new" and len(result.candidates[0].continuation) == 3000
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_generation_error_fails_the_request_row(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    from .conftest import bot_running
+    from .test_e2e import ask, eventually
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store) as h:
+            h.fake.add_user(5, "Err", "en")
+            lyrics = h.app.bot_data["services"].lyrics
+
+            class Broken:
+                async def generate(self, job: object, timeout: float) -> object:
+                    raise RuntimeError("the GPU caught fire")
+
+            real, lyrics.backend = lyrics.backend, Broken()
+            apology = await ask(h, "/write 我", chat=5, user=5)
+            assert "error" in apology["text"]
+            await eventually(
+                lambda: h.rows("SELECT status, error FROM requests") == [("failed", "internal error: RuntimeError")]
+            )
+            lyrics.backend = real
+            assert (await ask(h, "/write 我", chat=5, user=5))["text"].startswith("我")
+
+    asyncio.run(scenario())

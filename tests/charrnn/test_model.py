@@ -35,8 +35,10 @@ def test_tied_weights_share_one_tensor() -> None:
 def test_tanh_rnn_equations_match_nn_rnn() -> None:
     """h_t = tanh(x_t W_xh + h_{t-1} W_hh + b), as the d2l chapter writes it."""
     torch.manual_seed(0)
-    rnn = nn.RNN(4, 6, batch_first=True)
-    x = torch.randn(2, 7, 4)
+    model = CharRNN(ModelConfig(vocab_size=9, cell="rnn", layers=1, embed=4, hidden=6, tie_weights=False)).eval()
+    rnn = model.rnn
+    assert isinstance(rnn, nn.RNN)
+    x = model.embedding(torch.randint(0, 9, (2, 7)))
     expected, h_last = rnn(x)
     w_xh, w_hh = rnn.weight_ih_l0.T, rnn.weight_hh_l0.T
     b = rnn.bias_ih_l0 + rnn.bias_hh_l0
@@ -52,8 +54,10 @@ def test_tanh_rnn_equations_match_nn_rnn() -> None:
 def test_lstm_gate_equations_match_nn_lstm() -> None:
     """Input, forget and output gates and the candidate cell, as the seeds write them."""
     torch.manual_seed(0)
-    lstm = nn.LSTM(3, 5, batch_first=True)
-    x = torch.randn(2, 6, 3)
+    model = CharRNN(ModelConfig(vocab_size=9, cell="lstm", layers=1, embed=3, hidden=5, tie_weights=False)).eval()
+    lstm = model.rnn
+    assert isinstance(lstm, nn.LSTM)
+    x = model.embedding(torch.randint(0, 9, (2, 6)))
     expected, (_h_last, c_last) = lstm(x)
     # PyTorch stacks the gate weights in the order input, forget, cell candidate, output.
     w_x = lstm.weight_ih_l0.chunk(4)

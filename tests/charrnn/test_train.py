@@ -97,14 +97,16 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
         assert torch.equal(pa, pb)
 
 
-def test_resume_mid_epoch_skips_consumed_batches() -> None:
+@pytest.mark.parametrize("sampling", ["random", "consecutive"])
+def test_resume_mid_epoch_skips_consumed_batches(sampling: str) -> None:
     vocab = Vocab.build(LYRICS)
     ids = torch.tensor(vocab.encode(LYRICS))
 
     def make() -> Trainer:
         torch.manual_seed(0)
-        model = CharRNN(ModelConfig(vocab_size=len(vocab), layers=1, embed=8, hidden=16, dropout=0.2))
-        return Trainer(model, RandomSampling(ids, 4, 16, seed=0), ids[:100], fast(epochs=2))
+        model = CharRNN(ModelConfig(vocab_size=len(vocab), cell="lstm", layers=1, embed=8, hidden=16, dropout=0.2))
+        source = RandomSampling(ids, 4, 16, seed=0) if sampling == "random" else ConsecutiveSampling(ids, 4, 16)
+        return Trainer(model, source, ids[:100], fast(epochs=2))
 
     full = make()
     full.run()
