@@ -9,6 +9,8 @@ import asyncio
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +260,56 @@ def test_short_schedule_fires_once_and_skips_without_new_text(tmp_path: Path, tr
             assert len(rows) == 1 and rows[0][0] == "schedule"
 
     asyncio.run(scenario())
+
+
+def test_uploaded_txt_with_caption_and_stale_runs(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        store = copy_store(trained_store, tmp_path)
+        async with bot_running(tmp_path, store, **FAST) as h:
+            h.fake.add_user(ADMIN, "Ada", "en")
+            before = len(h.fake.sent(ADMIN))
+            h.fake.send_document(ADMIN, ADMIN, "song.txt", NEW_SONG.encode(), caption="/addcorpus")
+            added = (await h.fake.wait_for_sent(ADMIN, before + 1))[-1]
+            assert "Added document 1" in added["text"]
+            before = len(h.fake.sent(ADMIN))
+            h.fake.send_document(ADMIN, ADMIN, "binary.txt", b"\x00\x01\x02" * 50, caption="/addcorpus")
+            refused = (await h.fake.wait_for_sent(ADMIN, before + 1))[-1]
+            assert "Not added" in refused["text"] and "binary" in refused["text"]
+            # A run left 'running' by a crash...
+            async with training(h).sessions.begin() as session:
+                from bot.db import repository as repo
+
+                run = await repo.create_run(session, trigger="cli", requested_by=None, parent_version=None,
+                                            document_ids=[1])
+                await repo.start_run(session, run_id=run.id)
+        # ...is marked interrupted when the bot starts again.
+        async with bot_running(tmp_path, store, **FAST) as h:
+            assert h.rows("SELECT status FROM training_runs") == [("interrupted",)]
+
+    asyncio.run(scenario())
+
+
+def test_admin_cli_corpus_retrain_models_rollback(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    model_dir, corpus = copy_store(trained_store, tmp_path)
+    first = (model_dir / "ACTIVE").read_text().strip()
+    song = tmp_path / "song.txt"
+    song.write_text(NEW_SONG, encoding="utf-8")
+    env = {"MODEL_DIR": str(model_dir), "CORPUS_PATH": str(corpus), "DEVICE": "cpu", "PATH": "",
+           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "FINETUNE_MINUTES": "0.1",
+           "FINETUNE_EPOCHS": "3"}
+
+    def lyricbot(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=300,
+                              env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert "document 1 added" in lyricbot("corpus", "add", str(song))
+    assert "already present" in lyricbot("corpus", "add", str(song))
+    report = lyricbot("retrain")
+    assert "Training run 1: promoted" in report
+    active = (model_dir / "ACTIVE").read_text().strip()
+    assert active != first and active in lyricbot("models")
+    assert "no new corpus text" in lyricbot("retrain")
+    assert first in lyricbot("rollback")
+    assert (model_dir / "ACTIVE").read_text().strip() == first
