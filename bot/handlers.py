@@ -105,8 +105,14 @@ def command_argument(message: Message) -> str:
 
 
 def fit(text: str) -> str:
-    """Telegram refuses messages over 4096 characters; lyrics are capped far below, this is the belt."""
-    return text if len(text) <= MessageLimit.MAX_TEXT_LENGTH else text[: MessageLimit.MAX_TEXT_LENGTH - 1] + "…"
+    """Telegram refuses messages over 4096 characters (UTF-16 code units: an emoji counts twice);
+    lyrics are capped far below, this is the belt."""
+    limit = MessageLimit.MAX_TEXT_LENGTH
+    if len(text.encode("utf-16-le")) // 2 <= limit:
+        return text
+    while len(text.encode("utf-16-le")) // 2 > limit - 1:
+        text = text[: -max(1, (len(text.encode("utf-16-le")) // 2 - limit + 1) // 2)]
+    return text + "…"
 
 
 def lyric_keyboard(request_id: int, lang: str) -> InlineKeyboardMarkup:

@@ -90,20 +90,32 @@ class TrainingService:
             ids = [d.id for d in await repo.list_documents(session)]
             return await repo.document_texts(session, ids=ids)
 
-    async def new_document_ids(self) -> list[int]:
-        """Documents no model version has trained on yet."""
+    async def trained_document_ids(self) -> set[int]:
+        """The documents the active model has seen: those of its version and of all its ancestors."""
         async with self.sessions() as session:
-            seen = await repo.documents_in_versions(session)
+            versions = {v.version: v for v in await repo.list_versions(session)}
+        seen: set[int] = set()
+        version = self.store.active_version()
+        while version is not None and version in versions:
+            seen.update(versions[version].document_ids)
+            version = versions[version].parent
+        return seen
+
+    async def new_document_ids(self) -> list[int]:
+        """Documents added since the active model was trained (a rollback makes its successors' new again)."""
+        seen = await self.trained_document_ids()
+        async with self.sessions() as session:
             return [d.id for d in await repo.list_documents(session) if d.id not in seen]
 
     def busy(self) -> bool:
         return self._lock.locked()
 
     async def describe_corpus(self) -> list[str]:
+        seen = await self.trained_document_ids()
         async with self.sessions() as session:
-            seen = await repo.documents_in_versions(session)
             documents = await repo.list_documents(session)
-        return [f"#{d.id} {d.name}: {d.chars:,} characters, {'trained' if d.id in seen else 'new'}" for d in documents]
+        state = {True: "in the active model", False: "new"}
+        return [f"#{d.id} {d.name}: {d.chars:,} characters, {state[d.id in seen]}" for d in documents]
 
     async def describe_runs(self, limit: int = 10) -> list[str]:
         async with self.sessions() as session:

@@ -68,6 +68,8 @@ def test_good_temperatures_and_lengths() -> None:
 
 def test_messages_never_exceed_telegram_limit() -> None:
     assert len(fit("x" * 10_000)) == 4096 and fit("short") == "short"
+    emoji = fit("😀" * 3000)  # 6000 UTF-16 code units
+    assert len(emoji.encode("utf-16-le")) // 2 <= 4096 and emoji.endswith("…")
 
 
 def test_token_is_redacted_from_messages_and_tracebacks() -> None:

@@ -134,6 +134,10 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
             lyric = await ask(h, "/write 我", chat=ADMIN, user=ADMIN)  # the bot answers while it trains
             assert lyric["text"].startswith("我")
             report = (await h.fake.wait_for_sent(ADMIN, len(h.fake.sent(ADMIN)) + 1, timeout=180))[-1]
+            trained = await ask(h, "/corpus", chat=ADMIN, user=ADMIN)
+            assert "in the active model" in trained["text"]
+            nothing = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
+            assert "nothing to do" in nothing["text"]
             assert "Training run 1" in report.get("caption", report.get("text", ""))
             status, candidate = h.rows("SELECT status, candidate_version FROM training_runs")[0]
             assert status == "promoted", report
@@ -152,8 +156,9 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
             assert first in back["text"]
             assert (store[0] / "ACTIVE").read_text().strip() == first
             await eventually(lambda: training(h).worker.model_version == first)
-            nothing_again = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
-            assert "nothing to do" in nothing_again["text"]
+            # The active model is the first one again: the song is new to it.
+            listing = await ask(h, "/corpus", chat=ADMIN, user=ADMIN)
+            assert "#1" in listing["text"] and "new" in listing["text"]
 
     asyncio.run(scenario())
 
@@ -313,3 +318,4 @@ def test_admin_cli_corpus_retrain_models_rollback(tmp_path: Path, trained_store:
     assert "no new corpus text" in lyricbot("retrain")
     assert first in lyricbot("rollback")
     assert (model_dir / "ACTIVE").read_text().strip() == first
+    assert "Training run 2:" in lyricbot("retrain")  # the rolled-back model never saw the song: a run happens
