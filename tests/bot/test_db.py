@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.db import migrate, repository
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import Rating, Request, RequestStatus, User
+
+from .dbutil import migrated, with_session
 
 T = TypeVar("T")
 
@@ -39,26 +39,6 @@ USER, CHAT = 1001, -1001234567890
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'var' / 'bot.db'}"  # var/ does not exist yet: make_engine creates it
-
-
-@asynccontextmanager
-async def migrated(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(url)
-    try:
-        await migrate.upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-def with_session(url: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``fn`` in one committed transaction on a freshly migrated database."""
-
-    async def main() -> T:
-        async with migrated(url) as engine, make_sessionmaker(engine).begin() as session:
-            return await fn(session)
-
-    return asyncio.run(main())
 
 
 async def seed(session: AsyncSession, user_id: int = USER) -> None:

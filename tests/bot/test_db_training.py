@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import delete, func, inspect, select
@@ -16,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db import migrate, repository
-from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.engine import make_sessionmaker
 from bot.db.models import CorpusDocument, ModelVersion, RunStatus, RunTrigger, TrainingRun, User
 
-T = TypeVar("T")
+from .dbutil import migrated, with_session
 
 TABLES_0001 = {"users", "chats", "requests", "ratings", "user_settings"}
 TABLES_0002 = {"corpus_documents", "training_runs", "model_versions"}
@@ -29,26 +26,6 @@ USER, CHAT = 1001, -1001234567890
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-
-
-@asynccontextmanager
-async def migrated(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(url)
-    try:
-        await migrate.upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-def with_session(url: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``fn`` in one committed transaction on a freshly migrated database."""
-
-    async def main() -> T:
-        async with migrated(url) as engine, make_sessionmaker(engine).begin() as session:
-            return await fn(session)
-
-    return asyncio.run(main())
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:

@@ -117,8 +117,9 @@ def test_worker_refuses_when_full_and_times_out_cleanly() -> None:
         worker = LocalGenerationWorker(LoadedModel(model, vocab, "v"), queue_size=2, max_batch=2)
         worker.start()
         try:
-            long_jobs = [asyncio.create_task(worker.generate(GenerationJob("a", 1.0, 100_000), timeout=0.5))
-                         for _ in range(2)]
+            long_jobs = [
+                asyncio.create_task(worker.generate(GenerationJob("a", 1.0, 100_000), timeout=0.5)) for _ in range(2)
+            ]
             await asyncio.sleep(0.01)
             with pytest.raises(QueueFull) as busy:
                 await worker.generate(GenerationJob("a", 1.0, 5), timeout=5)
@@ -136,14 +137,33 @@ def test_worker_refuses_when_full_and_times_out_cleanly() -> None:
 
 def test_sandbox_and_db_commands_from_the_terminal(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     model_dir, corpus = trained_store
-    env = {"MODEL_DIR": str(model_dir), "CORPUS_PATH": str(corpus), "DEVICE": "cpu", "PATH": "",
-           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "TELEGRAM_BOT_TOKEN": ""}
-    chat = subprocess.run([sys.executable, "-m", "bot", "sandbox"], input="/write 我不要\n!4\n/temp nan\n/quit\n",
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    env = {
+        "MODEL_DIR": str(model_dir),
+        "CORPUS_PATH": str(corpus),
+        "DEVICE": "cpu",
+        "PATH": "",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "TELEGRAM_BOT_TOKEN": "",
+    }
+    chat = subprocess.run(
+        [sys.executable, "-m", "bot", "sandbox"],
+        input="/write 我不要\n!4\n/temp nan\n/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert chat.returncode == 0, chat.stderr[-2000:]
     assert "bot> 我不要" in chat.stdout and "★4" in chat.stdout and "/temp <0.1" in chat.stdout
-    db = subprocess.run([sys.executable, "-m", "bot", "db", "current"], capture_output=True, text=True,
-                        timeout=60, env=env, cwd=tmp_path)
+    db = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "current"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
     assert db.returncode == 0 and f"database revision: {head_revision()}" in db.stdout
     assert load_checkpoint(model_dir / (model_dir / "ACTIVE").read_text().strip()).vocab
 

@@ -145,8 +145,9 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
             await eventually(lambda: training(h).worker.model_version == candidate)
             after = await ask(h, "/write 蒲公英", chat=ADMIN, user=ADMIN)
             assert after["text"].startswith("蒲公英")
-            await eventually(lambda: h.rows("SELECT model_version FROM requests ORDER BY id DESC LIMIT 1")
-                             == [(candidate,)])
+            await eventually(
+                lambda: h.rows("SELECT model_version FROM requests ORDER BY id DESC LIMIT 1") == [(candidate,)]
+            )
             models = await ask(h, "/models", chat=ADMIN, user=ADMIN)
             assert candidate in models["text"] and "(active)" in models["text"]
             jobs = await ask(h, "/jobs", chat=ADMIN, user=ADMIN)
@@ -184,10 +185,19 @@ def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: t
                     for p in ckpt.model.parameters():
                         p.add_(torch.randn_like(p))
                 save_checkpoint(spec["out_dir"], ckpt.model, ckpt.vocab)
-                metrics = {"old_ppl_before": 8.0, "old_ppl_after": 900.0, "new_ppl_before": 50.0,
-                           "new_ppl_after": 40.0, "seconds": 1.0}
-                result = {"metrics": metrics, "history": [], "added_chars": [],
-                          "weights_sha256": load_checkpoint(spec["out_dir"]).weights_sha256}
+                metrics = {
+                    "old_ppl_before": 8.0,
+                    "old_ppl_after": 900.0,
+                    "new_ppl_before": 50.0,
+                    "new_ppl_after": 40.0,
+                    "seconds": 1.0,
+                }
+                result = {
+                    "metrics": metrics,
+                    "history": [],
+                    "added_chars": [],
+                    "weights_sha256": load_checkpoint(spec["out_dir"]).weights_sha256,
+                }
                 Path(spec["result_path"]).write_text(json.dumps(result))
                 return 0
 
@@ -258,8 +268,9 @@ def test_short_schedule_fires_once_and_skips_without_new_text(tmp_path: Path, tr
             await asyncio.sleep(2.5)  # fired at least twice with nothing new: no run recorded
             assert h.rows("SELECT COUNT(*) FROM training_runs") == [(0,)]
             await training(h).add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
-            await eventually(lambda: h.rows("SELECT COUNT(*) FROM training_runs WHERE status != 'running'")
-                             == [(1,)], timeout=180)
+            await eventually(
+                lambda: h.rows("SELECT COUNT(*) FROM training_runs WHERE status != 'running'") == [(1,)], timeout=180
+            )
             await asyncio.sleep(2.5)  # the text is now in a version: later firings do nothing
             rows = h.rows("SELECT trigger, status FROM training_runs")
             assert len(rows) == 1 and rows[0][0] == "schedule"
@@ -284,8 +295,9 @@ def test_uploaded_txt_with_caption_and_stale_runs(tmp_path: Path, trained_store:
             async with training(h).sessions.begin() as session:
                 from bot.db import repository as repo
 
-                run = await repo.create_run(session, trigger="cli", requested_by=None, parent_version=None,
-                                            document_ids=[1])
+                run = await repo.create_run(
+                    session, trigger="cli", requested_by=None, parent_version=None, document_ids=[1]
+                )
                 await repo.start_run(session, run_id=run.id)
         # ...is marked interrupted when the bot starts again.
         async with bot_running(tmp_path, store, **FAST) as h:
@@ -299,13 +311,20 @@ def test_admin_cli_corpus_retrain_models_rollback(tmp_path: Path, trained_store:
     first = (model_dir / "ACTIVE").read_text().strip()
     song = tmp_path / "song.txt"
     song.write_text(NEW_SONG, encoding="utf-8")
-    env = {"MODEL_DIR": str(model_dir), "CORPUS_PATH": str(corpus), "DEVICE": "cpu", "PATH": "",
-           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "FINETUNE_MINUTES": "0.1",
-           "FINETUNE_EPOCHS": "3"}
+    env = {
+        "MODEL_DIR": str(model_dir),
+        "CORPUS_PATH": str(corpus),
+        "DEVICE": "cpu",
+        "PATH": "",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "FINETUNE_MINUTES": "0.1",
+        "FINETUNE_EPOCHS": "3",
+    }
 
     def lyricbot(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=300,
-                              env=env, cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
