@@ -42,7 +42,8 @@ def run(name: str, minutes: float, model_config: ModelConfig, train_config: Trai
     result, model, _ = train_model(text, model_config, replace(train_config, max_minutes=minutes))
     seconds = time.perf_counter() - started
     c = model.config
-    label = f"{c.cell.upper()} {c.layers}x{c.hidden} (default, {result.epochs_run} epochs, {seconds:.0f} s)"
+    which = "default" if c.dropout == ModelConfig(vocab_size=1).dropout else f"dropout {c.dropout:g}"
+    label = f"{c.cell.upper()} {c.layers}x{c.hidden} ({which}, {result.epochs_run} epochs, {seconds:.0f} s)"
     rows = [(label, math.exp(result.best_val_nll), result.best_val_nll, result.best_val_nll / math.log(2), 1.0)]
     for baseline, nll in baselines.items():
         rows.append((baseline, math.exp(nll), nll, nll / math.log(2), math.exp(nll - result.best_val_nll)))
