@@ -21,17 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import corpus_path, print_table
+from common import corpus_path, percentile, print_table
 
 from bot.app import build_application, running
 from bot.fake_telegram import FakeTelegram
 from bot.services.models import ModelStore
 from bot.settings import Settings
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 async def one_run(

@@ -35,6 +35,12 @@ def train_default_model(out_dir: Path, minutes: float) -> Path:
     return out_dir / "best"
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile by nearest rank (NaN for no values)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

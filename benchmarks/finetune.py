@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import corpus_path, print_table
+from common import corpus_path, percentile, print_table
 
 from bot.app import build_application, running
 from bot.fake_telegram import FakeTelegram
@@ -31,11 +31,6 @@ from bot.settings import Settings
 from charrnn.data import load_corpus
 
 NEW_CHARS = 5_000
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 class Load:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import print_table, train_default_model
+from common import percentile, print_table, train_default_model
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.model import CharRNN
@@ -27,11 +27,6 @@ from charrnn.sample import BatchGenerator, SampleConfig, serving_dtype
 from charrnn.vocab import Vocab
 
 PREFIXES = ["我", "天青色等烟雨", "夜", "在风里", "你说", "", "窗外的麻雀", "雨下了整夜"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run_batched(

@@ -723,14 +723,6 @@ async def version_feedback(session: AsyncSession) -> dict[str, tuple[float | Non
     }
 
 
-async def documents_in_versions(session: AsyncSession) -> set[int]:
-    """Every document some recorded version was trained on; the others are new text."""
-    seen: set[int] = set()
-    for ids in await session.scalars(select(ModelVersion.document_ids)):
-        seen.update(int(i) for i in json.loads(ids))
-    return seen
-
-
 async def _document_by_sha256(session: AsyncSession, sha256: str) -> CorpusDocument | None:
     return await session.scalar(select(CorpusDocument).where(CorpusDocument.sha256 == sha256))
 

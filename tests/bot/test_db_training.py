@@ -299,22 +299,6 @@ def test_versions_record_activate_list_and_feedback(url: str) -> None:
     with_session(url, fn)
 
 
-def test_documents_in_versions(url: str) -> None:
-    async def fn(session: AsyncSession) -> None:
-        assert await repository.documents_in_versions(session) == set()
-        ids = [
-            (await repository.add_document(session, name=f"{i}", text=f"text {i}", added_by=None))[0].id
-            for i in range(4)
-        ]
-        await version(session, "v1", None, ids[:2])
-        await version(session, "v2", "v1", [ids[1], ids[2]])
-        seen = await repository.documents_in_versions(session)
-        assert seen == set(ids[:3])
-        assert [d.id for d in await repository.list_documents(session) if d.id not in seen] == [ids[3]]
-
-    with_session(url, fn)
-
-
 def test_version_parent_restrict(url: str) -> None:
     async def main() -> None:
         async with migrated(url) as engine:
