@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model on a text corpus")
-    train.add_argument("corpus", help="UTF-8 text file, or 'demo' for the bundled demo corpus")
+    train.add_argument(
+        "corpus", nargs="+", help="UTF-8 text file(s), or 'demo'; each keeps its own held-out tail"
+    )
     train.add_argument("--out", required=True, help="checkpoint directory (best/ and last/ inside)")
     _add_model_args(train)
     _add_train_args(train)
@@ -103,6 +105,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     p.add_argument("--seq-len", type=positive_int, default=d.seq_len)
     p.add_argument("--lr", type=finite_float, default=d.lr)
+    p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--clip", type=finite_float, default=d.clip)
     p.add_argument("--sampling", choices=("random", "consecutive"), default=d.sampling)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping epochs; 0 disables")
@@ -134,8 +138,21 @@ def _read_corpus(name: str) -> str:
     return load_corpus(demo_corpus_path() if name == "demo" else name)
 
 
+def _read_corpora(names: Sequence[str]) -> str | dict[str, str]:
+    """One text for one file; several files by name (their stem), each split on its own."""
+    if len(names) == 1:
+        return _read_corpus(names[0])
+    corpora: dict[str, str] = {}
+    for name in names:
+        key = "demo" if name == "demo" else Path(name).stem
+        if key in corpora:
+            raise ValueError(f"two corpora are both named {key!r}")
+        corpora[key] = _read_corpus(name)
+    return corpora
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    text = _read_corpus(args.corpus)
+    text = _read_corpora(args.corpus)
     model_config = ModelConfig(
         vocab_size=1,
         cell=args.cell,
@@ -150,6 +167,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seq_len=args.seq_len,
         lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
         clip=args.clip,
         sampling=args.sampling,
         patience=args.patience,

@@ -7,8 +7,8 @@ the unknown-character rule, and ``eval`` measures exactly what ``train`` reporte
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from charrnn.sample import SampleConfig, generate
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
 from charrnn.vocab import Vocab
 
+Corpora = str | Mapping[str, str]  # one text, or several by name (each split on its own)
+
 
 @dataclass(frozen=True)
 class PreparedCorpus:
@@ -30,11 +32,34 @@ class PreparedCorpus:
     train_ids: torch.Tensor
     val_ids: torch.Tensor
     sha256: str
+    # name -> SHA-256 of each corpus, when several were given; empty for a single text.
+    parts: dict[str, str] = field(default_factory=dict)
 
 
-def prepare_corpus(text: str, config: TrainConfig, vocab: Vocab | None = None) -> PreparedCorpus:
-    """Split ``text`` and encode both parts; the vocabulary comes from the training part only."""
-    train_text, val_text = split_corpus(text, config.val_fraction, config.split, config.seed)
+def corpora_sha256(corpora: Corpora) -> str:
+    """One fingerprint for one text (its SHA-256) or for several (of their names and SHA-256s, in order)."""
+    if isinstance(corpora, str):
+        return sha256_text(corpora)
+    return sha256_text("\n".join(f"{name}:{sha256_text(text)}" for name, text in sorted(corpora.items())))
+
+
+def prepare_corpus(text: Corpora, config: TrainConfig, vocab: Vocab | None = None) -> PreparedCorpus:
+    """Split and encode; the vocabulary comes from the training part only.
+
+    Several corpora are split one by one, so every corpus keeps its own held-out tail (the one
+    ``eval CHECKPOINT CORPUS`` measures later), then the training parts are joined in name order.
+    """
+    if isinstance(text, str):
+        train_text, val_text = split_corpus(text, config.val_fraction, config.split, config.seed)
+        parts: dict[str, str] = {}
+    else:
+        if not text:
+            raise ValueError("no corpus given")
+        bodies = [body for _, body in sorted(text.items())]
+        splits = [split_corpus(body, config.val_fraction, config.split, config.seed) for body in bodies]
+        train_text = "\n".join(train.rstrip("\n") + "\n" for train, _ in splits)
+        val_text = "\n".join(val.rstrip("\n") + "\n" for _, val in splits)
+        parts = {name: sha256_text(body) for name, body in sorted(text.items())}
     vocab = vocab or Vocab.build(train_text, min_count=config.unk_min_count)
     return PreparedCorpus(
         vocab=vocab,
@@ -42,7 +67,8 @@ def prepare_corpus(text: str, config: TrainConfig, vocab: Vocab | None = None) -
         val_text=val_text,
         train_ids=torch.tensor(vocab.encode(train_text), dtype=torch.long),
         val_ids=torch.tensor(vocab.encode(val_text), dtype=torch.long),
-        sha256=sha256_text(text),
+        sha256=corpora_sha256(text),
+        parts=parts,
     )
 
 
@@ -103,7 +129,7 @@ def checkpointing(
 
 
 def train_model(
-    text: str,
+    text: Corpora,
     model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
     out_dir: str | Path | None = None,
@@ -118,7 +144,7 @@ def train_model(
     resumed = None
     if resume and last is not None and (last / "meta.json").exists():
         resumed = load_checkpoint(last, device=device, with_train_state=True)
-        if resumed.meta.get("corpus_sha256") != sha256_text(text):
+        if resumed.meta.get("corpus_sha256") != corpora_sha256(text):
             raise CheckpointError(f"cannot resume {last}: it was trained on a different corpus")
         saved = TrainConfig.from_json(resumed.meta["train_config"])
         # The plan (schedule, epochs) is the saved one; only the time budget may be extended.
@@ -142,7 +168,9 @@ def train_model(
         trainer.load_state_dict(*resumed.train_state)
     callbacks = [callback] if callback else []
     if out_dir is not None:
-        extra = {"train_config": train_config.to_json(), "corpus_sha256": corpus.sha256}
+        extra: dict[str, Any] = {"train_config": train_config.to_json(), "corpus_sha256": corpus.sha256}
+        if corpus.parts:
+            extra["extra"] = {"corpora": corpus.parts}
         callbacks.insert(0, checkpointing(Path(out_dir), trainer, corpus.vocab, extra, checkpoint_every_s))
 
     def fan_out(event: TrainEvent) -> None:

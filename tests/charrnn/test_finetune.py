@@ -10,22 +10,29 @@ from charrnn.pipeline import train_model
 from charrnn.sample import SampleConfig, generate
 from charrnn.train import TrainConfig
 
-from .conftest import LYRICS, Tiny
+from .conftest import LYRICS, Tiny, assert_same_greedy_text
 
 NEW_SONG = "蒲公英的约定\n一起长大的约定\n说好要一起旅行\n是你如今唯一坚持的任性\n" * 12
 
 
-def test_vocab_growth_keeps_old_prompt_outputs_identical(tiny_trained: Tiny, tmp_path: Path) -> None:
+GREEDY = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=40, stop_at_blank_line=False)
+
+
+def test_vocab_growth_keeps_old_prompt_outputs(tiny_trained: Tiny, tmp_path: Path) -> None:
+    """The promise: old prompts get the same greedy text (up to a float near tie) and the same logits."""
     ckpt = load_checkpoint(save_checkpoint(tmp_path / "c", tiny_trained.model, tiny_trained.vocab))
+    old_vocab = ckpt.vocab
     prompts = ["我不要", "the night", "天青色"]
-    before = {p: generate(ckpt.model, ckpt.vocab, p, SampleConfig(max_length=40, seed=3)).text for p in prompts}
-    x = torch.tensor([ckpt.vocab.encode("我不要再想你")])
+    before = {p: generate(ckpt.model, old_vocab, p, GREEDY).text for p in prompts}
+    x = torch.tensor([old_vocab.encode("我不要再想你")])
     logits_before = ckpt.model.eval()(x)[0]
-    vocab, added = grow_vocab(ckpt.model, ckpt.vocab, NEW_SONG)
-    assert set(added) >= {"蒲", "公", "英"} and vocab.symbols[: len(ckpt.vocab)] == ckpt.vocab.symbols
-    after = {p: generate(ckpt.model, vocab, p, SampleConfig(max_length=40, seed=3)).text for p in prompts}
-    assert after == before
-    assert torch.equal(ckpt.model(x)[0][..., : len(ckpt.vocab)], logits_before)
+    vocab, added = grow_vocab(ckpt.model, old_vocab, NEW_SONG)
+    assert set(added) >= {"蒲", "公", "英"} and vocab.symbols[: len(old_vocab)] == old_vocab.symbols
+    for prompt in prompts:
+        after = generate(ckpt.model, vocab, prompt, GREEDY).text
+        assert_same_greedy_text(ckpt.model, vocab, after, before[prompt])
+    # The grown output layer may run another matmul kernel: equal to float32 rounding (assert_close defaults).
+    torch.testing.assert_close(ckpt.model(x)[0][..., : len(old_vocab)], logits_before)
 
 
 def test_finetune_learns_new_text_and_records_lineage(tmp_path: Path) -> None:

@@ -87,8 +87,11 @@ def test_grow_vocab_keeps_old_outputs(tie: bool) -> None:
     model.grow_vocab(13)
     after, _ = model(x)
     assert after.shape[-1] == 13 and model.config.vocab_size == 13
-    assert torch.equal(after[..., :10], before)
-    assert torch.equal(after.softmax(-1)[..., :10], before.softmax(-1))
+    # A 13-row output layer may take another matmul kernel than a 10-row one, so the old logits agree to
+    # float32 rounding, not bit for bit: assert_close's float32 defaults (rtol 1.3e-6, atol 1e-5).
+    torch.testing.assert_close(after[..., :10], before)
+    torch.testing.assert_close(after.softmax(-1)[..., :10], before.softmax(-1))
+    assert float(after.detach().softmax(-1)[..., 10:].sum(-1).max()) < 1e-6  # the new rows take no mass yet
     with pytest.raises(ValueError, match="only grows"):
         model.grow_vocab(5)
 

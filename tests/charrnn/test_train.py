@@ -68,6 +68,8 @@ def test_evaluation_does_not_depend_on_stream_split() -> None:
 
 
 def test_fixed_seed_repeats_on_cpu() -> None:
+    """The README's promise: on one machine, the same seed trains the same weights, bit for bit (same
+    process, so the same kernels and thread count; across CPUs only the loss curve is close)."""
     a, model_a, _ = train_model(LYRICS, TINY, fast())
     b, model_b, _ = train_model(LYRICS, TINY, fast())
     assert a.best_val_nll == b.best_val_nll
@@ -136,7 +138,7 @@ def test_early_stopping_and_time_budget() -> None:
     stopped, _, _ = train_model(LYRICS, TINY, fast(epochs=500, patience=2, lr=3e-2))
     assert stopped.stopped == "early_stop" and stopped.epochs_run < 500
     budget, _, _ = train_model(LYRICS, TINY, fast(epochs=100_000, max_minutes=0.02))
-    assert budget.stopped == "time_budget" and budget.seconds < 10
+    assert budget.stopped == "time_budget" and budget.epochs_run < 100_000
 
 
 def test_callback_sees_steps_evals_and_samples_and_best_checkpoint_is_best(tmp_path: Path) -> None:
