@@ -6,6 +6,7 @@ changes; an empty ``ADMIN_IDS`` means nobody is admin. Ids, never usernames, whi
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import Any
@@ -87,13 +88,17 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, "No new corpus text since the active model was trained: nothing to do.")
         return
     user = update.effective_user
-    context.application.create_task(_retrain(service, user.id if user else None), update=update)
+    task = service.start_retrain(trigger="admin", requested_by=user.id if user else None)
+    task.add_done_callback(_log_outcome)
     await reply(update, context, "Training started. I'll send the result here when it's done.")
 
 
-async def _retrain(service: TrainingService, user_id: int | None) -> None:
-    outcome = await service.retrain(trigger="admin", requested_by=user_id)
-    if isinstance(outcome, RunReport):
+def _log_outcome(task: asyncio.Task[RunReport | str]) -> None:
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        log.error("admin-started training failed", exc_info=exc)
+    elif isinstance(outcome := task.result(), RunReport):
         log.info("admin run %s: %s", outcome.run_id, outcome.status)
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import torch
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -35,7 +33,9 @@ from bot import admin, handlers
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
 from bot.handlers import BotServices
+from bot.logs import Redactor, RedactTokens
 from bot.services.generation import LocalGenerationWorker
+from bot.services.instance import InstanceLock, InstanceLocked
 from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
@@ -45,33 +45,6 @@ from bot.settings import Settings
 from charrnn.sample import serving_dtype
 
 log = logging.getLogger(__name__)
-TOKEN_PATTERN = re.compile(r"bot\d+:[\w-]+|\d{6,}:[\w-]{20,}")
-
-
-class RedactTokens(logging.Filter):
-    """Bot tokens travel in request URLs; whatever logs a URL or an exception must not leak one."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = TOKEN_PATTERN.sub("<redacted-token>", message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = TOKEN_PATTERN.sub("<redacted-token>", text)
-        return True
-
-
-def configure_logging(level: str, file: Path | None = None) -> None:
-    if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        filename=file, force=True)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactTokens())
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL, token included
-
-
 class Runtime:
     """The pieces with a lifetime: engine, worker. Owned by the application, closed in its hooks."""
 
@@ -82,10 +55,18 @@ class Runtime:
         self.leftovers: asyncio.Task[None] | None = None
         self.training: TrainingService | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.instance = InstanceLock(settings.database_url, settings.model_dir)
 
     async def open(self, application: Application) -> None:  # type: ignore[type-arg]
         s = self.settings
         self.engine = make_engine(s.database_url)
+        try:
+            # Before anything reads or writes: a second bot must not answer the first one's requests.
+            await self.instance.acquire(self.engine)
+        except InstanceLocked as exc:
+            log.error("not starting: %s", exc)
+            application.stop_running()
+            raise
         try:
             await upgrade(self.engine)
         except Exception:
@@ -154,10 +135,11 @@ class Runtime:
             await self.training.activate(active)
 
     async def stop(self, application: Application) -> None:  # type: ignore[type-arg]
+        if self.training is not None:
+            # A fine-tune would take minutes: end it now and record it as interrupted.
+            await self.training.shutdown(timeout=10.0)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.training is not None and self.training.process is not None:
-            self.training.process.kill()  # the run is marked interrupted at the next start
         if self.leftovers is not None and not self.leftovers.done():
             try:
                 await asyncio.wait_for(self.leftovers, timeout=self.settings.request_timeout_s)
@@ -167,6 +149,10 @@ class Runtime:
             self.worker.stop(timeout=10.0)
 
     async def close(self, application: Application) -> None:  # type: ignore[type-arg]
+        """Last hook, reached even when start-up failed half-way (then ``stop`` never ran)."""
+        if self.worker is not None:
+            self.worker.stop(timeout=10.0)
+        await self.instance.release()
         if self.engine is not None:
             await self.engine.dispose()
 
@@ -183,21 +169,26 @@ async def answer_unfinished(application: Application) -> None:  # type: ignore[t
                 outcome = await svc.lyrics.generate(record.id, record.prefix, record.temperature, record.length)
             if isinstance(outcome, Refused):
                 continue
+            if not await svc.lyrics.claim_sending(record.id):
+                continue
             markup = handlers.lyric_keyboard(record.id, "en")
-            sent = await application.bot.send_message(
-                record.chat_id,
-                handlers.fit(outcome.text),
-                reply_markup=markup,
-                reply_parameters=None
-                if record.message_id is None
-                else ReplyParameters(message_id=record.message_id, allow_sending_without_reply=True),
-            )
-            await svc.lyrics.answered(record.id, sent.message_id)
+            try:
+                sent = await application.bot.send_message(
+                    record.chat_id,
+                    handlers.fit(outcome.text),
+                    reply_markup=markup,
+                    reply_parameters=None
+                    if record.message_id is None
+                    else ReplyParameters(message_id=record.message_id, allow_sending_without_reply=True),
+                )
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await svc.lyrics.fail(record.id, "could not deliver after restart")
+                raise
+            await svc.lyrics.answered(record.id, sent.message_id)  # if this fails, the row stays 'sending'
             log.info("answered request %s left over from before the restart", record.id)
         except Exception:  # one bad left-over must not keep the others waiting for yet another restart
             log.exception("could not answer left-over request %s", record.id)
-            with contextlib.suppress(Exception):
-                await svc.lyrics.fail(record.id, "could not deliver after restart")
 
 
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
@@ -206,7 +197,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     # httpx logs every request URL at INFO, and the URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpx").addFilter(RedactTokens())
+    logging.getLogger("httpx").addFilter(RedactTokens(Redactor([settings.token])))
     runtime = Runtime(settings)
     builder = (
         ApplicationBuilder()

@@ -97,8 +97,15 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"document {added.document_id} {state}: {added.chars:,} characters, "
                       f"{len(added.new_chars)} new to the model's vocabulary")
             elif args.command == "retrain":
-                await service.interrupt_stale()
-                outcome = await service.retrain(trigger="cli")
+                from bot.services.instance import InstanceLock
+
+                instance = InstanceLock(settings.database_url, settings.model_dir)
+                await instance.acquire(engine)  # a running bot trains itself: /retrain in Telegram
+                try:
+                    await service.interrupt_stale()
+                    outcome = await service.retrain(trigger="cli")
+                finally:
+                    await instance.release()
                 print(format_report(outcome) if isinstance(outcome, RunReport)
                       else "no new corpus text since the active model was trained" if outcome == "nothing_new"
                       else "a training run is already going")
@@ -155,15 +162,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: bad configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    from bot.app import configure_logging
+    from telegram.error import InvalidToken
+
+    from bot.logs import configure_logging
+    from bot.services.instance import InstanceLocked
 
     chat_in_terminal = args.command == "sandbox" or (args.command == "run" and not settings.token)
     # In the sandbox the terminal is the chat: logs go to a file instead.
-    configure_logging(settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None)
+    redact = configure_logging(
+        settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None, secrets=[settings.token]
+    )
     try:
         return COMMANDS[args.command](settings, args)
-    except (FileNotFoundError, LookupError, ValueError) as exc:
+    except InvalidToken:  # its message quotes the token whole
+        log.error("Telegram rejected the bot token")
+        print("error: Telegram rejected the bot token; check TELEGRAM_BOT_TOKEN (from @BotFather)", file=sys.stderr)
+        return 2
+    except InstanceLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, LookupError, ValueError) as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: the traceback goes to the log (redacted there), one line here
+        log.critical("lyricbot %s failed", args.command, exc_info=exc)
+        print(f"error: lyricbot {args.command} failed: {redact(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return 1

@@ -77,6 +77,9 @@ _BUTTON_ACTIONS = {
     "callback_game",
     "pay",
 }
+# The placeholder senders of messages sent on behalf of a chat (Telegram's own ids for them).
+ANONYMOUS_ADMIN: JSONDict = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_BOT: JSONDict = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 _OK_METHODS = ("setWebhook", "logOut", "close", "setMyDescription", "setMyShortDescription")  # nothing to fake
 _CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 _NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are exactly the same "
@@ -291,6 +294,16 @@ class FakeTelegram:
         content = {"text": text, **_command_entities(text)}
         return self._deliver("message", self._user_message(user_id, chat_id, content, reply_to_message_id))
 
+    def send_as_chat(self, sender_chat_id: int, chat_id: int, text: str) -> int:
+        """A message on behalf of a chat, as Telegram delivers it: an anonymous group admin (``sender_chat``
+        is the group, ``from`` the shared GroupAnonymousBot) or a channel (``from`` is Channel_Bot)."""
+        sender = self._chats[sender_chat_id]
+        anonymous_admin = sender_chat_id == chat_id
+        placeholder = ANONYMOUS_ADMIN if anonymous_admin else CHANNEL_BOT
+        message = self._new_message(self._chats[chat_id], placeholder, {"text": text, **_command_entities(text)})
+        message["sender_chat"] = dict(sender)
+        return self._deliver("message", message)
+
     def edit_text(self, user_id: int, chat_id: int, message_id: int, text: str) -> int:
         message = self._messages.get(chat_id, {}).get(message_id)
         if message is None or message["from"]["id"] != user_id:
@@ -306,9 +319,20 @@ class FakeTelegram:
         data = [b.get("callback_data") for row in rows for b in row]
         if message is None or callback_data not in data:
             raise ValueError(f"message {message_id} in chat {chat_id} has no button {callback_data!r}; it has {data}")
+        return self._callback(user_id, message, callback_data)
+
+    def forge_callback(self, user_id: int, chat_id: int, message_id: int, callback_data: str) -> int:
+        """A callback query with data of the sender's choosing under a message they can see: what a
+        modified client can send. Bots must check such data; ``press_button`` only presses real buttons."""
+        message = self._messages.get(chat_id, {}).get(message_id)
+        if message is None:
+            raise ValueError(f"chat {chat_id} has no message {message_id}")
+        return self._callback(user_id, message, callback_data)
+
+    def _callback(self, user_id: int, message: JSONDict, callback_data: str) -> int:
         self._serial += 1
         query: JSONDict = {"id": f"{self._serial}{user_id}", "from": dict(self._user(user_id)),
-                           "chat_instance": f"ci{chat_id}", "data": callback_data,
+                           "chat_instance": f"ci{message['chat']['id']}", "data": callback_data,
                            "message": _public(message)}  # fmt: skip
         self._open_queries[query["id"]] = query
         return self._enqueue({"callback_query": query})

@@ -84,6 +84,14 @@ def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
 
 
 def person_of(update: Update) -> Person:
+    """Who is asking. A message sent on behalf of a chat (an anonymous group admin, a channel) has a shared
+    placeholder user as ``from``, so every anonymous admin of every group would be one person; such a
+    sender is the chat it speaks for instead."""
+    message = update.effective_message
+    sender_chat = message.sender_chat if message is not None and update.callback_query is None else None
+    if sender_chat is not None:
+        return Person(sender_chat.id, sender_chat.title or sender_chat.effective_name or "anonymous",
+                      sender_chat.username, None)
     user = update.effective_user
     assert user is not None
     return Person(user.id, user.first_name, user.username, user.language_code)
@@ -184,6 +192,10 @@ async def _write(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix: str
     person, place = person_of(update), place_of(update)
     message = update.effective_message
     assert message is not None
+    refused = await svc.lyrics.admit(update_id=update.update_id, person=person, place=place, prefix=prefix)
+    if refused is not None:  # before any row, typing action or write
+        await send_outcome(update, context, refused)
+        return
     async with typing(context, place.chat_id):
         outcome = await svc.lyrics.write(
             update_id=update.update_id, person=person, place=place, message_id=message.message_id, prefix=prefix
@@ -198,6 +210,8 @@ async def send_outcome(update: Update, context: ContextTypes.DEFAULT_TYPE, outco
         log.info("update %s repeats request %s: not answered twice", update.update_id, outcome.request_id)
         return
     if isinstance(outcome, Refused):
+        if not outcome.tell:
+            return
         values = {
             "seconds": outcome.seconds,
             "length": len(command_argument(update.effective_message)) if update.effective_message else 0,
@@ -213,6 +227,9 @@ async def send_lyric(update: Update, context: ContextTypes.DEFAULT_TYPE, lyric: 
     text = lyric.text
     if lyric.skipped:
         text += "\n\n" + t(lang, "skipped", chars=" ".join(lyric.skipped))
+    if not await svc.lyrics.claim_sending(lyric.request_id):
+        log.warning("request %s is already being answered elsewhere; not sending it twice", lyric.request_id)
+        return
     try:
         sent = await reply(update, context, text, markup=lyric_keyboard(lyric.request_id, lang))
     except TelegramError as exc:
@@ -221,7 +238,7 @@ async def send_lyric(update: Update, context: ContextTypes.DEFAULT_TYPE, lyric: 
         raise
     try:
         await svc.lyrics.answered(lyric.request_id, sent.message_id)
-    except Exception:  # the person has the lyric; a restart must not send it again
+    except Exception:  # the person has the lyric; the row stays 'sending', which a restart never resends
         log.exception("request %s was answered but could not be marked so", lyric.request_id)
 
 
@@ -316,20 +333,35 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert query is not None
     person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
+    # The message the button was pressed under: a button acts only for the request it was sent with.
+    under = query.message.message_id if query.message is not None else None
     kind, _, rest = (query.data or "").partition(":")
     if kind == "r":
         request_text, _, stars_text = rest.partition(":")
         if request_text.isdecimal() and stars_text in {"1", "2", "3", "4", "5"}:
-            ok = await svc.lyrics.rate(request_id=int(request_text), person=person, stars=int(stars_text))
+            ok = await svc.lyrics.rate(
+                request_id=int(request_text), person=person, place=place, button_message_id=under,
+                stars=int(stars_text),
+            )
             with contextlib.suppress(BadRequest):  # a stale query id: the rating is saved all the same
-                await query.answer(t(lang, "rated", stars=stars_text) if ok else t(lang, "again_gone"))
+                await query.answer(t(lang, "rated", stars=stars_text) if ok else t(lang, "button_foreign"))
             return
     elif kind == "a" and rest.isdecimal():
+        admitted = await svc.lyrics.admit_again(
+            request_id=int(rest), person=person, place=place, button_message_id=under
+        )
+        if isinstance(admitted, Refused) and admitted.reason in ("button_foreign", "again_not_yours"):
+            with contextlib.suppress(BadRequest):  # a popup for the one who pressed, nothing in the chat
+                await query.answer(t(lang, admitted.reason), show_alert=True)
+            return
         with contextlib.suppress(BadRequest):
             await query.answer()
+        if isinstance(admitted, Refused):
+            await send_outcome(update, context, admitted)
+            return
         async with typing(context, place.chat_id):
             outcome = await svc.lyrics.write_again(
-                request_id=int(rest), person=person, place=place, update_id=update.update_id
+                original=admitted, person=person, place=place, update_id=update.update_id
             )
         await send_outcome(update, context, outcome)
         return

@@ -124,6 +124,7 @@ class BatchGenerator:
         self._state: State | None = None
         self._logits: torch.Tensor | None = None  # (B, V) next-character logits of the active rows
         self._params: dict[str, torch.Tensor] | None = None
+        self._rejected: list[tuple[int, Exception]] = []  # requests whose priming failed, not yet reported
         self._line_break = vocab.encode("\n")[0] if "\n" in vocab else UNK_ID
         self._exempt = torch.tensor(  # never penalised for repeating: <unk> padding and whitespace
             [UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s.isspace()], dtype=torch.long, device=self.device
@@ -139,6 +140,11 @@ class BatchGenerator:
 
     def idle(self) -> bool:
         return not self._rows and not self._pending
+
+    def take_rejected(self) -> list[tuple[int, Exception]]:
+        """Requests that could not join (their prefix failed to prime), with the error; each reported once."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
 
     def submit(self, prefix: str, config: SampleConfig | None = None) -> int:
         """Queue a request; it joins the batch at the next step. Returns its id."""
@@ -203,6 +209,18 @@ class BatchGenerator:
         if room <= 0 or not self._pending:
             return
         joining, self._pending = self._pending[:room], self._pending[room:]
+        try:
+            self._prime(joining)
+        except Exception:
+            # One bad request must not take the others down: prime them one by one, reject the failures.
+            for row in joining:
+                try:
+                    self._prime([row])
+                except Exception as exc:
+                    self._rejected.append((row.rid, exc))
+
+    def _prime(self, joining: list[_Row]) -> None:
+        """Read the joining rows' contexts in one packed pass and add them to the running batch."""
         lengths = torch.tensor([len(row.context) for row in joining])
         padded = torch.zeros(len(joining), int(lengths.max()), dtype=torch.long)
         for i, row in enumerate(joining):

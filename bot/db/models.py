@@ -36,7 +36,8 @@ NAMING_CONVENTION = {
 class RequestStatus(StrEnum):
     QUEUED = "queued"  # stored, waiting for the generation worker
     RUNNING = "running"
-    DONE = "done"  # generated, but the reply may not have reached Telegram yet
+    DONE = "done"  # generated, not sent yet
+    SENDING = "sending"  # handed to Telegram; whether it arrived is known only once marked answered
     ANSWERED = "answered"
     FAILED = "failed"
 

@@ -239,6 +239,38 @@ async def complete_request(
     await session.flush()
 
 
+async def request_for_update(session: AsyncSession, *, update_id: int) -> int | None:
+    """The request a Telegram update already created, if any: a read, so a redelivery costs no write."""
+    return await session.scalar(select(Request.id).where(Request.update_id == update_id))
+
+
+async def mark_sending(session: AsyncSession, *, request_id: int) -> bool:
+    """Claim the right to send a generated answer: True once per request, False ever after.
+
+    The claim is durable before the message leaves, so neither a second task nor a restart can send it
+    again; a crash between the claim and Telegram's reply loses that one answer rather than doubling it.
+    """
+    row = await session.scalar(
+        select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if row is None or row.status != RequestStatus.DONE.value:
+        return False
+    row.status = RequestStatus.SENDING.value
+    await session.flush()
+    return True
+
+
+async def abandon_sending(session: AsyncSession) -> list[int]:
+    """At start-up: answers caught mid-send may have arrived; mark them failed instead of sending twice."""
+    rows = list(await session.scalars(select(Request).where(Request.status == RequestStatus.SENDING.value)))
+    for row in rows:
+        row.status = RequestStatus.FAILED.value
+        row.error = "delivery unknown: the bot stopped while sending"
+        row.finished_at = utcnow()
+    await session.flush()
+    return [row.id for row in rows]
+
+
 async def mark_answered(session: AsyncSession, *, request_id: int, answer_message_id: int) -> None:
     row = await _request_row(session, request_id)
     row.status = RequestStatus.ANSWERED.value

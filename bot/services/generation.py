@@ -72,6 +72,9 @@ class GenerationBackend(Protocol):
 
 @dataclass
 class _Pending:
+    """A job handed to the worker thread, and how to answer its caller on the event loop."""
+
+    seq: int
     job: GenerationJob
     future: asyncio.Future[GenerationResult]
     loop: asyncio.AbstractEventLoop
@@ -82,9 +85,86 @@ class _Pending:
 @dataclass
 class _Running:
     pending: _Pending
-    version: str
-    rids: dict[int, int]  # row id -> candidate index
+    rows: dict[int, int]  # generator row id -> candidate index
     results: dict[int, Generation] = field(default_factory=dict)
+
+
+class _Lane:
+    """One model version's ``BatchGenerator`` and the jobs running on it.
+
+    A new model gets a new lane; the old lane keeps stepping until its last job is done, so requests in
+    flight finish on the model they started with. Row ids are the generator's own, so they never mix
+    across lanes.
+    """
+
+    def __init__(self, loaded: LoadedModel, max_batch: int, dtype: torch.dtype | None) -> None:
+        self.version = loaded.version
+        self.generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=max_batch, dtype=dtype)
+        self.jobs: dict[int, _Running] = {}  # by _Pending.seq
+        self.owner: dict[int, int] = {}  # row id -> job seq
+
+    def idle(self) -> bool:
+        return self.generator.idle()
+
+    def submit(self, pending: _Pending) -> None:
+        """Add the job's candidates; a job that cannot be added leaves nothing behind and raises."""
+        job = pending.job
+        seeds = random.Random(job.seed) if job.seed is not None else random.SystemRandom()
+        rows: dict[int, int] = {}
+        try:
+            for index in range(job.candidates):
+                config = SampleConfig(
+                    temperature=job.temperature,
+                    max_length=job.length,
+                    stop_after_lines=job.stop_after_lines,
+                    no_repeat_ngram=8,
+                    seed=seeds.randrange(2**63),
+                )
+                rows[self.generator.submit(job.prefix, config)] = index
+        except Exception:
+            for rid in rows:
+                self.generator.cancel(rid)
+            raise
+        self.jobs[pending.seq] = _Running(pending, rows)
+        self.owner.update(dict.fromkeys(rows, pending.seq))
+
+    def step(self) -> tuple[list[tuple[_Pending, GenerationResult]], list[tuple[_Pending, Exception]]]:
+        """One batched step: (jobs finished with their result, jobs that failed alone with their error)."""
+        finished: list[tuple[_Pending, GenerationResult]] = []
+        for rid, generation in self.generator.step():
+            seq = self.owner.pop(rid, None)
+            running = self.jobs.get(seq) if seq is not None else None
+            if running is None:
+                continue
+            running.results[running.rows[rid]] = generation
+            if len(running.results) == len(running.rows):
+                del self.jobs[seq]  # type: ignore[arg-type]
+                ordered = tuple(running.results[i] for i in sorted(running.results))
+                seconds = time.monotonic() - running.pending.submitted
+                finished.append((running.pending, GenerationResult(ordered, self.version, seconds)))
+        failed = []
+        for rid, exc in self.generator.take_rejected():
+            seq = self.owner.get(rid)
+            if seq is not None and seq in self.jobs:
+                failed.append((self.jobs[seq].pending, exc))
+                self.cancel(seq)
+        return finished, failed
+
+    def cancel(self, seq: int) -> None:
+        running = self.jobs.pop(seq, None)
+        for rid in running.rows if running is not None else ():
+            self.owner.pop(rid, None)
+            self.generator.cancel(rid)
+
+    def cancelled(self) -> list[int]:
+        return [seq for seq, running in self.jobs.items() if running.pending.cancelled.is_set()]
+
+    def drain(self) -> list[_Pending]:
+        """Forget every job (the lane is being thrown away); returns them so their callers can be told."""
+        pending = [running.pending for running in self.jobs.values()]
+        self.jobs.clear()
+        self.owner.clear()
+        return pending
 
 
 class LocalGenerationWorker:
@@ -105,6 +185,7 @@ class LocalGenerationWorker:
         self._torch_threads = torch_threads
         self._inbox: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._outstanding = 0  # jobs accepted and not finished; touched only on the event loop
+        self._seq = 0
         self._job_seconds = 1.0  # moving average of one job's service time, for "busy" estimates
         self._swap: LoadedModel | None = None
         self._swap_lock = threading.Lock()
@@ -149,7 +230,8 @@ class LocalGenerationWorker:
         if self._thread is None or not self._thread.is_alive():
             raise RuntimeError("the generation worker is not running")
         loop = asyncio.get_running_loop()
-        pending = _Pending(job, loop.create_future(), loop)
+        self._seq += 1
+        pending = _Pending(self._seq, job, loop.create_future(), loop)
         self._outstanding += 1
         try:
             self._inbox.put(pending)
@@ -164,39 +246,56 @@ class LocalGenerationWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(self._torch_threads)
-        generators: list[tuple[BatchGenerator, str]] = [self._new_generator(self._loaded)]
-        running: dict[int, _Running] = {}  # keyed by id() of the generator-row owner job
-        owner: dict[tuple[int, int], int] = {}  # (generator index id, row id) -> job key
+        lanes: list[_Lane] = []  # the last one serves new jobs; older ones drain
+        failures = 0
         with torch.inference_mode():
             while not self._stopping.is_set():
                 try:
-                    busy = any(not g.idle() for g, _ in generators)
-                    self._take_jobs(generators, running, owner, block=not busy)
-                    self._apply_swap(generators)
-                    self._drop_cancelled(generators, running, owner)
-                except Exception as exc:  # nothing may kill the worker: fail what is affected, go on
-                    log.exception("generation worker error")
-                    for key in list(running):
-                        self._resolve(running.pop(key).pending, exc=exc)
-                    owner.clear()
-                    generators = [self._new_generator(self._loaded)]
-                    continue
-                for generator, version in list(generators):
-                    try:
-                        finished = generator.step()
-                    except Exception as exc:  # a bug or an OOM must not kill the worker
-                        log.exception("generation step failed on model %s", version)
-                        self._fail_generator(generator, running, owner, exc)
-                        generators.remove((generator, version))
-                        generators.append(self._new_generator(self._loaded))
-                        continue
-                    for rid, generation in finished:
-                        self._deliver(generator, rid, generation, running, owner)
-                # An old model leaves once its last request is done.
-                generators = [g for g in generators[:-1] if not g[0].idle()] + generators[-1:]
+                    if not lanes:
+                        lanes.append(self._new_lane(self._loaded))
+                    busy = any(not lane.idle() for lane in lanes)
+                    self._take_jobs(lanes, block=not busy)
+                    self._apply_swap(lanes)
+                    for lane in lanes:
+                        for seq in lane.cancelled():
+                            lane.cancel(seq)
+                    self._step(lanes)
+                    if not lanes or lanes[-1].version != self._loaded.version:  # the serving lane failed
+                        lanes.append(self._new_lane(self._loaded))
+                    # An old model leaves once its last request is done.
+                    lanes[:] = [lane for lane in lanes[:-1] if not lane.idle()] + lanes[-1:]
+                    failures = 0
+                except Exception as exc:  # nothing may kill the worker, not even an error while recovering
+                    failures += 1
+                    log.exception("generation worker error (%d in a row); failing the running jobs", failures)
+                    for lane in lanes:
+                        for pending in lane.drain():
+                            self._resolve(pending, exc=exc)
+                    lanes.clear()  # rebuilt at the top of the loop; if that fails too, we come back here
+                    self._stopping.wait(min(5.0, 0.05 * 2**failures))  # a persistent fault must not spin
+        self._shut_down(lanes)
+
+    def _step(self, lanes: list[_Lane]) -> None:
+        for lane in list(lanes):
+            try:
+                finished, failed = lane.step()
+            except Exception as exc:  # a bug or an OOM in one lane fails its jobs, not the worker
+                log.exception("generation step failed on model %s", lane.version)
+                for pending in lane.drain():
+                    self._resolve(pending, exc=exc)
+                lanes.remove(lane)
+                continue
+            for pending, result in finished:
+                self._resolve(pending, result)
+            for pending, error in failed:
+                log.warning("job %s failed alone: %s", pending.seq, error)
+                self._resolve(pending, exc=error)
+
+    def _shut_down(self, lanes: list[_Lane]) -> None:
         shutting_down = RuntimeError("the bot is shutting down")
-        for job in running.values():
-            self._resolve(job.pending, exc=shutting_down)
+        for lane in lanes:
+            for pending in lane.drain():
+                self._resolve(pending, exc=shutting_down)
         while True:  # jobs that never got a row: tell their callers too
             try:
                 item = self._inbox.get_nowait()
@@ -205,103 +304,35 @@ class LocalGenerationWorker:
             if item is not None:
                 self._resolve(item, exc=shutting_down)
 
-    def _apply_swap(self, generators: list[tuple[BatchGenerator, str]]) -> None:
-        """Start serving a model handed over by ``swap_model``; the old generator drains on its own."""
+    def _apply_swap(self, lanes: list[_Lane]) -> None:
+        """Start serving a model handed over by ``swap_model``; the old lane drains on its own."""
         with self._swap_lock:
             loaded, self._swap = self._swap, None
         if loaded is not None:
-            generators.append(self._new_generator(loaded))
+            lanes.append(self._new_lane(loaded))
             self._loaded = loaded
             log.info("now serving model %s", loaded.version)
 
-    def _new_generator(self, loaded: LoadedModel) -> tuple[BatchGenerator, str]:
-        generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=self._max_batch, dtype=self._dtype)
-        return generator, loaded.version
+    def _new_lane(self, loaded: LoadedModel) -> _Lane:
+        return _Lane(loaded, self._max_batch, self._dtype)
 
-    def _take_jobs(
-        self,
-        generators: list[tuple[BatchGenerator, str]],
-        running: dict[int, _Running],
-        owner: dict[tuple[int, int], int],
-        block: bool,
-    ) -> None:
+    def _take_jobs(self, lanes: list[_Lane], block: bool) -> None:
         try:
             item = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
         except queue.Empty:
             return
         while item is not None:
-            self._apply_swap(generators)  # a job that arrives after swap_model() gets the new model
-            generator, version = generators[-1]
-            job = item.job
-            seeds = random.Random(job.seed) if job.seed is not None else random.SystemRandom()
-            rids = {}
-            for index in range(job.candidates):
-                config = SampleConfig(
-                    temperature=job.temperature,
-                    max_length=job.length,
-                    stop_after_lines=job.stop_after_lines,
-                    no_repeat_ngram=8,
-                    seed=seeds.randrange(2**63),
-                )
-                rid = generator.submit(job.prefix, config)
-                rids[rid] = index
-                owner[(id(generator), rid)] = id(item)
-            running[id(item)] = _Running(item, version, rids)
+            self._apply_swap(lanes)  # a job that arrives after swap_model() gets the new model
+            try:
+                lanes[-1].submit(item)
+            except Exception as exc:  # a job that cannot even be added fails alone
+                log.warning("job %s refused: %s", item.seq, exc)
+                self._resolve(item, exc=exc)
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return
         self._stopping.set()
-
-    def _deliver(
-        self,
-        generator: BatchGenerator,
-        rid: int,
-        generation: Generation,
-        running: dict[int, _Running],
-        owner: dict[tuple[int, int], int],
-    ) -> None:
-        key = owner.pop((id(generator), rid), None)
-        job = running.get(key) if key is not None else None
-        if job is None:
-            return
-        job.results[job.rids[rid]] = generation
-        if len(job.results) == len(job.rids):
-            del running[id(job.pending)]
-            ordered = tuple(job.results[i] for i in sorted(job.results))
-            seconds = time.monotonic() - job.pending.submitted
-            self._resolve(job.pending, GenerationResult(ordered, job.version, seconds))
-
-    def _drop_cancelled(
-        self,
-        generators: list[tuple[BatchGenerator, str]],
-        running: dict[int, _Running],
-        owner: dict[tuple[int, int], int],
-    ) -> None:
-        for key, job in list(running.items()):
-            if job.pending.cancelled.is_set():
-                # Row ids restart at 0 in every generator: cancel only the rows this job owns.
-                for generator, _ in generators:
-                    for rid in job.rids:
-                        if owner.get((id(generator), rid)) == key:
-                            del owner[(id(generator), rid)]
-                            generator.cancel(rid)
-                del running[key]
-
-    def _fail_generator(
-        self,
-        generator: BatchGenerator,
-        running: dict[int, _Running],
-        owner: dict[tuple[int, int], int],
-        exc: Exception,
-    ) -> None:
-        keys = {key for (gen_id, _), key in owner.items() if gen_id == id(generator)}
-        for gen_id, rid in [k for k in owner if k[0] == id(generator)]:
-            del owner[(gen_id, rid)]
-        for key in keys:
-            job = running.pop(key, None)
-            if job is not None:
-                self._resolve(job.pending, exc=exc)
 
     @staticmethod
     def _resolve(pending: _Pending, result: GenerationResult | None = None, exc: BaseException | None = None) -> None:

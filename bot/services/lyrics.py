@@ -49,11 +49,16 @@ class Lyric:
 
 @dataclass(frozen=True)
 class Refused:
-    """No lyric: ``reason`` is a message key (busy, rate_limited, prefix_too_long, timeout, ...)."""
+    """No lyric: ``reason`` is a message key (busy, rate_limited, prefix_too_long, timeout, ...).
+
+    ``tell`` is False when the person was already told the same thing a moment ago: a flood of requests
+    must not become a flood of refusals.
+    """
 
     reason: str
     request_id: int | None = None
     seconds: int = 0
+    tell: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,25 @@ class RateLimiter:
             return 60.0 - (now - hits[0])
         hits.append(now)
         return 0.0
+
+
+class RefusalThrottle:
+    """At most one rate-limit refusal per person and chat a minute; the rest are only logged."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self._last: dict[tuple[int, int], float] = {}
+
+    def tell(self, chat_id: int, user_id: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        key = (chat_id, user_id)
+        if now - self._last.get(key, -math.inf) < self.every_s:
+            return False
+        self._last[key] = now
+        if len(self._last) > 10_000:  # forget the oldest; a person who comes back later is told again
+            for old in sorted(self._last, key=self._last.__getitem__)[:5_000]:
+                del self._last[old]
+        return True
 
 
 class ChatOrder:
@@ -145,6 +169,7 @@ class LyricsService:
         self.backend = backend
         self.guard = guard
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.refusals = RefusalThrottle()
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -178,21 +203,43 @@ class LyricsService:
             )
         return record.id, created, temperature, length
 
+    async def admit(
+        self, *, update_id: int | None, person: Person, place: Place, prefix: str
+    ) -> Refused | Duplicate | None:
+        """What is checked before any row, typing action or write: None means go ahead.
+
+        A repeated update is found by a read; the rate limit counts the request only when it is let
+        through, so a person's refusals never use up their own slots.
+        """
+        if len(prefix) > self.settings.max_prefix_chars:
+            return Refused("prefix_too_long")
+        if update_id is not None:
+            async with self.sessions() as session:
+                known = await repo.request_for_update(session, update_id=update_id)
+            if known is not None:
+                return Duplicate(known)
+        return self._rate_limit(person, place)
+
+    def _rate_limit(self, person: Person, place: Place) -> Refused | None:
+        wait = self.limiter.check(person.user_id)
+        if wait <= 0:
+            return None
+        tell = self.refusals.tell(place.chat_id, person.user_id)
+        log.info("rate limited %s in chat %s for %.0f s%s", person.user_id, place.chat_id, wait,
+                 "" if tell else " (not told again)")
+        return Refused("rate_limited", seconds=math.ceil(wait), tell=tell)
+
     async def write(
         self, *, update_id: int | None, person: Person, place: Place, message_id: int | None, prefix: str
     ) -> WriteOutcome:
-        """A lyric for ``prefix``, or the reason there is none. Never raises for the person's input."""
+        """A lyric for ``prefix``, or the reason there is none; call ``admit`` first. Never raises for input."""
         if len(prefix) > self.settings.max_prefix_chars:
             return Refused("prefix_too_long")
         request_id, created, temperature, length = await self.register(
             update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix
         )
-        if not created:  # before the rate limit: a re-delivered update must not use up a slot
+        if not created:  # a redelivery that raced past admit(): the unique update_id caught it
             return Duplicate(request_id)
-        wait = self.limiter.check(person.user_id)
-        if wait > 0:
-            await self._fail(request_id, "rate limited")
-            return Refused("rate_limited", request_id, seconds=math.ceil(wait))
         return await self.generate(request_id, prefix, temperature, length)
 
     async def generate(self, request_id: int, prefix: str, temperature: float, length: int) -> Lyric | Refused:
@@ -227,24 +274,49 @@ class LyricsService:
             )
         return Lyric(request_id, ranked[0].text, ranked[0].skipped)
 
-    async def write_again(
-        self, *, request_id: int, person: Person, place: Place, update_id: int | None = None
-    ) -> WriteOutcome:
-        """The next stored candidate of ``request_id`` at once, or a fresh generation when none is left."""
+    async def _own_button(
+        self, request_id: int, place: Place, button_message_id: int | None
+    ) -> repo.RequestRecord | None:
+        """The request behind a button, only if the button sits under that request's own answer.
+
+        Callback data comes from the person's client and can be forged: ``a:17`` pressed under any
+        message must not reveal request 17's prompt or lyric, nor rate it.
+        """
         async with self.sessions() as session:
             original = await repo.get_request(session, request_id=request_id)
+        if (
+            original is None
+            or button_message_id is None
+            or original.chat_id != place.chat_id
+            or original.answer_message_id != button_message_id
+        ):
+            log.warning("refused a button for request %s from chat %s, message %s", request_id, place.chat_id,
+                        button_message_id)
+            return None
+        return original
+
+    async def admit_again(
+        self, *, request_id: int, person: Person, place: Place, button_message_id: int | None
+    ) -> repo.RequestRecord | Refused:
+        """A "write again" press: its own button, by the person who asked, within their rate limit."""
+        original = await self._own_button(request_id, place, button_message_id)
         if original is None:
-            return Refused("again_gone")
+            return Refused("button_foreign")
+        if original.user_id != person.user_id:
+            return Refused("again_not_yours")
+        return self._rate_limit(person, place) or original
+
+    async def write_again(
+        self, *, original: repo.RequestRecord, person: Person, place: Place, update_id: int | None = None
+    ) -> WriteOutcome:
+        """After ``admit_again``: the next stored candidate at once, or a fresh generation when none is left."""
+        request_id = original.id
         new_id, created, temperature, length = await self.register(
             update_id=update_id, person=person, place=place, message_id=None, prefix=original.prefix,
             parent_id=request_id,
         )
         if not created:
             return Duplicate(new_id)
-        wait = self.limiter.check(person.user_id)  # before taking a spare, so a refusal wastes none
-        if wait > 0:
-            await self._fail(new_id, "rate limited")
-            return Refused("rate_limited", new_id, seconds=math.ceil(wait))
         async with self.sessions.begin() as session:
             spare = await repo.next_candidate(session, request_id=request_id)
         if spare is None:
@@ -254,9 +326,24 @@ class LyricsService:
                                         model_version=original.model_version, latency_ms=0)
         return Lyric(new_id, spare, ())
 
-    async def answered(self, request_id: int, message_id: int) -> None:
+    async def claim_sending(self, request_id: int) -> bool:
+        """True exactly once per generated answer: only the claimant may send it (see ``repo.mark_sending``)."""
         async with self.sessions.begin() as session:
-            await repo.mark_answered(session, request_id=request_id, answer_message_id=message_id)
+            return await repo.mark_sending(session, request_id=request_id)
+
+    async def answered(self, request_id: int, message_id: int, attempts: int = 5) -> None:
+        """Record Telegram's acceptance; retried, because until it is recorded the row says only 'sending'."""
+        for attempt in range(attempts):
+            try:
+                async with self.sessions.begin() as session:
+                    await repo.mark_answered(session, request_id=request_id, answer_message_id=message_id)
+                return
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
+                log.warning("could not mark request %s answered (attempt %d); retrying", request_id, attempt + 1,
+                            exc_info=True)
+                await asyncio.sleep(0.2 * 2**attempt)
 
     async def _fail(self, request_id: int, error: str) -> None:
         async with self.sessions.begin() as session:
@@ -266,6 +353,11 @@ class LyricsService:
         await self._fail(request_id, error)
 
     async def unfinished(self) -> list[repo.RequestRecord]:
+        """At start-up: what a crash left unanswered. Answers caught mid-send are given up, never doubled."""
+        async with self.sessions.begin() as session:
+            abandoned = await repo.abandon_sending(session)
+        if abandoned:
+            log.warning("requests %s were being sent when the bot stopped; not sending them twice", abandoned)
         async with self.sessions() as session:
             return await repo.unfinished_requests(session)
 
@@ -310,10 +402,13 @@ class LyricsService:
             if length is not None:
                 await repo.set_settings(session, user_id=person.user_id, length=length)
 
-    async def rate(self, *, request_id: int, person: Person, stars: int) -> bool:
+    async def rate(
+        self, *, request_id: int, person: Person, place: Place, button_message_id: int | None, stars: int
+    ) -> bool:
+        """Anyone who sees a lyric may rate it, once each (a new rating replaces theirs), with its own buttons."""
+        if await self._own_button(request_id, place, button_message_id) is None:
+            return False
         async with self.sessions.begin() as session:
-            if await repo.get_request(session, request_id=request_id) is None:
-                return False
             await _upsert_person(session, person)
             await repo.rate(session, request_id=request_id, user_id=person.user_id, stars=stars)
         return True

@@ -6,8 +6,12 @@ rollback is a pointer flip and a half-written checkpoint is never the active one
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +26,10 @@ log = logging.getLogger(__name__)
 ACTIVE = "ACTIVE"
 
 
+class ActiveChanged(RuntimeError):
+    """The ``ACTIVE`` pointer no longer names the version a change was based on."""
+
+
 class ModelStore:
     def __init__(self, model_dir: Path, device: str = "auto") -> None:
         self.model_dir = model_dir
@@ -34,10 +42,30 @@ class ModelStore:
             return None
         return name or None
 
-    def activate(self, version: str) -> None:
+    @contextlib.contextmanager
+    def _pointer_lock(self) -> Iterator[None]:
+        """Serialises pointer flips across processes: the bot's promotions and the CLI's rollbacks."""
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.model_dir / ".active.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def activate(self, version: str, *, expected_current: str | None = None) -> None:
+        """Point ``ACTIVE`` at ``version``; with ``expected_current``, only if it still names that version.
+
+        A fine-tune is promoted only over the model it was trained from: a rollback during the run must
+        not be undone by the run's promotion.
+        """
         if not (self.model_dir / version / "meta.json").is_file():
             raise FileNotFoundError(f"no model version {version} in {self.model_dir}")
-        write_atomic(self.model_dir / ACTIVE, lambda p: p.write_text(version + "\n", encoding="utf-8"))
+        with self._pointer_lock():
+            current = self.active_version()
+            if expected_current is not None and current != expected_current:
+                raise ActiveChanged(f"the active model is now {current}, not {expected_current}")
+            write_atomic(self.model_dir / ACTIVE, lambda p: p.write_text(version + "\n", encoding="utf-8"))
 
     def load_active(self) -> LoadedModel:
         version = self.active_version()

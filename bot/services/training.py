@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db import repository as repo
 from bot.services.finetune_job import FinetuneSpec, gate, run_job, split_document
 from bot.services.generation import LocalGenerationWorker
-from bot.services.models import ModelStore
+from bot.services.models import ActiveChanged, ModelStore
 from bot.services.quality import CopyGuard
 from bot.settings import Settings
 from charrnn.checkpoint import CheckpointError, load_checkpoint
@@ -71,6 +71,8 @@ class TrainingService:
         self.worker = worker
         self.notify = notify
         self._lock = asyncio.Lock()
+        self._activation = asyncio.Lock()  # pointer flip and hot swap happen together, one at a time
+        self._runs: set[asyncio.Task[Any]] = set()  # retrain() calls in progress, for shutdown()
         self.process: multiprocessing.process.BaseProcess | None = None
 
     # --- corpus ---------------------------------------------------------------------------------
@@ -153,10 +155,30 @@ class TrainingService:
 
     # --- runs ------------------------------------------------------------------------------------
 
+    def start_retrain(self, *, trigger: str, requested_by: int | None = None) -> asyncio.Task[RunReport | str]:
+        """``retrain`` in the background. Not an ``Application.create_task``: PTB's stop() would wait for
+        a whole run before our shutdown hook could end it; ``shutdown`` ends it instead."""
+        return asyncio.create_task(self.retrain(trigger=trigger, requested_by=requested_by), name="retrain")
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop a running fine-tune now: kill its process; the run records itself as interrupted."""
+        if self.process is not None and self.process.is_alive():
+            log.warning("shutting down: interrupting the running fine-tune")
+            self.process.kill()
+        runs = [task for task in self._runs if not task.done() and task is not asyncio.current_task()]
+        if runs:
+            _, late = await asyncio.wait(runs, timeout=timeout)
+            for task in late:
+                task.cancel()
+
     async def retrain(self, *, trigger: str, requested_by: int | None = None) -> RunReport | str:
         """Run one fine-tuning now. Returns the report, or a reason it did not start."""
         if self._lock.locked():
             return "running"
+        task = asyncio.current_task()
+        if task is not None:
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
         async with self._lock:
             documents = await self.new_document_ids()
             if not documents:
@@ -168,6 +190,11 @@ class TrainingService:
                 await repo.start_run(session, run_id=run.id)
             try:
                 report = await self._run(run.id, parent, documents)
+            except asyncio.CancelledError:
+                async with self.sessions.begin() as session:
+                    await repo.finish_run(session, run_id=run.id, status="interrupted", candidate_version=None,
+                                          metrics={}, error="cancelled at shutdown")
+                raise
             except Exception as exc:  # a bug here must not take the bot down; the run says what happened
                 log.exception("training run %s failed", run.id)
                 report = RunReport(run.id, "failed", str(exc), {})
@@ -227,9 +254,12 @@ class TrainingService:
         if not promote:
             return RunReport(run_id, "rejected", reason, metrics, chart)
         try:
-            await self.activate(version, expected_sha256=result["weights_sha256"])
+            await self.activate(version, expected_sha256=result["weights_sha256"], expected_current=parent)
         except CheckpointError as exc:
             return RunReport(run_id, "failed", f"candidate refused: {exc}", metrics, chart)
+        except ActiveChanged as exc:  # a rollback (or another promotion) happened while this run trained
+            return RunReport(run_id, "rejected", f"not promoted over a model it was not trained from: {exc}",
+                             metrics, chart)
         if self.guard is not None:  # the model may now quote these songs: never let it show them
             for text in texts.values():
                 self.guard.add(text)
@@ -252,15 +282,21 @@ class TrainingService:
 
     # --- versions --------------------------------------------------------------------------------
 
-    async def activate(self, version: str, expected_sha256: str | None = None) -> None:
-        """Verify the checkpoint, then serve it: pointer flip plus hot swap, old requests finish as they are."""
+    async def activate(
+        self, version: str, expected_sha256: str | None = None, expected_current: str | None = None
+    ) -> None:
+        """Verify the checkpoint, then serve it: pointer flip plus hot swap, old requests finish as they are.
+
+        With ``expected_current``, only if the active model is still that one (``ActiveChanged`` otherwise).
+        """
         ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)
         if expected_sha256 is not None and ckpt.weights_sha256 != expected_sha256:
             raise CheckpointError(f"{version}: weights do not match the recorded checksum")
         loaded = await asyncio.to_thread(self.store.load, version)
-        self.store.activate(version)
-        if self.worker is not None:  # from the CLI there is none: a running bot follows ACTIVE itself
-            self.worker.swap_model(loaded)
+        async with self._activation:
+            await asyncio.to_thread(self.store.activate, version, expected_current=expected_current)
+            if self.worker is not None:  # from the CLI there is none: a running bot follows ACTIVE itself
+                self.worker.swap_model(loaded)
         async with self.sessions.begin() as session:
             if await repo.get_version(session, version=version) is not None:
                 await repo.activate_version(session, version=version)

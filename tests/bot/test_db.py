@@ -77,7 +77,7 @@ def test_upgrade_from_empty_creates_tables_without_drift(url: str) -> None:
     async def main() -> None:
         async with migrated(url) as engine:
             assert await table_names(engine) == APP_TABLES | {"alembic_version"}
-            assert await migrate.current(engine) == migrate.head_revision() == "0002"
+            assert await migrate.current(engine) == migrate.head_revision() == "0003"
             await migrate.check(engine)  # raises on drift
             await migrate.upgrade(engine)  # at head already: a no-op
 
@@ -92,7 +92,7 @@ def test_downgrade_to_base_and_upgrade_again(url: str) -> None:
             assert await migrate.current(engine) is None
             await migrate.upgrade(engine)
             await migrate.downgrade(engine)  # default: one step back
-            assert await migrate.current(engine) == "0001"
+            assert await migrate.current(engine) == "0002"
             await migrate.upgrade(engine, "head")
             assert await table_names(engine) == APP_TABLES | {"alembic_version"}
             await migrate.check(engine)
@@ -210,7 +210,7 @@ def test_failed_migration_rolls_back_completely(url: str, tmp_path: Path, monkey
             with pytest.raises(RuntimeError, match="broken migration"):
                 await migrate.upgrade(engine)
             assert "scratch" not in await table_names(engine)  # the DDL was inside the transaction
-            assert await migrate.current(engine) == "0002"  # the real head
+            assert await migrate.current(engine) == "0003"  # the real head
             async with engine.connect() as conn:
                 assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
 
@@ -514,5 +514,49 @@ def test_open_reader_does_not_break_a_writer(url: str) -> None:
         finally:
             await reader.dispose()
             await writer.dispose()
+
+    asyncio.run(main())
+
+
+def test_sending_is_claimed_once_and_a_restart_never_resends_it(url: str) -> None:
+    async def fn(session: AsyncSession) -> None:
+        await seed(session)
+        done, stuck = [await new_request(session, update_id=i) for i in range(2)]
+        for r in (done, stuck):
+            await repository.complete_request(
+                session, request_id=r.id, output="song", candidates=[], model_version="v1", latency_ms=1
+            )
+        assert await repository.request_for_update(session, update_id=1) == stuck.id
+        assert await repository.request_for_update(session, update_id=77) is None
+        assert await repository.mark_sending(session, request_id=done.id)
+        assert not await repository.mark_sending(session, request_id=done.id)  # the second claimant backs off
+        await repository.mark_answered(session, request_id=done.id, answer_message_id=5)
+        assert await repository.mark_sending(session, request_id=stuck.id)  # ... and the process dies here
+        assert [r.id for r in await repository.unfinished_requests(session)] == []
+        assert await repository.abandon_sending(session) == [stuck.id]
+        row = await repository.get_request(session, request_id=stuck.id)
+        assert row is not None and row.status is RequestStatus.FAILED and "delivery unknown" in (row.error or "")
+
+    with_session(url, fn)
+
+
+def test_migration_0003_allows_sending_and_its_downgrade_keeps_rows_valid(url: str) -> None:
+    async def main() -> None:
+        async with migrated(url) as engine:
+            async with make_sessionmaker(engine).begin() as session:
+                await seed(session)
+                request = await new_request(session, update_id=1)
+                await repository.complete_request(
+                    session, request_id=request.id, output="song", candidates=[], model_version="v1", latency_ms=1
+                )
+                assert await repository.mark_sending(session, request_id=request.id)
+            await migrate.downgrade(engine, "0002")
+            async with engine.connect() as conn:
+                status = (await conn.exec_driver_sql("SELECT status, error FROM requests")).one()
+                assert tuple(status) == ("failed", "delivery unknown")
+                with pytest.raises(IntegrityError):
+                    await conn.exec_driver_sql("UPDATE requests SET status = 'sending'")
+            await migrate.upgrade(engine)
+            await migrate.check(engine)
 
     asyncio.run(main())

@@ -7,13 +7,15 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
-from bot.app import RedactTokens
 from bot.db.migrate import head_revision
 from bot.handlers import fit
-from bot.services.generation import GenerationJob, LoadedModel, LocalGenerationWorker, QueueFull
+from bot.logs import RedactTokens
+from bot.services.generation import GenerationJob, GenerationResult, LoadedModel, LocalGenerationWorker, QueueFull
 from bot.services.lyrics import LyricsService, RateLimiter
 from bot.services.quality import CopyGuard, rank, repetition
 from bot.settings import Settings
@@ -220,5 +222,81 @@ def test_a_generation_error_fails_the_request_row(tmp_path: Path, trained_store:
             )
             lyrics.backend = real
             assert (await ask(h, "/write 我", chat=5, user=5))["text"].startswith("我")
+
+    asyncio.run(scenario())
+
+
+class _Poisoned(torch.nn.Module):
+    """An embedding that fails on one character in a prefix: a request that breaks the model while priming.
+    (Generation steps read one character a time and pass.)"""
+
+    def __init__(self, embedding: torch.nn.Embedding, poison: int) -> None:
+        super().__init__()
+        self.inner, self.poison = embedding, poison
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.shape[-1] > 1 and bool((ids == self.poison).any()):
+            raise RuntimeError("poisoned character")
+        return self.inner(ids)  # type: ignore[no-any-return]
+
+
+def test_a_bad_job_fails_alone() -> None:
+    vocab = Vocab.build("abcdefgh z")
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), layers=1, embed=8, hidden=8)).eval()
+    model.embedding = _Poisoned(model.embedding, vocab.encode("z")[0])  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        worker = LocalGenerationWorker(LoadedModel(model, vocab, "v"), queue_size=8, max_batch=8)
+        worker.start()
+        try:
+            jobs = [GenerationJob("ab", 1.0, 20), GenerationJob("az", 1.0, 20), GenerationJob("ba", 1.0, 0),
+                    GenerationJob("cd", 1.0, 20, candidates=3)]
+            outcomes = await asyncio.gather(*(worker.generate(j, timeout=30) for j in jobs), return_exceptions=True)
+            assert isinstance(outcomes[1], RuntimeError) and "poisoned" in str(outcomes[1])
+            assert isinstance(outcomes[2], ValueError)  # length 0: refused when it joined
+            for outcome, prefix in ((outcomes[0], "ab"), (outcomes[3], "cd")):
+                assert isinstance(outcome, GenerationResult)
+                assert all(c.text.startswith(prefix) and len(c.continuation) == 20 for c in outcome.candidates)
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_worker_survives_a_second_error_while_recovering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step fails (its job fails), then building the replacement fails too: the worker still serves."""
+    from bot.services import generation
+
+    real_lane, real_step = generation._Lane, generation._Lane.step
+    faults = {"step": 1, "lane": 1}
+
+    def failing_step(self: Any) -> Any:
+        if faults["step"]:
+            faults["step"] -= 1
+            raise RuntimeError("step fault")
+        return real_step(self)
+
+    class FragileLane(real_lane):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any) -> None:
+            if built["count"] >= 1 and faults["lane"]:  # the first lane is fine; the replacement is not
+                faults["lane"] -= 1
+                raise RuntimeError("recovery fault")
+            built["count"] += 1
+            super().__init__(*args)
+
+    built = {"count": 0}
+    monkeypatch.setattr(generation._Lane, "step", failing_step)
+    monkeypatch.setattr(generation, "_Lane", FragileLane)
+
+    async def scenario() -> None:
+        worker = LocalGenerationWorker(_tiny_loaded("v"), queue_size=8, max_batch=8)
+        worker.start()
+        try:
+            with pytest.raises(RuntimeError, match="step fault"):
+                await worker.generate(GenerationJob("我", 1.0, 10), timeout=30)
+            result = await worker.generate(GenerationJob("我", 1.0, 10), timeout=30)
+            assert result.candidates[0].text.startswith("我") and faults == {"step": 0, "lane": 0}
+        finally:
+            worker.stop()
 
     asyncio.run(scenario())
