@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 from common import percentile, print_table, train_default_model
 
+from charrnn.batching import BatchGenerator
 from charrnn.checkpoint import load_checkpoint
 from charrnn.model import CharRNN
-from charrnn.sample import BatchGenerator, SampleConfig, serving_dtype
+from charrnn.sample import SampleConfig, serving_dtype
 from charrnn.vocab import Vocab
 
 PREFIXES = ["我", "天青色等烟雨", "夜", "在风里", "你说", "", "窗外的麻雀", "雨下了整夜"]

@@ -36,7 +36,7 @@ from bot.handlers import BotServices
 from bot.logs import Redactor, RedactTokens
 from bot.services.generation import LocalGenerationWorker
 from bot.services.instance import InstanceLock, InstanceLocked
-from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Refused
+from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Preferences, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
 from bot.services.schedule import FINETUNE_JOB, FOLLOW_JOB, finetune_trigger, make_scheduler, register
@@ -110,6 +110,7 @@ class Runtime:
                         ("write", "write lyrics"),
                         ("temp", "temperature"),
                         ("len", "answer length"),
+                        ("rhyme", "rhyme on/off"),
                         ("top", "best rated"),
                         ("stats", "your numbers"),
                         ("help", "help"),
@@ -166,7 +167,8 @@ async def answer_unfinished(application: Application) -> None:  # type: ignore[t
             if record.status == "done" and record.output:
                 outcome = Lyric(record.id, record.output, ())
             else:
-                outcome = await svc.lyrics.generate(record.id, record.prefix, record.temperature, record.length)
+                prefs = Preferences(record.temperature, record.length, record.rhyme)
+                outcome = await svc.lyrics.generate(record.id, record.prefix, prefs)
             if isinstance(outcome, Refused):
                 continue
             if not await svc.lyrics.claim_sending(record.id):
@@ -218,6 +220,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         (["write"], handlers.write),
         (["temp"], handlers.set_temperature),
         (["len"], handlers.set_length),
+        (["rhyme"], handlers.set_rhyme),
         (["top"], handlers.top),
         (["stats"], handlers.stats),
     ):

@@ -17,20 +17,13 @@ log = logging.getLogger("lyricbot")
 
 
 def ensure_model(settings: Settings) -> None:
-    """Train a first model on the configured corpus when ``MODEL_DIR`` has none."""
+    """Serve the pretrained model shipped with the package when ``MODEL_DIR`` has none: no first-run training."""
     from bot.services.models import ModelStore
 
     store = ModelStore(settings.model_dir, settings.device)
     if store.active_version() is None:
-        print(
-            f"No model in {settings.model_dir} yet: training one on "
-            f"{settings.corpus_path or 'the bundled demo corpus'} ({settings.bootstrap_minutes:g} min) ...",
-            file=sys.stderr,
-        )
-        from charrnn.cli import ProgressBar
-        from charrnn.train import TrainConfig
-
-        store.train_first(settings.corpus_path, settings.bootstrap_minutes, callback=ProgressBar(TrainConfig()))
+        version = store.install_base()
+        print(f"No model in {settings.model_dir} yet: serving the pretrained base model ({version}).", file=sys.stderr)
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -48,11 +41,12 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services.models import ModelStore
 
     store = ModelStore(settings.model_dir, settings.device)
-    from charrnn.cli import ProgressBar
+    from charrnn.cli_options import ProgressBar
     from charrnn.train import TrainConfig
 
     version = store.train_first(
-        Path(args.corpus) if args.corpus else settings.corpus_path, args.minutes, callback=ProgressBar(TrainConfig())
+        Path(args.corpus) if args.corpus else settings.corpus_path, args.minutes, callback=ProgressBar(TrainConfig()),
+        from_base=not args.from_scratch,
     )
     print(f"trained and activated model {version} in {settings.model_dir}")
     return 0
@@ -132,9 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lyricbot", description="A Telegram bot that writes song lyrics.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, load the model, poll Telegram (the sandbox without a token)")
-    train = sub.add_parser("train", help="train the first model into MODEL_DIR and activate it")
+    train = sub.add_parser("train", help="train a model on a corpus into MODEL_DIR (from the base) and activate it")
     train.add_argument("--corpus", help="UTF-8 text file (default: CORPUS_PATH or the demo corpus)")
     train.add_argument("--minutes", type=float, default=10.0)
+    train.add_argument("--from-scratch", action="store_true",
+                       help="random weights instead of transfer from the pretrained base model")
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
     db.add_argument("revision", nargs="?")

@@ -89,9 +89,12 @@ _NOT_MODIFIED = ("message is not modified: specified new message content and rep
 class TelegramApiError(Exception):
     """A refusal, sent back with Telegram's status code and wording so PTB raises its usual exception."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self, status: int, description: str, retry_after: int | None = None, after_effect: bool = False
+    ) -> None:
         super().__init__(description)
         self.status, self.description, self.retry_after = status, description, retry_after
+        self.after_effect = after_effect  # the call took effect; only its answer was lost
 
     def response(self) -> web.Response:
         body: JSONDict = {"ok": False, "error_code": self.status, "description": self.description}
@@ -387,12 +390,18 @@ class FakeTelegram:
     # --- fault injection ---
     def fail_next(
         self, method: str, status: int = 429, description: str = "Too Many Requests: retry after 2",
-        retry_after: int | None = 2, times: int = 1,
+        retry_after: int | None = 2, times: int = 1, after_effect: bool = False,
     ) -> None:  # fmt: skip
-        """The next `times` calls of `method` are refused without effect; retry_after is sent only with 429."""
+        """The next `times` calls of `method` are refused without effect; retry_after is sent only with 429.
+
+        ``after_effect``: the call takes effect (the message arrives) and only its answer is an error, as
+        when a response is lost on the way back: the case a bot cannot tell from a failure.
+        """
         if method.lower() not in self._methods:
             raise ValueError(f"the fake does not implement {method!r}")
-        self._faults[method.lower()].extend(TelegramApiError(status, description, retry_after) for _ in range(times))
+        self._faults[method.lower()].extend(
+            TelegramApiError(status, description, retry_after, after_effect) for _ in range(times)
+        )
 
     def set_latency(self, seconds: float) -> None:
         self._latency = seconds
@@ -461,10 +470,13 @@ class FakeTelegram:
             self.calls[name] += 1
             self.requests.append((name, {k: {"file_name": v.name, "size": len(v.content)} if isinstance(v, _File)
                                          else v for k, v in params.items()}))  # fmt: skip
-            if faults := self._faults.get(name.lower()):
-                raise faults.popleft()
+            fault = faults.popleft() if (faults := self._faults.get(name.lower())) else None
+            if fault is not None and not fault.after_effect:
+                raise fault
             if inspect.isawaitable(result := handler(params)):  # only getUpdates waits
                 result = await result
+            if fault is not None:
+                raise fault
         except TelegramApiError as exc:
             self._refusals.append((name, exc.description))
             _log.debug("refused %s: %s", name, exc.description)

@@ -151,10 +151,11 @@ async def typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncItera
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /help: what the bot does, in the person's language."""
     svc = services(context)
-    temperature, length = await svc.lyrics.preferences(person_of(update))
+    prefs = await svc.lyrics.preferences(person_of(update))
     lang = language(person_of(update).language_code)
     s = svc.settings
-    text = t(lang, "help", temperature=temperature, length=length, min_length=s.min_length, max_length=s.max_length)
+    text = t(lang, "help", temperature=prefs.temperature, length=prefs.length, min_length=s.min_length,
+             max_length=s.max_length, rhyme=t(lang, "on" if prefs.rhyme else "off"))
     await reply(update, context, text)
 
 
@@ -232,10 +233,16 @@ async def send_lyric(update: Update, context: ContextTypes.DEFAULT_TYPE, lyric: 
         return
     try:
         sent = await reply(update, context, text, markup=lyric_keyboard(lyric.request_id, lang))
-    except TelegramError as exc:
-        # Failed, not retried at restart: after a timeout the message may have arrived after all.
+    except BadRequest as exc:  # refused: nothing arrived, so the person gets the apology
         await svc.lyrics.fail(lyric.request_id, f"Telegram: {exc}")
         raise
+    except TelegramError as exc:
+        # A timeout or a network error: the lyric may have arrived after all, so no second message (an
+        # apology) and no retry at restart; the row records that delivery is unknown.
+        await svc.lyrics.fail(lyric.request_id, f"delivery unknown: {type(exc).__name__}: {exc}")
+        log.warning("request %s: sending failed (%s); it may have arrived, so nothing more is sent",
+                    lyric.request_id, exc)
+        return
     try:
         await svc.lyrics.answered(lyric.request_id, sent.message_id)
     except Exception:  # the person has the lyric; the row stays 'sending', which a restart never resends
@@ -268,8 +275,8 @@ async def set_temperature(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     lang = language(person.language_code)
     argument = command_argument(update.effective_message) if update.effective_message else ""
     if not argument:
-        temperature, _ = await svc.lyrics.preferences(person)
-        await reply(update, context, t(lang, "temp_show", value=temperature))
+        prefs = await svc.lyrics.preferences(person)
+        await reply(update, context, t(lang, "temp_show", value=prefs.temperature))
         return
     value = svc.lyrics.parse_temperature(argument)
     if value is None:
@@ -287,8 +294,8 @@ async def set_length(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     lang = language(person.language_code)
     argument = command_argument(update.effective_message) if update.effective_message else ""
     if not argument:
-        _, length = await svc.lyrics.preferences(person)
-        await reply(update, context, t(lang, "len_show", value=length))
+        prefs = await svc.lyrics.preferences(person)
+        await reply(update, context, t(lang, "len_show", value=prefs.length))
         return
     value = svc.lyrics.parse_length(argument)
     if value is None:
@@ -296,6 +303,24 @@ async def set_length(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     await svc.lyrics.set_preferences(person, length=value)
     await reply(update, context, t(lang, "len_set", value=value))
+
+
+async def set_rhyme(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/rhyme [on|off]: show or set whether lines end on the song's rhyme."""
+    svc = services(context)
+    person = person_of(update)
+    lang = language(person.language_code)
+    argument = command_argument(update.effective_message).lower() if update.effective_message else ""
+    if not argument:
+        prefs = await svc.lyrics.preferences(person)
+        await reply(update, context, t(lang, "rhyme_show", value=t(lang, "on" if prefs.rhyme else "off")))
+        return
+    value = {"on": True, "off": False, "开": True, "关": False}.get(argument)
+    if value is None:
+        await reply(update, context, t(lang, "rhyme_usage"))
+        return
+    await svc.lyrics.set_preferences(person, rhyme=value)
+    await reply(update, context, t(lang, "rhyme_set", value=t(lang, "on" if value else "off")))
 
 
 async def top(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -11,6 +11,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "/write <first words> - lyrics that continue your words (or I pick a start)\n"
             "/temp [0.1-2.0] - show or set how adventurous I am (now {temperature})\n"
             "/len [{min_length}-{max_length}] - show or set the answer length (now {length})\n"
+            "/rhyme [on|off] - end lines on the song's rhyme (now {rhyme})\n"
             "/top - the best-rated lyrics\n"
             "/stats - your own numbers\n\n"
             'Rate a lyric with the stars under it; "write again" gives another take.'
@@ -28,6 +29,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "len_show": "Answers are up to {value} characters. Set it with /len 200",
         "len_usage": "Usage: /len <whole number from {low} to {high}>, for example /len 200",
         "len_set": "Answer length set to {value} characters.",
+        "rhyme_show": "Rhymes are {value}. Switch them with /rhyme on or /rhyme off",
+        "rhyme_usage": "Usage: /rhyme on or /rhyme off",
+        "rhyme_set": "Rhymes are now {value}.",
+        "on": "on",
+        "off": "off",
         "top_empty": "Nothing has been rated yet. Rate a lyric with the stars under it!",
         "top_item": "{rank}. {stars:.1f}\u2605 ({count} ratings)\n{text}",
         "stats": "You asked for {requests} lyrics, {answered} answered. You gave {ratings} ratings.{received}",
@@ -44,6 +50,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "/write <开头> - 接着你的开头写歌词（不写开头就由我来起头）\n"
             "/temp [0.1-2.0] - 查看或设置创作的大胆程度（现在是 {temperature}）\n"
             "/len [{min_length}-{max_length}] - 查看或设置歌词长度（现在是 {length}）\n"
+            "/rhyme [on|off] - 句尾押韵（现在{rhyme}）\n"
             "/top - 评分最高的歌词\n"
             "/stats - 你的统计\n\n"
             "点歌词下面的星星来评分；“再写一首”换一个版本。"
@@ -61,6 +68,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "len_show": "歌词最长 {value} 个字。用 /len 200 来设置",
         "len_usage": "用法：/len <{low} 到 {high} 之间的整数>，例如 /len 200",
         "len_set": "歌词长度已设为 {value} 个字。",
+        "rhyme_show": "押韵现在是{value}的。用 /rhyme on 或 /rhyme off 来切换",
+        "rhyme_usage": "用法：/rhyme on 或 /rhyme off",
+        "rhyme_set": "押韵已{value}。",
+        "on": "开",
+        "off": "关",
         "top_empty": "还没有人评分。点歌词下面的星星来评分吧！",
         "top_item": "{rank}. {stars:.1f}\u2605（{count} 个评分）\n{text}",
         "stats": "你请求了 {requests} 首歌词，已回答 {answered} 首，你评了 {ratings} 次分。{received}",

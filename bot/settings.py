@@ -26,8 +26,6 @@ class Settings(BaseSettings):
     model_dir: Path = Path("var/models")
     corpus_path: Path | None = None  # None: the demo corpus bundled with charrnn
     device: str = "auto"
-    # First model when none exists: minutes of training on the corpus (the CPU-friendly default).
-    bootstrap_minutes: float = Field(default=3.0, gt=0)
 
     # Limits
     max_prefix_chars: int = Field(default=200, ge=1, le=2000)
@@ -43,6 +41,7 @@ class Settings(BaseSettings):
     min_temperature: float = 0.1
     max_temperature: float = 2.0
     default_length: int = Field(default=160, ge=1)
+    default_rhyme: bool = True  # lines end on the song's rhyme (/rhyme off per person)
     candidates: int = Field(default=4, ge=1, le=16)
     copy_threshold: int = Field(default=12, ge=4)  # verbatim corpus runs this long are never shown
     torch_threads: int = Field(default=1, ge=1)

@@ -22,6 +22,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,17 @@ from charrnn.vocab import Vocab
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
 META = "meta.json"
+BASE = "base"  # wherever a checkpoint is expected, the pretrained model shipped with the package
+
+
+def pretrained_path() -> Path:
+    """The shipped base model's directory (``make pretrained`` writes it)."""
+    return Path(str(resources.files("charrnn") / "pretrained" / BASE))
+
+
+def resolve(name: str | Path) -> Path:
+    """``base`` is the shipped model; anything else is a checkpoint directory (``./base`` for a local one)."""
+    return pretrained_path() if str(name) == BASE else Path(name)
 
 
 class CheckpointError(ValueError):
@@ -111,10 +123,12 @@ def save_checkpoint(
     train_state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
     weights: dict[str, torch.Tensor] | None = None,
+    half: bool = False,
 ) -> Path:
     """Write (or atomically replace) the checkpoint in ``directory``; returns the directory.
 
     ``weights`` stores a saved ``state_dict`` of the same architecture instead of ``model``'s current one.
+    ``half`` stores floating-point weights as float16 (half the size; loading widens them back to float32).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -123,6 +137,8 @@ def save_checkpoint(
     # Tied weights are one tensor under two names; safetensors refuses shared storage, so store one.
     state = weights if weights is not None else model.state_dict()
     state = {k: v for k, v in state.items() if not (model.config.tie_weights and k == "decoder.weight")}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     files = {"weights": _save_tensors(directory, "weights", state)}
     if train_state is not None:
         tensors, _state_meta = train_state
@@ -162,7 +178,7 @@ def _json_safe(value: Any) -> Any:
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
     """The checkpoint's ``meta.json``, checked for format; no tensor is read."""
-    directory = Path(directory)
+    directory = resolve(directory)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint not found: {directory} is not a directory")
     try:
@@ -196,8 +212,11 @@ def _load_verified(directory: Path, entry: dict[str, Any]) -> dict[str, torch.Te
 def load_checkpoint(
     directory: str | Path, device: torch.device | str = "cpu", with_train_state: bool = False
 ) -> Checkpoint:
-    """Load and verify a checkpoint: checksums first, then safetensors (which runs no code)."""
-    directory = Path(directory)
+    """Load and verify a checkpoint: checksums first, then safetensors (which runs no code).
+
+    ``directory`` may be ``base``, the shipped model. Float16 weights are widened to the model's float32.
+    """
+    directory = resolve(directory)
     meta = read_meta(directory)
     try:
         config = ModelConfig.from_json(meta["model_config"])

@@ -14,7 +14,7 @@ import torch
 
 from charrnn.checkpoint import Checkpoint, save_checkpoint
 from charrnn.data import RandomSampling, ReplayMix, sha256_text, split_corpus
-from charrnn.evaluate import EvalResult, evaluate
+from charrnn.evaluate import EvalResult, HeldOut, evaluate, reference_vocab
 from charrnn.model import CharRNN
 from charrnn.pipeline import sampler_for
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
@@ -68,7 +68,10 @@ def finetune(
     def ids(text: str) -> torch.Tensor:
         return torch.tensor(vocab.encode(text), dtype=torch.long)
 
-    new_val, old_val = ids(new_val_text), ids(old_val_text)
+    # Each held-out text is scored against its own corpus's reference vocabulary, so the parent (before)
+    # and the grown child (after) are charged for the same events.
+    new_val = HeldOut.of_text(new_val_text, vocab, reference_vocab(new_text))
+    old_val = HeldOut.of_text(old_val_text, vocab, reference_vocab(old_text))
     before_old, before_new = evaluate(model, old_val, device), evaluate(model, new_val, device)
     new_ids = ids(new_text)
     seq_len = max(1, min(config.seq_len, len(new_ids) - 2))
@@ -80,7 +83,8 @@ def finetune(
     trainer = Trainer(
         model,
         source,
-        torch.cat([new_val, old_val]),
+        HeldOut.of_texts([(new_val_text, reference_vocab(new_text)), (old_val_text, reference_vocab(old_text))],
+                         vocab),
         config,
         device=device,
         sampler=sampler_for(vocab, config.sample_length, config.seed),

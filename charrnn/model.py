@@ -8,6 +8,7 @@ from typing import Any, Literal, cast
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 CellType = Literal["rnn", "lstm", "gru"]
 CELLS: tuple[CellType, ...] = ("rnn", "lstm", "gru")
@@ -84,11 +85,41 @@ class CharRNN(nn.Module):
         out, state = self.rnn(emb, state)  # (B, T, H)
         return self.decode(self.drop(out)), state
 
+    def prime(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, State]:
+        """Read sequences of different lengths in one packed pass.
+
+        Returns the logits after each sequence's last character, ``(B, V)``, and the state there: how
+        requests join a running batch without padding changing what they read.
+        """
+        device = next(self.parameters()).device
+        lengths = torch.tensor([len(sequence) for sequence in sequences])
+        padded = torch.zeros(len(sequences), int(lengths.max()), dtype=torch.long)
+        for i, sequence in enumerate(sequences):
+            padded[i, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        packed = pack_padded_sequence(self.embedding(padded.to(device)), lengths, batch_first=True,
+                                      enforce_sorted=False)
+        out, state = self.rnn(packed, None)
+        out, _ = pad_packed_sequence(out, batch_first=True)  # (B, T, H)
+        last = out[torch.arange(len(sequences)), lengths.to(out.device) - 1]  # (B, H)
+        return self.decode(last), state
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One character per row, ``(B,)``: the next logits ``(B, V)`` and the new state."""
+        logits, state = self(tokens[:, None], state)
+        return logits[:, -1], state
+
     def decode(self, out: torch.Tensor) -> torch.Tensor:
         """Recurrent outputs (..., H) to vocabulary logits (..., V)."""
         if self.proj is not None:
             out = self.proj(out)
         return cast(torch.Tensor, self.decoder(out))
+
+    def set_dropout(self, dropout: float) -> None:
+        """Change the dropout of a built model (fine-tuning a pretrained model on a small corpus)."""
+        self.config = ModelConfig(**{**self.config.to_json(), "dropout": dropout})
+        self.drop.p = dropout
+        if self.config.layers > 1:
+            self.rnn.dropout = dropout
 
     def init_state(self, batch_size: int, device: torch.device | None = None) -> State:
         shape = (self.config.layers, batch_size, self.config.hidden)

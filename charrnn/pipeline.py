@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
-from charrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from charrnn.data import BatchSource, ConsecutiveSampling, RandomSampling, sha256_text, split_corpus
+from charrnn.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from charrnn.data import BatchSource, ConsecutiveSampling, RandomSampling, ReplayMix, sha256_text, split_corpus
+from charrnn.evaluate import HeldOut, reference_vocab
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.sample import SampleConfig, generate
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
@@ -32,6 +33,7 @@ class PreparedCorpus:
     train_ids: torch.Tensor
     val_ids: torch.Tensor
     sha256: str
+    val: HeldOut  # the held-out text(s) under the scoring rule, each corpus against its own reference
     # name -> SHA-256 of each corpus, when several were given; empty for a single text.
     parts: dict[str, str] = field(default_factory=dict)
 
@@ -43,14 +45,18 @@ def corpora_sha256(corpora: Corpora) -> str:
     return sha256_text("\n".join(f"{name}:{sha256_text(text)}" for name, text in sorted(corpora.items())))
 
 
-def prepare_corpus(text: Corpora, config: TrainConfig, vocab: Vocab | None = None) -> PreparedCorpus:
-    """Split and encode; the vocabulary comes from the training part only.
+def prepare_corpus(
+    text: Corpora, config: TrainConfig, vocab: Vocab | None = None, extend: Vocab | None = None
+) -> PreparedCorpus:
+    """Split and encode; the vocabulary comes from the training part only (``vocab`` as given, or
+    ``extend`` grown append-only with the training part's characters, or a new one).
 
     Several corpora are split one by one, so every corpus keeps its own held-out tail (the one
     ``eval CHECKPOINT CORPUS`` measures later), then the training parts are joined in name order.
     """
     if isinstance(text, str):
-        train_text, val_text = split_corpus(text, config.val_fraction, config.split, config.seed)
+        splits = [split_corpus(text, config.val_fraction, config.split, config.seed)]
+        train_text, val_text = splits[0]
         parts: dict[str, str] = {}
     else:
         if not text:
@@ -58,10 +64,14 @@ def prepare_corpus(text: Corpora, config: TrainConfig, vocab: Vocab | None = Non
         bodies = [body for _, body in sorted(text.items())]
         splits = [split_corpus(body, config.val_fraction, config.split, config.seed) for body in bodies]
         train_text = "\n".join(train.rstrip("\n") + "\n" for train, _ in splits)
-        val_text = "\n".join(val.rstrip("\n") + "\n" for _, val in splits)
+        val_text = "".join(val for _, val in splits)
         parts = {name: sha256_text(body) for name, body in sorted(text.items())}
-    vocab = vocab or Vocab.build(train_text, min_count=config.unk_min_count)
+    if vocab is None:
+        base = extend or Vocab.build("")
+        vocab = base.extend(train_text, min_count=config.unk_min_count)
+    val = HeldOut.of_texts([(held, reference_vocab(train)) for train, held in splits], vocab)
     return PreparedCorpus(
+        val=val,
         vocab=vocab,
         train_text=train_text,
         val_text=val_text,
@@ -78,6 +88,16 @@ def make_source(ids: torch.Tensor, config: TrainConfig) -> BatchSource:
     if config.sampling == "consecutive":
         return ConsecutiveSampling(ids, config.batch_size, seq_len, config.seed)
     return RandomSampling(ids, config.batch_size, seq_len, config.seed)
+
+
+def replay_source(ids: torch.Tensor, old_ids: torch.Tensor, config: TrainConfig, fraction: float) -> BatchSource:
+    """Windows of the new corpus with ``fraction`` of every batch replayed from old text."""
+    seq_len = max(1, min(config.seq_len, len(ids) - 2, len(old_ids) - 2))
+    return ReplayMix(
+        new=RandomSampling(ids, config.batch_size, seq_len, config.seed),
+        old=RandomSampling(old_ids, config.batch_size, seq_len, config.seed + 1),
+        replay_fraction=fraction,
+    )
 
 
 def sampler_for(vocab: Vocab, length: int, seed: int) -> Callable[[CharRNN, str], str]:
@@ -128,6 +148,17 @@ def checkpointing(
     return on_event
 
 
+@dataclass(frozen=True)
+class InitFrom:
+    """Start from a trained checkpoint instead of random weights (transfer to a new corpus)."""
+
+    checkpoint: Checkpoint
+    name: str  # how it was named (``base`` or a path), kept in the new checkpoint's meta
+    dropout: float | None = None  # None: the checkpoint's own
+    replay: str | None = None  # old text mixed into every batch, against forgetting; None: no replay
+    replay_fraction: float = 0.5
+
+
 def train_model(
     text: Corpora,
     model_config: ModelConfig | None = None,
@@ -136,8 +167,13 @@ def train_model(
     callback: Callback | None = None,
     resume: bool = False,
     checkpoint_every_s: float = 30.0,
+    init: InitFrom | None = None,
 ) -> tuple[TrainResult, CharRNN, Vocab]:
-    """Train on ``text``; with ``out_dir``, keep best/last checkpoints there (and resume from last)."""
+    """Train on ``text``; with ``out_dir``, keep best/last checkpoints there (and resume from last).
+
+    With ``init``, the model starts as that checkpoint, its vocabulary grown append-only with the new
+    corpus's characters (old prompts keep their outputs until training moves them).
+    """
     train_config = train_config or TrainConfig()
     device = select_device(train_config.device)
     last = Path(out_dir) / "last" if out_dir is not None else None
@@ -149,17 +185,28 @@ def train_model(
         saved = TrainConfig.from_json(resumed.meta["train_config"])
         # The plan (schedule, epochs) is the saved one; only the time budget may be extended.
         train_config = replace(saved, max_minutes=train_config.max_minutes or saved.max_minutes)
-    corpus = prepare_corpus(text, train_config, vocab=resumed.vocab if resumed else None)
+    corpus = prepare_corpus(
+        text, train_config, vocab=resumed.vocab if resumed else None, extend=init.checkpoint.vocab if init else None
+    )
     if resumed is not None:
         model = resumed.model
+    elif init is not None:
+        model = init.checkpoint.model
+        model.grow_vocab(len(corpus.vocab))
+        if init.dropout is not None:
+            model.set_dropout(init.dropout)
     else:
         base = model_config or ModelConfig(vocab_size=len(corpus.vocab))
         torch.manual_seed(train_config.seed)  # the initial weights are part of a reproducible run
         model = CharRNN(replace(base, vocab_size=len(corpus.vocab)))
+    source = make_source(corpus.train_ids, train_config)
+    if init is not None and init.replay is not None:
+        source = replay_source(corpus.train_ids, torch.tensor(corpus.vocab.encode(init.replay)), train_config,
+                               init.replay_fraction)
     trainer = Trainer(
         model,
-        make_source(corpus.train_ids, train_config),
-        corpus.val_ids,
+        source,
+        corpus.val,
         train_config,
         device=device,
         sampler=sampler_for(corpus.vocab, train_config.sample_length, train_config.seed),
@@ -171,6 +218,9 @@ def train_model(
         extra: dict[str, Any] = {"train_config": train_config.to_json(), "corpus_sha256": corpus.sha256}
         if corpus.parts:
             extra["extra"] = {"corpora": corpus.parts}
+        if init is not None:
+            extra["parent"] = init.checkpoint.weights_sha256
+            extra.setdefault("extra", {})["init_from"] = init.name
         callbacks.insert(0, checkpointing(Path(out_dir), trainer, corpus.vocab, extra, checkpoint_every_s))
 
     def fan_out(event: TrainEvent) -> None:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.data import BatchSource
-from charrnn.evaluate import EvalResult, evaluate
+from charrnn.evaluate import EvalResult, HeldOut, evaluate
 from charrnn.model import CharRNN, State, detach_state
 
 Sampling = Literal["random", "consecutive"]
@@ -150,7 +150,7 @@ class Trainer:
         self,
         model: CharRNN,
         source: BatchSource,
-        val_ids: torch.Tensor,
+        val: HeldOut | torch.Tensor,
         config: TrainConfig,
         device: torch.device | None = None,
         sampler: Callable[[CharRNN, str], str] | None = None,
@@ -159,7 +159,7 @@ class Trainer:
         self.device = device or select_device(config.device)
         self.model = model.to(self.device)
         self.source = source
-        self.val_ids = val_ids
+        self.val = val  # held-out text under the scoring rule, or ids in the model's own vocabulary
         self.sampler = sampler
         # Mixed precision: float16 with loss scaling on CUDA; bfloat16 (no scaling needed) on CPUs that
         # do it natively (AVX-512 BF16 / AMX). Weights, optimizer state and the loss stay float32.
@@ -256,7 +256,7 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self.carry = None
-            val = evaluate(self.model, self.val_ids, self.device)
+            val = evaluate(self.model, self.val, self.device)
             is_best = math.isfinite(val.nll) and val.nll < self.best_val_nll
             if is_best:
                 self.best_val_nll, self.best_epoch, self.bad_epochs = val.nll, self.epoch, 0

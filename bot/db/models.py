@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -126,6 +128,7 @@ class Request(Base):
     prefix: Mapped[str] = mapped_column(Text)
     temperature: Mapped[float] = mapped_column(Float)
     length: Mapped[int] = mapped_column(Integer)
+    rhyme: Mapped[bool] = mapped_column(Boolean, server_default=false())
     status: Mapped[str] = mapped_column(String(16), index=True, default=RequestStatus.QUEUED.value)
     output: Mapped[str | None] = mapped_column(Text)
     candidates: Mapped[str | None] = mapped_column(Text)  # JSON list of the texts not shown yet
@@ -164,6 +167,7 @@ class UserSettings(Base):
     )
     temperature: Mapped[float | None] = mapped_column(Float)  # None: the bot's default
     length: Mapped[int | None] = mapped_column(Integer)
+    rhyme: Mapped[bool | None] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

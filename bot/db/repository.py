@@ -72,6 +72,7 @@ class RequestRecord:
     prefix: str
     temperature: float
     length: int
+    rhyme: bool
     status: RequestStatus
     output: str | None
     candidates: tuple[str, ...]  # every stored candidate; candidates[candidate_index:] are still unshown
@@ -119,6 +120,7 @@ class UserSettingsRecord:
     user_id: int
     temperature: float | None  # None: the bot's default
     length: int | None
+    rhyme: bool | None
     updated_at: datetime | None  # None: never set
 
 
@@ -174,6 +176,7 @@ async def create_request(
     prefix: str,
     temperature: float,
     length: int,
+    rhyme: bool = False,
     parent_id: int | None = None,
 ) -> tuple[RequestRecord, bool]:
     """Store a new request; ``(existing, False)`` if this Telegram update was stored before (a redelivery)."""
@@ -189,6 +192,7 @@ async def create_request(
         prefix=prefix,
         temperature=temperature,
         length=length,
+        rhyme=rhyme,
         status=RequestStatus.QUEUED.value,
         candidate_index=0,
         parent_id=parent_id,
@@ -394,7 +398,7 @@ async def user_stats(session: AsyncSession, *, user_id: int) -> UserStats:
 async def get_settings(session: AsyncSession, *, user_id: int) -> UserSettingsRecord:
     row = await session.get(UserSettings, user_id, populate_existing=True)
     if row is None:
-        return UserSettingsRecord(user_id=user_id, temperature=None, length=None, updated_at=None)
+        return UserSettingsRecord(user_id=user_id, temperature=None, length=None, rhyme=None, updated_at=None)
     return _settings_record(row)
 
 
@@ -404,11 +408,12 @@ async def set_settings(
     user_id: int,
     temperature: float | Literal[_Unset.UNSET] | None = UNSET,
     length: int | Literal[_Unset.UNSET] | None = UNSET,
+    rhyme: bool | Literal[_Unset.UNSET] | None = UNSET,
 ) -> UserSettingsRecord:
     """Change the given fields only; None puts a field back to the bot's default."""
     row = await session.get(UserSettings, user_id)
     if row is None:
-        row = UserSettings(user_id=user_id, temperature=None, length=None)
+        row = UserSettings(user_id=user_id, temperature=None, length=None, rhyme=None)
         try:
             async with session.begin_nested():
                 session.add(row)
@@ -420,6 +425,8 @@ async def set_settings(
         row.temperature = temperature
     if length is not UNSET:
         row.length = length
+    if rhyme is not UNSET:
+        row.rhyme = rhyme
     row.updated_at = utcnow()
     await session.flush()
     return _settings_record(row)
@@ -475,6 +482,7 @@ def _request_record(row: Request) -> RequestRecord:
         prefix=row.prefix,
         temperature=row.temperature,
         length=row.length,
+        rhyme=row.rhyme,
         status=RequestStatus(row.status),
         output=row.output,
         candidates=tuple(_candidates(row)),
@@ -493,7 +501,8 @@ def _request_record(row: Request) -> RequestRecord:
 
 def _settings_record(row: UserSettings) -> UserSettingsRecord:
     return UserSettingsRecord(
-        user_id=row.user_id, temperature=row.temperature, length=row.length, updated_at=row.updated_at
+        user_id=row.user_id, temperature=row.temperature, length=row.length, rhyme=row.rhyme,
+        updated_at=row.updated_at,
     )
 
 

@@ -20,8 +20,9 @@ from typing import Protocol
 
 import torch
 
+from charrnn.batching import BatchGenerator
 from charrnn.model import CharRNN
-from charrnn.sample import BatchGenerator, Generation, SampleConfig
+from charrnn.sample import Generation, SampleConfig
 from charrnn.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class GenerationJob:
     candidates: int = 1
     seed: int | None = None
     stop_after_lines: int = 0
+    rhyme: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class _Lane:
                     max_length=job.length,
                     stop_after_lines=job.stop_after_lines,
                     no_repeat_ngram=8,
+                    rhyme=job.rhyme,
                     seed=seeds.randrange(2**63),
                 )
                 rows[self.generator.submit(job.prefix, config)] = index

@@ -41,6 +41,15 @@ class Place:
 
 
 @dataclass(frozen=True)
+class Preferences:
+    """How a person's lyrics are written: their settings, or the bot's defaults where they set none."""
+
+    temperature: float
+    length: int
+    rhyme: bool
+
+
+@dataclass(frozen=True)
 class Lyric:
     request_id: int
     text: str
@@ -182,14 +191,12 @@ class LyricsService:
         message_id: int | None,
         prefix: str,
         parent_id: int | None = None,
-    ) -> tuple[int, bool, float, int]:
-        """Write the request row first; returns (request id, created, temperature, length)."""
+    ) -> tuple[int, bool, Preferences]:
+        """Write the request row first; returns (request id, created, the preferences it is written with)."""
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
             await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
-            prefs = await repo.get_settings(session, user_id=person.user_id)
-            temperature = prefs.temperature if prefs.temperature is not None else self.settings.default_temperature
-            length = prefs.length if prefs.length is not None else self.settings.default_length
+            prefs = self._with_defaults(await repo.get_settings(session, user_id=person.user_id))
             record, created = await repo.create_request(
                 session,
                 update_id=update_id,
@@ -197,11 +204,20 @@ class LyricsService:
                 chat_id=place.chat_id,
                 message_id=message_id,
                 prefix=prefix,
-                temperature=temperature,
-                length=length,
+                temperature=prefs.temperature,
+                length=prefs.length,
+                rhyme=prefs.rhyme,
                 parent_id=parent_id,
             )
-        return record.id, created, temperature, length
+        return record.id, created, prefs
+
+    def _with_defaults(self, stored: repo.UserSettingsRecord) -> Preferences:
+        s = self.settings
+        return Preferences(
+            temperature=s.default_temperature if stored.temperature is None else stored.temperature,
+            length=s.default_length if stored.length is None else stored.length,
+            rhyme=s.default_rhyme if stored.rhyme is None else stored.rhyme,
+        )
 
     async def admit(
         self, *, update_id: int | None, person: Person, place: Place, prefix: str
@@ -235,18 +251,19 @@ class LyricsService:
         """A lyric for ``prefix``, or the reason there is none; call ``admit`` first. Never raises for input."""
         if len(prefix) > self.settings.max_prefix_chars:
             return Refused("prefix_too_long")
-        request_id, created, temperature, length = await self.register(
+        request_id, created, prefs = await self.register(
             update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix
         )
         if not created:  # a redelivery that raced past admit(): the unique update_id caught it
             return Duplicate(request_id)
-        return await self.generate(request_id, prefix, temperature, length)
+        return await self.generate(request_id, prefix, prefs)
 
-    async def generate(self, request_id: int, prefix: str, temperature: float, length: int) -> Lyric | Refused:
+    async def generate(self, request_id: int, prefix: str, prefs: Preferences) -> Lyric | Refused:
         """Run the request through the model, store the best candidate and the spares."""
         async with self.sessions.begin() as session:
             await repo.mark_running(session, request_id=request_id)
-        job = GenerationJob(prefix=prefix, temperature=temperature, length=length, candidates=self.settings.candidates)
+        job = GenerationJob(prefix=prefix, temperature=prefs.temperature, length=prefs.length,
+                            candidates=self.settings.candidates, rhyme=prefs.rhyme)
         started = time.monotonic()
         try:
             result = await self.backend.generate(job, timeout=self.settings.request_timeout_s)
@@ -311,7 +328,7 @@ class LyricsService:
     ) -> WriteOutcome:
         """After ``admit_again``: the next stored candidate at once, or a fresh generation when none is left."""
         request_id = original.id
-        new_id, created, temperature, length = await self.register(
+        new_id, created, prefs = await self.register(
             update_id=update_id, person=person, place=place, message_id=None, prefix=original.prefix,
             parent_id=request_id,
         )
@@ -320,7 +337,7 @@ class LyricsService:
         async with self.sessions.begin() as session:
             spare = await repo.next_candidate(session, request_id=request_id)
         if spare is None:
-            return await self.generate(new_id, original.prefix, temperature, length)
+            return await self.generate(new_id, original.prefix, prefs)
         async with self.sessions.begin() as session:
             await repo.complete_request(session, request_id=new_id, output=spare, candidates=[],
                                         model_version=original.model_version, latency_ms=0)
@@ -380,12 +397,9 @@ class LyricsService:
         value = int(text)
         return value if self.settings.min_length <= value <= self.settings.max_length else None
 
-    async def preferences(self, person: Person) -> tuple[float, int]:
+    async def preferences(self, person: Person) -> Preferences:
         async with self.sessions() as session:
-            prefs = await repo.get_settings(session, user_id=person.user_id)
-        temperature = prefs.temperature if prefs.temperature is not None else self.settings.default_temperature
-        length = prefs.length if prefs.length is not None else self.settings.default_length
-        return temperature, length
+            return self._with_defaults(await repo.get_settings(session, user_id=person.user_id))
 
     async def remember(self, person: Person) -> None:
         """Make sure the person has a row (other tables point at it)."""
@@ -393,14 +407,18 @@ class LyricsService:
             await _upsert_person(session, person)
 
     async def set_preferences(
-        self, person: Person, *, temperature: float | None = None, length: int | None = None
+        self, person: Person, *, temperature: float | None = None, length: int | None = None,
+        rhyme: bool | None = None,
     ) -> None:
+        """Change what is given; leave the rest."""
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
-            if temperature is not None:
-                await repo.set_settings(session, user_id=person.user_id, temperature=temperature)
-            if length is not None:
-                await repo.set_settings(session, user_id=person.user_id, length=length)
+            await repo.set_settings(
+                session, user_id=person.user_id,
+                temperature=repo.UNSET if temperature is None else temperature,
+                length=repo.UNSET if length is None else length,
+                rhyme=repo.UNSET if rhyme is None else rhyme,
+            )
 
     async def rate(
         self, *, request_id: int, person: Person, place: Place, button_message_id: int | None, stars: int

@@ -10,16 +10,17 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from bot.services.generation import LoadedModel
-from charrnn.checkpoint import load_checkpoint, write_atomic
+from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path, write_atomic
 from charrnn.data import demo_corpus_path, load_corpus
 from charrnn.model import ModelConfig
-from charrnn.pipeline import train_model
+from charrnn.pipeline import InitFrom, train_model
 from charrnn.train import Callback, TrainConfig, select_device
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,20 @@ class ModelStore:
     def corpus_text(self, corpus_path: Path | None) -> str:
         return load_corpus(corpus_path or demo_corpus_path())
 
+    def install_base(self) -> str:
+        """Make the pretrained model shipped with the package the first version, verified, at once."""
+        source = load_checkpoint(pretrained_path())  # checksums verified here
+        version = f"{BASE}-{source.weights_sha256[:12]}"
+        target = self.model_dir / version
+        if not (target / "meta.json").is_file():
+            partial = self.model_dir / f".{version}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(pretrained_path(), partial)
+            os.replace(partial, target)  # appears whole or not at all
+        load_checkpoint(target)
+        self.activate(version)
+        return version
+
     def train_first(
         self,
         corpus_path: Path | None,
@@ -89,19 +104,25 @@ class ModelStore:
         model_config: ModelConfig | None = None,
         train_config: TrainConfig | None = None,
         callback: Callback | None = None,
+        from_base: bool = False,
     ) -> str:
-        """Train a model on the corpus into a new version directory and make it active."""
+        """Train a model on the corpus into a new version directory and make it active.
+
+        ``from_base``: transfer from the shipped pretrained model instead of starting from random weights.
+        """
         text = self.corpus_text(corpus_path)
         version = time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
         work = self.model_dir / "runs" / version
         config = replace(train_config or TrainConfig(), max_minutes=minutes, device=self.device)
         log.info(
-            "training the first model on %s (%d characters, %.1f min)",
+            "training a model on %s (%d characters, %.1f min, %s)",
             corpus_path or "the demo corpus",
             len(text),
             minutes,
+            "from the pretrained base" if from_base else "from scratch",
         )
-        train_model(text, model_config, config, out_dir=work, callback=callback)
+        init = InitFrom(load_checkpoint(BASE, device=select_device(self.device)), BASE) if from_base else None
+        train_model(text, model_config, config, out_dir=work, callback=callback, init=init)
         (work / "best").rename(self.model_dir / version)
         self.activate(version)
         return version

@@ -53,7 +53,7 @@ def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Rank
     """Candidates worth showing, best first: likelihood per character minus a loop penalty."""
     ranked = []
     for g in candidates:
-        text = g.text.strip("\n")
+        text = g.lyric  # clean lines: what the person will see
         if not g.continuation.strip() or (guard is not None and guard.copied_run(g.prefix, g.continuation) is not None):
             continue
         score = g.mean_logprob - 3.0 * repetition(g.continuation)

@@ -36,6 +36,10 @@ APP_TABLES = {
 USER, CHAT = 1001, -1001234567890
 
 
+# The revisions in migrations/versions, by their file names' numbers.
+REVISIONS = [p.name[:4] for p in migrate.MIGRATIONS_DIR.joinpath("versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
+
+
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'var' / 'bot.db'}"  # var/ does not exist yet: make_engine creates it
@@ -77,7 +81,7 @@ def test_upgrade_from_empty_creates_tables_without_drift(url: str) -> None:
     async def main() -> None:
         async with migrated(url) as engine:
             assert await table_names(engine) == APP_TABLES | {"alembic_version"}
-            assert await migrate.current(engine) == migrate.head_revision() == "0003"
+            assert await migrate.current(engine) == migrate.head_revision() == sorted(REVISIONS)[-1]
             await migrate.check(engine)  # raises on drift
             await migrate.upgrade(engine)  # at head already: a no-op
 
@@ -92,7 +96,7 @@ def test_downgrade_to_base_and_upgrade_again(url: str) -> None:
             assert await migrate.current(engine) is None
             await migrate.upgrade(engine)
             await migrate.downgrade(engine)  # default: one step back
-            assert await migrate.current(engine) == "0002"
+            assert await migrate.current(engine) == sorted(REVISIONS)[-2]
             await migrate.upgrade(engine, "head")
             assert await table_names(engine) == APP_TABLES | {"alembic_version"}
             await migrate.check(engine)
@@ -210,7 +214,7 @@ def test_failed_migration_rolls_back_completely(url: str, tmp_path: Path, monkey
             with pytest.raises(RuntimeError, match="broken migration"):
                 await migrate.upgrade(engine)
             assert "scratch" not in await table_names(engine)  # the DDL was inside the transaction
-            assert await migrate.current(engine) == "0003"  # the real head
+            assert await migrate.current(engine) == sorted(REVISIONS)[-1]  # the real head, not the broken one
             async with engine.connect() as conn:
                 assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
 

@@ -236,7 +236,8 @@ def test_flood_of_200_requests_from_20_people(tmp_path: Path, trained_store: tup
             answers = [m["text"] for p in people for m in h.fake.sent(p)]
             busy = [a for a in answers if "busy" in a]
             lyrics = [a for a in answers if a.startswith("我")]
-            assert len(answers) == 200 and len(busy) + len(lyrics) == 200
+            others = [a for a in answers if a not in busy and a not in lyrics]
+            assert len(answers) == 200 and len(busy) + len(lyrics) == 200, others[:5]
             assert busy and lyrics  # the queue filled up, and most people still got lyrics
             await eventually(
                 lambda: (
@@ -302,3 +303,21 @@ def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained
 
 async def _nothing() -> list[Any]:
     return []
+
+
+def test_a_lyric_whose_answer_was_lost_is_not_followed_by_an_apology(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    """Telegram took the message but the bot never heard back: one message, not a lyric and an apology."""
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store) as h:
+            h.fake.add_user(USER, "Jo", "en")
+            h.fake.fail_next("sendMessage", 502, description="Bad Gateway", retry_after=None, after_effect=True)
+            lyric = await ask(h, "/write 我不要")
+            assert lyric["text"].startswith("我不要")
+            assert await quiet(h, USER, 1.5) == 0
+            status, error = h.rows("SELECT status, error FROM requests")[0]
+            assert status == "failed" and "delivery unknown" in error
+
+    run(scenario())

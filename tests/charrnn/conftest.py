@@ -29,6 +29,15 @@ def tiny_untrained(cell: str = "gru", seed: int = 0) -> Tiny:
     return Tiny(model.eval(), vocab)
 
 
+def constant_model(vocab: Vocab, probs: list[float]) -> CharRNN:
+    """A real CharRNN whose next-character distribution is ``probs`` whatever it reads."""
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), layers=1, embed=2, hidden=2, dropout=0.0, tie_weights=False))
+    with torch.no_grad():
+        model.decoder.weight.zero_()
+        model.decoder.bias.copy_(torch.tensor(probs).log())
+    return model.eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_trained() -> Tiny:
     """A small GRU trained for a few seconds on a repeated lyric snippet: good enough to be non-uniform."""

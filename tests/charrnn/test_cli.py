@@ -133,3 +133,41 @@ def test_module_entry_point_exit_codes(trained: tuple[Path, Path], tmp_path: Pat
         timeout=120,
     )
     assert good.returncode == 0 and good.stdout.strip()
+
+
+def test_train_init_from_grows_the_vocabulary_and_records_the_parent(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, parent = trained
+    corpus = tmp_path / "new.txt"
+    corpus.write_text("蒲公英的约定\n一起长大的约定\n" * 30, encoding="utf-8")
+    out = tmp_path / "child"
+    assert main(["train", str(corpus), "--out", str(out), "--init-from", str(parent), *TINY_ARGS, "--json"]) == 0
+    summary = last_json(capsys.readouterr().out)
+    child, base = json.loads((out / "best" / "meta.json").read_text()), json.loads((parent / "meta.json").read_text())
+    assert child["vocab"][: len(base["vocab"])] == base["vocab"] and "蒲" in child["vocab"]
+    assert child["parent"] == base["files"]["weights"]["sha256"] and child["init_from"] == str(parent)
+    assert child["model_config"]["hidden"] == base["model_config"]["hidden"]  # the parent's shape, not the flags'
+    assert isinstance(summary, dict) and summary["vocab_size"] == len(child["vocab"])
+    assert main(["train", str(corpus), "--out", str(out), "--replay", str(corpus), *TINY_ARGS]) == 2
+
+
+def test_export_in_half_precision_halves_the_file_and_keeps_the_model(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from charrnn.checkpoint import load_checkpoint
+
+    _, ckpt = trained
+    assert main(["export", str(ckpt), str(tmp_path / "half"), "--half"]) == 0
+    full, half = load_checkpoint(ckpt), load_checkpoint(tmp_path / "half")
+
+    def weights_size(path: Path) -> int:
+        return sum(f.stat().st_size for f in path.glob("weights-*.safetensors"))
+
+    assert weights_size(tmp_path / "half") < 0.6 * weights_size(ckpt)
+    assert half.vocab == full.vocab and half.metrics == full.metrics
+    x = torch.tensor([full.vocab.encode("我不要再想你")])
+    # float16 keeps 11 bits of mantissa: weights within 1e-3 relative, logits within a few 1e-3.
+    torch.testing.assert_close(half.model.eval()(x)[0], full.model.eval()(x)[0], rtol=1e-2, atol=1e-2)

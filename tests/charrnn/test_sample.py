@@ -4,7 +4,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from charrnn.sample import MAX_LENGTH, BatchGenerator, SampleConfig, generate, generate_many, serving_dtype
+from charrnn.batching import BatchGenerator, generate_many
+from charrnn.sample import MAX_LENGTH, SampleConfig, generate, serving_dtype
 
 from .conftest import BFLOAT16_TIE_TOLERANCE, Tiny, assert_same_greedy_text, tiny_untrained
 

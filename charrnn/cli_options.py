@@ -1,0 +1,167 @@
+"""The command line's options, made from the config dataclasses, and its progress bar.
+
+Sampling flags are generated from ``SampleConfig``'s fields, so every setting a program can pass is a
+flag of the same name (``top_p`` is ``--top-p``), with the same default and the same validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+from charrnn.model import CELLS, ModelConfig
+from charrnn.sample import MAX_LENGTH, SampleConfig
+from charrnn.train import EvalEvent, SampleEvent, StepEvent, TrainConfig, TrainEvent
+
+# Older, shorter spellings that stay accepted.
+SAMPLE_ALIASES = {"max_length": ["--length"], "stop_after_lines": ["--lines"]}
+SAMPLE_HELP = {
+    "temperature": "below 1 safer, above 1 wilder",
+    "top_k": "keep the k likeliest characters; 0: off",
+    "top_p": "keep the smallest set holding this much probability; 1: off",
+    "greedy": "always the likeliest character",
+    "repetition_penalty": "divide the score of recently used characters by this",
+    "repetition_window": "how many recent characters the penalty looks at",
+    "no_repeat_ngram": "never repeat an n-gram of this length; 0: off",
+    "max_length": f"new characters, 1 to {MAX_LENGTH}",
+    "stop_after_lines": "stop after this many lines; 0: no limit",
+    "line_mode": "one line per sample (names, titles)",
+    "stop_at_blank_line": "a blank line ends the song",
+    "rhyme": "end lines on the song's rhyme (set by its first line)",
+    "rhyme_boost": "how strongly rhyming characters are preferred at a line's end",
+    "seed": "same seed, same text",
+}
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    defaults = ModelConfig(vocab_size=1)
+    p.add_argument("--cell", choices=CELLS, default=defaults.cell)
+    p.add_argument("--layers", type=positive_int, default=defaults.layers)
+    p.add_argument("--hidden", type=positive_int, default=defaults.hidden)
+    p.add_argument("--embed", type=positive_int, default=defaults.embed)
+    p.add_argument("--dropout", type=finite_float, default=None,
+                   help=f"default {defaults.dropout}; with --init-from, the checkpoint's own")
+    p.add_argument("--no-tie", action="store_true", help="separate input and output embeddings")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--seq-len", type=positive_int, default=d.seq_len)
+    p.add_argument("--lr", type=finite_float, default=d.lr)
+    p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--clip", type=finite_float, default=d.clip)
+    p.add_argument("--sampling", choices=("random", "consecutive"), default=d.sampling)
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping epochs; 0 disables")
+    p.add_argument("--max-minutes", type=finite_float, default=None, help="time budget")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--unk-min-count", type=positive_int, default=d.unk_min_count)
+    p.add_argument("--split", choices=("tail", "lines"), default=d.split)
+    p.add_argument("--sample-every", type=int, default=5, help="show samples every N epochs; 0: never")
+    p.add_argument("--sample-prefix", action="append", default=None, help="repeatable")
+
+
+def train_config_from(args: argparse.Namespace, sample_prefixes: tuple[str, ...]) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        clip=args.clip,
+        sampling=args.sampling,
+        patience=args.patience,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        device=args.device,
+        unk_min_count=args.unk_min_count,
+        split=args.split,
+        sample_every=args.sample_every,
+        sample_prefixes=tuple(args.sample_prefix or sample_prefixes),
+    )
+
+
+def add_sample_args(p: argparse.ArgumentParser, **overrides: Any) -> None:
+    """One flag per ``SampleConfig`` field; ``overrides`` change a default (the CLI rhymes by default)."""
+    p.add_argument("--prefix", default="", help="the first words; they are part of the answer")
+    defaults = SampleConfig()
+    for field in dataclasses.fields(SampleConfig):
+        name = field.name
+        default = overrides.get(name, getattr(defaults, name))
+        flags = ["--" + name.replace("_", "-"), *SAMPLE_ALIASES.get(name, [])]
+        help_text = SAMPLE_HELP.get(name, "")
+        if isinstance(default, bool):
+            p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif name == "seed":
+            p.add_argument(*flags, dest=name, type=int, default=None, help=help_text)
+        else:
+            kind = int if isinstance(default, int) else float  # SampleConfig says what is wrong with a value
+            p.add_argument(*flags, dest=name, type=kind, default=default, help=f"{help_text} (default {default})")
+
+
+def sample_config_from(args: argparse.Namespace) -> SampleConfig:
+    """The ``SampleConfig`` the flags describe; invalid values raise ``ValueError`` with the reason."""
+    return SampleConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SampleConfig)})
+
+
+class ProgressBar:
+    """Shows loss, validation perplexity, chars/s and ETA, and prints sample lyrics as they come."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.bar: tqdm[Any] | None = None
+        self.val_ppl = math.nan
+
+    def __call__(self, event: TrainEvent) -> None:
+        if self.bar is None:
+            self.bar = tqdm(
+                total=1000,
+                unit="‰",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+            )
+        if isinstance(event, StepEvent):
+            self.bar.update(max(0, int(event.progress * 1000) - self.bar.n))
+            self.bar.set_description(f"epoch {event.epoch + 1}", refresh=False)
+            self.bar.set_postfix_str(
+                f"loss {event.loss:.3f} val_ppl {self.val_ppl:.1f} {event.chars_per_s:,.0f} chars/s", refresh=False
+            )
+        elif isinstance(event, EvalEvent):
+            self.val_ppl = event.val.ppl
+            if event.final:
+                self.bar.update(1000 - self.bar.n)
+                self.bar.close()
+        elif isinstance(event, SampleEvent):
+            lines = [f"--- samples after epoch {event.epoch}"]
+            lines += [text.replace("\n", " / ") for text in event.samples.values()]
+            tqdm.write("\n".join(lines), file=sys.stderr)

@@ -1,0 +1,56 @@
+"""The one scoring rule, checked against a hand computation."""
+
+import math
+
+import pytest
+import torch
+
+from charrnn.evaluate import HeldOut, evaluate, reference_vocab
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.pipeline import prepare_corpus
+from charrnn.train import TrainConfig
+from charrnn.vocab import UNK, Vocab
+
+from .conftest import LYRICS, constant_model
+
+
+def test_models_with_different_vocabularies_score_as_a_hand_computation_gives() -> None:
+    reference = reference_vocab("aaabbbc")  # c is seen once: outside the reference
+    assert reference == {"a", "b"}
+    text = "abcab"  # scored: b, c, a, b
+    first = constant_model(Vocab((UNK, "a", "b", "c")), [0.1, 0.4, 0.3, 0.2])
+    # Another order, a symbol the reference lacks (d), and no c at all.
+    second = constant_model(Vocab((UNK, "b", "a", "d")), [0.2, 0.3, 0.1, 0.4])
+    # No b: a reference character it cannot name is charged its <unk> probability.
+    third = constant_model(Vocab((UNK, "a")), [0.5, 0.5])
+    expected = {
+        first: [0.3, 0.1 + 0.2, 0.4, 0.3],  # c: the mass of <unk> and c, both outside the reference
+        second: [0.3, 0.2 + 0.4, 0.1, 0.3],  # c: the mass of <unk> and d
+        third: [0.5, 0.5, 0.5, 0.5],
+    }
+    vocabs = {first: Vocab((UNK, "a", "b", "c")), second: Vocab((UNK, "b", "a", "d")), third: Vocab((UNK, "a"))}
+    for model, probs in expected.items():
+        result = evaluate(model, HeldOut.of_text(text, vocabs[model], reference))
+        assert result.chars == 4
+        assert result.nll == pytest.approx(-sum(math.log(p) for p in probs) / 4, rel=1e-6)
+
+
+def test_several_texts_are_scored_each_against_its_own_reference() -> None:
+    vocab = Vocab((UNK, "a", "b", "c"))
+    model = constant_model(vocab, [0.1, 0.4, 0.3, 0.2])
+    both = HeldOut.of_texts([("ab", frozenset("ab")), ("cc", frozenset("c"))], vocab)
+    # scored: b (first text), then c, c (second text, where c is in the reference and a, b are not)
+    expected = -(math.log(0.3) + 2 * math.log(0.2)) / 3
+    assert evaluate(model, both).nll == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_model_on_its_own_corpus_scores_as_before() -> None:
+    """Where the model's vocabulary is the reference, the rule is the plain <unk> rule of training."""
+    corpus = prepare_corpus(LYRICS + "稀有字\n", TrainConfig(unk_min_count=3))
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=len(corpus.vocab), layers=1, embed=8, hidden=8)).eval()
+    reference = reference_vocab(corpus.train_text)
+    by_ids = evaluate(model, corpus.val_ids)
+    by_rule = evaluate(model, HeldOut.of_text(corpus.val_text, corpus.vocab, reference))
+    assert by_rule.chars == by_ids.chars
+    assert by_rule.nll == pytest.approx(by_ids.nll, rel=1e-5)
