@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; GPU users: see "GPU" in the README.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run demo test test-portable lint bench clean
+.PHONY: run demo test test-portable lint bench clean pretrained
 
 # One line per step; pip itself speaks only on errors (-qq also hides warnings about this machine's
 # own pip configuration, which are not the project's business).
@@ -60,3 +60,16 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) runs
+
+# The shipped base model (charrnn/pretrained/base): the command that produced the committed files.
+# One LSTM over the four public-domain corpora in ../shared/data (Book of Songs, Song ci, tiny
+# Shakespeare, Yuan qu), each split into train and validation parts on its own; stopped by the clock.
+# It needs an idle machine for BASE_MINUTES; the export halves the weights (fp16, about 14 MB).
+DATA ?= ../shared/data
+BASE_MINUTES ?= 95
+pretrained: $(VENV)/.installed
+	$(PY) -m charrnn train $(DATA)/shijing.txt $(DATA)/songci.txt $(DATA)/tinyshakespeare.txt $(DATA)/yuanqu.txt \
+	  --out runs/base --cell lstm --layers 2 --embed 512 --hidden 512 --dropout 0.2 --seq-len 128 \
+	  --batch-size 32 --lr 2e-3 --weight-decay 0.01 --warmup-steps 200 --epochs 100 --patience 0 \
+	  --max-minutes $(BASE_MINUTES) --seed 0 --sample-every 1 --sample-prefix 春风 --sample-prefix "The " --resume
+	$(PY) -m charrnn export runs/base/best charrnn/pretrained/base --half

@@ -32,6 +32,7 @@ from telegram.ext import (
 from bot import admin, handlers
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
+from bot.db.repository import RequestRecord
 from bot.handlers import BotServices
 from bot.logs import Redactor, RedactTokens
 from bot.services.generation import LocalGenerationWorker
@@ -119,8 +120,11 @@ class Runtime:
             )
         except TelegramError as exc:
             log.warning("could not set the command list: %s", exc)
+        # Read what a crash left unanswered now, before polling starts: a request that arrives once the bot
+        # is up is answered by its own handler, never also by this catch-up.
+        unfinished = await lyrics.unfinished()
         # Not application.create_task: the application is not running yet during post_init.
-        self.leftovers = asyncio.create_task(answer_unfinished(application), name="answer-unfinished")
+        self.leftovers = asyncio.create_task(answer_unfinished(application, unfinished), name="answer-unfinished")
 
     async def scheduled_retrain(self) -> None:
         """The nightly job: fine-tune when there is new corpus text, otherwise do nothing."""
@@ -158,10 +162,10 @@ class Runtime:
             await self.engine.dispose()
 
 
-async def answer_unfinished(application: Application) -> None:  # type: ignore[type-arg]
+async def answer_unfinished(application: Application, records: list[RequestRecord]) -> None:  # type: ignore[type-arg]
     """After a crash or restart, answer exactly once what was accepted but never answered."""
     svc: BotServices = application.bot_data["services"]
-    for record in await svc.lyrics.unfinished():
+    for record in records:
         try:
             outcome: Lyric | Refused
             if record.status == "done" and record.output:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from charrnn.model import CharRNN, State, concat_states, select_state
+from charrnn.mixture import LanguageModel
+from charrnn.model import State, concat_states, select_state
 from charrnn.processors import Batch, Row, VocabTables, advance, choose, new_row, process
 from charrnn.sample import Generation, SampleConfig, result
 from charrnn.vocab import Vocab
@@ -24,7 +25,7 @@ class BatchGenerator:
 
     def __init__(
         self,
-        model: CharRNN,
+        model: LanguageModel,
         vocab: Vocab,
         device: torch.device | None = None,
         max_batch: int = 64,
@@ -164,7 +165,7 @@ class BatchGenerator:
 
 
 def generate_many(
-    model: CharRNN,
+    model: LanguageModel,
     vocab: Vocab,
     requests: Sequence[tuple[str, SampleConfig]],
     max_batch: int = 64,

@@ -21,6 +21,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from charrnn.mixture import MixtureLM
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
 
@@ -37,6 +39,7 @@ FORMAT = "charrnn-checkpoint"
 VERSION = 1
 META = "meta.json"
 BASE = "base"  # wherever a checkpoint is expected, the pretrained model shipped with the package
+MIXTURE = "mixture"  # meta "kind" of a mixture: one subdirectory (a checkpoint) per component
 
 
 def pretrained_path() -> Path:
@@ -55,7 +58,7 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class Checkpoint:
-    model: CharRNN
+    model: CharRNN | MixtureLM
     vocab: Vocab
     meta: dict[str, Any]
     path: Path
@@ -67,7 +70,17 @@ class Checkpoint:
 
     @property
     def weights_sha256(self) -> str:
+        """The weights' SHA-256; for a mixture, one over its components' and its weights."""
+        if self.meta.get("kind") == MIXTURE:
+            return str(self.meta["fingerprint"])
         return str(self.meta["files"]["weights"]["sha256"])
+
+    @property
+    def single(self) -> CharRNN:
+        """The model, when it is one network (what fine-tuning and vocabulary growth need)."""
+        if not isinstance(self.model, CharRNN):
+            raise CheckpointError(f"{self.path} is a mixture of models, not one model")
+        return self.model
 
 
 def _sha256_file(path: Path) -> str:
@@ -165,6 +178,17 @@ def save_checkpoint(
     return directory
 
 
+def resave(checkpoint: Checkpoint, directory: str | Path, half: bool = False) -> Path:
+    """Write a loaded single-model checkpoint elsewhere, its description (metrics, lineage, ...) kept."""
+    meta = checkpoint.meta
+    own = {"format", "version", "created", "model_config", "vocab", "train_config", "metrics", "corpus_sha256",
+           "parent", "files", "train_state"}
+    return save_checkpoint(directory, checkpoint.single, checkpoint.vocab, train_config=meta.get("train_config"),
+                           metrics=meta.get("metrics"), corpus_sha256=meta.get("corpus_sha256"),
+                           parent=meta.get("parent"), extra={k: v for k, v in meta.items() if k not in own},
+                           half=half)
+
+
 def _json_safe(value: Any) -> Any:
     """JSON has no NaN or infinity; store them as null rather than writing invalid JSON."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -218,6 +242,8 @@ def load_checkpoint(
     """
     directory = resolve(directory)
     meta = read_meta(directory)
+    if meta.get("kind") == MIXTURE:
+        return _load_mixture(directory, meta, device)
     try:
         config = ModelConfig.from_json(meta["model_config"])
         vocab = Vocab.from_json(meta["vocab"])
@@ -240,3 +266,70 @@ def load_checkpoint(
     if with_train_state and meta.get("files", {}).get("train_state"):
         train_state = (_load_verified(directory, meta["files"]["train_state"]), meta["train_state"])
     return Checkpoint(model=model, vocab=vocab, meta=meta, path=directory, train_state=train_state)
+
+
+def save_mixture(
+    directory: str | Path,
+    components: Sequence[tuple[str, Checkpoint]],
+    weights: Sequence[float],
+    *,
+    train_config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    corpus_sha256: str | None = None,
+    parent: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a mixture: each component as a checkpoint in a subdirectory of its name, then ``meta.json``
+    (which names them, with their SHA-256) atomically, last."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    mixture = MixtureLM([c.single for _, c in components], [c.vocab for _, c in components], weights)
+    entries = []
+    for name, component in components:
+        if not name.isidentifier():
+            raise ValueError(f"bad component name {name!r}")
+        target = directory / name
+        if component.path.resolve() != target.resolve():
+            resave(component, target)
+        entries.append({"name": name, "sha256": load_checkpoint(target).weights_sha256})
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": MIXTURE,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "vocab": mixture.vocab.to_json(),
+        "weights": list(mixture.config.weights),
+        "components": entries,
+        "fingerprint": mixture.fingerprint([e["sha256"] for e in entries]),
+        "train_config": train_config or {},
+        "metrics": _json_safe(metrics or {}),
+        "corpus_sha256": corpus_sha256,
+        "parent": parent,
+        **(extra or {}),
+    }
+    write_atomic(directory / META, lambda p: p.write_text(json.dumps(meta, ensure_ascii=False, indent=1)))
+    return directory
+
+
+def _load_mixture(directory: Path, meta: dict[str, Any], device: torch.device | str) -> Checkpoint:
+    try:
+        entries = [(str(e["name"]), str(e["sha256"])) for e in meta["components"]]
+        weights = [float(w) for w in meta["weights"]]
+        union = Vocab.from_json(meta["vocab"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"corrupted checkpoint: {directory / META}: {exc}") from None
+    parts = []
+    for name, sha256 in entries:
+        if not name.isidentifier():
+            raise CheckpointError(f"corrupted checkpoint: bad component name {name!r}")
+        part = load_checkpoint(directory / name, device=device)
+        if part.weights_sha256 != sha256:
+            raise CheckpointError(f"corrupted checkpoint: component {name} does not match its SHA-256")
+        parts.append(part)
+    try:
+        model = MixtureLM([p.single for p in parts], [p.vocab for p in parts], weights, union=union)
+    except ValueError as exc:
+        raise CheckpointError(f"corrupted checkpoint: {exc}") from None
+    if model.fingerprint([sha for _, sha in entries]) != meta.get("fingerprint"):
+        raise CheckpointError(f"corrupted checkpoint: {directory / META} does not match its fingerprint")
+    return Checkpoint(model=model.to(device), vocab=union, meta=meta, path=directory)

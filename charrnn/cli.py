@@ -1,4 +1,4 @@
-"""``python -m charrnn train|generate|eval|export|fetch|demo``.
+"""``python -m charrnn train|transfer|generate|eval|export|fetch|demo``.
 
 Every foreseeable mistake (bad corpus, bad number, missing or corrupted checkpoint) is one line on
 stderr and exit code 2; a traceback means a bug in charrnn. ``base`` names the pretrained model shipped
@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from charrnn.batching import generate_many
-from charrnn.checkpoint import BASE, CheckpointError, load_checkpoint, resolve, save_checkpoint
+from charrnn.checkpoint import BASE, CheckpointError, load_checkpoint, resave, resolve
 from charrnn.cli_options import (
     ProgressBar,
     add_model_args,
@@ -35,6 +35,7 @@ from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sample import SampleConfig
 from charrnn.train import TrainConfig, select_device
+from charrnn.transfer import TransferConfig, transfer
 
 DEMO_PREFIXES = ("我", "夜", "The ")
 
@@ -54,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--replay-fraction", type=finite_float, default=0.5)
     train.add_argument("--resume", action="store_true", help="continue from OUT/last exactly")
     train.add_argument("--json", action="store_true", help="print final metrics as JSON (last line)")
+
+    tr = sub.add_parser("transfer", help="the pretrained base, transferred to a corpus (charrnn.transfer)")
+    tr.add_argument("corpus", help="UTF-8 text file; its last 10%% stays held out, as in training")
+    tr.add_argument("--out", required=True, help="work directory; the model is written to OUT/mixture")
+    tr.add_argument("--init-from", default=BASE, metavar="CHECKPOINT", help=f"the pretrained model (default {BASE})")
+    tr.add_argument("--minutes", type=finite_float, default=10.0, help="for both components together")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--json", action="store_true")
 
     gen = sub.add_parser("generate", help="sample lyrics from a checkpoint")
     gen.add_argument("checkpoint", help=f"a checkpoint directory, or '{BASE}'")
@@ -150,6 +159,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    text = _read_corpus(args.corpus)
+    config = TransferConfig(minutes=args.minutes, device=args.device)  # validates before the load
+    base = load_checkpoint(args.init_from, device=select_device(args.device))
+    result = transfer(text, base, args.out, config, base_name=args.init_from,
+                      callback=ProgressBar(TrainConfig(max_minutes=args.minutes)))
+    summary = {"checkpoint": str(result.checkpoint), "weights": result.weights, "dev_ppl": result.dev_ppl,
+               "seconds": round(result.seconds, 1)}
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        parts = ", ".join(f"{name} {w:.2f}" for name, w in result.weights.items())
+        print(f"mixture of {parts}; dev perplexity {result.dev_ppl['mixture']:.1f} "
+              f"(parts: {', '.join(f'{k} {v:.1f}' for k, v in result.dev_ppl.items() if k != 'mixture')}); "
+              f"checkpoint {result.checkpoint}; `eval {result.checkpoint} {args.corpus}` scores its held-out tail")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     base = sample_config_from(args)  # validates before the (slower) checkpoint load
     device = select_device(args.device)
@@ -197,14 +224,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.checkpoint)
-    meta = ckpt.meta
-    kept = {k: v for k, v in meta.items() if k not in {"format", "version", "created", "model_config", "vocab",
-                                                       "train_config", "metrics", "corpus_sha256", "parent",
-                                                       "files", "train_state"}}
-    out = save_checkpoint(args.out, ckpt.model, ckpt.vocab, train_config=meta.get("train_config"),
-                          metrics=meta.get("metrics"), corpus_sha256=meta.get("corpus_sha256"),
-                          parent=meta.get("parent"), extra=kept, half=args.half)
+    out = resave(load_checkpoint(args.checkpoint), args.out, half=args.half)
     exported = load_checkpoint(out)
     size = sum(p.stat().st_size for p in resolve(out).iterdir())
     print(f"{out}: {size / 1e6:.1f} MB, weights SHA-256 {exported.weights_sha256}")
@@ -257,8 +277,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "export": cmd_export,
-            "fetch": cmd_fetch, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "transfer": cmd_transfer, "generate": cmd_generate, "eval": cmd_eval,
+            "export": cmd_export, "fetch": cmd_fetch, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,16 @@
 """Held-out perplexity and bits per character, under one scoring rule for every model.
 
-The rule: each evaluation text has a *reference vocabulary*, the characters seen at least
-``REFERENCE_MIN_COUNT`` times in its corpus's training part. A held-out character in the reference is
-charged the probability the model gives it (the model's ``<unk>`` probability if the model has no symbol
-for it). A character outside the reference is one event, "unknown", charged the model's whole mass on
-symbols outside the reference, ``<unk>`` included.
+The rule: each evaluation text has a *reference vocabulary* R, the characters seen at least
+``REFERENCE_MIN_COUNT`` times in its corpus's training part. The events are the characters of R and one
+more, "unknown", for every character outside R. A model's probability of them:
+
+- a character of R the model has a symbol for: that symbol's probability;
+- "unknown": its mass on symbols outside R;
+- the model's ``<unk>`` mass is what it gives the characters it cannot name: it is shared equally by
+  the characters of R it lacks and the "unknown" event (a model that lacks m of R gives each of them,
+  and "unknown", ``p(<unk>) / (m + 1)``).
+
+These probabilities sum to one over the events, whatever the model's vocabulary.
 
 So a model trained from scratch (whose vocabulary *is* the reference) is scored exactly as before, and
 models with other vocabularies (the pretrained base with 5,500 characters, a fine-tuned child whose
@@ -21,11 +27,13 @@ from dataclasses import dataclass
 
 import torch
 
-from charrnn.model import CharRNN, State, detach_state
+from charrnn.mixture import LanguageModel
+from charrnn.model import State, detach_state
 from charrnn.vocab import UNK_ID, Vocab
 
 REFERENCE_MIN_COUNT = 3
-OUTSIDE = -1  # the target of a character outside the reference vocabulary
+OUTSIDE = -1  # the target of a character outside the reference vocabulary: the "unknown" event
+MISSING = -2  # the target of a reference character the model has no symbol for
 
 
 def reference_vocab(train_text: str, min_count: int = REFERENCE_MIN_COUNT) -> frozenset[str]:
@@ -51,15 +59,16 @@ class EvalResult:
 class HeldOut:
     """Held-out text prepared for one model's vocabulary under the scoring rule.
 
-    ``inputs[i]`` is what the model reads, ``targets[i]`` what it is charged for next: a symbol of its
-    vocabulary, or ``OUTSIDE``, scored with the mass on ``outside[groups[i]]``. Several texts with their
-    own references can be scored together (one group each).
+    ``inputs[i]`` is what the model reads; ``targets[i]`` what it is charged for next: a symbol of its
+    vocabulary, ``OUTSIDE`` or ``MISSING``, against the reference of text ``groups[i]`` (several texts
+    with their own references can be scored together).
     """
 
     inputs: torch.Tensor  # (N,) model ids
-    targets: torch.Tensor  # (N - 1,) model ids or OUTSIDE, for inputs[1:]
+    targets: torch.Tensor  # (N - 1,) model ids, OUTSIDE or MISSING, for inputs[1:]
     groups: torch.Tensor  # (N - 1,) which reference each target belongs to
-    outside: torch.Tensor  # (G, V) bool: symbols outside each reference
+    outside: torch.Tensor  # (G, V) bool: the model's symbols outside each reference, <unk> not included
+    missing: torch.Tensor  # (G,) how many characters of each reference the model has no symbol for
 
     @classmethod
     def of_text(cls, text: str, vocab: Vocab, reference: frozenset[str]) -> HeldOut:
@@ -69,30 +78,38 @@ class HeldOut:
     def of_texts(cls, texts: Sequence[tuple[str, frozenset[str]]], vocab: Vocab) -> HeldOut:
         """Texts read one after the other; every character after the very first is scored against the
         reference of the text it belongs to."""
-        outside = torch.ones(len(texts), len(vocab), dtype=torch.bool)
+        outside = torch.zeros(len(texts), len(vocab), dtype=torch.bool)
+        missing = torch.zeros(len(texts), dtype=torch.long)
         for group, (_, reference) in enumerate(texts):
             for index, symbol in enumerate(vocab.symbols):
-                outside[group, index] = index == UNK_ID or symbol not in reference
+                outside[group, index] = index != UNK_ID and symbol not in reference
+            missing[group] = sum(1 for ch in reference if ch not in vocab)
         chars = "".join(text for text, _ in texts)
         if len(chars) < 2:
             raise ValueError("evaluation needs at least two characters of text")
         ids = vocab.encode(chars)
         owner = [group for group, (text, _) in enumerate(texts) for _ in text]
-        targets = [ids[k] if chars[k] in texts[owner[k]][1] else OUTSIDE for k in range(1, len(chars))]
-        return cls(torch.tensor(ids), torch.tensor(targets), torch.tensor(owner[1:]), outside)
+
+        def target(k: int) -> int:
+            if chars[k] not in texts[owner[k]][1]:
+                return OUTSIDE
+            return MISSING if ids[k] == UNK_ID else ids[k]
+
+        targets = [target(k) for k in range(1, len(chars))]
+        return cls(torch.tensor(ids), torch.tensor(targets), torch.tensor(owner[1:]), outside, missing)
 
     @classmethod
     def of_ids(cls, ids: torch.Tensor, vocab_size: int) -> HeldOut:
-        """Ids already in the model's vocabulary, whose reference is that vocabulary (``<unk>`` = outside)."""
-        outside = torch.zeros(1, vocab_size, dtype=torch.bool)
-        outside[0, UNK_ID] = True
+        """Ids already in the model's vocabulary, whose reference is that vocabulary (``<unk>``: unknown)."""
         targets = ids[1:].clone()
         targets[targets == UNK_ID] = OUTSIDE
-        return cls(ids, targets, torch.zeros(len(targets), dtype=torch.long), outside)
+        outside = torch.zeros(1, vocab_size, dtype=torch.bool)
+        zeros = torch.zeros(len(targets), dtype=torch.long)
+        return cls(ids, targets, zeros, outside, torch.zeros(1, dtype=torch.long))
 
 
 def evaluate(
-    model: CharRNN,
+    model: LanguageModel,
     data: HeldOut | torch.Tensor,
     device: torch.device | None = None,
     seq_len: int = 256,
@@ -105,13 +122,25 @@ def evaluate(
     parallel streams of at least ``stream_chars`` characters for speed; each stream restart loses
     context for a few characters, a negligible effect at that length.
     """
+    logprobs = position_logprobs(model, data, device, seq_len, stream_chars)
+    return EvalResult(nll=-float(logprobs.sum()) / len(logprobs), chars=len(logprobs))
+
+
+def position_logprobs(
+    model: LanguageModel,
+    data: HeldOut | torch.Tensor,
+    device: torch.device | None = None,
+    seq_len: int = 256,
+    stream_chars: int = 4096,
+) -> torch.Tensor:
+    """The log-probability of every target under the rule, ``(N - 1,)`` float64, in text order."""
     if isinstance(data, torch.Tensor):
         if data.dim() != 1 or len(data) < 2:
             raise ValueError("evaluation needs at least two characters of text")
         data = HeldOut.of_ids(data, model.config.vocab_size)
     device = device or next(model.parameters()).device
     ids, targets, groups = data.inputs, data.targets, data.groups
-    outside = data.outside.to(device)
+    outside, missing = data.outside.to(device), data.missing.to(device)
     n = len(ids) - 1
     streams = max(1, min(32, n // stream_chars))
     per_stream = n // streams
@@ -123,33 +152,37 @@ def evaluate(
     xs, ys, gs = shaped(ids), shaped(targets), shaped(groups)
     was_training = model.training
     model.eval()
-    total = 0.0
+    scored = torch.empty(streams, per_stream, dtype=torch.float64)
     state: State | None = None
     with torch.inference_mode():
         for start in range(0, per_stream, seq_len):
             window = slice(start, start + seq_len)
             logits, state = model(xs[:, window], state)
             state = detach_state(state)
-            total += _charged(logits, ys[:, window], gs[:, window], outside)
+            scored[:, window] = _charged(logits, ys[:, window], gs[:, window], outside, missing).cpu()
+        out = [scored.reshape(-1)]
         # Characters past the last full stream row: score them in one short extra pass.
         if used < n:
             begin = max(0, used - seq_len)
             logits, _ = model(ids[begin:n].to(device)[None, :])
             tail = n - used
-            total += _charged(logits[:, -tail:], targets[None, used:n].to(device), groups[None, used:n].to(device),
-                              outside)
+            out.append(_charged(logits[:, -tail:], targets[None, used:n].to(device), groups[None, used:n].to(device),
+                                outside, missing).cpu().reshape(-1))
     model.train(was_training)
-    return EvalResult(nll=total / n, chars=n)
+    return torch.cat(out)
 
 
-def _charged(logits: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor, outside: torch.Tensor) -> float:
-    """Summed negative log-probability of (B, T) targets under the rule."""
+def _charged(
+    logits: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor, outside: torch.Tensor, missing: torch.Tensor
+) -> torch.Tensor:
+    """Log-probability of (B, T) targets under the rule, float64."""
     log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-    inside = targets != OUTSIDE
     charged = log_probs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]  # (B, T)
-    if not bool(inside.all()):
-        # log of the mass on symbols outside the target's reference, per group
-        masked = [torch.logsumexp(log_probs.masked_fill(~outside[g], -math.inf), dim=-1) for g in range(len(outside))]
-        unknown = torch.stack(masked, dim=-1).gather(-1, groups[..., None])[..., 0]
-        charged = torch.where(inside, charged, unknown)
-    return -float(charged.sum())
+    if bool((targets >= 0).all()):
+        return charged.double()
+    # <unk>'s share: what the model gives each reference character it lacks, and the unknown event.
+    share = log_probs[..., UNK_ID] - torch.log1p(missing.float())[groups]
+    others = [torch.logsumexp(log_probs.masked_fill(~outside[g], -math.inf), dim=-1) for g in range(len(outside))]
+    unknown = torch.logaddexp(torch.stack(others, dim=-1).gather(-1, groups[..., None])[..., 0], share)
+    charged = torch.where(targets == OUTSIDE, unknown, torch.where(targets == MISSING, share, charged))
+    return charged.double()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from charrnn.checkpoint import Checkpoint, save_checkpoint
+from charrnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, save_mixture
 from charrnn.data import RandomSampling, ReplayMix, sha256_text, split_corpus
 from charrnn.evaluate import EvalResult, HeldOut, evaluate, reference_vocab
+from charrnn.mixture import LanguageModel, MixtureLM
 from charrnn.model import CharRNN
 from charrnn.pipeline import sampler_for
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
@@ -23,7 +25,7 @@ from charrnn.vocab import Vocab
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    model: CharRNN
+    model: LanguageModel
     vocab: Vocab
     added_chars: tuple[str, ...]
     before_old: EvalResult
@@ -31,6 +33,9 @@ class FinetuneResult:
     after_old: EvalResult
     after_new: EvalResult
     train: TrainResult
+    # A mixture's components after the run (one of them fine-tuned), and its weights; empty for one model.
+    components: tuple[tuple[str, Checkpoint], ...] = ()
+    weights: tuple[float, ...] = ()
 
 
 def grow_vocab(model: CharRNN, vocab: Vocab, text: str, min_count: int = 1) -> tuple[Vocab, tuple[str, ...]]:
@@ -55,24 +60,64 @@ def finetune(
 
     Held-out texts default to the tail split of each text. The trainer's early stopping watches the
     two held-out texts together; the result reports each before and after, which is what a promotion
-    gate needs (no forgetting on the old text, improvement on the new).
+    gate needs (no forgetting on the old text, improvement on the new). A mixture (``charrnn.transfer``)
+    fine-tunes its adapted component and keeps its weights; it is scored as a whole, before and after.
     """
     device = select_device(config.device)
-    model = checkpoint.model.to(device)
     if new_val_text is None:
         new_text, new_val_text = split_corpus(new_text, config.val_fraction, config.split, config.seed)
     if old_val_text is None:
         old_text, old_val_text = split_corpus(old_text, config.val_fraction, config.split, config.seed)
+    # Each held-out text is scored against its own corpus's reference vocabulary, so the parent (before)
+    # and the grown child (after) are charged for the same events.
+    new_reference, old_reference = reference_vocab(new_text), reference_vocab(old_text)
+
+    def scores(model: LanguageModel, vocab: Vocab) -> tuple[EvalResult, EvalResult]:
+        old = evaluate(model, HeldOut.of_text(old_val_text, vocab, old_reference), device)
+        return old, evaluate(model, HeldOut.of_text(new_val_text, vocab, new_reference), device)
+
+    before_old, before_new = scores(checkpoint.model.to(device), checkpoint.vocab)
+    if isinstance(checkpoint.model, MixtureLM):
+        parts = [(str(e["name"]), load_checkpoint(checkpoint.path / str(e["name"]), device=device))
+                 for e in checkpoint.meta["components"]]
+        tunable = str(checkpoint.meta.get("tunable", parts[-1][0]))
+        index = [name for name, _ in parts].index(tunable)
+    else:
+        parts, index = [("model", checkpoint)], 0
+    model, vocab, added, train = _train(parts[index][1], new_text, old_text, new_val_text, old_val_text, config,
+                                        replay_fraction, device, callback)
+    tuned = Checkpoint(model=model, vocab=vocab, meta={"parent": parts[index][1].weights_sha256}, path=Path())
+    if isinstance(checkpoint.model, MixtureLM):
+        components = tuple((name, tuned if i == index else part) for i, (name, part) in enumerate(parts))
+        known = set(checkpoint.vocab.symbols)  # the mixture's vocabulary grows append-only too
+        union = Vocab(checkpoint.vocab.symbols + tuple(s for s in vocab.symbols[1:] if s not in known))
+        weights = checkpoint.model.config.weights
+        served: LanguageModel = MixtureLM([c.single for _, c in components], [c.vocab for _, c in components],
+                                          weights, union=union)
+        result_vocab = union
+    else:
+        components, weights, served, result_vocab = (), (), model, vocab
+    after_old, after_new = scores(served, result_vocab)
+    outcome = FinetuneResult(served, result_vocab, added, before_old, before_new, after_old, after_new, train,
+                             components, weights)
+    if out_dir is not None:
+        save_finetuned(outcome, out_dir, train_config=config.to_json(),
+                       corpus_sha256=sha256_text(old_text + old_val_text + new_text + new_val_text),
+                       parent=checkpoint.weights_sha256)
+    return outcome
+
+
+def _train(
+    checkpoint: Checkpoint, new_text: str, old_text: str, new_val_text: str, old_val_text: str, config: TrainConfig,
+    replay_fraction: float, device: torch.device, callback: Callback | None,
+) -> tuple[CharRNN, Vocab, tuple[str, ...], TrainResult]:
+    """Grow one model's vocabulary, fine-tune it with replay, and keep its best weights."""
+    model = checkpoint.single.to(device)
     vocab, added = grow_vocab(model, checkpoint.vocab, new_text, min_count=config.unk_min_count)
 
     def ids(text: str) -> torch.Tensor:
         return torch.tensor(vocab.encode(text), dtype=torch.long)
 
-    # Each held-out text is scored against its own corpus's reference vocabulary, so the parent (before)
-    # and the grown child (after) are charged for the same events.
-    new_val = HeldOut.of_text(new_val_text, vocab, reference_vocab(new_text))
-    old_val = HeldOut.of_text(old_val_text, vocab, reference_vocab(old_text))
-    before_old, before_new = evaluate(model, old_val, device), evaluate(model, new_val, device)
     new_ids = ids(new_text)
     seq_len = max(1, min(config.seq_len, len(new_ids) - 2))
     source = ReplayMix(
@@ -83,8 +128,10 @@ def finetune(
     trainer = Trainer(
         model,
         source,
-        HeldOut.of_texts([(new_val_text, reference_vocab(new_text)), (old_val_text, reference_vocab(old_text))],
-                         vocab),
+        # The new text and the old count equally, however short the new one is: early stopping keeps the
+        # epoch best for both, not the one best for the (usually much longer) old text.
+        [HeldOut.of_text(new_val_text, vocab, reference_vocab(new_text)),
+         HeldOut.of_text(old_val_text, vocab, reference_vocab(old_text))],
         config,
         device=device,
         sampler=sampler_for(vocab, config.sample_length, config.seed),
@@ -100,19 +147,21 @@ def finetune(
     result = trainer.run(keep_best)
     if best:
         trainer.model.load_state_dict(best)
-    after_old, after_new = evaluate(trainer.model, old_val, device), evaluate(trainer.model, new_val, device)
-    outcome = FinetuneResult(trainer.model, vocab, added, before_old, before_new, after_old, after_new, result)
-    if out_dir is not None:
-        save_checkpoint(
-            out_dir,
-            trainer.model,
-            vocab,
-            train_config=config.to_json(),
-            metrics=finetune_metrics(outcome),
-            corpus_sha256=sha256_text(old_text + old_val_text + new_text + new_val_text),
-            parent=checkpoint.weights_sha256,
-        )
-    return outcome
+    return trainer.model, vocab, added, result
+
+
+def save_finetuned(
+    result: FinetuneResult, directory: str | Path, *, train_config: dict[str, Any], corpus_sha256: str | None,
+    parent: str | None, metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the fine-tuned model: one checkpoint, or a mixture with its components."""
+    metrics = metrics if metrics is not None else finetune_metrics(result)
+    if result.components:
+        return save_mixture(directory, list(result.components), result.weights, train_config=train_config,
+                            metrics=metrics, corpus_sha256=corpus_sha256, parent=parent)
+    assert isinstance(result.model, CharRNN)
+    return save_checkpoint(directory, result.model, result.vocab, train_config=train_config, metrics=metrics,
+                           corpus_sha256=corpus_sha256, parent=parent)
 
 
 def finetune_metrics(result: FinetuneResult) -> dict[str, float]:

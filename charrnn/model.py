@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
@@ -12,13 +13,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 CellType = Literal["rnn", "lstm", "gru"]
 CELLS: tuple[CellType, ...] = ("rnn", "lstm", "gru")
-# LSTM state is (h, c); the others carry h alone. Each tensor is (layers, B, hidden).
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+# LSTM state is (h, c); the others carry h alone. Each tensor is (layers, B, hidden). A mixture of models
+# carries a tuple of its components' states.
+State = torch.Tensor | tuple[Any, ...]
 
-# New characters start this far below the least likely old one, so a grown but untrained model gives
-# old prompts the same outputs (exp(-20) is below float32 resolution next to the old mass), yet a
-# few hundred fine-tuning steps on the tied embedding row are enough to lift them.
-NEW_SYMBOL_BIAS_MARGIN = 20.0
+# When the vocabulary grows, the new characters take this share of <unk>'s probability (see grow_vocab).
+NEW_SYMBOLS_SHARE_OF_UNK = 0.5
+UNK_INDEX = 0  # charrnn.vocab.UNK_ID; the vocabulary module is not imported here
 
 
 @dataclass(frozen=True)
@@ -128,40 +129,46 @@ class CharRNN(nn.Module):
         return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
 
     def grow_vocab(self, vocab_size: int) -> None:
-        """Add rows for new characters, copying the old ones, so old-vocabulary outputs are unchanged.
+        """Add rows for new characters so that the model, before any training, behaves as it did.
 
-        New embedding rows start at the mean of the old ones; new output rows start at zero weight and
-        a bias far below every old bias, so until fine-tuning teaches them the new characters take no
-        probability away from the old ones.
+        Until now it read and predicted these characters as ``<unk>``. So each new row starts as a copy
+        of the ``<unk>`` row (embedding and output weights: the model reads a new character as it read
+        it before), and the new characters split half of ``<unk>``'s probability among them (biases
+        ``b_unk + log(1/2k)``, and ``b_unk + log(1/2)`` for ``<unk>``). The normaliser is unchanged, so
+        every old character keeps its probability at every step, exactly, and the mass of "unknown"
+        characters is unchanged too; fine-tuning then tells the new characters apart.
         """
         old = self.config.vocab_size
         if vocab_size < old:
             raise ValueError(f"the vocabulary only grows: {vocab_size} < {old}")
         if vocab_size == old:
             return
+        unk, added = UNK_INDEX, vocab_size - old
         weight = self.embedding.weight.data
         new_embedding = nn.Embedding(vocab_size, self.config.embed).to(weight.device, weight.dtype)
         new_embedding.weight.data[:old] = weight
-        new_embedding.weight.data[old:] = weight.mean(dim=0)
+        new_embedding.weight.data[old:] = weight[unk]
         bias = self.decoder.bias.data
         new_decoder = nn.Linear(self.decoder.in_features, vocab_size).to(bias.device, bias.dtype)
         new_decoder.bias.data[:old] = bias
-        new_decoder.bias.data[old:] = bias.min() - NEW_SYMBOL_BIAS_MARGIN
+        new_decoder.bias.data[old:] = bias[unk] + math.log(NEW_SYMBOLS_SHARE_OF_UNK / added)
+        new_decoder.bias.data[unk] = bias[unk] + math.log(1.0 - NEW_SYMBOLS_SHARE_OF_UNK)
         if self.config.tie_weights:
-            new_decoder.weight = new_embedding.weight
-            # Tied rows are shared with the embedding, so the new rows' logit is h.mean(E) + low bias;
-            # the margin above keeps that negligible.
+            new_decoder.weight = new_embedding.weight  # the new rows are <unk>'s, on both sides
         else:
             new_decoder.weight.data[:old] = self.decoder.weight.data
-            new_decoder.weight.data[old:] = 0.0
+            new_decoder.weight.data[old:] = self.decoder.weight.data[unk]
         self.embedding, self.decoder = new_embedding, new_decoder
         self.config = ModelConfig(**{**self.config.to_json(), "vocab_size": vocab_size})
+
+
+# The helpers below work on any nesting of tuples of (layers, B, hidden) tensors.
 
 
 def select_state(state: State, rows: torch.Tensor) -> State:
     """Keep only the given batch rows (dim 1) of a state."""
     if isinstance(state, tuple):
-        return (state[0].index_select(1, rows), state[1].index_select(1, rows))
+        return tuple(select_state(part, rows) for part in state)
     return state.index_select(1, rows)
 
 
@@ -169,15 +176,15 @@ def concat_states(states: Sequence[State]) -> State:
     """Stack states of separate batches into one batch (dim 1)."""
     first = states[0]
     if isinstance(first, tuple):
-        pairs = cast(Sequence[tuple[torch.Tensor, torch.Tensor]], states)
-        return (torch.cat([s[0] for s in pairs], dim=1), torch.cat([s[1] for s in pairs], dim=1))
+        parts = cast(Sequence[tuple[Any, ...]], states)
+        return tuple(concat_states([s[i] for s in parts]) for i in range(len(first)))
     return torch.cat(list(cast(Sequence[torch.Tensor], states)), dim=1)
 
 
 def detach_state(state: State) -> State:
     """Cut the graph at a batch boundary: truncated backpropagation through time."""
     if isinstance(state, tuple):
-        return (state[0].detach(), state[1].detach())
+        return tuple(detach_state(part) for part in state)
     return state.detach()
 
 

@@ -90,6 +90,24 @@ def make_source(ids: torch.Tensor, config: TrainConfig) -> BatchSource:
     return RandomSampling(ids, config.batch_size, seq_len, config.seed)
 
 
+def copy_embeddings(source: Checkpoint, model: CharRNN, vocab: Vocab) -> int:
+    """Start ``model``'s embedding rows as ``source``'s for the characters both vocabularies have.
+
+    A character's embedding says what it is like; learnt from millions of characters, it is worth more
+    than anything a small corpus can teach about its rarer characters. Returns how many rows were copied.
+    """
+    donor = source.single
+    if donor.config.embed != model.config.embed:
+        raise ValueError(f"embeddings of size {donor.config.embed} cannot start a model with size {model.config.embed}")
+    copied = 0
+    with torch.no_grad():
+        for index, symbol in enumerate(vocab.symbols):
+            if index and symbol in source.vocab:
+                model.embedding.weight[index] = donor.embedding.weight[source.vocab.encode(symbol)[0]]
+                copied += 1
+    return copied
+
+
 def replay_source(ids: torch.Tensor, old_ids: torch.Tensor, config: TrainConfig, fraction: float) -> BatchSource:
     """Windows of the new corpus with ``fraction`` of every batch replayed from old text."""
     seq_len = max(1, min(config.seq_len, len(ids) - 2, len(old_ids) - 2))
@@ -157,6 +175,9 @@ class InitFrom:
     dropout: float | None = None  # None: the checkpoint's own
     replay: str | None = None  # old text mixed into every batch, against forgetting; None: no replay
     replay_fraction: float = 0.5
+    # Only the character embeddings: a new model of ``model_config`` (the corpus's own vocabulary) whose
+    # embedding rows start as the checkpoint's for the characters both know. The rest learns from scratch.
+    embeddings_only: bool = False
 
 
 def train_model(
@@ -185,13 +206,16 @@ def train_model(
         saved = TrainConfig.from_json(resumed.meta["train_config"])
         # The plan (schedule, epochs) is the saved one; only the time budget may be extended.
         train_config = replace(saved, max_minutes=train_config.max_minutes or saved.max_minutes)
+    grow = init is not None and not init.embeddings_only
     corpus = prepare_corpus(
-        text, train_config, vocab=resumed.vocab if resumed else None, extend=init.checkpoint.vocab if init else None
+        text, train_config, vocab=resumed.vocab if resumed else None,
+        extend=init.checkpoint.vocab if init is not None and grow else None,
     )
+    model: CharRNN
     if resumed is not None:
-        model = resumed.model
-    elif init is not None:
-        model = init.checkpoint.model
+        model = resumed.single
+    elif init is not None and grow:
+        model = init.checkpoint.single
         model.grow_vocab(len(corpus.vocab))
         if init.dropout is not None:
             model.set_dropout(init.dropout)
@@ -199,6 +223,8 @@ def train_model(
         base = model_config or ModelConfig(vocab_size=len(corpus.vocab))
         torch.manual_seed(train_config.seed)  # the initial weights are part of a reproducible run
         model = CharRNN(replace(base, vocab_size=len(corpus.vocab)))
+        if init is not None:
+            copy_embeddings(init.checkpoint, model, corpus.vocab)
     source = make_source(corpus.train_ids, train_config)
     if init is not None and init.replay is not None:
         source = replay_source(corpus.train_ids, torch.tensor(corpus.vocab.encode(init.replay)), train_config,

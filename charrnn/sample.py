@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.lyrics import tidy
-from charrnn.model import CharRNN
+from charrnn.mixture import LanguageModel
 from charrnn.processors import Batch, FinishReason, Row, VocabTables, advance, choose, new_row, process
 from charrnn.vocab import Vocab
 
@@ -89,7 +89,7 @@ class Generation:
         return tidy(self.text)
 
 
-def generate(model: CharRNN, vocab: Vocab, prefix: str = "", config: SampleConfig | None = None) -> Generation:
+def generate(model: LanguageModel, vocab: Vocab, prefix: str = "", config: SampleConfig | None = None) -> Generation:
     """One request, start to finish: read the prefix, then choose and append until a stop rule fires."""
     config = config or SampleConfig()
     device = next(model.parameters()).device

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -52,6 +52,9 @@ class TrainConfig:
     # Characters seen fewer times than this in training text become <unk>, so <unk> gets a learnt
     # probability and held-out text with new characters is not scored as impossible.
     unk_min_count: int = 3
+    # The embedding's learning rate relative to the rest: below 1 keeps transferred embeddings close to
+    # what the pretrained model learnt (ULMFiT's discriminative rates).
+    embedding_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seq_len"):
@@ -150,7 +153,7 @@ class Trainer:
         self,
         model: CharRNN,
         source: BatchSource,
-        val: HeldOut | torch.Tensor,
+        val: HeldOut | torch.Tensor | Sequence[HeldOut],
         config: TrainConfig,
         device: torch.device | None = None,
         sampler: Callable[[CharRNN, str], str] | None = None,
@@ -159,7 +162,9 @@ class Trainer:
         self.device = device or select_device(config.device)
         self.model = model.to(self.device)
         self.source = source
-        self.val = val  # held-out text under the scoring rule, or ids in the model's own vocabulary
+        # Held-out text under the scoring rule, or ids in the model's own vocabulary, or several texts
+        # that count equally however long each is (fine-tuning: the new text and the old).
+        self.val = val
         self.sampler = sampler
         # Mixed precision: float16 with loss scaling on CUDA; bfloat16 (no scaling needed) on CPUs that
         # do it natively (AVX-512 BF16 / AMX). Weights, optimizer state and the loss stay float32.
@@ -168,10 +173,14 @@ class Trainer:
             self.device.type == "cuda"
             or (self.device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
         )
+        embedding = [p for n, p in model.named_parameters() if "embedding" in n]
         decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
-        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embedding" in n]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 and "embedding" not in n]
+        # Discriminative learning rates (ULMFiT): transferred character embeddings move more slowly.
+        self.lr_scales = [config.embedding_lr_scale, 1.0, 1.0]
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": embedding, "weight_decay": 0.0}, {"params": decay, "weight_decay": config.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
             lr=config.lr,
             betas=(0.9, 0.99),
         )
@@ -190,6 +199,12 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         torch.manual_seed(config.seed)
 
+    def _validate(self) -> EvalResult:
+        if isinstance(self.val, HeldOut | torch.Tensor):
+            return evaluate(self.model, self.val, self.device)
+        results = [evaluate(self.model, part, self.device) for part in self.val]
+        return EvalResult(nll=sum(r.nll for r in results) / len(results), chars=sum(r.chars for r in results))
+
     def lr_at(self, progress: float) -> float:
         """Linear warmup, then cosine decay to ``min_lr_ratio`` of the peak."""
         cfg = self.config
@@ -206,8 +221,9 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, state: State | None) -> tuple[float, State]:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self._progress())
+        lr = self.lr_at(self._progress())
+        for group, scale in zip(self.optimizer.param_groups, self.lr_scales, strict=True):
+            group["lr"] = lr * scale
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             logits, state = self.model(x, state)
             loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
@@ -256,7 +272,7 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self.carry = None
-            val = evaluate(self.model, self.val, self.device)
+            val = self._validate()
             is_best = math.isfinite(val.nll) and val.nll < self.best_val_nll
             if is_best:
                 self.best_val_nll, self.best_epoch, self.bad_epochs = val.nll, self.epoch, 0

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from charrnn.checkpoint import load_checkpoint, save_checkpoint, write_atomic
+from charrnn.checkpoint import load_checkpoint, write_atomic
 from charrnn.data import demo_corpus_path, load_corpus, split_corpus
-from charrnn.finetune import finetune, finetune_metrics
+from charrnn.finetune import finetune, finetune_metrics, save_finetuned
 from charrnn.train import EvalEvent, TrainConfig, TrainEvent
 
 
@@ -95,8 +95,8 @@ def run_job(spec_path: str) -> None:
     metrics = finetune_metrics(result)
     temp = Path(spec.out_dir + ".partial")
     shutil.rmtree(temp, ignore_errors=True)
-    save_checkpoint(temp, result.model, result.vocab, train_config=config.to_json(), metrics=metrics,
-                    corpus_sha256=parent.meta.get("corpus_sha256"), parent=Path(spec.parent_dir).name)
+    save_finetuned(result, temp, train_config=config.to_json(), metrics=metrics,
+                   corpus_sha256=parent.meta.get("corpus_sha256"), parent=Path(spec.parent_dir).name)
     os.replace(temp, spec.out_dir)  # the candidate appears whole or not at all
     weights = load_checkpoint(spec.out_dir).weights_sha256
     outcome: dict[str, Any] = {

@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 
 from charrnn.batching import BatchGenerator
-from charrnn.model import CharRNN
+from charrnn.mixture import LanguageModel
 from charrnn.sample import Generation, SampleConfig
 from charrnn.vocab import Vocab
 
@@ -56,7 +56,7 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: CharRNN
+    model: LanguageModel
     vocab: Vocab
     version: str
 

@@ -20,8 +20,9 @@ from bot.services.generation import LoadedModel
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path, write_atomic
 from charrnn.data import demo_corpus_path, load_corpus
 from charrnn.model import ModelConfig
-from charrnn.pipeline import InitFrom, train_model
+from charrnn.pipeline import train_model
 from charrnn.train import Callback, TrainConfig, select_device
+from charrnn.transfer import TransferConfig, transfer
 
 log = logging.getLogger(__name__)
 ACTIVE = "ACTIVE"
@@ -108,7 +109,8 @@ class ModelStore:
     ) -> str:
         """Train a model on the corpus into a new version directory and make it active.
 
-        ``from_base``: transfer from the shipped pretrained model instead of starting from random weights.
+        ``from_base``: transfer from the shipped pretrained model (``charrnn.transfer``: a mixture of a
+        corpus model started from the base's embeddings and the base fine-tuned) instead of random weights.
         """
         text = self.corpus_text(corpus_path)
         version = time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
@@ -121,8 +123,14 @@ class ModelStore:
             minutes,
             "from the pretrained base" if from_base else "from scratch",
         )
-        init = InitFrom(load_checkpoint(BASE, device=select_device(self.device)), BASE) if from_base else None
-        train_model(text, model_config, config, out_dir=work, callback=callback, init=init)
-        (work / "best").rename(self.model_dir / version)
+        if from_base:
+            base = load_checkpoint(BASE, device=select_device(self.device))
+            recipe = TransferConfig(minutes=minutes, device=self.device,
+                                    corpus_model=model_config or ModelConfig(vocab_size=1))
+            result = transfer(text, base, work, recipe, callback=callback)
+            result.checkpoint.rename(self.model_dir / version)
+        else:
+            train_model(text, model_config, config, out_dir=work, callback=callback)
+            (work / "best").rename(self.model_dir / version)
         self.activate(version)
         return version

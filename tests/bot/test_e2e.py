@@ -236,13 +236,15 @@ def test_flood_of_200_requests_from_20_people(tmp_path: Path, trained_store: tup
             answers = [m["text"] for p in people for m in h.fake.sent(p)]
             busy = [a for a in answers if "busy" in a]
             lyrics = [a for a in answers if a.startswith("我")]
-            others = [a for a in answers if a not in busy and a not in lyrics]
-            assert len(answers) == 200 and len(busy) + len(lyrics) == 200, others[:5]
+            # The tiny model now and then writes nothing but line breaks for both candidates: that is an
+            # answer too ("could not write anything worth showing"), not a lost request.
+            empty = [a for a in answers if "worth showing" in a]
+            assert len(answers) == 200 and len(busy) + len(lyrics) + len(empty) == 200, answers[:5]
             assert busy and lyrics  # the queue filled up, and most people still got lyrics
             await eventually(
                 lambda: (
                     dict(h.rows("SELECT status, COUNT(*) FROM requests GROUP BY status"))
-                    == {"answered": len(lyrics), "failed": len(busy)}
+                    == {"answered": len(lyrics), "failed": len(busy) + len(empty)}
                 )
             )
             await asyncio.sleep(0.5)
@@ -277,8 +279,7 @@ def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained
             fake.add_user(USER, "Iv", "en")
             fake.add_chat(USER, "private")
             async with bot_running(tmp_path, trained_store, fake=fake) as h:
-                lyrics = h.app.bot_data["services"].lyrics
-                lyrics.unfinished = _nothing  # this run must not answer them: it "crashes" first
+                lyrics = h.app.bot_data["services"].lyrics  # it looked for left-overs at start: none yet
                 # The crash: requests were written (as the handler does first), then the process died.
                 for update_id, prefix in ((1, "我"), (2, "天青色")):
                     await lyrics.register(
@@ -301,9 +302,6 @@ def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained
     run(scenario())
 
 
-async def _nothing() -> list[Any]:
-    return []
-
 
 def test_a_lyric_whose_answer_was_lost_is_not_followed_by_an_apology(
     tmp_path: Path, trained_store: tuple[Path, Path]
@@ -316,7 +314,7 @@ def test_a_lyric_whose_answer_was_lost_is_not_followed_by_an_apology(
             h.fake.fail_next("sendMessage", 502, description="Bad Gateway", retry_after=None, after_effect=True)
             lyric = await ask(h, "/write 我不要")
             assert lyric["text"].startswith("我不要")
-            assert await quiet(h, USER, 1.5) == 0
+            assert await quiet(h, USER, 1.5) == 0, [m["text"] for m in h.fake.sent(USER)]
             status, error = h.rows("SELECT status, error FROM requests")[0]
             assert status == "failed" and "delivery unknown" in error
 

@@ -25,7 +25,11 @@ from .conftest import bot_running
 from .test_e2e import ask, eventually
 
 ADMIN, PERSON = 42, 77
-NEW_SONG = "蒲公英的约定\n一起长大的约定\n说好要一起旅行\n是你如今唯一坚持的任性\n" * 12
+# Thirty distinct lines from six phrases: the lines a run holds out share their characters with the rest.
+PHRASES = [
+    "蒲公英的约定", "一起长大的约定", "说好要一起旅行", "是你如今唯一坚持的任性", "在走廊上罚站", "我们都是好孩子",
+]
+NEW_SONG = "".join(f"{a} {b}\n" for a in PHRASES for b in PHRASES if a != b)
 
 
 def copy_store(trained_store: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
@@ -39,7 +43,9 @@ def training(h: Any) -> TrainingService:
     return h.app.bot_data["training"]  # type: ignore[no-any-return]
 
 
-FAST = {"admin_ids": frozenset({ADMIN}), "finetune_minutes": 0.1, "finetune_epochs": 3}
+# Short runs of the tiny test model, which cannot learn a song without forgetting some of its own
+# corpus: the gate's old-text margin is wide here (its own tests check it), so promotion can be tested.
+FAST = {"admin_ids": frozenset({ADMIN}), "finetune_minutes": 0.2, "finetune_epochs": 30, "max_old_regression": 1.0}
 
 
 def test_schedule_registration_is_idempotent() -> None:
@@ -317,8 +323,9 @@ def test_admin_cli_corpus_retrain_models_rollback(tmp_path: Path, trained_store:
         "DEVICE": "cpu",
         "PATH": "",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-        "FINETUNE_MINUTES": "0.1",
-        "FINETUNE_EPOCHS": "3",
+        "FINETUNE_MINUTES": "0.2",
+        "FINETUNE_EPOCHS": "30",
+        "MAX_OLD_REGRESSION": "1.0",
     }
 
     def lyricbot(*args: str) -> str:

@@ -21,12 +21,12 @@ def test_models_with_different_vocabularies_score_as_a_hand_computation_gives() 
     first = constant_model(Vocab((UNK, "a", "b", "c")), [0.1, 0.4, 0.3, 0.2])
     # Another order, a symbol the reference lacks (d), and no c at all.
     second = constant_model(Vocab((UNK, "b", "a", "d")), [0.2, 0.3, 0.1, 0.4])
-    # No b: a reference character it cannot name is charged its <unk> probability.
+    # No b: <unk>'s mass is shared by the one reference character it lacks (b) and "unknown" (c).
     third = constant_model(Vocab((UNK, "a")), [0.5, 0.5])
     expected = {
         first: [0.3, 0.1 + 0.2, 0.4, 0.3],  # c: the mass of <unk> and c, both outside the reference
         second: [0.3, 0.2 + 0.4, 0.1, 0.3],  # c: the mass of <unk> and d
-        third: [0.5, 0.5, 0.5, 0.5],
+        third: [0.25, 0.25, 0.5, 0.25],
     }
     vocabs = {first: Vocab((UNK, "a", "b", "c")), second: Vocab((UNK, "b", "a", "d")), third: Vocab((UNK, "a"))}
     for model, probs in expected.items():
@@ -54,3 +54,15 @@ def test_a_model_on_its_own_corpus_scores_as_before() -> None:
     by_rule = evaluate(model, HeldOut.of_text(corpus.val_text, corpus.vocab, reference))
     assert by_rule.chars == by_ids.chars
     assert by_rule.nll == pytest.approx(by_ids.nll, rel=1e-5)
+
+
+def test_the_events_probabilities_sum_to_one_whatever_the_vocabulary() -> None:
+    reference = frozenset("ab")
+    gen = torch.Generator().manual_seed(1)
+    for symbols in [(UNK, "a", "c", "d"), (UNK, "c"), (UNK, "b", "a"), (UNK, "a", "b", "x", "y", "z")]:
+        vocab = Vocab(symbols)
+        probs = torch.rand(len(symbols), generator=gen) + 0.1
+        model = constant_model(vocab, (probs / probs.sum()).tolist())
+        # One scored character each: a, b, and something outside the reference.
+        events = [math.exp(-evaluate(model, HeldOut.of_text("a" + ch, vocab, reference)).nll) for ch in "abq"]
+        assert sum(events) == pytest.approx(1.0, abs=1e-6), symbols

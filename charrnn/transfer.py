@@ -1,0 +1,112 @@
+"""Transfer from the pretrained base to any corpus: what made the base help, as one recipe.
+
+Measured on the Jay Chou lyrics (README, "Lyrics"): fine-tuning the whole base on a 57k-character corpus
+loses to a model trained from scratch, whatever its dropout or learning rate: the base's recurrent
+dynamics are classical Chinese and Shakespeare, and the corpus is too small to re-learn them before it
+overfits. Two things help, and help most together:
+
+1. the small-corpus architecture trained on the corpus, with its character embeddings *started from the
+   base's* (every character the base knows arrives with what it is like);
+2. the base fine-tuned on the corpus;
+
+mixed as probabilities, ``p = w * p_corpus + (1 - w) * p_adapted``, with ``w`` fitted by EM on held-out
+text. Both components train on the head of the corpus's training part and stop early on its tail, where
+the weights are fitted too: the corpus's own held-out tail (what ``eval`` scores) is never seen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charrnn.checkpoint import Checkpoint, load_checkpoint, save_mixture
+from charrnn.data import sha256_text, split_corpus
+from charrnn.evaluate import HeldOut, position_logprobs, reference_vocab
+from charrnn.mixture import MixtureLM, fit_weights
+from charrnn.model import ModelConfig
+from charrnn.pipeline import InitFrom, train_model
+from charrnn.train import Callback, TrainConfig
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    minutes: float = 10.0  # for both components together
+    corpus_share: float = 0.5  # of the time, for the corpus model; the rest adapts the base
+    dev_fraction: float = 0.1  # of the training part: early stopping and the mixture weights
+    # The small-corpus architecture (ModelConfig's defaults: GRU 1x512, tied, dropout 0.8).
+    corpus_model: ModelConfig = field(default_factory=lambda: ModelConfig(vocab_size=1))
+    corpus_lr: float = 3e-3
+    # The base, fine-tuned: more dropout than it was trained with (a small corpus), a gentle rate.
+    adapted_dropout: float = 0.5
+    adapted_lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise ValueError(f"minutes must be a positive number, got {self.minutes}")
+        if not 0.0 < self.corpus_share < 1.0:
+            raise ValueError(f"corpus_share must be between 0 and 1, got {self.corpus_share}")
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    checkpoint: Path
+    weights: dict[str, float]
+    dev_ppl: dict[str, float]  # each component's and the mixture's, on the training part's tail
+    seconds: float
+
+
+def transfer(
+    text: str, base: Checkpoint, out_dir: str | Path, config: TransferConfig | None = None,
+    base_name: str = "base", callback: Callback | None = None,
+) -> TransferResult:
+    """Train both components on ``text``, fit their weights, and write the mixture to ``out_dir``."""
+    config = config or TransferConfig()
+    out = Path(out_dir)
+    started = time.perf_counter()
+    held_out = TrainConfig()  # the corpus's own split, as every model of it has: its tail is never seen here
+    train_text, _ = split_corpus(text, held_out.val_fraction, held_out.split, held_out.seed)
+    common = TrainConfig(epochs=1000, val_fraction=config.dev_fraction, seed=config.seed, device=config.device,
+                         sample_every=0)
+    corpus_config = replace(common, lr=config.corpus_lr, warmup_steps=100, patience=8,
+                            max_minutes=config.minutes * config.corpus_share)
+    adapted_config = replace(common, lr=config.adapted_lr, warmup_steps=50, patience=4,
+                             max_minutes=config.minutes * (1 - config.corpus_share))
+    train_model(train_text, config.corpus_model, corpus_config, out_dir=out / "work" / "corpus", callback=callback,
+                init=InitFrom(base, base_name, embeddings_only=True))
+    # The base is changed in place by fine-tuning: give it a copy.
+    adapted_start = load_checkpoint(base.path, device=next(base.model.parameters()).device)
+    train_model(train_text, None, adapted_config, out_dir=out / "work" / "adapted", callback=callback,
+                init=InitFrom(adapted_start, base_name, dropout=config.adapted_dropout))
+    components = [("corpus", load_checkpoint(out / "work" / "corpus" / "best")),
+                  ("adapted", load_checkpoint(out / "work" / "adapted" / "best"))]
+    head, dev = split_corpus(train_text, config.dev_fraction, common.split, common.seed)
+    logprobs = component_logprobs([c for _, c in components], dev, reference_vocab(head))
+    weights = fit_weights(logprobs)
+    mixed = torch.logsumexp(logprobs.double() + torch.tensor(weights, dtype=torch.float64).log()[:, None], dim=0)
+    dev_ppl = {name: math.exp(-float(lp.mean())) for (name, _), lp in zip(components, logprobs, strict=True)}
+    dev_ppl["mixture"] = math.exp(-float(mixed.mean()))
+    metrics: dict[str, Any] = {f"dev_ppl_{k}": v for k, v in dev_ppl.items()}
+    metrics.update({f"weight_{name}": w for (name, _), w in zip(components, weights, strict=True)})
+    save_mixture(out / "mixture", components, weights, train_config=held_out.to_json(), metrics=metrics,
+                 corpus_sha256=sha256_text(text), parent=base.weights_sha256, extra={"init_from": base_name})
+    return TransferResult(out / "mixture", dict(zip([n for n, _ in components], weights, strict=True)), dev_ppl,
+                          time.perf_counter() - started)
+
+
+def component_logprobs(components: list[Checkpoint], text: str, reference: frozenset[str]) -> torch.Tensor:
+    """(K, N): each component's log-probability of each event of ``text``, as the mixture sees it (the
+    union vocabulary: a component gives no probability to a symbol it lacks)."""
+    models = [c.single for c in components]
+    vocabs = [c.vocab for c in components]
+    rows = []
+    for k in range(len(models)):
+        alone = MixtureLM(models, vocabs, [1.0 if j == k else 0.0 for j in range(len(models))])
+        rows.append(position_logprobs(alone, HeldOut.of_text(text, alone.vocab, reference)))
+    return torch.stack(rows)
