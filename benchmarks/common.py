@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SHARED_DATA = Path(os.environ.get("LYRICBOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-CORPORA = {"jaychou": "jaychou_lyrics.txt", "shakespeare": "tinyshakespeare.txt"}
+CORPORA = {"jaychou": "jaychou_lyrics.txt", "shakespeare": "tinyshakespeare.txt", "songci": "songci.txt"}
 
 
 def corpus_path(name: str) -> Path:

@@ -121,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         embed=args.embed,
         hidden=args.hidden,
         dropout=defaults.dropout if args.dropout is None else args.dropout,
-        tie_weights=not args.no_tie,
+        tie_weights=not (args.no_tie or args.adaptive_softmax),
+        adaptive_cutoffs=args.adaptive_softmax,
     )
     train_config = train_config_from(args, DEMO_PREFIXES[:2])
     device = select_device(train_config.device)  # fail fast on a device that is not there

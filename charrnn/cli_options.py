@@ -67,6 +67,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=finite_float, default=None,
                    help=f"default {defaults.dropout}; with --init-from, the checkpoint's own")
     p.add_argument("--no-tie", action="store_true", help="separate input and output embeddings")
+    p.add_argument("--adaptive-softmax", type=cutoffs, default=(), metavar="CUTOFFS",
+                   help="an adaptive softmax for large vocabularies, e.g. 1000,3000 (implies --no-tie)")
+
+
+def cutoffs(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 1000,3000, got {value!r}") from None
+    if any(size < 1 for size in sizes) or list(sizes) != sorted(set(sizes)):
+        raise argparse.ArgumentTypeError(f"cutoffs must be increasing positive sizes, got {value!r}")
+    return sizes
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -19,6 +20,7 @@ State = torch.Tensor | tuple[Any, ...]
 
 # When the vocabulary grows, the new characters take this share of <unk>'s probability (see grow_vocab).
 NEW_SYMBOLS_SHARE_OF_UNK = 0.5
+ADAPTIVE_DIV = 4.0  # each tail cluster of an adaptive softmax is this many times narrower than the last
 UNK_INDEX = 0  # charrnn.vocab.UNK_ID; the vocabulary module is not imported here
 
 
@@ -36,6 +38,12 @@ class ModelConfig:
     dropout: float = 0.8
     # Tying the input and output embeddings saves V*E parameters and regularises the rare characters.
     tie_weights: bool = True
+    # An adaptive softmax for large vocabularies (thousands of Chinese characters), where the output
+    # layer dominates: the most frequent characters (ids below the first cutoff: vocabularies are sorted
+    # by frequency) get a full-width head, rarer clusters narrower projections (``ADAPTIVE_DIV`` times
+    # narrower each). Empty: the plain softmax. An adaptive model is not tied and its vocabulary cannot
+    # grow (fine-tuning on new characters needs the plain one).
+    adaptive_cutoffs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -45,13 +53,26 @@ class ModelConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        cutoffs = tuple(self.adaptive_cutoffs)
+        object.__setattr__(self, "adaptive_cutoffs", cutoffs)  # JSON gives a list
+        if cutoffs:
+            if any(c < 1 for c in cutoffs) or list(cutoffs) != sorted(set(cutoffs)):
+                raise ValueError(f"adaptive cutoffs must be increasing positive sizes, got {list(cutoffs)}")
+            if self.tie_weights:
+                raise ValueError("an adaptive softmax cannot be tied to the input embedding (tie_weights=False)")
+
+    @property
+    def adaptive(self) -> bool:
+        return bool(self.adaptive_cutoffs)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["adaptive_cutoffs"] = list(self.adaptive_cutoffs)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelConfig:
-        return cls(**data)
+        return cls(**{**data, "adaptive_cutoffs": tuple(data.get("adaptive_cutoffs", ()))})
 
 
 class CharRNN(nn.Module):
@@ -74,17 +95,45 @@ class CharRNN(nn.Module):
         self.proj = (
             nn.Linear(config.hidden, config.embed) if config.tie_weights and config.hidden != config.embed else None
         )
-        self.decoder = nn.Linear(config.embed if config.tie_weights else config.hidden, config.vocab_size)
-        if config.tie_weights:
-            self.decoder.weight = self.embedding.weight
+        self.decoder: nn.Linear | None = None
+        self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
+        if config.adaptive:
+            if config.adaptive_cutoffs[-1] >= config.vocab_size:
+                raise ValueError(f"adaptive cutoffs {list(config.adaptive_cutoffs)} must be below the vocabulary "
+                                 f"size {config.vocab_size}")
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                config.hidden, config.vocab_size, list(config.adaptive_cutoffs), div_value=ADAPTIVE_DIV
+            )
+        else:
+            self.decoder = nn.Linear(config.embed if config.tie_weights else config.hidden, config.vocab_size)
+            if config.tie_weights:
+                self.decoder.weight = self.embedding.weight
+            nn.init.zeros_(self.decoder.bias)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Logits for the next character at every position, and the state after the last one."""
+        """Logits for the next character at every position, and the state after the last one.
+
+        (An adaptive model gives log-probabilities, which are logits too: softmax leaves them as they are.)
+        """
+        out, state = self._hidden(x, state)
+        return self.decode(out), state
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Mean cross-entropy of the targets ``y`` (B, T), and the state after the last input.
+
+        The adaptive softmax computes a rare cluster only for the targets that fall in it: the speed-up.
+        """
+        out, state = self._hidden(x, state)
+        if self.adaptive is not None:
+            return self.adaptive(out.float().flatten(0, 1), y.flatten()).loss, state
+        logits = self.decode(out)
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten()), state
+
+    def _hidden(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         emb = self.drop(self.embedding(x))  # (B, T, E)
         out, state = self.rnn(emb, state)  # (B, T, H)
-        return self.decode(self.drop(out)), state
+        return self.drop(out), state
 
     def prime(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, State]:
         """Read sequences of different lengths in one packed pass.
@@ -111,8 +160,12 @@ class CharRNN(nn.Module):
 
     def decode(self, out: torch.Tensor) -> torch.Tensor:
         """Recurrent outputs (..., H) to vocabulary logits (..., V)."""
+        if self.adaptive is not None:
+            flat = self.adaptive.log_prob(out.reshape(-1, out.shape[-1]))
+            return flat.reshape(*out.shape[:-1], self.config.vocab_size)
         if self.proj is not None:
             out = self.proj(out)
+        assert self.decoder is not None
         return cast(torch.Tensor, self.decoder(out))
 
     def set_dropout(self, dropout: float) -> None:
@@ -139,6 +192,9 @@ class CharRNN(nn.Module):
         characters is unchanged too; fine-tuning then tells the new characters apart.
         """
         old = self.config.vocab_size
+        if self.decoder is None and vocab_size != old:
+            raise ValueError("the vocabulary of an adaptive-softmax model cannot grow: fine-tune a plain one")
+        assert self.decoder is not None or vocab_size == old
         if vocab_size < old:
             raise ValueError(f"the vocabulary only grows: {vocab_size} < {old}")
         if vocab_size == old:
@@ -148,6 +204,7 @@ class CharRNN(nn.Module):
         new_embedding = nn.Embedding(vocab_size, self.config.embed).to(weight.device, weight.dtype)
         new_embedding.weight.data[:old] = weight
         new_embedding.weight.data[old:] = weight[unk]
+        assert self.decoder is not None
         bias = self.decoder.bias.data
         new_decoder = nn.Linear(self.decoder.in_features, vocab_size).to(bias.device, bias.dtype)
         new_decoder.bias.data[:old] = bias

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
 from charrnn.data import BatchSource
 from charrnn.evaluate import EvalResult, HeldOut, evaluate
@@ -225,8 +224,7 @@ class Trainer:
         for group, scale in zip(self.optimizer.param_groups, self.lr_scales, strict=True):
             group["lr"] = lr * scale
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            logits, state = self.model(x, state)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            loss, state = self.model.loss(x, y, state)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self.scaler.unscale_(self.optimizer)

@@ -1,0 +1,151 @@
+"""What the lyrics are worth: scratch, the shipped base, and the base transferred, with rhyme off and on.
+
+    python benchmarks/lyric_quality.py                 # Jay Chou, 10 CPU minutes per trained model
+    python benchmarks/lyric_quality.py --minutes 2 --samples 10
+
+One table (the README's "Lyric quality"), one row per model and rhyme setting:
+
+- held-out perplexity on the last 10% of the Jay Chou lyrics (new songs), under the one scoring rule
+  (``charrnn.evaluate``: the same events for every vocabulary);
+- distinct-1/2 of the samples (variety of wording), the share of samples with a loop (a unit of four
+  or more characters three times running), the longest stretch copied verbatim from the corpus
+  (median and max over samples), the adjacent-line rhyme rate, the mean line length;
+- what the sampling rules cost in likelihood: the samples' mean log-probability under the model itself
+  (nats per character; rhyme trades some of it for the rhyme).
+
+Samples: ``--samples`` lyrics of 200 characters at the bot's default sampling settings, each from a
+two-character prefix taken from the start of a held-out line, one seed each. The corpus's own figures
+(its held-out part, cut into the same number of 200-character pieces) are the first row.
+
+The scratch model trains on the corpus's training part and stops early on its held-out part (as every
+``charrnn train`` does, and as the README's earlier figure was measured), which favours it slightly; the
+transfer never sees the held-out part (its own early stopping and mixture weights use the tail of the
+training part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from common import corpus_path, print_table
+
+from charrnn.batching import generate_many
+from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
+from charrnn.data import load_corpus, split_corpus
+from charrnn.evaluate import HeldOut, evaluate, reference_vocab
+from charrnn.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_length, median
+from charrnn.mixture import LanguageModel
+from charrnn.model import ModelConfig
+from charrnn.pipeline import train_model
+from charrnn.rhyme import rhyme_rate
+from charrnn.sample import Generation, SampleConfig
+from charrnn.train import TrainConfig
+from charrnn.transfer import TransferConfig, transfer
+from charrnn.vocab import Vocab
+
+LENGTH = 200
+
+
+def prefixes_of(test_text: str, count: int) -> list[str]:
+    """Two-character openings of held-out lines (spaces dropped), spread over the held-out songs."""
+    lines = [line.replace(" ", "") for line in test_text.split("\n")]
+    openings = [line[:2] for line in lines if len(line) >= 4]
+    step = max(1, len(openings) // count)
+    return [openings[(i * step) % len(openings)] for i in range(count)]
+
+
+def quality_row(label: str, texts: list[str], corpus: str, ppl: float | None, logprob: float | None) -> list[object]:
+    copies = [longest_copied_run(text, corpus) for text in texts]
+    rate = rhyme_rate(texts)
+    return [
+        label,
+        "-" if ppl is None else ppl,
+        distinct_n(texts, 1),
+        distinct_n(texts, 2),
+        f"{sum(map(has_loop, texts)) / len(texts):.0%}",
+        f"{median(copies):g} / {max(copies)}",
+        "-" if rate is None else f"{rate:.0%}",
+        mean_line_length(texts),
+        "-" if logprob is None else logprob,
+    ]
+
+
+def samples(model: LanguageModel, vocab: Vocab, prefixes: list[str], rhyme: bool) -> list[Generation]:
+    config = replace(SampleConfig(), max_length=LENGTH, stop_at_blank_line=False, rhyme=rhyme)
+    requests = [(prefix, replace(config, seed=seed)) for seed, prefix in enumerate(prefixes)]
+    return generate_many(model, vocab, requests)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each trained model")
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--base", default=BASE, help="the pretrained base (default: the shipped one)")
+    args = parser.parse_args()
+    if str(args.base) == BASE and not (pretrained_path() / "meta.json").is_file():
+        sys.exit("the shipped base is missing: make pretrained")
+    torch.manual_seed(0)
+    text = load_corpus(corpus_path("jaychou"))
+    split = TrainConfig()
+    train_text, test_text = split_corpus(text, split.val_fraction, split.split, split.seed)
+    reference = reference_vocab(train_text)
+    prefixes = prefixes_of(test_text, args.samples)
+    print(f"Jay Chou: {len(train_text):,} training characters, {len(test_text):,} held out; reference vocabulary "
+          f"{len(reference)}; {args.minutes:g} min per trained model; {args.samples} samples of {LENGTH} "
+          f"characters; {torch.get_num_threads()} threads", file=sys.stderr)
+
+    models: list[tuple[str, LanguageModel, Vocab]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        train_model(text, ModelConfig(vocab_size=1), TrainConfig(max_minutes=args.minutes, device="cpu"),
+                    out_dir=Path(tmp) / "scratch")
+        scratch = load_checkpoint(Path(tmp) / "scratch" / "best")
+        print(f"scratch trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        models.append(("scratch (default GRU)", scratch.model, scratch.vocab))
+        base = load_checkpoint(args.base)
+        models.append(("base, zero-shot", base.model, base.vocab))
+        started = time.perf_counter()
+        result = transfer(text, load_checkpoint(args.base), Path(tmp) / "transfer",
+                          TransferConfig(minutes=args.minutes, device="cpu"))
+        mixed = load_checkpoint(result.checkpoint)
+        weights = ", ".join(f"{k} {w:.2f}" for k, w in result.weights.items())
+        print(f"transfer in {time.perf_counter() - started:.0f} s; mixture weights {weights}", file=sys.stderr)
+        models.append(("base + transfer", mixed.model, mixed.vocab))
+
+    pieces = [test_text[i : i + LENGTH] for i in range(0, len(test_text) - LENGTH, LENGTH)][: args.samples]
+    rows = [quality_row("corpus (held-out part)", pieces, train_text, None, None)]
+    ppl_of: dict[str, float] = {}
+    for label, model, vocab in models:
+        model.eval()
+        ppl_of[label] = evaluate(model, HeldOut.of_text(test_text, vocab, reference)).ppl
+        for rhyme in (False, True):
+            generations = samples(model, vocab, prefixes, rhyme)
+            logprob = statistics.fmean(g.mean_logprob for g in generations)
+            rows.append(quality_row(f"{label}, rhyme {'on' if rhyme else 'off'}", [g.lyric for g in generations],
+                                    train_text, ppl_of[label], logprob))
+    print()
+    print_table(["model", "held-out ppl", "distinct-1", "distinct-2", "loops", "copied run (median / max)",
+                 "rhyme rate", "line length", "sample logprob"], rows)
+    ratio = ppl_of["base + transfer"] / ppl_of["scratch (default GRU)"]
+    print(f"\nbase + transfer / scratch perplexity: {ratio:.2f}x (target at most 0.9x)")
+    for label, _, _ in models:
+        on = next(r for r in rows if r[0] == f"{label}, rhyme on")
+        print(f"{label}, rhyme on: rhyme rate {on[6]}, loops {on[4]}, copied run {on[5]}")
+    print("\nA sample of each, rhyme on, first prefix:")
+    for label, model, vocab in models:
+        lyric = samples(model, vocab, prefixes[:1], True)[0].lyric
+        print(f"-- {label}\n{lyric}\n")
+    if not math.isfinite(ratio):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
