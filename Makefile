@@ -32,6 +32,7 @@ test: $(VENV)/.installed lint
 # The charrnn tests on other CPU kernels: PyTorch's own vector code (ATEN_CPU_CAPABILITY) and the
 # matmuls of oneDNN and MKL, capped at each instruction set, with 1 and 2 threads. A test that holds only
 # on the kernels of the machine it was written on fails here. (A cap above what the CPU has is no-op.)
+# Tests marked heavy (the base model over whole corpora: minutes without vector units) are left out.
 PORTABLE_ISAS ?= default avx2 avx512
 PORTABLE_THREADS ?= 1 2
 test-portable: $(VENV)/.installed
@@ -44,7 +45,7 @@ test-portable: $(VENV)/.installed
 	  esac; \
 	  for threads in $(PORTABLE_THREADS); do \
 	    echo "== charrnn tests: $$kernels OMP_NUM_THREADS=$$threads"; \
-	    env $$kernels OMP_NUM_THREADS=$$threads $(PY) -m pytest -q tests/charrnn; \
+	    env $$kernels OMP_NUM_THREADS=$$threads $(PY) -m pytest -q -m "not heavy" tests/charrnn; \
 	  done; \
 	done
 

@@ -1,4 +1,5 @@
-"""The async engine and session factory: SQLite (aiosqlite) set up for several writers, or any other URL as is."""
+"""The async engine and session factory: SQLite (aiosqlite) set up for several writers, PostgreSQL (asyncpg) pinned
+to READ COMMITTED, any other URL as is."""
 
 from __future__ import annotations
 
@@ -20,12 +21,21 @@ _SQLITE_PRAGMAS = (
 )
 
 
+# The repository resolves races the READ COMMITTED way: a row locked FOR UPDATE is read again once the lock is
+# free (mark_sending, next_candidate), and the row that beat an INSERT to a unique key is visible to the next
+# SELECT (create_request, upsert_user, rate). Under REPEATABLE READ or SERIALIZABLE, which a server or database
+# may set as its default, both would fail with serialization errors instead; so the engine does not inherit it.
+POSTGRES_ISOLATION = "READ COMMITTED"
+
+
 def make_engine(url: str, *, echo: bool = False, poolclass: type[Pool] | None = None) -> AsyncEngine:
     """An async engine for ``url``; the caller must ``await engine.dispose()`` (aiosqlite threads are non-daemon)."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if poolclass is not None:
         kwargs["poolclass"] = poolclass
+    if parsed.get_backend_name() == "postgresql":
+        kwargs["isolation_level"] = POSTGRES_ISOLATION
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(parsed, pool_pre_ping=True, **kwargs)
 

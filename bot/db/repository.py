@@ -35,6 +35,9 @@ from bot.db.models import (
 )
 
 UNFINISHED: Final = (RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.DONE)
+# requests.id is an INTEGER: 32 bits on PostgreSQL, which rejects a larger parameter outright where SQLite
+# (64 bits) just finds no row. Request ids arrive in button data, which anyone can forge.
+REQUEST_ID_MAX: Final = 2**31 - 1
 
 
 class _Unset(enum.Enum):
@@ -130,7 +133,11 @@ class UserSettingsRecord:
 async def upsert_user(
     session: AsyncSession, *, user_id: int, first_name: str, username: str | None, language_code: str | None
 ) -> UserRecord:
-    fields = {"first_name": first_name, "username": username, "language_code": language_code}
+    fields = {
+        "first_name": _storable(first_name),
+        "username": _storable_optional(username),
+        "language_code": _storable_optional(language_code),
+    }
     row = await session.get(User, user_id)
     if row is None:
         row = User(id=user_id, **fields)
@@ -147,7 +154,7 @@ async def upsert_user(
 
 
 async def upsert_chat(session: AsyncSession, *, chat_id: int, type: str, title: str | None) -> ChatRecord:
-    fields = {"type": type, "title": title}
+    fields = {"type": _storable(type), "title": _storable_optional(title)}
     row = await session.get(Chat, chat_id)
     if row is None:
         row = Chat(id=chat_id, **fields)
@@ -189,7 +196,7 @@ async def create_request(
         user_id=user_id,
         chat_id=chat_id,
         message_id=message_id,
-        prefix=prefix,
+        prefix=_storable(prefix),
         temperature=temperature,
         length=length,
         rhyme=rhyme,
@@ -210,6 +217,8 @@ async def create_request(
 
 
 async def get_request(session: AsyncSession, *, request_id: int) -> RequestRecord | None:
+    if not _valid_request_id(request_id):
+        return None
     row = await session.get(Request, request_id, populate_existing=True)
     return None if row is None else _request_record(row)
 
@@ -254,6 +263,8 @@ async def mark_sending(session: AsyncSession, *, request_id: int) -> bool:
     The claim is durable before the message leaves, so neither a second task nor a restart can send it
     again; a crash between the claim and Telegram's reply loses that one answer rather than doubling it.
     """
+    if not _valid_request_id(request_id):
+        return False
     row = await session.scalar(
         select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)
     )
@@ -286,7 +297,7 @@ async def mark_answered(session: AsyncSession, *, request_id: int, answer_messag
 async def fail_request(session: AsyncSession, *, request_id: int, error: str) -> None:
     row = await _request_row(session, request_id)
     row.status = RequestStatus.FAILED.value
-    row.error = error
+    row.error = _storable(error)
     row.finished_at = utcnow()
     await session.flush()
 
@@ -304,6 +315,8 @@ async def unfinished_requests(session: AsyncSession) -> list[RequestRecord]:
 
 async def next_candidate(session: AsyncSession, *, request_id: int) -> str | None:
     """Take the next unshown candidate of a request; None when all were shown."""
+    if not _valid_request_id(request_id):
+        raise LookupError(f"no request {request_id}")
     # FOR UPDATE: two quick taps on "write again" must not get the same text (SQLite ignores it, and
     # needs no lock: BEGIN IMMEDIATE already serializes writers).
     row = await session.scalar(
@@ -435,6 +448,21 @@ async def set_settings(
 # --- helpers -----------------------------------------------------------------------------------------
 
 
+def _valid_request_id(request_id: int) -> bool:
+    """Whether a request with this id can exist: asking PostgreSQL for one outside INTEGER raises instead."""
+    return 0 < request_id <= REQUEST_ID_MAX
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL as U+FFFD, the replacement character: PostgreSQL's text cannot hold NUL at all (the
+    whole statement fails), SQLite's can. Applied on both, so that both store the same for the same input."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _storable_optional(text: str | None) -> str | None:
+    return None if text is None else _storable(text)
+
+
 def _update(row: User | Chat, fields: dict[str, str | None]) -> None:
     # Assign only what changed, so an unchanged upsert issues no UPDATE and keeps updated_at.
     for name, value in fields.items():
@@ -447,7 +475,7 @@ async def _request_by_update_id(session: AsyncSession, update_id: int) -> Reques
 
 
 async def _request_row(session: AsyncSession, request_id: int) -> Request:
-    row = await session.get(Request, request_id)
+    row = await session.get(Request, request_id) if _valid_request_id(request_id) else None
     if row is None:
         raise LookupError(f"no request {request_id}")
     return row
@@ -560,7 +588,9 @@ async def add_document(
     existing = await _document_by_sha256(session, sha256)
     if existing is not None:
         return _document_record(existing), False
-    row = CorpusDocument(sha256=sha256, name=name[:DOCUMENT_NAME_MAX], text=text, chars=len(text), added_by=added_by)
+    row = CorpusDocument(
+        sha256=sha256, name=_storable(name[:DOCUMENT_NAME_MAX]), text=text, chars=len(text), added_by=added_by
+    )
     try:
         async with session.begin_nested():  # losing the race on the unique sha256 keeps the transaction usable
             session.add(row)

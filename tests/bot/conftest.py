@@ -1,10 +1,11 @@
 """End-to-end harness: the real Application against the local Bot API server, a real SQLite file and
-a real (tiny) model trained once per session."""
+a real (tiny) model trained once per session; and the database every database test runs on, twice:
+a SQLite file and a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,24 @@ from charrnn.model import ModelConfig
 from charrnn.train import TrainConfig
 
 from ..charrnn.conftest import LYRICS
+from . import pg
 
 CORPUS = LYRICS + "窗外的麻雀 在电线杆上多嘴\n你说这一句 很有夏天的感觉\n" * 6
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped after the test; skipped (failed in CI) without a server."""
+    with pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database tests' URL: SQLite stays the default, and PostgreSQL must behave the same."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'var' / 'bot.db'}"  # var/ does not exist yet: make_engine creates it
 
 
 @pytest.fixture(scope="session")

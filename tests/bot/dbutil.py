@@ -1,4 +1,5 @@
-"""Shared by the database tests: a freshly migrated engine, and one committed transaction on it."""
+"""Shared by the database tests: a freshly migrated engine, one committed transaction on it, and the
+backend a test runs on (the ``url`` fixture in conftest.py gives every test a SQLite and a PostgreSQL run)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db import migrate
 from bot.db.engine import make_engine, make_sessionmaker
 
 T = TypeVar("T")
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """For a test about SQLite itself: its PostgreSQL run is skipped with ``reason``, in plain sight."""
+    return pytest.mark.parametrize(
+        "url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skip(reason=reason))], indirect=True
+    )
 
 
 @asynccontextmanager

@@ -1,11 +1,10 @@
-"""Migration 0002 and the corpus/training repository functions, on a real temporary SQLite file."""
+"""Migration 0002 and the corpus/training repository functions, on a SQLite file and a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 from datetime import UTC
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, inspect, select
@@ -21,11 +20,6 @@ from .dbutil import migrated, with_session
 TABLES_0001 = {"users", "chats", "requests", "ratings", "user_settings"}
 TABLES_0002 = {"corpus_documents", "training_runs", "model_versions"}
 USER, CHAT = 1001, -1001234567890
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:
