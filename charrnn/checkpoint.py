@@ -253,12 +253,12 @@ def load_checkpoint(
     if len(vocab) != config.vocab_size:
         raise CheckpointError(f"corrupted checkpoint: vocabulary of {len(vocab)} for a model of {config.vocab_size}")
     weights = _load_verified(directory, weights_entry)
-    model = CharRNN(config)
     if config.tie_weights:
         weights["decoder.weight"] = weights.get("embedding.weight", torch.empty(0))
     try:
+        model = CharRNN(config)
         model.load_state_dict(weights, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0]
         raise CheckpointError(f"corrupted checkpoint: weights do not fit the config: {reason}") from None
     model.to(device)

@@ -39,7 +39,12 @@ class FinetuneResult:
 
 
 def grow_vocab(model: CharRNN, vocab: Vocab, text: str, min_count: int = 1) -> tuple[Vocab, tuple[str, ...]]:
-    """Extend ``vocab`` with the new characters of ``text`` and grow ``model`` to match, in place."""
+    """Extend ``vocab`` with the new characters of ``text`` and grow ``model`` to match, in place.
+
+    An adaptive-softmax model cannot grow: it keeps its vocabulary and reads new characters as ``<unk>``.
+    """
+    if model.config.adaptive:
+        return vocab, ()
     grown = vocab.extend(text, min_count=min_count)
     model.grow_vocab(len(grown))
     return grown, grown.symbols[len(vocab) :]
@@ -93,7 +98,7 @@ def finetune(
         union = Vocab(checkpoint.vocab.symbols + tuple(s for s in vocab.symbols[1:] if s not in known))
         weights = checkpoint.model.config.weights
         served: LanguageModel = MixtureLM([c.single for _, c in components], [c.vocab for _, c in components],
-                                          weights, union=union)
+                                          weights, union=union).to(device)
         result_vocab = union
     else:
         components, weights, served, result_vocab = (), (), model, vocab

@@ -59,7 +59,6 @@ class MixtureLM(nn.Module):
         self.vocabs = list(vocabs)
         self.components = nn.ModuleList(components)
         self.config = MixtureConfig(len(union), tuple(float(w) for w in weights))
-        self.register_buffer("log_weights", torch.tensor([math.log(w) if w > 0 else -math.inf for w in weights]))
         for k, vocab in enumerate(vocabs):
             if vocab.symbols[0] != union.symbols[0] or any(s not in union.symbols for s in vocab.symbols[1:]):
                 raise ValueError(f"component {k}'s vocabulary is not inside the mixture's")
@@ -82,8 +81,8 @@ class MixtureLM(nn.Module):
             full = torch.full((*part.shape[:-1], self.config.vocab_size), -math.inf, device=part.device)
             index: torch.Tensor = getattr(self, f"outputs_{k}")
             full.scatter_(-1, index.expand(*part.shape[:-1], -1), log_probs)
-            log_weight: torch.Tensor = getattr(self, "log_weights")[k]  # noqa: B009 (a buffer, typed here)
-            parts.append(full + log_weight.float())
+            weight = self.config.weights[k]  # from the config: a bfloat16 buffer would round it
+            parts.append(full + (math.log(weight) if weight > 0 else -math.inf))
         return torch.logsumexp(torch.stack(parts), dim=0)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
@@ -112,9 +111,12 @@ class MixtureLM(nn.Module):
         return logits[:, -1], state
 
     def fingerprint(self, component_sha256: Sequence[str]) -> str:
-        """A SHA-256 for the whole mixture: its components' weights files and its weights."""
-        text = "|".join([*component_sha256, *(f"{w:.12g}" for w in self.config.weights)])
+        """A SHA-256 for the whole mixture: its components' weights files, its weights and its vocabulary."""
+        text = "|".join([*component_sha256, *(f"{w:.12g}" for w in self.config.weights), *self.vocab.symbols])
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+MIN_WEIGHT = 1e-3
 
 
 def fit_weights(logprobs: torch.Tensor, iterations: int = 200, tolerance: float = 1e-7) -> list[float]:
@@ -141,8 +143,11 @@ def fit_weights(logprobs: torch.Tensor, iterations: int = 200, tolerance: float 
     fitted = float(torch.logsumexp(logprobs + weights.log()[:, None], dim=0).mean())
     best = int(logprobs.mean(dim=1).argmax())
     if float(logprobs[best].mean()) > fitted:
-        return [1.0 if i == best else 0.0 for i in range(k)]
-    return [float(w) for w in weights]
+        weights = torch.tensor([1.0 if i == best else 0.0 for i in range(k)], dtype=torch.float64)
+    # No component gets exactly nothing: the characters only it knows would get no probability at all (an
+    # infinite perplexity on the first one). The floor costs at most -log(1 - k * MIN_WEIGHT) nats.
+    weights = weights.clamp(min=MIN_WEIGHT)
+    return [float(w) for w in weights / weights.sum()]
 
 
 # What evaluation, generation and serving take: one network or a mixture of them.

@@ -126,7 +126,9 @@ class CharRNN(nn.Module):
         """
         out, state = self._hidden(x, state)
         if self.adaptive is not None:
-            return self.adaptive(out.float().flatten(0, 1), y.flatten()).loss, state
+            # In float32 whatever autocast says: its tail clusters copy bfloat16 results into a float32 buffer.
+            with torch.autocast(out.device.type, enabled=False):
+                return self.adaptive(out.float().flatten(0, 1), y.flatten()).loss, state
         logits = self.decode(out)
         return F.cross_entropy(logits.float().flatten(0, 1), y.flatten()), state
 
@@ -161,7 +163,8 @@ class CharRNN(nn.Module):
     def decode(self, out: torch.Tensor) -> torch.Tensor:
         """Recurrent outputs (..., H) to vocabulary logits (..., V)."""
         if self.adaptive is not None:
-            flat = self.adaptive.log_prob(out.reshape(-1, out.shape[-1]))
+            with torch.autocast(out.device.type, enabled=False):
+                flat = self.adaptive.log_prob(out.reshape(-1, out.shape[-1]).to(self.adaptive.head.weight.dtype))
             return flat.reshape(*out.shape[:-1], self.config.vocab_size)
         if self.proj is not None:
             out = self.proj(out)

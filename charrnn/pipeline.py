@@ -207,9 +207,12 @@ def train_model(
         # The plan (schedule, epochs) is the saved one; only the time budget may be extended.
         train_config = replace(saved, max_minutes=train_config.max_minutes or saved.max_minutes)
     grow = init is not None and not init.embeddings_only
+    # An adaptive-softmax model cannot grow its vocabulary: it reads the corpus's new characters as <unk>.
+    donor = init.checkpoint.model if init is not None and grow else None
+    fixed = isinstance(donor, CharRNN) and donor.config.adaptive
     corpus = prepare_corpus(
-        text, train_config, vocab=resumed.vocab if resumed else None,
-        extend=init.checkpoint.vocab if init is not None and grow else None,
+        text, train_config, vocab=resumed.vocab if resumed else init.checkpoint.vocab if init and fixed else None,
+        extend=init.checkpoint.vocab if init is not None and grow and not fixed else None,
     )
     model: CharRNN
     if resumed is not None:

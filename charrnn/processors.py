@@ -130,11 +130,16 @@ def repetition_penalty(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         ],
         device=logits.device,
     )
+    # CTRL's rule (divide a positive logit, multiply a negative one) depends on where zero is. It is applied
+    # around each row's mean finite logit, so that a model whose outputs are log-probabilities (a mixture,
+    # an adaptive softmax: all below zero) is penalised as one with raw logits, likely repeats the most.
+    finite = torch.isfinite(logits)
+    centre = torch.where(finite, logits, 0.0).sum(1, keepdim=True) / finite.sum(1, keepdim=True).clamp(min=1)
     # Work on the (B, window) recent positions only, not on the whole (B, V) vocabulary.
-    values = logits.gather(1, recent)
+    values = logits.gather(1, recent) - centre
     penalised = torch.where(values > 0, values / batch.penalty, values * batch.penalty)
     exempt = torch.isin(recent, batch.tables.exempt)  # <unk> padding and whitespace
-    logits.scatter_(1, recent, torch.where(exempt, values, penalised))
+    logits.scatter_(1, recent, torch.where(exempt, values, penalised) + centre)
     return logits
 
 

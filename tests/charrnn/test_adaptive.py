@@ -1,5 +1,6 @@
 """The adaptive softmax (large vocabularies): a true distribution, the loss it trains on, checkpoints, CLI."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,19 @@ def test_training_loss_is_the_cross_entropy_of_those_probabilities() -> None:
     loss, _ = model.loss(x, y)
     logprobs, _ = model(x)
     torch.testing.assert_close(loss, F.nll_loss(logprobs.flatten(0, 1), y.flatten()), atol=1e-5, rtol=1e-5)
+
+
+def test_loss_and_probabilities_under_bfloat16_autocast() -> None:
+    """The trainer's mixed precision on CPUs with bfloat16: the adaptive softmax itself stays float32."""
+    torch.manual_seed(0)
+    # A GRU: oneDNN has no bfloat16 LSTM on CPUs without native bfloat16, where the trainer keeps autocast off.
+    model = CharRNN(replace(ADAPTIVE, cell="gru")).eval()
+    x, y = torch.randint(0, 40, (2, 5)), torch.randint(0, 40, (2, 5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = model.loss(x, y)
+        logprobs, _ = model(x)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(2, 5), atol=1e-4, rtol=0)
 
 
 def test_config_is_checked_and_survives_json() -> None:

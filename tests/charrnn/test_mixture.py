@@ -1,5 +1,6 @@
 """Mixtures of models: probabilities, weights, checkpoints, generation, and the transfer recipe."""
 
+import json
 import math
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import torch
 from charrnn.batching import generate_many
 from charrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_mixture
 from charrnn.evaluate import HeldOut, evaluate
-from charrnn.mixture import MixtureLM, fit_weights
+from charrnn.mixture import MIN_WEIGHT, MixtureLM, fit_weights
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
 from charrnn.sample import SampleConfig, generate
@@ -42,8 +43,21 @@ def test_fitted_weights_recover_a_mixture_and_never_lose_to_the_best_component()
     weights = fit_weights(logprobs)
     mixed = torch.logsumexp(logprobs.double() + torch.tensor(weights).double().log()[:, None], 0).mean()
     assert sum(weights) == pytest.approx(1.0) and weights[0] > weights[1]
-    assert float(mixed) >= float(logprobs.double().mean(1).max()) - 1e-9
+    # Never worse than the best component, but for the floor every weight keeps (MIN_WEIGHT).
+    assert float(mixed) >= float(logprobs.double().mean(1).max()) + math.log(1 - 2 * MIN_WEIGHT) - 1e-9
     assert fit_weights(torch.stack([good.log(), good.log()])) == pytest.approx([0.5, 0.5])
+    # Where one component is better everywhere, the other still keeps the floor, not nothing.
+    assert fit_weights(torch.stack([good.log(), (good * 0.5).log()])) == pytest.approx(
+        [1 - MIN_WEIGHT, MIN_WEIGHT], rel=1e-3)
+
+
+def test_a_character_only_the_weaker_component_knows_keeps_a_finite_score() -> None:
+    first, second = Vocab((UNK, "a", "b")), Vocab((UNK, "a", "b", "c"))
+    weights = fit_weights(torch.tensor([[-0.1, -0.1], [-2.0, -2.0]]))  # the first is better on this text
+    mixture = MixtureLM([constant_model(first, [0.2, 0.4, 0.4]), constant_model(second, [0.1, 0.3, 0.3, 0.3])],
+                        [first, second], weights)
+    result = evaluate(mixture, HeldOut.of_text("abcab", mixture.vocab, frozenset("abc")))
+    assert math.isfinite(result.nll)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +82,13 @@ def test_mixture_checkpoints_round_trip_and_refuse_tampering(two_models: tuple[P
     torch.testing.assert_close(loaded.model.eval()(x)[0], built(x)[0])
     with pytest.raises(CheckpointError, match="mixture"):
         _ = loaded.single
+    # Two symbols of the union vocabulary swapped in meta.json: refused (the fingerprint covers it).
+    meta_path = tmp_path / "m" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["vocab"][1], meta["vocab"][2] = meta["vocab"][2], meta["vocab"][1]
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="fingerprint"):
+        load_checkpoint(tmp_path / "m")
     # A component swapped for another model's weights: refused.
     save_checkpoint(tmp_path / "m" / "adapted", a.single, a.vocab)
     with pytest.raises(CheckpointError, match="SHA-256"):
