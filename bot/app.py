@@ -1,5 +1,14 @@
 """Building and running the Telegram application: every handler and service is wired here, once.
 
+Two ways to receive updates. Polling (the default): one bot per database, enforced by the instance lock.
+Webhook (``Webhook``): Telegram POSTs each update, with the secret token in a header, to one of possibly
+several replicas behind a load balancer sharing one database; replicas take no instance lock, and the
+fine-tune (scheduled, ``/retrain`` or the clean-up of a crashed run) is guarded per run by
+``FinetuneLock``, so it happens once across them (see ``bot.services.instance``). Replicas must share
+``MODEL_DIR`` (a promotion is written there; the others follow its ACTIVE pointer within 30 s), and should
+be started after ``lyricbot db upgrade``, since replicas starting together would each migrate. What stays
+per process: the rate limit and the in-chat answer order (``ChatOrder``) hold per replica, not overall.
+
 Lifecycle (python-telegram-bot's order): ``post_init`` migrates the database, loads the active model,
 starts the generation worker and re-answers what a crash left unanswered; ``post_stop`` stops the
 worker after PTB has drained the running handlers; ``post_shutdown`` disposes the database engine so
@@ -12,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import torch
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -36,7 +47,7 @@ from bot.db.repository import RequestRecord
 from bot.handlers import BotServices
 from bot.logs import Redactor, RedactTokens
 from bot.services.generation import LocalGenerationWorker
-from bot.services.instance import InstanceLock, InstanceLocked
+from bot.services.instance import FinetuneLock, InstanceLock, InstanceLocked
 from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Preferences, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
@@ -46,10 +57,46 @@ from bot.settings import Settings
 from charrnn.sample import serving_dtype
 
 log = logging.getLogger(__name__)
-class Runtime:
-    """The pieces with a lifetime: engine, worker. Owned by the application, closed in its hooks."""
 
-    def __init__(self, settings: Settings) -> None:
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where Telegram POSTs updates, and where this process listens for them (behind a proxy)."""
+
+    url: str
+    secret: str
+    listen: str
+    port: int
+
+    @property
+    def path(self) -> str:
+        """PTB serves the path of the public URL; the proxy forwards it unchanged."""
+        return urlsplit(self.url).path.lstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, url: str | None = None) -> Webhook:
+        """``url`` (``--webhook``) or ``WEBHOOK_URL``; refuses without a secret: an open webhook takes
+        updates from anyone who finds it."""
+        url = url or settings.webhook_url
+        if not url:
+            raise ValueError("webhook mode needs a URL: --webhook URL or WEBHOOK_URL")
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise ValueError(f"webhook URL {url!r} is not an http(s) URL")
+        if settings.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is not set: webhook mode refuses to start without one, since "
+                             "anyone who finds the URL could send the bot updates")
+        return cls(url, settings.webhook_secret.get_secret_value(), settings.webhook_listen, settings.webhook_port)
+
+
+class Runtime:
+    """The pieces with a lifetime: engine, worker. Owned by the application, closed in its hooks.
+
+    ``replica``: one of several webhook bots sharing the database, so no instance lock.
+    """
+
+    def __init__(self, settings: Settings, replica: bool = False) -> None:
+        self.replica = replica
+        self.finetune_lock = FinetuneLock(settings.database_url, settings.model_dir)
         self.settings = settings
         self.engine: AsyncEngine | None = None
         self.worker: LocalGenerationWorker | None = None
@@ -62,8 +109,9 @@ class Runtime:
         s = self.settings
         self.engine = make_engine(s.database_url)
         try:
-            # Before anything reads or writes: a second bot must not answer the first one's requests.
-            await self.instance.acquire(self.engine)
+            # Before anything reads or writes: a second polling bot must not answer the first one's requests.
+            if not self.replica:
+                await self.instance.acquire(self.engine)
         except InstanceLocked as exc:
             log.error("not starting: %s", exc)
             application.stop_running()
@@ -90,10 +138,13 @@ class Runtime:
         async def notify(text: str, chart: bytes | None) -> None:
             await admin.notify_admins(application.bot, s.admin_ids, text, chart)
 
-        self.training = TrainingService(s, sessions, store, self.worker, notify, guard)
+        engine = self.engine
+        self.training = TrainingService(s, sessions, store, self.worker, notify, guard,
+                                        exclusive=lambda: self.finetune_lock.try_hold(engine))
         for text in (await self.training.corpus_texts()).values():
             guard.add(text)
         application.bot_data["training"] = self.training
+        application.bot_data["runtime"] = self
         stale = await self.training.interrupt_stale()
         if stale:
             log.warning("marked %d training run(s) left running by a crash as interrupted", stale)
@@ -197,14 +248,17 @@ async def answer_unfinished(application: Application, records: list[RequestRecor
             log.exception("could not answer left-over request %s", record.id)
 
 
-def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
-    """The bot, wired: handlers, rate limiter, lifecycle hooks. Nothing runs until it is started."""
+def build_application(settings: Settings, replica: bool = False) -> Application:  # type: ignore[type-arg]
+    """The bot, wired: handlers, rate limiter, lifecycle hooks. Nothing runs until it is started.
+
+    ``replica``: a webhook bot that may share its database with others (no instance lock).
+    """
     if not settings.token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     # httpx logs every request URL at INFO, and the URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpx").addFilter(RedactTokens(Redactor([settings.token])))
-    runtime = Runtime(settings)
+    logging.getLogger("httpx").addFilter(RedactTokens(Redactor(settings.secrets)))
+    runtime = Runtime(settings, replica)
     builder = (
         ApplicationBuilder()
         .token(settings.token)
@@ -250,19 +304,30 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
 
 
 @contextlib.asynccontextmanager
-async def running(application: Application, poll_timeout: float = 1.0) -> AsyncIterator[Application]:  # type: ignore[type-arg]
-    """Start polling inside an existing event loop, in the order ``run_polling`` uses, and stop likewise.
+async def running(
+    application: Application,  # type: ignore[type-arg]
+    poll_timeout: float = 1.0,
+    webhook: Webhook | None = None,
+) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """Start polling (or serve ``webhook``) inside an existing event loop, in the order ``run_polling``
+    uses, and stop likewise.
 
-    The sandbox and the tests use this; production uses ``run_polling``.
+    The sandbox and the tests use this; production uses ``run_polling`` or ``run_webhook``.
     """
     await application.initialize()
     try:
         if application.post_init:
             await application.post_init(application)
         assert application.updater is not None
-        await application.updater.start_polling(
-            poll_interval=0.0, timeout=int(poll_timeout), allowed_updates=Update.ALL_TYPES
-        )
+        if webhook is None:
+            await application.updater.start_polling(
+                poll_interval=0.0, timeout=int(poll_timeout), allowed_updates=Update.ALL_TYPES
+            )
+        else:
+            await application.updater.start_webhook(
+                listen=webhook.listen, port=webhook.port, url_path=webhook.path, webhook_url=webhook.url,
+                secret_token=webhook.secret, allowed_updates=Update.ALL_TYPES,
+            )
         await application.start()
         try:
             yield application
@@ -279,7 +344,13 @@ async def running(application: Application, poll_timeout: float = 1.0) -> AsyncI
             await application.post_shutdown(application)
 
 
-def run(settings: Settings) -> None:
-    """Poll Telegram until interrupted."""
-    application = build_application(settings)
-    application.run_polling(allowed_updates=Update.ALL_TYPES)
+def run(settings: Settings, webhook: Webhook | None = None) -> None:
+    """Poll Telegram, or serve the webhook, until interrupted."""
+    if webhook is None:
+        build_application(settings).run_polling(allowed_updates=Update.ALL_TYPES)
+        return
+    log.info("serving the webhook on %s:%d/%s", webhook.listen, webhook.port, webhook.path)
+    build_application(settings, replica=True).run_webhook(
+        listen=webhook.listen, port=webhook.port, url_path=webhook.path, webhook_url=webhook.url,
+        secret_token=webhook.secret, allowed_updates=Update.ALL_TYPES,
+    )

@@ -27,13 +27,17 @@ def ensure_model(settings: Settings) -> None:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import run
+    from bot.app import Webhook, run
 
     if not settings.token:
+        if args.webhook:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set: webhook mode needs the bot's token")
         print("TELEGRAM_BOT_TOKEN is not set: starting the local sandbox instead.", file=sys.stderr)
         return cmd_sandbox(settings, args)
+    # Checked before anything else happens: no secret, no webhook (a ValueError: exit status 2).
+    webhook = Webhook.from_settings(settings, args.webhook) if args.webhook or settings.webhook_url else None
     ensure_model(settings)
-    run(settings)
+    run(settings, webhook)
     return 0
 
 
@@ -75,6 +79,7 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     """``corpus add``, ``retrain``, ``models``, ``rollback``: the admin commands, for the server's shell."""
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.migrate import upgrade
+    from bot.services.instance import FinetuneLock
     from bot.services.models import ModelStore
     from bot.services.training import RunReport, TrainingService, format_report
 
@@ -83,7 +88,9 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
         try:
             await upgrade(engine)
             store = ModelStore(settings.model_dir, settings.device)
-            service = TrainingService(settings, make_sessionmaker(engine), store, worker=None)
+            lock = FinetuneLock(settings.database_url, settings.model_dir)
+            service = TrainingService(settings, make_sessionmaker(engine), store, worker=None,
+                                      exclusive=lambda: lock.try_hold(engine))
             if args.command == "corpus":
                 path = Path(args.file)
                 added = await service.add_document(name=path.name, raw=path.read_bytes(), added_by=None)
@@ -125,7 +132,10 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lyricbot", description="A Telegram bot that writes song lyrics.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="migrate, load the model, poll Telegram (the sandbox without a token)")
+    run = sub.add_parser("run", help="migrate, load the model, poll Telegram (the sandbox without a token)")
+    run.add_argument("--webhook", metavar="URL",
+                     help="receive updates at this public URL instead of polling (default: WEBHOOK_URL; "
+                          "needs WEBHOOK_SECRET); several replicas may then share one database")
     train = sub.add_parser("train", help="train a model on a corpus into MODEL_DIR (from the base) and activate it")
     train.add_argument("--corpus", help="UTF-8 text file (default: CORPUS_PATH or the demo corpus)")
     train.add_argument("--minutes", type=float, default=10.0)
@@ -166,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat_in_terminal = args.command == "sandbox" or (args.command == "run" and not settings.token)
     # In the sandbox the terminal is the chat: logs go to a file instead.
     redact = configure_logging(
-        settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None, secrets=[settings.token]
+        settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None, secrets=settings.secrets
     )
     try:
         return COMMANDS[args.command](settings, args)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Self
 
+import aiohttp
 from aiohttp import web
 
 _log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ _BUTTON_ACTIONS = {
 # The placeholder senders of messages sent on behalf of a chat (Telegram's own ids for them).
 ANONYMOUS_ADMIN: JSONDict = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_BOT: JSONDict = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
-_OK_METHODS = ("setWebhook", "logOut", "close", "setMyDescription", "setMyShortDescription")  # nothing to fake
+_OK_METHODS = ("logOut", "close", "setMyDescription", "setMyShortDescription")  # nothing to fake
 _CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 _NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are exactly the same "
                  "as a current content and reply markup of the message")  # fmt: skip
@@ -242,6 +243,7 @@ class FakeTelegram:
         self._latency, self._poll_generation, self._closing = 0.0, 0, False
         self._update_arrived, self._bot_sent = asyncio.Event(), asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self.webhook: JSONDict = {}  # what setWebhook registered: url, and secret_token if one was given
         self._methods: dict[str, tuple[str, Callable[[JSONDict], Any]]] = {
             name[3:].lower(): (name[3:], getattr(self, name)) for name in dir(self) if name.startswith("_m_")
         }
@@ -578,13 +580,47 @@ class FakeTelegram:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._update_arrived.wait(), remaining)
 
+    def _m_setWebhook(self, p: JSONDict) -> bool:
+        """Records where to deliver; unlike Telegram it accepts http:// URLs, for tests on 127.0.0.1."""
+        url, secret = str(p.get("url", "")), p.get("secret_token")
+        if not re.match(r"https?://[^/]+", url):
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _bad("bad webhook: secret token contains unallowed characters")
+        if p.get("drop_pending_updates"):
+            self._queue.clear()
+        self.webhook = {"url": url} | ({"secret_token": str(secret)} if secret is not None else {})
+        return True
+
     def _m_deleteWebhook(self, p: JSONDict) -> bool:
         if p.get("drop_pending_updates"):
             self._queue.clear()
+        self.webhook = {}
         return True
 
     def _m_getWebhookInfo(self, p: JSONDict) -> JSONDict:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._queue)}
+        return {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
+                "pending_update_count": len(self._queue)}  # fmt: skip
+
+    async def deliver_webhook(self, headers: dict[str, str] | None = None) -> list[int]:
+        """POST each queued update to the registered webhook, as Telegram does; returns the HTTP statuses.
+
+        ``headers`` None: the registered secret, as Telegram sends it; anything else plays a forger. An
+        update leaves the queue only once the bot answered 200, as Telegram retries the others.
+        """
+        if not (url := self.webhook.get("url")):
+            raise RuntimeError("no webhook is set")
+        if headers is None:
+            secret = self.webhook.get("secret_token")
+            headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+        statuses: list[int] = []
+        async with aiohttp.ClientSession() as session:
+            for queued in list(self._queue):
+                async with session.post(url, json=queued.update, headers=headers) as response:
+                    statuses.append(response.status)
+                if response.status == 200:
+                    self._queue.remove(queued)
+        return statuses
 
     def _m_setMyCommands(self, p: JSONDict) -> bool:
         if not isinstance(commands := p.get("commands"), list) or len(commands) > 100:

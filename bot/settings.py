@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +21,14 @@ class Settings(BaseSettings):
     telegram_base_url: str = DEFAULT_BASE_URL  # a self-hosted Bot API server, or the tests' fake
     telegram_base_file_url: str | None = None
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()  # empty: nobody is admin
+
+    # Webhook mode (instead of polling): Telegram POSTs updates to WEBHOOK_URL, which a reverse proxy or
+    # load balancer forwards to WEBHOOK_LISTEN:WEBHOOK_PORT. Several replicas may then share one database.
+    webhook_url: str | None = None  # the public https URL; its path is the path the bot listens on
+    webhook_listen: str = "127.0.0.1"  # behind a proxy: never exposed directly
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # Telegram sends it in X-Telegram-Bot-Api-Secret-Token; other requests get 403. Required in webhook mode.
+    webhook_secret: SecretStr | None = None
 
     # Storage and model
     database_url: str = "sqlite+aiosqlite:///./var/lyricbot.db"
@@ -67,6 +76,19 @@ class Settings(BaseSettings):
             parts = [p.strip() for p in value.replace(";", ",").strip("[]").split(",")]
             return frozenset(int(p) for p in parts if p)
         return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """Telegram accepts 1-256 of ``A-Za-z0-9_-``; 16 at least, so it cannot be guessed (or redacted badly)."""
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", value.get_secret_value()):
+            raise ValueError("WEBHOOK_SECRET must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Everything logs and error messages must never show."""
+        return [self.token, self.webhook_secret.get_secret_value() if self.webhook_secret else None]
 
     @property
     def token(self) -> str | None:

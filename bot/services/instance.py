@@ -7,6 +7,11 @@ stale lock behind. A second bot refuses to start with a message that names the f
 
 SQLite databases and model directories are locked with ``flock`` on a file beside them; a PostgreSQL
 database with a session-level advisory lock held on a connection of its own.
+
+Webhook replicas are the exception: several bots behind a load balancer share one database on purpose
+(each update reaches exactly one of them), so they take no instance lock. What must still happen once,
+the scheduled fine-tune and the clean-up of runs a crash left "running", is guarded per run by
+``FinetuneLock`` instead.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import fcntl
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import text
@@ -113,3 +119,62 @@ class InstanceLock:
             self._connection = None
         for lock in reversed(self._files):
             lock.release()
+
+
+# A second key, so the per-run lock never meets the instance lock: "lyricbot" + "tune" in ASCII, truncated.
+FINETUNE_KEY = int.from_bytes(b"lyrctune", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class FinetuneLock:
+    """Held around one fine-tuning run, so that replicas sharing a database fine-tune once between them.
+
+    Webhook replicas run without the instance lock, and each runs the same schedule: when the job fires
+    in all of them at once, the first to take this lock runs it and the others skip that run (a try-lock:
+    nobody waits; the skipped replicas find the documents already trained next time). A replica that
+    fires late, after the run ended, finds nothing new to train. PostgreSQL: a session-level advisory
+    lock on a connection of its own, so it holds across replicas on any host; SQLite (one host by
+    nature): ``flock`` on a file beside the database, or in the model directory for an in-memory one.
+    """
+
+    def __init__(self, database_url: str, model_dir: Path) -> None:
+        url = make_url(database_url)
+        self._postgres = url.get_backend_name() == "postgresql"
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            database = Path(url.database)
+            path = database.with_name(database.name + ".finetune.lock")
+        else:
+            path = model_dir / ".finetune.lock"
+        self._file = FileLock(path, "fine-tuning")
+
+    @contextlib.asynccontextmanager
+    async def try_hold(self, engine: AsyncEngine) -> AsyncIterator[bool]:
+        """Yields whether this process holds the lock; released on leaving the block, however it is left."""
+        if self._postgres:
+            async with self._advisory(engine) as got:
+                yield got
+            return
+        try:
+            self._file.acquire()
+        except InstanceLocked:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._file.release()
+
+    @contextlib.asynccontextmanager
+    async def _advisory(self, engine: AsyncEngine) -> AsyncIterator[bool]:
+        async with engine.connect() as connection:
+            got = bool((await connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                                 {"key": FINETUNE_KEY})).scalar())
+            await connection.commit()  # session-level: it outlives this transaction, until unlocked or closed
+            try:
+                yield got
+            finally:
+                if got:
+                    try:
+                        await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": FINETUNE_KEY})
+                        await connection.commit()
+                    except Exception:  # never hand a connection that may still hold it back to the pool
+                        await connection.invalidate()

@@ -10,6 +10,7 @@ metrics; a crash leaves the run ``interrupted`` and the served model untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -35,6 +36,7 @@ from charrnn.data import CorpusError, check_corpus_text
 log = logging.getLogger(__name__)
 VERSION_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")  # a directory name in MODEL_DIR, never a path
 Notify = Callable[[str, bytes | None], Awaitable[None]]
+Exclusive = Callable[[], contextlib.AbstractAsyncContextManager[bool]]
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,11 @@ class TrainingService:
         worker: LocalGenerationWorker | None,
         notify: Notify | None = None,
         guard: CopyGuard | None = None,
+        exclusive: Exclusive | None = None,
     ) -> None:
         self.guard = guard
+        # Across processes (webhook replicas, the CLI): yields whether this one may run; see FinetuneLock.
+        self.exclusive: Exclusive = exclusive or (lambda: contextlib.nullcontext(True))
         self.settings = settings
         self.sessions = sessions
         self.store = store
@@ -150,8 +155,13 @@ class TrainingService:
         return lines
 
     async def interrupt_stale(self) -> int:
-        async with self.sessions.begin() as session:
-            return await repo.interrupt_stale_runs(session)
+        """Mark runs a crash left ``running`` as interrupted; none while another bot on this database holds
+        the fine-tune lock, since its run is alive (webhook replicas start while another one trains)."""
+        async with self.exclusive() as held:
+            if not held:
+                return 0
+            async with self.sessions.begin() as session:
+                return await repo.interrupt_stale_runs(session)
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -179,7 +189,10 @@ class TrainingService:
         if task is not None:
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
-        async with self._lock:
+        async with self._lock, self.exclusive() as held:
+            if not held:  # another replica on this database is running one now
+                log.info("a fine-tune is running in another bot on this database; not starting one")
+                return "running"
             documents = await self.new_document_ids()
             if not documents:
                 return "nothing_new"

@@ -1,0 +1,170 @@
+"""Webhook mode and replicas: the real Application served as a webhook, the local Bot API server POSTing
+updates to it as Telegram does; two replicas on one database; refusal without a secret, and no secret in
+the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+from telegram.ext import Application
+
+from bot.app import Runtime, Webhook, build_application, running
+from bot.cli import main
+from bot.fake_telegram import FakeTelegram
+from bot.logs import configure_logging
+from bot.settings import Settings
+
+from .conftest import make_settings
+from .test_training import FAST, NEW_SONG
+
+SECRET = "s3cret-Webhook_token-0123456789"
+PERSON = 77
+HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def free_port() -> int:
+    """A port nobody listens on now, on 127.0.0.1 only."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def webhook_for(settings: Settings) -> Webhook:
+    """Listens on a free local port; Telegram (the fake) is told to POST to that same address."""
+    port = free_port()
+    return Webhook.from_settings(settings.model_copy(update={"webhook_port": port}),
+                                 f"http://127.0.0.1:{port}/hook")
+
+
+@asynccontextmanager
+async def replica(settings: Settings) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """One webhook bot, started as ``lyricbot run --webhook`` starts it (a replica: no instance lock)."""
+    async with running(build_application(settings, replica=True), webhook=webhook_for(settings)) as app:
+        yield app
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``configure_logging`` (and ``main``) reconfigure the process's logging and excepthooks: put them back."""
+    root, httpx = logging.getLogger(), logging.getLogger("httpx")
+    saved = (root.handlers[:], root.level, httpx.filters[:], httpx.level, sys.excepthook, threading.excepthook)
+    yield
+    root.handlers[:], httpx.filters[:] = saved[0], saved[2]
+    root.setLevel(saved[1])
+    httpx.setLevel(saved[3])
+    sys.excepthook, threading.excepthook = saved[4], saved[5]
+
+
+def test_updates_with_the_secret_are_answered_and_forged_ones_refused(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    async def scenario() -> None:
+        async with FakeTelegram() as fake:
+            settings = make_settings(tmp_path, trained_store, fake, webhook_secret=SECRET)
+            async with replica(settings):
+                assert fake.webhook["secret_token"] == SECRET  # PTB registered the secret with Telegram
+                fake.send_text(PERSON, PERSON, "/start")
+                # A forger who found the URL: a wrong secret, or none at all.
+                assert await fake.deliver_webhook({HEADER: "not-the-secret-0123456789"}) == [403]
+                assert await fake.deliver_webhook({}) == [403]
+                await asyncio.sleep(1.0)
+                assert fake.sent(PERSON) == []  # neither was processed
+                # Telegram itself, with the secret: answered, once.
+                assert await fake.deliver_webhook() == [200]
+                await fake.wait_for_sent(PERSON, 1, timeout=30)
+                await asyncio.sleep(0.5)
+                assert len(fake.sent(PERSON)) == 1
+
+    asyncio.run(scenario())
+
+
+async def run_rows(app: Application) -> list[Any]:  # type: ignore[type-arg]
+    """The ``training_runs`` table, read through the bot's own database connection (SQLite or PostgreSQL)."""
+    sessions = app.bot_data["training"].sessions
+    async with sessions() as session:
+        return list((await session.execute(text("SELECT trigger, status FROM training_runs"))).all())
+
+
+def test_two_replicas_share_a_database_and_fine_tune_once(
+    tmp_path: Path, trained_store: tuple[Path, Path], url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both start on one database; the schedule fires in both at the same moment; one run happens."""
+    model_dir, corpus = trained_store
+    shutil.copytree(model_dir, tmp_path / "models")  # runs write to MODEL_DIR; the replicas share this one
+
+    async def scenario() -> None:
+        async with FakeTelegram() as fake:
+            settings = make_settings(tmp_path, (tmp_path / "models", corpus), fake, database_url=url,
+                                     webhook_secret=SECRET, **FAST)
+            async with replica(settings) as first, replica(settings) as second:
+                await first.bot_data["training"].add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+                runtimes: list[Runtime] = [first.bot_data["runtime"], second.bot_data["runtime"]]
+                with caplog.at_level(logging.INFO):
+                    await asyncio.gather(*(r.scheduled_retrain() for r in runtimes))
+                rows = await run_rows(first)
+                assert len(rows) == 1 and rows[0][0] == "schedule" and rows[0][1] != "running", rows
+                assert await run_rows(second) == rows
+                assert "a fine-tune is running in another bot on this database" in caplog.text
+                assert caplog.text.count("scheduled fine-tuning: running") == 1  # the replica that skipped
+
+    asyncio.run(scenario())
+
+
+def test_webhook_mode_refuses_to_start_without_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in ("WEBHOOK_SECRET", "WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-token-for-the-refusal")
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
+    assert main(["run", "--webhook", "https://bot.example.com/hook"]) == 2
+    err = capsys.readouterr().err
+    assert "WEBHOOK_SECRET is not set" in err
+    assert not (tmp_path / "models").exists()  # refused before doing anything: no model installed
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.com/hook")  # the setting alone means webhook mode too
+    assert main(["run"]) == 2
+    assert "WEBHOOK_SECRET is not set" in capsys.readouterr().err
+
+
+def test_a_guessable_secret_is_a_configuration_error() -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, webhook_secret="short")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, webhook_secret="has spaces and is long enough")  # type: ignore[call-arg]
+
+
+def test_the_secret_never_reaches_the_log(
+    tmp_path: Path, trained_store: tuple[Path, Path], restore_logging: None
+) -> None:
+    """At DEBUG, PTB logs every Bot API call with its parameters: setWebhook's include the secret."""
+    log_file = tmp_path / "bot.log"
+
+    async def scenario() -> None:
+        async with FakeTelegram() as fake:
+            settings = make_settings(tmp_path, trained_store, fake, webhook_secret=SECRET, log_level="DEBUG")
+            configure_logging("DEBUG", log_file, secrets=settings.secrets)
+            async with replica(settings):
+                fake.send_text(PERSON, PERSON, "/start")
+                assert await fake.deliver_webhook({HEADER: SECRET[:-1]}) == [403]
+                assert await fake.deliver_webhook() == [200]
+                await fake.wait_for_sent(PERSON, 1, timeout=30)
+
+    asyncio.run(scenario())
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    logged = log_file.read_text(encoding="utf-8")
+    assert "setWebhook" in logged  # the call whose parameters carry the secret was logged...
+    assert SECRET not in logged  # ...with the secret redacted
