@@ -49,8 +49,14 @@ class Ranked:
     skipped: tuple[str, ...]
 
 
+# A lyric has lines: a candidate that stopped after one (a model of the Song ci often ends a poem on its
+# first full stop) is shown only when no candidate has more, however likely its few characters are.
+MIN_LINES = 2
+
+
 def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Ranked]:
-    """Candidates worth showing, best first: likelihood per character minus a loop penalty."""
+    """Candidates worth showing, best first: those with at least ``MIN_LINES`` lines, then likelihood per
+    character minus a loop penalty."""
     ranked = []
     for g in candidates:
         text = g.lyric  # clean lines: what the person will see
@@ -58,4 +64,5 @@ def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Rank
             continue
         score = g.mean_logprob - 3.0 * repetition(g.continuation)
         ranked.append(Ranked(text, score, g.skipped))
-    return sorted(ranked, key=lambda r: r.score, reverse=True)
+    return sorted(ranked, key=lambda r: (len([line for line in r.text.split("\n") if line.strip()]) >= MIN_LINES,
+                                         r.score), reverse=True)

@@ -47,6 +47,14 @@ def test_rank_drops_copies_and_prefers_fresh_likely_text() -> None:
     assert repetition("abcabcabcabc") > 0.5 > repetition("abcdefghijkl")
 
 
+def test_rank_puts_a_lyric_of_several_lines_before_a_likelier_single_line() -> None:
+    candidates = [
+        Generation("天青色等烟雨", "。", (), -0.5, "stop"),  # very likely, but it ends the poem at once
+        Generation("天青色等烟雨", "。\n若是便知家气，不比西湖。", (), -30.0, "stop"),
+    ]
+    assert [r.text for r in rank(candidates, None)] == ["天青色等烟雨。\n若是便知家气，不比西湖。", "天青色等烟雨。"]
+
+
 def test_rate_limiter_window() -> None:
     limiter = RateLimiter(per_minute=2)
     assert limiter.check(1, now=0.0) == 0 and limiter.check(1, now=1.0) == 0
