@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import torch
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,7 +45,8 @@ from bot.db.migrate import upgrade
 from bot.db.repository import RequestRecord
 from bot.handlers import BotServices
 from bot.logs import Redactor, RedactTokens
-from bot.services.generation import LocalGenerationWorker
+from bot.services.backends import make_backends
+from bot.services.generation import GenerationBackend
 from bot.services.instance import FinetuneLock, InstanceLock, InstanceLocked
 from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Preferences, Refused
 from bot.services.models import ModelStore
@@ -54,7 +54,6 @@ from bot.services.quality import CopyGuard
 from bot.services.schedule import FINETUNE_JOB, FOLLOW_JOB, finetune_trigger, make_scheduler, register
 from bot.services.training import TrainingService
 from bot.settings import Settings
-from charrnn.sample import serving_dtype
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class Runtime:
         self.finetune_lock = FinetuneLock(settings.database_url, settings.model_dir)
         self.settings = settings
         self.engine: AsyncEngine | None = None
-        self.worker: LocalGenerationWorker | None = None
+        self.backend: GenerationBackend | None = None
         self.leftovers: asyncio.Task[None] | None = None
         self.training: TrainingService | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -123,24 +122,21 @@ class Runtime:
             application.stop_running()
             raise
         store = ModelStore(s.model_dir, s.device)
-        loaded = store.load_active()
-        device = next(loaded.model.parameters()).device
-        dtype = serving_dtype(device) if s.serving_precision == "auto" else getattr(torch, s.serving_precision)
-        self.worker = LocalGenerationWorker(
-            loaded, queue_size=s.queue_size, max_batch=s.max_batch, torch_threads=s.torch_threads, dtype=dtype
-        )
-        self.worker.start()
+        backends = make_backends(s, store)
+        self.backend = backends.generation
+        await self.backend.start()
         guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)
         sessions = make_sessionmaker(self.engine)
-        lyrics = LyricsService(s, sessions, self.worker, guard)
+        lyrics = LyricsService(s, sessions, self.backend, guard)
         application.bot_data["services"] = BotServices(settings=s, lyrics=lyrics, order=ChatOrder())
 
         async def notify(text: str, chart: bytes | None) -> None:
             await admin.notify_admins(application.bot, s.admin_ids, text, chart)
 
         engine = self.engine
-        self.training = TrainingService(s, sessions, store, self.worker, notify, guard,
-                                        exclusive=lambda: self.finetune_lock.try_hold(engine))
+        self.training = TrainingService(s, sessions, store, self.backend, notify, guard,
+                                        exclusive=lambda: self.finetune_lock.try_hold(engine),
+                                        runner=backends.finetune)
         for text in (await self.training.corpus_texts()).values():
             guard.add(text)
         application.bot_data["training"] = self.training
@@ -153,7 +149,7 @@ class Runtime:
                  finetune_trigger(s.finetune_cron, s.finetune_interval_s))
         register(self.scheduler, FOLLOW_JOB, self.follow_active_model, IntervalTrigger(seconds=30))
         self.scheduler.start()
-        log.info("serving model %s", loaded.version)
+        log.info("serving model %s (%s generation)", self.backend.model_version, s.generation_backend)
         try:
             await application.bot.set_my_commands(
                 [
@@ -185,9 +181,9 @@ class Runtime:
 
     async def follow_active_model(self) -> None:
         """Serve what the ACTIVE pointer names, so `lyricbot rollback` on the server takes effect live."""
-        assert self.training is not None and self.worker is not None
+        assert self.training is not None and self.backend is not None
         active = self.training.store.active_version()
-        if active is not None and active != self.worker.model_version and not self.training.busy():
+        if active is not None and active != self.backend.model_version and not self.training.busy():
             await self.training.activate(active)
 
     async def stop(self, application: Application) -> None:  # type: ignore[type-arg]
@@ -201,13 +197,13 @@ class Runtime:
                 await asyncio.wait_for(self.leftovers, timeout=self.settings.request_timeout_s)
             except Exception:
                 log.warning("left-over requests were not all answered before shutdown", exc_info=True)
-        if self.worker is not None:
-            self.worker.stop(timeout=10.0)
+        if self.backend is not None:
+            await self.backend.close()
 
     async def close(self, application: Application) -> None:  # type: ignore[type-arg]
         """Last hook, reached even when start-up failed half-way (then ``stop`` never ran)."""
-        if self.worker is not None:
-            self.worker.stop(timeout=10.0)
+        if self.backend is not None:
+            await self.backend.close()
         await self.instance.release()
         if self.engine is not None:
             await self.engine.dispose()

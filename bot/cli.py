@@ -1,4 +1,4 @@
-"""``lyricbot run|train|db|sandbox``: the bot's command line."""
+"""``lyricbot run|train|db|sandbox|worker|...``: the bot's command line."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
             await upgrade(engine)
             store = ModelStore(settings.model_dir, settings.device)
             lock = FinetuneLock(settings.database_url, settings.model_dir)
-            service = TrainingService(settings, make_sessionmaker(engine), store, worker=None,
+            service = TrainingService(settings, make_sessionmaker(engine), store, backend=None,
                                       exclusive=lambda: lock.try_hold(engine))
             if args.command == "corpus":
                 path = Path(args.file)
@@ -129,6 +129,15 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.worker import run_worker
+
+    if args.queue == "generation":
+        ensure_model(settings)
+    run_worker(settings, args.queue, args.concurrency, settings.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lyricbot", description="A Telegram bot that writes song lyrics.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,12 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="model versions with held-out perplexity and ratings")
     rollback = sub.add_parser("rollback", help="serve the previous (or the named) model version")
     rollback.add_argument("version", nargs="?")
+    worker = sub.add_parser("worker", help="a Celery worker: generation for bots with GENERATION_BACKEND=celery, "
+                                           "or fine-tuning (--queue training)")
+    worker.add_argument("--queue", choices=["generation", "training"], default="generation")
+    worker.add_argument("--concurrency", type=int, help="generation tasks in one batch (default WORKER_CONCURRENCY)")
     return parser
 
 
 COMMANDS = {
     "run": cmd_run, "train": cmd_train, "db": cmd_db, "sandbox": cmd_sandbox,
-    "corpus": cmd_admin, "retrain": cmd_admin, "models": cmd_admin, "rollback": cmd_admin,
+    "corpus": cmd_admin, "retrain": cmd_admin, "models": cmd_admin, "rollback": cmd_admin, "worker": cmd_worker,
 }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
@@ -35,6 +36,19 @@ class Settings(BaseSettings):
     model_dir: Path = Path("var/models")
     corpus_path: Path | None = None  # None: the demo corpus bundled with charrnn
     device: str = "auto"
+
+    # Where generation and fine-tuning run: "local" (a thread and a spawned process of this bot) or
+    # "celery" (`lyricbot worker` processes on other machines, through the broker). With celery, the bot
+    # and every worker must see the same MODEL_DIR (and CORPUS_PATH) at the same path: a shared volume.
+    generation_backend: Literal["local", "celery"] = "local"
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_result_backend: str | None = None  # None: the broker's Redis
+    # How long a task taken by a worker that then died waits before another worker gets it (Redis has no
+    # other way to tell). Longer than any generation; fine-tunes are acknowledged at once and never re-run.
+    # Must stay below REQUEST_TIMEOUT_S, or a redelivered task comes after the bot stopped waiting.
+    celery_visibility_timeout_s: float = Field(default=30.0, gt=0)
+    celery_key_prefix: str = ""  # Redis key prefix for the queues and results (several bots on one Redis)
+    worker_concurrency: int = Field(default=32, ge=1)  # generation tasks in flight in one worker (one batch)
 
     # Limits
     max_prefix_chars: int = Field(default=200, ge=1, le=2000)
@@ -85,10 +99,21 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_SECRET must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
+    @model_validator(mode="after")
+    def _check_redelivery(self) -> Settings:
+        if self.generation_backend == "celery" and self.celery_visibility_timeout_s >= self.request_timeout_s:
+            raise ValueError(
+                f"CELERY_VISIBILITY_TIMEOUT_S ({self.celery_visibility_timeout_s:g}) must be below REQUEST_TIMEOUT_S "
+                f"({self.request_timeout_s:g}): a killed worker's tasks must come back while the bot still waits"
+            )
+        return self
+
     @property
     def secrets(self) -> list[str | None]:
         """Everything logs and error messages must never show."""
-        return [self.token, self.webhook_secret.get_secret_value() if self.webhook_secret else None]
+        urls = (self.database_url, self.celery_broker_url, self.celery_result_backend or "")
+        passwords = [urlsplit(url).password for url in urls]
+        return [self.token, self.webhook_secret.get_secret_value() if self.webhook_secret else None, *passwords]
 
     @property
     def token(self) -> str | None:

@@ -59,9 +59,13 @@ def split_document(text: str, holdout_every: int = 10) -> tuple[str, str]:
     return "".join(train), "".join(held)
 
 
-def run_job(spec_path: str) -> None:
-    """Child entry point: fine-tune, save the candidate, write the result."""
-    spec = FinetuneSpec(**json.loads(Path(spec_path).read_text(encoding="utf-8")))
+def run_job(spec_path: str, **overrides: Any) -> None:
+    """Child entry point: fine-tune, save the candidate, write the result.
+
+    ``overrides``: spec fields the machine that runs it decides (a training worker's own ``device``,
+    ``threads`` and ``nice``), not the bot that wrote the spec.
+    """
+    spec = FinetuneSpec(**(json.loads(Path(spec_path).read_text(encoding="utf-8")) | overrides))
     if spec.nice and hasattr(os, "nice"):
         os.nice(spec.nice)
     torch.set_num_threads(spec.threads)

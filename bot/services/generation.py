@@ -2,8 +2,12 @@
 
 Handlers never touch a tensor. They ``await backend.generate(job)``; the job's candidates join the
 running batch between steps and leave when done, so a crowd costs little more than one person.
-``GenerationBackend`` is the seam where a distributed queue (Celery workers on GPU machines) can
-replace this in-process worker without touching handlers or services.
+``GenerationBackend`` is the seam where a distributed queue (``bot.services.celery_backend``: Celery
+workers on GPU machines, each running this same worker inside) replaces the in-process one without
+touching handlers or services.
+
+The worker keeps one lane (a ``BatchGenerator``) per model version: a job may name the version it
+wants, a promotion adds a lane, and a lane that is idle and no longer needed is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import queue
 import random
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,6 +51,7 @@ class GenerationJob:
     seed: int | None = None
     stop_after_lines: int = 0
     rhyme: bool = False
+    version: str | None = None  # the model version to run on; None: the one the backend serves now
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,35 @@ class LoadedModel:
     version: str
 
 
+Loader = Callable[[str], LoadedModel]  # a model version's name -> the model, verified and ready
+
+
 class GenerationBackend(Protocol):
-    async def generate(self, job: GenerationJob, timeout: float) -> GenerationResult: ...
+    """What the services need of generation, wherever it runs (this process, or Celery workers)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def generate(self, job: GenerationJob, timeout: float) -> GenerationResult:
+        """Raises ``QueueFull`` when busy, ``TimeoutError`` after ``timeout`` seconds."""
+        ...
 
     def estimated_wait_s(self) -> float: ...
 
     @property
-    def model_version(self) -> str: ...
+    def model_version(self) -> str:
+        """The version new requests get."""
+        ...
 
-    def swap_model(self, loaded: LoadedModel) -> None: ...
+    @property
+    def vocab(self) -> Vocab:
+        """The served model's vocabulary: which characters of a new corpus it has never seen."""
+        ...
+
+    async def activate(self, version: str) -> None:
+        """Serve ``version`` to new requests; requests already running finish on the model they started on."""
+        ...
 
 
 @dataclass
@@ -181,7 +208,11 @@ class LocalGenerationWorker:
         max_batch: int,
         torch_threads: int = 1,
         dtype: torch.dtype | None = None,
+        loader: Loader | None = None,
+        max_lanes: int = 2,
     ) -> None:
+        self._loader = loader
+        self._max_lanes = max(1, max_lanes)  # models kept in memory: the served one and recently asked-for ones
         self._dtype = dtype
         self._queue_size = queue_size
         self._max_batch = max_batch
@@ -198,16 +229,22 @@ class LocalGenerationWorker:
 
     @property
     def model_version(self) -> str:
-        return self._loaded.version
+        return (self._swap or self._loaded).version
 
     @property
     def vocab(self) -> Vocab:
         """The vocabulary of the model that new requests get."""
         return (self._swap or self._loaded).vocab
 
-    def start(self) -> None:
+    def start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name="generation-worker", daemon=True)
         self._thread.start()
+
+    async def start(self) -> None:
+        self.start_thread()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.stop)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish or abandon what is running, then end the thread."""
@@ -218,7 +255,15 @@ class LocalGenerationWorker:
             if self._thread.is_alive():
                 log.warning("generation worker did not stop within %.0f s", timeout)
 
-    def swap_model(self, loaded: LoadedModel) -> None:
+    async def activate(self, version: str) -> None:
+        """Load ``version`` (off the event loop) and serve it from the next step on."""
+        if version == self.model_version and self._swap is None:
+            return
+        if self._loader is None:
+            raise LookupError(f"this worker cannot load model versions by name (asked for {version})")
+        self.serve(await asyncio.to_thread(self._loader, version))
+
+    def serve(self, loaded: LoadedModel) -> None:
         """Serve ``loaded`` from the next step on; requests already running finish on the old model."""
         with self._swap_lock:
             self._swap = loaded
@@ -249,44 +294,75 @@ class LocalGenerationWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(self._torch_threads)
-        lanes: list[_Lane] = []  # the last one serves new jobs; older ones drain
+        # By version, least recently used first; the lane of self._loaded serves jobs that name none.
+        lanes: OrderedDict[str, _Lane] = OrderedDict()
         failures = 0
         with torch.inference_mode():
             while not self._stopping.is_set():
                 try:
-                    if not lanes:
-                        lanes.append(self._new_lane(self._loaded))
-                    busy = any(not lane.idle() for lane in lanes)
+                    self._serving_lane(lanes)
+                    busy = any(not lane.idle() for lane in lanes.values())
                     self._take_jobs(lanes, block=not busy)
                     self._apply_swap(lanes)
-                    for lane in lanes:
+                    for lane in lanes.values():
                         for seq in lane.cancelled():
                             lane.cancel(seq)
                     self._step(lanes)
-                    if not lanes or lanes[-1].version != self._loaded.version:  # the serving lane failed
-                        lanes.append(self._new_lane(self._loaded))
-                    # An old model leaves once its last request is done.
-                    lanes[:] = [lane for lane in lanes[:-1] if not lane.idle()] + lanes[-1:]
+                    self._prune(lanes)
                     failures = 0
                 except Exception as exc:  # nothing may kill the worker, not even an error while recovering
                     failures += 1
                     log.exception("generation worker error (%d in a row); failing the running jobs", failures)
-                    for lane in lanes:
+                    for lane in lanes.values():
                         for pending in lane.drain():
                             self._resolve(pending, exc=exc)
                     lanes.clear()  # rebuilt at the top of the loop; if that fails too, we come back here
                     self._stopping.wait(min(5.0, 0.05 * 2**failures))  # a persistent fault must not spin
-        self._shut_down(lanes)
+        self._shut_down(list(lanes.values()))
 
-    def _step(self, lanes: list[_Lane]) -> None:
-        for lane in list(lanes):
+    def _serving_lane(self, lanes: OrderedDict[str, _Lane]) -> _Lane:
+        lane = lanes.get(self._loaded.version)
+        if lane is None:  # at start, after a failed step, or after a swap
+            lane = lanes[self._loaded.version] = self._new_lane(self._loaded)
+        return lane
+
+    def _lane_for(self, lanes: OrderedDict[str, _Lane], version: str | None) -> _Lane:
+        """The lane of the version a job names, loaded on first use (how a promotion reaches a Celery worker)."""
+        if version is None or version == self._loaded.version:
+            lane = self._serving_lane(lanes)
+        elif version in lanes:
+            lane = lanes[version]
+        else:
+            if self._loader is None:
+                raise LookupError(f"model version {version} is not loaded here")
+            loaded = self._loader(version)
+            log.info("loaded model %s on request", loaded.version)
+            lane = lanes[version] = self._new_lane(loaded)
+            # A version asked for by name for the first time is, nearly always, the one just promoted: it
+            # serves jobs that name none from now on, and the version this worker started with can go.
+            self._loaded = loaded
+        lanes.move_to_end(lane.version)
+        return lane
+
+    def _prune(self, lanes: OrderedDict[str, _Lane]) -> None:
+        """Drop idle lanes beyond ``max_lanes``, least recently used first; the serving lane stays."""
+        for version in [v for v in lanes if v != self._loaded.version]:
+            if len(lanes) <= self._max_lanes:
+                break
+            if lanes[version].idle():
+                del lanes[version]
+
+    def _step(self, lanes: OrderedDict[str, _Lane]) -> None:
+        for version, lane in list(lanes.items()):
+            if lane.idle():
+                continue
             try:
                 finished, failed = lane.step()
             except Exception as exc:  # a bug or an OOM in one lane fails its jobs, not the worker
                 log.exception("generation step failed on model %s", lane.version)
                 for pending in lane.drain():
                     self._resolve(pending, exc=exc)
-                lanes.remove(lane)
+                del lanes[version]
                 continue
             for pending, result in finished:
                 self._resolve(pending, result)
@@ -307,27 +383,29 @@ class LocalGenerationWorker:
             if item is not None:
                 self._resolve(item, exc=shutting_down)
 
-    def _apply_swap(self, lanes: list[_Lane]) -> None:
-        """Start serving a model handed over by ``swap_model``; the old lane drains on its own."""
+    def _apply_swap(self, lanes: OrderedDict[str, _Lane]) -> None:
+        """Start serving a model handed over by ``serve``; the old lane drains on its own."""
         with self._swap_lock:
             loaded, self._swap = self._swap, None
         if loaded is not None:
-            lanes.append(self._new_lane(loaded))
+            if loaded.version not in lanes:  # a version still in memory (a quick rollback) keeps its lane
+                lanes[loaded.version] = self._new_lane(loaded)
+            lanes.move_to_end(loaded.version)
             self._loaded = loaded
             log.info("now serving model %s", loaded.version)
 
     def _new_lane(self, loaded: LoadedModel) -> _Lane:
         return _Lane(loaded, self._max_batch, self._dtype)
 
-    def _take_jobs(self, lanes: list[_Lane], block: bool) -> None:
+    def _take_jobs(self, lanes: OrderedDict[str, _Lane], block: bool) -> None:
         try:
             item = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
         except queue.Empty:
             return
         while item is not None:
-            self._apply_swap(lanes)  # a job that arrives after swap_model() gets the new model
+            self._apply_swap(lanes)  # a job that arrives after serve() gets the new model
             try:
-                lanes[-1].submit(item)
+                self._lane_for(lanes, item.job.version).submit(item)
             except Exception as exc:  # a job that cannot even be added fails alone
                 log.warning("job %s refused: %s", item.seq, exc)
                 self._resolve(item, exc=exc)

@@ -90,10 +90,18 @@ class ModelStore:
         version = f"{BASE}-{source.weights_sha256[:12]}"
         target = self.model_dir / version
         if not (target / "meta.json").is_file():
-            partial = self.model_dir / f".{version}.partial"
+            # The bot and its workers may all start on one empty shared volume: each copies to a name of its
+            # own, the first rename wins, the others find the version there and drop their copy.
+            partial = self.model_dir / f".{version}.{os.getpid()}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(pretrained_path(), partial)
-            os.replace(partial, target)  # appears whole or not at all
+            try:
+                os.replace(partial, target)  # appears whole or not at all
+            except OSError:
+                if not (target / "meta.json").is_file():
+                    raise
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
         load_checkpoint(target)
         self.activate(version)
         return version

@@ -1,7 +1,8 @@
 """Corpus, fine-tuning runs, model versions and rollback: how the bot keeps learning safely.
 
 A run happens only when corpus text was added since the active model was trained. It trains in a
-spawned child process (the bot keeps answering at full speed), and the candidate is promoted only if
+spawned child process or on a Celery ``training`` queue (``finetune_runner``; the bot keeps answering
+at full speed), and the candidate is promoted only if
 the gate in ``finetune_job.gate`` passes; promotion flips the ``ACTIVE`` pointer and hot-swaps the
 model in the generation worker between steps. Every run, promoted or not, is recorded with its
 metrics; a crash leaves the run ``interrupted`` and the served model untouched.
@@ -14,7 +15,6 @@ import contextlib
 import io
 import json
 import logging
-import multiprocessing
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.services.finetune_job import FinetuneSpec, gate, run_job, split_document
-from bot.services.generation import LocalGenerationWorker
+from bot.services.finetune_job import FinetuneSpec, gate, split_document
+from bot.services.finetune_runner import FinetuneRunner, ProcessRunner
+from bot.services.generation import GenerationBackend
 from bot.services.models import ActiveChanged, ModelStore
 from bot.services.quality import CopyGuard
 from bot.settings import Settings
@@ -62,10 +63,11 @@ class TrainingService:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         store: ModelStore,
-        worker: LocalGenerationWorker | None,
+        backend: GenerationBackend | None,
         notify: Notify | None = None,
         guard: CopyGuard | None = None,
         exclusive: Exclusive | None = None,
+        runner: FinetuneRunner | None = None,
     ) -> None:
         self.guard = guard
         # Across processes (webhook replicas, the CLI): yields whether this one may run; see FinetuneLock.
@@ -73,12 +75,12 @@ class TrainingService:
         self.settings = settings
         self.sessions = sessions
         self.store = store
-        self.worker = worker
+        self.backend = backend  # None from the CLI: a running bot follows ACTIVE itself
+        self.runner: FinetuneRunner = runner or ProcessRunner()
         self.notify = notify
         self._lock = asyncio.Lock()
         self._activation = asyncio.Lock()  # pointer flip and hot swap happen together, one at a time
         self._runs: set[asyncio.Task[Any]] = set()  # retrain() calls in progress, for shutdown()
-        self.process: multiprocessing.process.BaseProcess | None = None
 
     # --- corpus ---------------------------------------------------------------------------------
 
@@ -89,7 +91,7 @@ class TrainingService:
         text = check_corpus_text(raw, name=name)
         async with self.sessions.begin() as session:
             record, created = await repo.add_document(session, name=name, text=text, added_by=added_by)
-        vocab = self.worker.vocab if self.worker is not None else self.store.load_active().vocab
+        vocab = self.backend.vocab if self.backend is not None else self.store.load_active().vocab
         return Added(record.id, record.chars, tuple(vocab.unknown_chars(text)), not created)
 
     async def corpus_texts(self) -> dict[int, str]:
@@ -172,9 +174,9 @@ class TrainingService:
 
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Stop a running fine-tune now: kill its process; the run records itself as interrupted."""
-        if self.process is not None and self.process.is_alive():
+        if self._lock.locked():
             log.warning("shutting down: interrupting the running fine-tune")
-            self.process.kill()
+            self.runner.interrupt()
         runs = [task for task in self._runs if not task.done() and task is not asyncio.current_task()]
         if runs:
             _, late = await asyncio.wait(runs, timeout=timeout)
@@ -226,13 +228,14 @@ class TrainingService:
             texts = await repo.document_texts(session, ids=documents)
         train_parts, holdout_parts = zip(*(split_document(texts[i]) for i in documents), strict=True)
         version = time.strftime("v%Y%m%d-%H%M%S", time.gmtime()) + f"-r{run_id}"
-        work = self.store.model_dir / "runs" / f"run-{run_id}"
+        model_dir = self.store.model_dir.resolve()  # absolute: a Celery worker reads the spec elsewhere
+        work = model_dir / "runs" / f"run-{run_id}"
         work.mkdir(parents=True, exist_ok=True)
         spec = FinetuneSpec(
-            parent_dir=str(self.store.model_dir / parent),
-            out_dir=str(self.store.model_dir / version),
+            parent_dir=str(model_dir / parent),
+            out_dir=str(model_dir / version),
             result_path=str(work / "result.json"),
-            old_corpus_path=str(self.settings.corpus_path) if self.settings.corpus_path else None,
+            old_corpus_path=str(self.settings.corpus_path.resolve()) if self.settings.corpus_path else None,
             new_train_text="".join(train_parts),
             new_holdout_text="".join(holdout_parts),
             minutes=self.settings.finetune_minutes,
@@ -242,7 +245,7 @@ class TrainingService:
         )
         spec_path = work / "spec.json"
         spec_path.write_text(json.dumps(spec.__dict__), encoding="utf-8")
-        exitcode = await self._spawn(spec_path)
+        exitcode = await self.runner.run(spec_path)
         result_path = Path(spec.result_path)
         if exitcode != 0 or not result_path.is_file():
             return RunReport(run_id, "interrupted" if exitcode and exitcode < 0 else "failed",
@@ -278,21 +281,6 @@ class TrainingService:
                 self.guard.add(text)
         return RunReport(run_id, "promoted", reason, metrics, chart)
 
-    async def _spawn(self, spec_path: Path) -> int | None:
-        """Train in a spawned process (never forked: CUDA and threads do not survive a fork)."""
-        process = multiprocessing.get_context("spawn").Process(target=run_job, args=(str(spec_path),),
-                                                               name="lyricbot-finetune", daemon=True)
-        process.start()
-        self.process = process
-        try:
-            await asyncio.to_thread(process.join)
-        except asyncio.CancelledError:
-            process.kill()
-            raise
-        finally:
-            self.process = None
-        return process.exitcode
-
     # --- versions --------------------------------------------------------------------------------
 
     async def activate(
@@ -305,11 +293,10 @@ class TrainingService:
         ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)
         if expected_sha256 is not None and ckpt.weights_sha256 != expected_sha256:
             raise CheckpointError(f"{version}: weights do not match the recorded checksum")
-        loaded = await asyncio.to_thread(self.store.load, version)
         async with self._activation:
             await asyncio.to_thread(self.store.activate, version, expected_current=expected_current)
-            if self.worker is not None:  # from the CLI there is none: a running bot follows ACTIVE itself
-                self.worker.swap_model(loaded)
+            if self.backend is not None:
+                await self.backend.activate(version)
         async with self.sessions.begin() as session:
             if await repo.get_version(session, version=version) is not None:
                 await repo.activate_version(session, version=version)

@@ -101,17 +101,47 @@ def _tiny_loaded(version: str) -> LoadedModel:
 
 def test_worker_hot_swap_finishes_running_requests_on_the_old_model() -> None:
     async def scenario() -> None:
-        worker = LocalGenerationWorker(_tiny_loaded("old"), queue_size=8, max_batch=8)
-        worker.start()
+        worker = LocalGenerationWorker(_tiny_loaded("old"), queue_size=8, max_batch=8, loader=_tiny_loaded)
+        worker.start_thread()
         try:
             running = asyncio.create_task(worker.generate(GenerationJob("我", 1.0, 400, candidates=2), timeout=30))
             await asyncio.sleep(0.05)
-            worker.swap_model(_tiny_loaded("new"))
+            await worker.activate("new")
             await asyncio.sleep(0.05)
             fresh = await worker.generate(GenerationJob("你", 1.0, 5), timeout=30)
             first = await running
             assert first.model_version == "old" and fresh.model_version == "new"
             assert worker.model_version == "new"
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_worker_serves_the_version_a_job_names_and_keeps_few_models() -> None:
+    """How a promotion reaches a Celery worker: tasks name versions, loaded on first use, LRU-dropped."""
+    loads: list[str] = []
+
+    def loader(version: str) -> LoadedModel:
+        if version == "deleted":
+            raise FileNotFoundError("no model version deleted")
+        loads.append(version)
+        return _tiny_loaded(version)
+
+    async def scenario() -> None:
+        worker = LocalGenerationWorker(_tiny_loaded("v1"), queue_size=8, max_batch=8, loader=loader, max_lanes=2)
+        worker.start_thread()
+        try:
+            # A version named for the first time is loaded and then also serves jobs that name none.
+            for version, served in (("v2", "v2"), ("v1", "v1"), (None, "v2"), ("v3", "v3"), ("v1", "v1")):
+                result = await worker.generate(GenerationJob("我", 1.0, 5, version=version), timeout=30)
+                assert result.model_version == served
+            # v1 (the start) stayed while two models fit, was dropped when v3 came (least recently used),
+            # and was loaded again when asked for.
+            assert loads == ["v2", "v3", "v1"]
+            with pytest.raises(FileNotFoundError):
+                await worker.generate(GenerationJob("我", 1.0, 5, version="deleted"), timeout=30)
+            assert (await worker.generate(GenerationJob("我", 1.0, 5), timeout=30)).model_version == "v1"
         finally:
             worker.stop()
 
@@ -125,7 +155,7 @@ def test_worker_refuses_when_full_and_times_out_cleanly() -> None:
 
     async def scenario() -> None:
         worker = LocalGenerationWorker(LoadedModel(model, vocab, "v"), queue_size=2, max_batch=2)
-        worker.start()
+        worker.start_thread()
         try:
             long_jobs = [
                 asyncio.create_task(worker.generate(GenerationJob("a", 1.0, 100_000), timeout=0.5)) for _ in range(2)
@@ -193,11 +223,11 @@ def test_a_timeout_after_a_swap_cancels_only_its_own_rows() -> None:
 
     async def scenario() -> None:
         worker = LocalGenerationWorker(LoadedModel(model, vocab, "old"), queue_size=4, max_batch=4)
-        worker.start()
+        worker.start_thread()
         try:
             doomed = asyncio.create_task(worker.generate(GenerationJob("a", 1.0, 100_000), timeout=0.5))
             await asyncio.sleep(0.1)
-            worker.swap_model(LoadedModel(model, vocab, "new"))
+            worker.serve(LoadedModel(model, vocab, "new"))
             survivor = asyncio.create_task(worker.generate(GenerationJob("b", 1.0, 3000), timeout=30))
             with pytest.raises(TimeoutError):
                 await doomed
@@ -255,7 +285,7 @@ def test_a_bad_job_fails_alone() -> None:
 
     async def scenario() -> None:
         worker = LocalGenerationWorker(LoadedModel(model, vocab, "v"), queue_size=8, max_batch=8)
-        worker.start()
+        worker.start_thread()
         try:
             jobs = [GenerationJob("ab", 1.0, 20), GenerationJob("az", 1.0, 20), GenerationJob("ba", 1.0, 0),
                     GenerationJob("cd", 1.0, 20, candidates=3)]
@@ -298,7 +328,7 @@ def test_the_worker_survives_a_second_error_while_recovering(monkeypatch: pytest
 
     async def scenario() -> None:
         worker = LocalGenerationWorker(_tiny_loaded("v"), queue_size=8, max_batch=8)
-        worker.start()
+        worker.start_thread()
         try:
             with pytest.raises(RuntimeError, match="step fault"):
                 await worker.generate(GenerationJob("我", 1.0, 10), timeout=30)

@@ -11,12 +11,14 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bot.services.finetune_job import gate, split_document
+from bot.services.finetune_runner import ProcessRunner
 from bot.services.schedule import FINETUNE_JOB, finetune_trigger, make_scheduler, register
 from bot.services.training import TrainingService, loss_chart
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
@@ -37,6 +39,19 @@ def copy_store(trained_store: tuple[Path, Path], tmp_path: Path) -> tuple[Path, 
     model_dir, corpus = trained_store
     shutil.copytree(model_dir, tmp_path / "models")
     return tmp_path / "models", corpus
+
+
+def run_instead(service: TrainingService, job: Callable[[Path], Awaitable[int | None]]) -> None:
+    """Replace the fine-tune process with ``job`` (which writes the candidate and result files itself)."""
+
+    class Instead:
+        async def run(self, spec_path: Path) -> int | None:
+            return await job(spec_path)
+
+        def interrupt(self) -> None:
+            pass
+
+    service.runner = Instead()
 
 
 def training(h: Any) -> TrainingService:
@@ -148,7 +163,7 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
             status, candidate = h.rows("SELECT status, candidate_version FROM training_runs")[0]
             assert status == "promoted", report
             assert (store[0] / "ACTIVE").read_text().strip() == candidate
-            await eventually(lambda: training(h).worker.model_version == candidate)
+            await eventually(lambda: training(h).backend.model_version == candidate)
             after = await ask(h, "/write 蒲公英", chat=ADMIN, user=ADMIN)
             assert after["text"].startswith("蒲公英")
             await eventually(
@@ -162,7 +177,7 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
             back = await ask(h, "/rollback", chat=ADMIN, user=ADMIN)
             assert first in back["text"]
             assert (store[0] / "ACTIVE").read_text().strip() == first
-            await eventually(lambda: training(h).worker.model_version == first)
+            await eventually(lambda: training(h).backend.model_version == first)
             # The active model is the first one again: the song is new to it.
             listing = await ask(h, "/corpus", chat=ADMIN, user=ADMIN)
             assert "#1" in listing["text"] and "new" in listing["text"]
@@ -183,7 +198,7 @@ def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: t
         async with bot_running(tmp_path, store, **FAST) as h:
             service = training(h)
 
-            async def worse_candidate(spec_path: Path) -> int:
+            async def worse_candidate(spec_path: Path) -> int | None:
                 """Instead of training: a candidate that forgot the old songs (its weights scrambled)."""
                 spec = json.loads(spec_path.read_text())
                 ckpt = load_checkpoint(spec["parent_dir"])
@@ -207,13 +222,13 @@ def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: t
                 Path(spec["result_path"]).write_text(json.dumps(result))
                 return 0
 
-            service._spawn = worse_candidate  # type: ignore[method-assign]
+            run_instead(service, worse_candidate)
             await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             report = await service.retrain(trigger="cli")
             assert not isinstance(report, str)
             assert report.status == "rejected" and "regressed" in report.detail
             assert (store[0] / "ACTIVE").read_text().strip() == first
-            assert service.worker.model_version == first
+            assert service.backend.model_version == first
             status, metrics = h.rows("SELECT status, metrics FROM training_runs")[0]
             assert status == "rejected" and json.loads(metrics)["old_ppl_after"] == 900.0
             assert h.rows("SELECT old_ppl FROM model_versions WHERE parent IS NOT NULL") == [(900.0,)]
@@ -230,10 +245,12 @@ def test_killed_training_leaves_model_and_database_intact(tmp_path: Path, traine
             service = training(h)
             await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             run = asyncio.create_task(service.retrain(trigger="cli"))
-            await eventually(lambda: service.process is not None and service.process.is_alive(), timeout=30)
+            runner = service.runner
+            assert isinstance(runner, ProcessRunner)
+            await eventually(lambda: runner.process is not None and runner.process.is_alive(), timeout=30)
             await asyncio.sleep(1.0)
-            assert service.process is not None
-            service.process.kill()
+            assert runner.process is not None
+            runner.process.kill()
             report = await run
             assert not isinstance(report, str) and report.status == "interrupted"
             assert h.rows("SELECT status FROM training_runs") == [("interrupted",)]
@@ -260,7 +277,7 @@ def test_corrupted_checkpoint_is_refused_and_old_model_keeps_serving(
             answer = await ask(h, "/rollback vbroken", chat=ADMIN, user=ADMIN)
             assert "No rollback" in answer["text"] and "SHA-256" in answer["text"]
             assert (store[0] / "ACTIVE").read_text().strip() == first
-            assert training(h).worker.model_version == first
+            assert training(h).backend.model_version == first
             lyric = await ask(h, "/write 我", chat=ADMIN, user=ADMIN)
             assert lyric["text"].startswith("我")
 
@@ -359,7 +376,7 @@ def test_a_rollback_during_a_run_is_not_undone_by_its_promotion(
             service = training(h)
             training_started, rolled_back = asyncio.Event(), asyncio.Event()
 
-            async def good_candidate_after_a_rollback(spec_path: Path) -> int:
+            async def good_candidate_after_a_rollback(spec_path: Path) -> int | None:
                 """Training that takes a while; meanwhile an admin rolls back. Then a candidate that passes."""
                 spec = json.loads(spec_path.read_text())
                 training_started.set()
@@ -373,7 +390,7 @@ def test_a_rollback_during_a_run_is_not_undone_by_its_promotion(
                 Path(spec["result_path"]).write_text(json.dumps(result))
                 return 0
 
-            service._spawn = good_candidate_after_a_rollback  # type: ignore[method-assign]
+            run_instead(service, good_candidate_after_a_rollback)
             await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             run = asyncio.create_task(service.retrain(trigger="admin"))
             await training_started.wait()
@@ -384,7 +401,7 @@ def test_a_rollback_during_a_run_is_not_undone_by_its_promotion(
             assert not isinstance(report, str) and report.status == "rejected", report
             assert "not trained from" in report.detail
             assert (store[0] / "ACTIVE").read_text().strip() == "vearlier"
-            await eventually(lambda: service.worker is not None and service.worker.model_version == "vearlier")
+            await eventually(lambda: service.backend is not None and service.backend.model_version == "vearlier")
             assert h.rows("SELECT status, parent_version FROM training_runs") == [("rejected", first)]
 
     asyncio.run(scenario())

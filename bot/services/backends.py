@@ -1,0 +1,38 @@
+"""The one place that picks where generation and fine-tuning run, from ``GENERATION_BACKEND``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bot.services.finetune_runner import FinetuneRunner, ProcessRunner
+from bot.services.generation import GenerationBackend, LocalGenerationWorker
+from bot.services.models import ModelStore
+from bot.settings import Settings
+from charrnn.sample import serving_dtype
+
+
+@dataclass(frozen=True)
+class Backends:
+    generation: GenerationBackend
+    finetune: FinetuneRunner
+
+
+def make_backends(settings: Settings, store: ModelStore) -> Backends:
+    """``local``: a generation thread and spawned fine-tunes in this process; ``celery``: tasks for
+    ``lyricbot worker`` processes (which then own the model; the bot loads none)."""
+    if settings.generation_backend == "celery":
+        from bot.services.celery_backend import CeleryFinetuneRunner, CeleryGenerationBackend
+
+        celery = CeleryGenerationBackend(settings, store)
+        # Queued behind another bot's run, then the run and its evaluation: generous, but not forever.
+        max_wait_s = 3 * 60 * settings.finetune_minutes + 1800
+        return Backends(celery, CeleryFinetuneRunner(celery.app, celery.poller, max_wait_s))
+    loaded = store.load_active()
+    device = next(loaded.model.parameters()).device
+    precision = settings.serving_precision
+    dtype = serving_dtype(device) if precision == "auto" else getattr(torch, precision)
+    worker = LocalGenerationWorker(loaded, loader=store.load, queue_size=settings.queue_size,
+                                   max_batch=settings.max_batch, torch_threads=settings.torch_threads, dtype=dtype)
+    return Backends(worker, ProcessRunner())

@@ -1,0 +1,346 @@
+"""Generation and fine-tuning on Celery workers (``GENERATION_BACKEND=celery``), through Redis.
+
+The bot sends a task per request, naming the model version it wants, and awaits the result without
+blocking its event loop: one ``ResultPoller`` reads every pending result key in one ``MGET`` per tick
+(Celery's own ``AsyncResult.get`` blocks a thread per request). Each worker (``bot.worker``) runs the
+same continuous-batching ``LocalGenerationWorker`` as the one-machine bot, fed by many tasks at once.
+
+Delivery: generation tasks are acknowledged late, so a worker killed mid-batch leaves its tasks to be
+delivered again (after ``CELERY_VISIBILITY_TIMEOUT_S``); the bot awaits one result per request id and
+its request row is answered once, however many times the task ran. One hole remains in Celery over
+Redis: a worker killed between Redis handing it a task (BRPOP) and recording it as unacknowledged loses
+that task for good. So the bot sends a task again, under the same id, when no worker has started it
+for a visibility timeout while nothing waits in the queue: it is then neither waiting nor running.
+Fine-tunes are acknowledged at once: they are long and not idempotent, and a killed one is recorded as
+interrupted, as on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from celery import Celery, states
+from celery.exceptions import TaskRevokedError, WorkerLostError
+
+from bot.services.generation import GenerationJob, GenerationResult, QueueFull
+from bot.services.models import ModelStore
+from bot.settings import Settings
+from charrnn.checkpoint import load_checkpoint, read_meta
+from charrnn.sample import Generation
+from charrnn.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+GENERATE = "lyricbot.generate"
+FINETUNE = "lyricbot.finetune"
+GENERATION_QUEUE = "generation"
+TRAINING_QUEUE = "training"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The one Celery configuration, shared by the bot (which sends) and the workers (which serve)."""
+    results = settings.celery_result_backend or settings.celery_broker_url
+    if urlsplit(results).scheme not in ("redis", "rediss"):
+        raise ValueError(f"CELERY_RESULT_BACKEND must be a redis:// URL (the bot polls results there), not {results!r}")
+    app = Celery("lyricbot", broker=settings.celery_broker_url, backend=results, set_as_current=False)
+    prefix = {"global_keyprefix": settings.celery_key_prefix} if settings.celery_key_prefix else {}
+    visibility = settings.celery_visibility_timeout_s
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,  # a task is acknowledged when done: a killed worker's tasks come back
+        task_reject_on_worker_lost=True,
+        task_track_started=True,  # STARTED in the result backend: how the bot tells a lost task from a slow one
+        worker_prefetch_multiplier=1,  # a worker takes what it can batch now, not a queue of its own
+        broker_transport_options={
+            **prefix,
+            "visibility_timeout": visibility,
+            # Every live worker sweeps for tasks of dead ones this often (default: every 100 s).
+            "unacked_restore_interval": max(1.0, min(10.0, visibility / 4)),
+            "unacked_restore_throttle": 1,
+        },
+        result_backend_transport_options=prefix,
+        result_expires=3600,
+        task_routes={GENERATE: {"queue": GENERATION_QUEUE}, FINETUNE: {"queue": TRAINING_QUEUE}},
+        task_default_queue=GENERATION_QUEUE,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+def encode_result(result: GenerationResult, worker: str) -> dict[str, Any]:
+    return {
+        "candidates": [asdict(g) for g in result.candidates],
+        "model_version": result.model_version,
+        "seconds": result.seconds,
+        "worker": worker,
+    }
+
+
+def decode_result(payload: dict[str, Any]) -> GenerationResult:
+    candidates = tuple(
+        Generation(c["prefix"], c["continuation"], tuple(c["skipped"]), float(c["logprob"]), c["finish_reason"])
+        for c in payload["candidates"]
+    )
+    return GenerationResult(candidates, str(payload["model_version"]), float(payload["seconds"]))
+
+
+class ResultPoller:
+    """Awaits Celery results on the event loop: one ``MGET`` per tick for every task in flight.
+
+    It also reads the generation queue's depth (tasks no worker has taken yet) for "busy" answers.
+    """
+
+    def __init__(self, app: Celery, settings: Settings, tick_s: float = 0.02) -> None:
+        self.app = app
+        self.tick_s = tick_s
+        self.redis = aioredis.from_url(settings.celery_result_backend or settings.celery_broker_url)
+        self.broker = aioredis.from_url(settings.celery_broker_url)  # the queue lives there, results maybe not
+        self.queue_key = settings.celery_key_prefix + GENERATION_QUEUE
+        self.depth = 0  # tasks waiting in the broker at the last read
+        self.sent_since_read = 0  # tasks this bot sent since: a burst counts before the next read
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._started: set[str] = set()  # tasks a worker has begun (state STARTED seen)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._depth_read = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="celery-results")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(RuntimeError("the bot is shutting down"))
+        await self.redis.aclose()
+        await self.broker.aclose()
+
+    def expect(self, task_id: str) -> asyncio.Future[Any]:
+        """The future of a task's result; register it before sending, so no result can be missed."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[task_id] = future
+        self._wake.set()
+        return future
+
+    def forget(self, task_id: str) -> None:
+        self._waiting.pop(task_id, None)
+        self._started.discard(task_id)
+
+    def started(self, task_id: str) -> bool:
+        return task_id in self._started
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                if not self._waiting:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await self._poll()
+                failures = 0
+                await asyncio.sleep(self.tick_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis away for a moment: keep the waiters, try again, say so once a while
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.exception("reading Celery results failed (%d in a row)", failures)
+                await asyncio.sleep(min(2.0, 0.05 * failures))
+
+    async def _poll(self) -> None:
+        now = time.monotonic()
+        if now - self._depth_read > 0.25:
+            self.depth = int(await self.broker.llen(self.queue_key))
+            self.sent_since_read = 0
+            self._depth_read = now
+        ids = list(self._waiting)
+        if not ids:
+            return
+        backend = self.app.backend
+        keys = [backend.get_key_for_task(task_id) for task_id in ids]
+        values = await self.redis.mget(keys)
+        done = []
+        for task_id, key, raw in zip(ids, keys, values, strict=True):
+            if raw is None:
+                continue
+            meta = backend.decode_result(raw)
+            if meta["status"] not in states.READY_STATES:
+                if meta["status"] == states.STARTED:
+                    self._started.add(task_id)
+                continue
+            done.append(key)
+            future = self._waiting.pop(task_id, None)
+            if future is None or future.done():
+                continue
+            if meta["status"] == states.SUCCESS:
+                future.set_result(meta["result"])
+            else:
+                future.set_exception(backend.exception_to_python(meta["result"]))
+        if done:
+            await self.redis.delete(*done)
+
+
+class CeleryGenerationBackend:
+    """``GenerationBackend`` over Celery: tasks to the ``generation`` queue, results through the poller."""
+
+    def __init__(self, settings: Settings, store: ModelStore, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.app = app or make_celery(settings)
+        version = store.active_version()
+        if version is None:
+            raise FileNotFoundError(f"no active model in {store.model_dir}")
+        self._version = version
+        self._vocab: tuple[str, Vocab] | None = None
+        self.poller = ResultPoller(self.app, settings)
+        self._outstanding = 0
+        self._finished: collections.deque[float] = collections.deque(maxlen=256)  # completion times
+        self._job_seconds = 1.0
+
+    async def start(self) -> None:
+        await self.poller.redis.ping()  # fail at start-up, not at the first request
+        await self.poller.broker.ping()
+        self.poller.start()
+
+    async def close(self) -> None:
+        await self.poller.close()
+
+    @property
+    def model_version(self) -> str:
+        return self._version
+
+    @property
+    def vocab(self) -> Vocab:
+        if self._vocab is None or self._vocab[0] != self._version:
+            self._vocab = (self._version, _read_vocab(self.store.model_dir / self._version))
+        return self._vocab[1]
+
+    async def activate(self, version: str) -> None:
+        """Every task names its version, and a worker loads a version on its first task: nothing to send."""
+        await asyncio.to_thread(read_meta, self.store.model_dir / version)  # it exists where workers look
+        self._version = version
+
+    def estimated_wait_s(self) -> float:
+        """Waiting tasks over the recent completion rate, plus one job's time."""
+        now = time.monotonic()
+        recent = [t for t in self._finished if now - t < 30.0]
+        rate = len(recent) / max(1.0, now - recent[0]) if len(recent) > 1 else 1.0 / self._job_seconds
+        return max(1.0, self.poller.depth / max(rate, 1e-3) + self._job_seconds)
+
+    async def generate(self, job: GenerationJob, timeout: float) -> GenerationResult:
+        # Busy means tasks waiting that no worker has taken; running ones are the workers' batches.
+        if self.poller.depth + self.poller.sent_since_read >= self.settings.queue_size:
+            raise QueueFull(self.estimated_wait_s())
+        self.poller.sent_since_read += 1
+        job = replace(job, version=job.version or self._version)
+        task_id = str(uuid.uuid4())
+        future = self.poller.expect(task_id)
+        self._outstanding += 1
+        started = time.monotonic()
+        deadline = started + timeout
+        try:
+            await self._send(task_id, job, timeout)
+            sent = time.monotonic()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no result for task {task_id} within {timeout:g} s")
+                try:
+                    payload = await asyncio.wait_for(asyncio.shield(future), min(remaining, 1.0))
+                    break
+                except TimeoutError:
+                    if self._lost(task_id, since=sent):
+                        log.warning("task %s was neither waiting nor started after %.0f s: sending it again",
+                                    task_id, time.monotonic() - sent)
+                        await self._send(task_id, job, deadline - time.monotonic())
+                        sent = time.monotonic()
+        except TimeoutError:
+            await asyncio.to_thread(self.app.control.revoke, task_id)
+            raise
+        finally:
+            self.poller.forget(task_id)
+            self._outstanding -= 1
+        self._finished.append(time.monotonic())
+        self._job_seconds = 0.8 * self._job_seconds + 0.2 * (time.monotonic() - started)
+        return decode_result(payload)
+
+    async def _send(self, task_id: str, job: GenerationJob, timeout: float) -> None:
+        await asyncio.to_thread(
+            self.app.send_task, GENERATE, kwargs={"job": asdict(job), "timeout": timeout}, task_id=task_id,
+            queue=GENERATION_QUEUE, expires=max(1.0, timeout),  # nobody waits for it after that: never run it
+        )
+
+    def _lost(self, task_id: str, since: float) -> bool:
+        """Not started a visibility timeout after it was sent, with nothing left waiting in the queue: no
+        worker holds it (a killed worker's unacknowledged tasks would have come back by now)."""
+        overdue = time.monotonic() - since > self.settings.celery_visibility_timeout_s + 2.0
+        return overdue and self.poller.depth == 0 and not self.poller.started(task_id)
+
+
+class CeleryFinetuneRunner:
+    """``FinetuneRunner`` over Celery: ``finetune_job.run_job`` as a task on the ``training`` queue."""
+
+    def __init__(self, app: Celery, poller: ResultPoller, max_wait_s: float) -> None:
+        self.app = app
+        self.poller = poller
+        self.max_wait_s = max_wait_s  # queued behind other runs plus the run itself; then given up
+        self._task_id: str | None = None
+
+    async def run(self, spec_path: Path) -> int | None:
+        task_id = str(uuid.uuid4())
+        future = self.poller.expect(task_id)
+        self._task_id = task_id
+        try:
+            await asyncio.to_thread(self.app.send_task, FINETUNE, args=[str(spec_path.resolve())], task_id=task_id,
+                                    queue=TRAINING_QUEUE)
+            await asyncio.wait_for(future, self.max_wait_s)
+            return 0
+        except asyncio.CancelledError:
+            self._kill(task_id)
+            raise
+        except TimeoutError:
+            log.error("fine-tune task %s did not finish within %.0f s; revoking it", task_id, self.max_wait_s)
+            self._kill(task_id)
+            return -1
+        except (TaskRevokedError, WorkerLostError) as exc:
+            log.warning("fine-tune task %s was interrupted: %s", task_id, exc)
+            return -1
+        except Exception:
+            log.exception("fine-tune task %s failed", task_id)
+            return 1
+        finally:
+            self.poller.forget(task_id)
+            self._task_id = None
+
+    def interrupt(self) -> None:
+        if self._task_id is not None:
+            self._kill(self._task_id)
+
+    def _kill(self, task_id: str) -> None:
+        with contextlib.suppress(Exception):  # shutting down with the broker gone: nothing more to do
+            self.app.control.revoke(task_id, terminate=True, signal="SIGKILL")
+
+
+def _read_vocab(directory: Path) -> Vocab:
+    meta = read_meta(directory)
+    if "vocab" in meta:
+        return Vocab.from_json(meta["vocab"])
+    return load_checkpoint(directory).vocab  # a mixture keeps its vocabulary with its components
