@@ -1,25 +1,39 @@
 """The whole bot under load: simulated people send /write through the local Bot API server.
 
-    python benchmarks/bot_load.py [--people 50] [--requests 400] [--rate 6] [--model-dir DIR]
+    python benchmarks/bot_load.py [--people 50] [--requests 400] [--rate 6] [--model-dir DIR | --base]
+    python benchmarks/bot_load.py --backend celery --workers 1 2 --base --rate 0 --requests 300
 
-Requests arrive as a Poisson stream at ``--rate`` per second from ``--people`` people, each asking for
-120 characters. Everything is real but Telegram: python-telegram-bot, HTTP, the SQLite file, the
-generation worker and the model (the default architecture; trained for ``--train-minutes`` on the Jay
-Chou corpus unless ``--model-dir`` names a model directory). The same load runs twice in this
-process: with continuous batching, and with batching switched off (one sequence at a time).
+Requests arrive as a Poisson stream at ``--rate`` per second (0: all at once, to measure requests/s
+at saturation) from ``--people`` people, each asking for 120 characters. Everything is real but
+Telegram: python-telegram-bot, HTTP, the SQLite file, the generation worker and the model (the default
+architecture trained for ``--train-minutes`` on the Jay Chou corpus; ``--model-dir`` names a model
+directory, ``--base`` serves the shipped base model).
+
+``--backend local`` runs the load twice in this process: with continuous batching, and with batching
+switched off (one sequence at a time). ``--backend celery`` runs it on the local backend first (the
+baseline of the same run), then once per ``--workers`` count with that many ``lyricbot worker``
+processes on the live Redis (each pinned to one core with ``taskset`` where it exists, one torch
+thread), so the cost of the broker hop and the gain of a second worker are both visible.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import secrets
+import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from common import corpus_path, percentile, print_table
 
@@ -28,11 +42,13 @@ from bot.fake_telegram import FakeTelegram
 from bot.services.models import ModelStore
 from bot.settings import Settings
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
 
 async def one_run(
-    model_dir: Path, corpus: Path, work: Path, args: argparse.Namespace, max_batch: int
+    model_dir: Path, corpus: Path, work: Path, args: argparse.Namespace, max_batch: int, **extra: Any
 ) -> dict[str, float]:
-    db = work / f"load-{max_batch}.db"
+    db = work / f"load-{secrets.token_hex(4)}.db"
     async with FakeTelegram() as fake:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
@@ -47,7 +63,9 @@ async def one_run(
             max_batch=max_batch,
             queue_size=args.queue_size,
             rate_limit_per_minute=10_000,
+            request_timeout_s=args.timeout,
             log_level="WARNING",
+            **extra,
         )
         people = [10_000 + i for i in range(args.people)]
         for person in people:
@@ -61,7 +79,8 @@ async def one_run(
                 person = people[i % len(people)]
                 fake.send_text(person, person, f"/write {rng.choice(prefixes)}")
                 sent_at[person].append(time.perf_counter())
-                await asyncio.sleep(rng.expovariate(args.rate))
+                if args.rate > 0:
+                    await asyncio.sleep(rng.expovariate(args.rate))
             deadline = time.perf_counter() + args.timeout
             while sum(len(fake.sent(p)) for p in people) < args.requests and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
@@ -92,49 +111,123 @@ async def one_run(
         "answered_rows": answered,
         "lost": args.requests - answers,
         "seconds": finished - started,
-        "throughput": lyrics / (finished - started),
+        "throughput": lyrics / (max(arrived for p in people for arrived in fake.sent_times(p)) - started)
+        if lyrics else 0.0,
         "p50": statistics.median(good) if good else float("nan"),
         "p95": percentile(good, 0.95),
     }
 
 
+@contextmanager
+def celery_workers(count: int, model_dir: Path, work: Path, prefix: str, args: argparse.Namespace) -> Iterator[None]:
+    """``count`` real ``lyricbot worker`` processes, worker i pinned to core i where ``taskset`` exists."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    env.update(GENERATION_BACKEND="celery", CELERY_BROKER_URL=REDIS_URL, CELERY_KEY_PREFIX=prefix,
+               MODEL_DIR=str(model_dir), DEVICE=args.device, TORCH_THREADS="1", LOG_LEVEL="INFO",
+               MAX_BATCH=str(args.max_batch), REQUEST_TIMEOUT_S=str(args.timeout))
+    cores = os.cpu_count() or 1
+    procs, logs = [], []
+    try:
+        for i in range(count):
+            log = work / f"{prefix.strip(':')}-{i}.log"
+            pin = ["taskset", "-c", str(i % cores)] if shutil.which("taskset") else []
+            command = [*pin, sys.executable, "-m", "bot", "worker", "--concurrency", str(args.max_batch)]
+            handle = log.open("wb")
+            logs.append(log)
+            procs.append(subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 120
+        while not all(" ready." in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                tails = "\n".join(log.read_text(errors="replace")[-2000:] for log in logs)
+                sys.exit(f"a worker did not start:\n{tails}")
+            time.sleep(0.2)
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["local", "celery"], default="local")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="with --backend celery")
     parser.add_argument("--people", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--rate", type=float, default=6.0, help="mean arrivals per second")
+    parser.add_argument("--rate", type=float, default=6.0, help="mean arrivals per second; 0: all at once")
     parser.add_argument("--length", type=int, default=120)
     parser.add_argument("--queue-size", type=int, default=64)
+    parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--base", action="store_true", help="serve the shipped base model")
     parser.add_argument("--train-minutes", type=float, default=1.0)
     args = parser.parse_args()
     corpus = corpus_path("jaychou")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_dir = args.model_dir
-        if model_dir is None:
+        if args.base:
+            model_dir = work / "models"
+            ModelStore(model_dir, args.device).install_base()
+        elif model_dir is None:
             model_dir = work / "models"
             print(
                 f"training the default model on the Jay Chou corpus for {args.train_minutes:g} min ...", file=sys.stderr
             )
             ModelStore(model_dir, "cpu").train_first(corpus, args.train_minutes)
         results = {}
-        for label, max_batch in (("batching on (64 rows)", 64), ("batching off (1 row)", 1)):
-            print(f"running: {label} ...", file=sys.stderr)
-            results[label] = asyncio.run(one_run(model_dir, corpus, work, args, max_batch))
+        if args.backend == "local":
+            for label, max_batch in (("batching on (64 rows)", 64), ("batching off (1 row)", 1)):
+                print(f"running: {label} ...", file=sys.stderr)
+                results[label] = asyncio.run(one_run(model_dir, corpus, work, args, max_batch))
+        else:
+            print("running: local backend ...", file=sys.stderr)
+            results["local (in the bot)"] = asyncio.run(
+                one_run(model_dir, corpus, work, args, args.max_batch, torch_threads=1))
+            for count in args.workers:
+                prefix = f"lyricbot-bench-{secrets.token_hex(4)}:"
+                print(f"running: celery, {count} worker(s) ...", file=sys.stderr)
+                with celery_workers(count, model_dir, work, prefix, args):
+                    results[f"celery, {count} worker(s)"] = asyncio.run(one_run(
+                        model_dir, corpus, work, args, args.max_batch, generation_backend="celery",
+                        celery_broker_url=REDIS_URL, celery_key_prefix=prefix))
+    arrivals = f"Poisson arrivals at {args.rate:g}/s" if args.rate > 0 else "all sent at once"
     print(
         f"{args.requests} /write requests of {args.length} characters from {args.people} people, "
-        f"Poisson arrivals at {args.rate:g}/s, queue size {args.queue_size}"
+        f"{arrivals}, queue size {args.queue_size}, model {'base' if args.base else model_dir}"
     )
     keys = ["answers", "lyrics", "busy", "lost", "rows", "answered_rows", "throughput", "p50", "p95", "seconds"]
     print_table(["mode", *keys], [(label, *(r[k] for k in keys)) for label, r in results.items()])
-    on, off = results["batching on (64 rows)"], results["batching off (1 row)"]
-    print(
-        f"batching on vs off: p95 {off['p95'] / on['p95']:.1f}x lower, "
-        f"lyrics delivered {on['lyrics']} vs {off['lyrics']}"
-    )
-    print(f"zero lost: {on['lost'] == 0 and on['rows'] == args.requests}; p95 under 2 s: {on['p95'] < 2.0}")
+    print("throughput: lyrics delivered per second, first request to last answer")
+    if args.backend == "local":
+        on, off = results["batching on (64 rows)"], results["batching off (1 row)"]
+        print(
+            f"batching on vs off: p95 {off['p95'] / on['p95']:.1f}x lower, "
+            f"lyrics delivered {on['lyrics']} vs {off['lyrics']}"
+        )
+        print(f"zero lost: {on['lost'] == 0 and on['rows'] == args.requests}; p95 under 2 s: {on['p95'] < 2.0}")
+        return
+    local = results["local (in the bot)"]
+    for label, r in results.items():
+        if label.startswith("celery"):
+            print(f"{label}: {r['throughput'] / local['throughput']:.2f}x the local backend's requests/s, "
+                  f"lost {r['lost']}")
+    one = [r for label, r in results.items() if label == "celery, 1 worker(s)"]
+    two = [r for label, r in results.items() if label == "celery, 2 worker(s)"]
+    if one and two:
+        print(f"2 workers vs 1: {two[0]['throughput'] / one[0]['throughput']:.2f}x requests/s")
 
 
 if __name__ == "__main__":
