@@ -20,13 +20,12 @@ WORKDIR /app
 # PyTorch on a layer of its own: the largest download, and the one the package leaves open (torch>=2.10,<3).
 RUN pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
 
-# Editable, as the README says: the migrations are found beside the source (bot/db/migrate.py), not in
-# site-packages. The installed torch satisfies the package's range, so pip keeps it.
+# The migrations ship inside the package (bot/migrations), so a plain install can migrate. The
+# installed torch satisfies the package's range, so pip keeps it.
 COPY pyproject.toml README.md ./
 COPY charrnn ./charrnn
 COPY bot ./bot
-COPY migrations ./migrations
-RUN pip install -e '.[postgres,celery]'
+RUN pip install '.[postgres,celery]'
 
 # Run as an unprivileged user. /var/lib/lyricbot is where compose mounts the shared volume (MODEL_DIR,
 # CORPUS_PATH); a new named volume takes this directory's owner. It is also the working directory, so

@@ -3,6 +3,8 @@ to READ COMMITTED, any other URL as is."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ _SQLITE_PRAGMAS = (
 
 # The repository resolves races the READ COMMITTED way: a row locked FOR UPDATE is read again once the lock is
 # free (mark_sending, next_candidate), and the row that beat an INSERT to a unique key is visible to the next
-# SELECT (create_request, upsert_user, rate). Under REPEATABLE READ or SERIALIZABLE, which a server or database
+# SELECT (bot.db.repos.common.get_or_insert). Under REPEATABLE READ or SERIALIZABLE, which a server or database
 # may set as its default, both would fail with serialization errors instead; so the engine does not inherit it.
 POSTGRES_ISOLATION = "READ COMMITTED"
 
@@ -34,6 +36,9 @@ def make_engine(url: str, *, echo: bool = False, poolclass: type[Pool] | None = 
     kwargs: dict[str, Any] = {"echo": echo}
     if poolclass is not None:
         kwargs["poolclass"] = poolclass
+    if parsed.get_backend_name() in ("postgresql", "sqlite"):
+        kwargs["json_serializer"] = _json_dumps
+        kwargs["json_deserializer"] = _json_loads
     if parsed.get_backend_name() == "postgresql":
         kwargs["isolation_level"] = POSTGRES_ISOLATION
     if parsed.get_backend_name() != "sqlite":
@@ -50,6 +55,28 @@ def make_engine(url: str, *, echo: bool = False, poolclass: type[Pool] | None = 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Records are copied out of rows before commit anyway; not expiring avoids surprise lazy loads after it.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _json_dumps(value: Any) -> str:
+    # Lyrics are mostly CJK: kept as UTF-8 they take half the bytes of \uXXXX escapes, and read as themselves.
+    # A metric that is NaN or infinite (a run that diverged) is stored as null: NaN is not JSON, and
+    # PostgreSQL's json type refuses it, with the whole transaction.
+    return json.dumps(_finite(value), ensure_ascii=False, allow_nan=False)
+
+
+def _json_loads(text: str) -> Any:
+    """Rows written before the JSON columns may hold NaN (SQLite kept the text): read as null, as written now."""
+    return _finite(json.loads(text))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

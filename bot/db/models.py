@@ -1,11 +1,13 @@
-"""ORM models of the bot's database; every schema change also needs a migration in ``migrations/versions``."""
+"""ORM models of the bot's database; every schema change also needs a migration in ``bot/migrations/versions``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -33,6 +35,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# JSON, with None stored as SQL NULL rather than as the JSON text `null`, so that IS NULL finds it. (SQLite
+# keeps JSON as text; PostgreSQL's json type keeps the text as written, unlike jsonb.)
+JSON_VALUE = JSON(none_as_null=True)
 
 
 class RequestStatus(StrEnum):
@@ -131,7 +137,7 @@ class Request(Base):
     rhyme: Mapped[bool] = mapped_column(Boolean, server_default=false())
     status: Mapped[str] = mapped_column(String(16), index=True, default=RequestStatus.QUEUED.value)
     output: Mapped[str | None] = mapped_column(Text)
-    candidates: Mapped[str | None] = mapped_column(Text)  # JSON list of the texts not shown yet
+    candidates: Mapped[list[str] | None] = mapped_column(JSON_VALUE)  # the spares besides `output`, in showing order
     candidate_index: Mapped[int] = mapped_column(Integer, default=0)  # next entry of `candidates` to show
     answer_message_id: Mapped[int | None] = mapped_column(BigInteger)
     model_version: Mapped[str | None] = mapped_column(String(128))
@@ -199,8 +205,8 @@ class TrainingRun(Base):
     requested_by: Mapped[int | None] = mapped_column(BigInteger)  # a Telegram user id; no key, it is a log
     parent_version: Mapped[str | None] = mapped_column(String(64))
     candidate_version: Mapped[str | None] = mapped_column(String(64))
-    document_ids: Mapped[str] = mapped_column(Text)  # JSON list of corpus_documents ids
-    metrics: Mapped[str | None] = mapped_column(Text)  # JSON object
+    document_ids: Mapped[list[int]] = mapped_column(JSON_VALUE)  # corpus_documents ids
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON_VALUE)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -215,10 +221,10 @@ class ModelVersion(Base):
     version: Mapped[str] = mapped_column(String(64), primary_key=True)  # the directory name, e.g. v20261123-101500
     parent: Mapped[str | None] = mapped_column(String(64), ForeignKey("model_versions.version", ondelete="RESTRICT"))
     weights_sha256: Mapped[str] = mapped_column(String(64))
-    document_ids: Mapped[str] = mapped_column(Text)  # JSON list of the corpus_documents it was trained on
+    document_ids: Mapped[list[int]] = mapped_column(JSON_VALUE)  # the corpus_documents it was trained on
     old_ppl: Mapped[float | None] = mapped_column(Float)  # perplexity on held-out old corpus text
     new_ppl: Mapped[float | None] = mapped_column(Float)  # ... and on held-out new text
-    metrics: Mapped[str | None] = mapped_column(Text)  # JSON object
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON_VALUE)
     run_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("training_runs.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest time it was made active

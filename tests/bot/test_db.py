@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from bot.db import migrate, repository
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import Chat, Rating, Request, RequestStatus, User
+from bot.db.repos import requests as request_repo
 from bot.services.instance import InstanceLock, InstanceLocked
 
 from .dbutil import is_sqlite, migrated, sqlite_only, with_session
@@ -39,7 +40,7 @@ APP_TABLES = {
 USER, CHAT = 1001, -1001234567890
 
 
-# The revisions in migrations/versions, by their file names' numbers.
+# The revisions in bot/migrations/versions, by their file names' numbers.
 REVISIONS = [p.name[:4] for p in migrate.MIGRATIONS_DIR.joinpath("versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
 
 
@@ -323,7 +324,7 @@ def test_create_request_is_idempotent_per_update_id(url: str) -> None:
 
 def test_create_request_resolves_a_lost_race(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The duplicate slips past the SELECT (as from a concurrent transaction): the savepoint absorbs it."""
-    real = repository._request_by_update_id
+    real = request_repo._request_by_update_id
     calls = 0
 
     async def miss_first_time(session: AsyncSession, update_id: int) -> Request | None:
@@ -334,7 +335,7 @@ def test_create_request_resolves_a_lost_race(url: str, monkeypatch: pytest.Monke
     async def fn(session: AsyncSession) -> None:
         await seed(session)
         first = await new_request(session, update_id=5)
-        monkeypatch.setattr(repository, "_request_by_update_id", miss_first_time)
+        monkeypatch.setattr(request_repo, "_request_by_update_id", miss_first_time)
         again, created = await repository.create_request(
             session, update_id=5, user_id=USER, chat_id=CHAT, message_id=7, prefix="la la", temperature=0.8, length=120
         )
@@ -715,5 +716,59 @@ def test_migration_0003_allows_sending_and_its_downgrade_keeps_rows_valid(url: s
                     await conn.exec_driver_sql("UPDATE requests SET status = 'sending'")
             await migrate.upgrade(engine)
             await migrate.check(engine)
+
+    asyncio.run(main())
+
+
+def test_migration_0005_json_columns_keep_their_values_both_ways(url: str) -> None:
+    """Rows written as JSON read back as the same JSON text after the downgrade, and as values again after the
+    upgrade; None stays SQL NULL, never the JSON text ``null``."""
+    metrics = {"note": "窗外", "history": [1.0, 0.5]}
+
+    async def main() -> None:
+        async with migrated(url) as engine:
+            async with make_sessionmaker(engine).begin() as session:
+                await seed(session)
+                request = await new_request(session, update_id=1)
+                await repository.complete_request(
+                    session, request_id=request.id, output="o", candidates=["二", 'say "hi"'], model_version=None,
+                    latency_ms=1,
+                )
+                await new_request(session, update_id=2)
+                run = await repository.create_run(
+                    session, trigger="cli", requested_by=None, parent_version=None, document_ids=[3, 1]
+                )
+                await repository.finish_run(
+                    session, run_id=run.id, status="promoted", candidate_version="v1", metrics=metrics
+                )
+                await repository.record_version(
+                    session, version="v1", parent=None, weights_sha256="ab", document_ids=[], old_ppl=None,
+                    new_ppl=None, metrics=None, run_id=run.id,
+                )
+            await migrate.downgrade(engine, "0004")
+            async with engine.connect() as conn:
+                candidates = (await conn.exec_driver_sql("SELECT candidates FROM requests ORDER BY id")).all()
+                ran = (await conn.exec_driver_sql("SELECT document_ids, metrics FROM training_runs")).one()
+                recorded = (await conn.exec_driver_sql("SELECT document_ids, metrics FROM model_versions")).one()
+            assert [tuple(r) for r in candidates] == [('["二", "say \\"hi\\""]',), (None,)]  # UTF-8, no \u escapes
+            assert tuple(ran) == ("[3, 1]", '{"note": "窗外", "history": [1.0, 0.5]}')
+            assert tuple(recorded) == ("[]", None)
+            async with engine.begin() as conn:  # what the text columns held for a diverged run: not JSON
+                await conn.exec_driver_sql("""UPDATE model_versions SET metrics = '{"val_ppl": NaN, "x": -Infinity}'""")
+            await migrate.upgrade(engine)
+            await migrate.check(engine)
+            async with make_sessionmaker(engine)() as session:
+                stored = await repository.get_request(session, request_id=request.id)
+                assert stored is not None and stored.candidates == ("二", 'say "hi"')
+                (finished,) = await repository.recent_runs(session)
+                assert (finished.document_ids, finished.metrics) == ([3, 1], metrics)
+                version = await repository.get_version(session, version="v1")
+                assert version is not None and version.metrics == {"val_ppl": None, "x": None}
+            async with make_sessionmaker(engine).begin() as session:  # and written now: null, on both
+                await repository.finish_run(session, run_id=run.id, status="failed", candidate_version=None,
+                                            metrics={"val_ppl": float("nan"), "ok": 1.5}, error="diverged")
+            async with make_sessionmaker(engine)() as session:
+                (finished,) = await repository.recent_runs(session)
+                assert finished.metrics == {"val_ppl": None, "ok": 1.5}
 
     asyncio.run(main())

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.db import migrate, repository
 from bot.db.engine import make_sessionmaker
 from bot.db.models import CorpusDocument, ModelVersion, RunStatus, RunTrigger, TrainingRun, User
+from bot.db.repos import corpus as corpus_repo
 
 from .dbutil import migrated, with_session
 
@@ -129,7 +130,7 @@ def test_add_document_detects_duplicates(url: str) -> None:
 
 
 def test_add_document_resolves_a_lost_race(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = repository._document_by_sha256
+    real = corpus_repo._document_by_sha256
     calls = 0
 
     async def miss_first_time(session: AsyncSession, sha256: str) -> CorpusDocument | None:
@@ -139,7 +140,7 @@ def test_add_document_resolves_a_lost_race(url: str, monkeypatch: pytest.MonkeyP
 
     async def fn(session: AsyncSession) -> None:
         first, _ = await repository.add_document(session, name="a", text="same", added_by=None)
-        monkeypatch.setattr(repository, "_document_by_sha256", miss_first_time)
+        monkeypatch.setattr(corpus_repo, "_document_by_sha256", miss_first_time)
         again, created = await repository.add_document(session, name="b", text="same", added_by=None)
         assert calls == 2 and not created and again == first
         await repository.add_document(session, name="c", text="different", added_by=None)  # still usable

@@ -1,0 +1,241 @@
+"""Lyric requests through their life: queued, running, done, sending, answered or failed, and the spare
+candidates that "write again" shows without generating."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Request, RequestStatus, utcnow
+from bot.db.repos.common import get_or_insert, storable
+
+UNFINISHED: Final = (RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.DONE)
+# requests.id is an INTEGER: 32 bits on PostgreSQL, which rejects a larger parameter outright where SQLite
+# (64 bits) just finds no row. Request ids arrive in button data, which anyone can forge.
+REQUEST_ID_MAX: Final = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    id: int
+    update_id: int | None
+    user_id: int
+    chat_id: int
+    message_id: int | None
+    prefix: str
+    temperature: float
+    length: int
+    rhyme: bool
+    status: RequestStatus
+    output: str | None
+    candidates: tuple[str, ...]  # every stored candidate; candidates[candidate_index:] are still unshown
+    candidate_index: int
+    answer_message_id: int | None
+    model_version: str | None
+    latency_ms: int | None
+    error: str | None
+    parent_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    answered_at: datetime | None
+
+
+async def create_request(
+    session: AsyncSession,
+    *,
+    update_id: int | None,
+    user_id: int,
+    chat_id: int,
+    message_id: int | None,
+    prefix: str,
+    temperature: float,
+    length: int,
+    rhyme: bool = False,
+    parent_id: int | None = None,
+) -> tuple[RequestRecord, bool]:
+    """Store a new request; ``(existing, False)`` if this Telegram update was stored before (a redelivery)."""
+
+    def make() -> Request:
+        return Request(
+            update_id=update_id,
+            user_id=user_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            prefix=storable(prefix),
+            temperature=temperature,
+            length=length,
+            rhyme=rhyme,
+            status=RequestStatus.QUEUED.value,
+            candidate_index=0,
+            parent_id=parent_id,
+        )
+
+    # "Write again" requests have no update of their own: nothing to be a duplicate of.
+    find = None if update_id is None else (lambda: _request_by_update_id(session, update_id))
+    row, created = await get_or_insert(session, find, make)
+    return _request_record(row), created
+
+
+async def get_request(session: AsyncSession, *, request_id: int) -> RequestRecord | None:
+    if not _valid_request_id(request_id):
+        return None
+    row = await session.get(Request, request_id, populate_existing=True)
+    return None if row is None else _request_record(row)
+
+
+async def mark_running(session: AsyncSession, *, request_id: int) -> None:
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.RUNNING.value
+    row.started_at = utcnow()
+    await session.flush()
+
+
+async def complete_request(
+    session: AsyncSession,
+    *,
+    request_id: int,
+    output: str,
+    candidates: list[str],
+    model_version: str | None,
+    latency_ms: int,
+) -> None:
+    """Store the shown lyric and the other candidates, which "write again" can show without generating."""
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.DONE.value
+    row.output = output
+    row.candidates = list(candidates)  # a copy: the caller's list may change after the flush
+    row.candidate_index = 0
+    row.model_version = model_version
+    row.latency_ms = latency_ms
+    row.error = None
+    row.finished_at = utcnow()
+    await session.flush()
+
+
+async def request_for_update(session: AsyncSession, *, update_id: int) -> int | None:
+    """The request a Telegram update already created, if any: a read, so a redelivery costs no write."""
+    return await session.scalar(select(Request.id).where(Request.update_id == update_id))
+
+
+async def mark_sending(session: AsyncSession, *, request_id: int) -> bool:
+    """Claim the right to send a generated answer: True once per request, False ever after.
+
+    The claim is durable before the message leaves, so neither a second task nor a restart can send it
+    again; a crash between the claim and Telegram's reply loses that one answer rather than doubling it.
+    """
+    if not _valid_request_id(request_id):
+        return False
+    row = await session.scalar(
+        select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if row is None or row.status != RequestStatus.DONE.value:
+        return False
+    row.status = RequestStatus.SENDING.value
+    await session.flush()
+    return True
+
+
+async def abandon_sending(session: AsyncSession) -> list[int]:
+    """At start-up: answers caught mid-send may have arrived; mark them failed instead of sending twice."""
+    rows = list(await session.scalars(select(Request).where(Request.status == RequestStatus.SENDING.value)))
+    for row in rows:
+        row.status = RequestStatus.FAILED.value
+        row.error = "delivery unknown: the bot stopped while sending"
+        row.finished_at = utcnow()
+    await session.flush()
+    return [row.id for row in rows]
+
+
+async def mark_answered(session: AsyncSession, *, request_id: int, answer_message_id: int) -> None:
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.ANSWERED.value
+    row.answer_message_id = answer_message_id
+    row.answered_at = utcnow()
+    await session.flush()
+
+
+async def fail_request(session: AsyncSession, *, request_id: int, error: str) -> None:
+    row = await _request_row(session, request_id)
+    row.status = RequestStatus.FAILED.value
+    row.error = storable(error)
+    row.finished_at = utcnow()
+    await session.flush()
+
+
+async def unfinished_requests(session: AsyncSession) -> list[RequestRecord]:
+    """Requests a restart must still generate or answer, oldest first."""
+    rows = await session.scalars(
+        select(Request)
+        .where(Request.status.in_([s.value for s in UNFINISHED]))
+        .order_by(Request.id)
+        .execution_options(populate_existing=True)
+    )
+    return [_request_record(row) for row in rows]
+
+
+async def next_candidate(session: AsyncSession, *, request_id: int) -> str | None:
+    """Take the next unshown candidate of a request; None when all were shown."""
+    if not _valid_request_id(request_id):
+        raise LookupError(f"no request {request_id}")
+    # FOR UPDATE: two quick taps on "write again" must not get the same text (SQLite ignores it, and
+    # needs no lock: BEGIN IMMEDIATE already serializes writers).
+    row = await session.scalar(
+        select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise LookupError(f"no request {request_id}")
+    candidates = row.candidates or []
+    if row.candidate_index >= len(candidates):
+        return None
+    text = candidates[row.candidate_index]
+    row.candidate_index += 1
+    await session.flush()
+    return text
+
+
+def _valid_request_id(request_id: int) -> bool:
+    """Whether a request with this id can exist: asking PostgreSQL for one outside INTEGER raises instead."""
+    return 0 < request_id <= REQUEST_ID_MAX
+
+
+async def _request_by_update_id(session: AsyncSession, update_id: int) -> Request | None:
+    return await session.scalar(select(Request).where(Request.update_id == update_id))
+
+
+async def _request_row(session: AsyncSession, request_id: int) -> Request:
+    row = await session.get(Request, request_id) if _valid_request_id(request_id) else None
+    if row is None:
+        raise LookupError(f"no request {request_id}")
+    return row
+
+
+def _request_record(row: Request) -> RequestRecord:
+    return RequestRecord(
+        id=row.id,
+        update_id=row.update_id,
+        user_id=row.user_id,
+        chat_id=row.chat_id,
+        message_id=row.message_id,
+        prefix=row.prefix,
+        temperature=row.temperature,
+        length=row.length,
+        rhyme=row.rhyme,
+        status=RequestStatus(row.status),
+        output=row.output,
+        candidates=tuple(row.candidates or ()),
+        candidate_index=row.candidate_index,
+        answer_message_id=row.answer_message_id,
+        model_version=row.model_version,
+        latency_ms=row.latency_ms,
+        error=row.error,
+        parent_id=row.parent_id,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        answered_at=row.answered_at,
+    )
