@@ -27,19 +27,17 @@ from urllib.parse import urlsplit
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import BotCommand, ReplyParameters, Update
-from telegram.error import TelegramError
+from telegram import ReplyParameters, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
-    CommandHandler,
     MessageHandler,
     filters,
 )
 
-from bot import admin, handlers
+from bot import admin, commands, handlers
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
 from bot.db.repository import RequestRecord
@@ -150,23 +148,7 @@ class Runtime:
         register(self.scheduler, FOLLOW_JOB, self.follow_active_model, IntervalTrigger(seconds=30))
         self.scheduler.start()
         log.info("serving model %s (%s generation)", self.backend.model_version, s.generation_backend)
-        try:
-            await application.bot.set_my_commands(
-                [
-                    BotCommand(c, d)
-                    for c, d in (
-                        ("write", "write lyrics"),
-                        ("temp", "temperature"),
-                        ("len", "answer length"),
-                        ("rhyme", "rhyme on/off"),
-                        ("top", "best rated"),
-                        ("stats", "your numbers"),
-                        ("help", "help"),
-                    )
-                ]
-            )
-        except TelegramError as exc:
-            log.warning("could not set the command list: %s", exc)
+        await commands.set_menus(application, s)
         # Read what a crash left unanswered now, before polling starts: a request that arrives once the bot
         # is up is answered by its own handler, never also by this catch-up.
         unfinished = await lyrics.unfinished()
@@ -267,31 +249,12 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
     if settings.telegram_base_file_url:
         builder = builder.base_file_url(settings.telegram_base_file_url)
     application = builder.build()
+    commands.register(application)
     new_messages = filters.UpdateType.MESSAGE  # an edited message never starts a second generation
     ordered = handlers.in_order
-    for names, callback in (
-        (["start", "help"], handlers.start),
-        (["write"], handlers.write),
-        (["temp"], handlers.set_temperature),
-        (["len"], handlers.set_length),
-        (["rhyme"], handlers.set_rhyme),
-        (["top"], handlers.top),
-        (["stats"], handlers.stats),
-    ):
-        application.add_handler(CommandHandler(names, ordered(callback), filters=new_messages, block=False))
     reply_to_prompt = new_messages & filters.REPLY & filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(reply_to_prompt, ordered(handlers.prefix_reply), block=False))
     application.add_handler(CallbackQueryHandler(ordered(handlers.button), block=False))
-    for name, callback in (
-        ("addcorpus", admin.add_corpus),
-        ("corpus", admin.corpus),
-        ("retrain", admin.retrain),
-        ("jobs", admin.jobs),
-        ("models", admin.models),
-        ("rollback", admin.rollback),
-    ):
-        application.add_handler(CommandHandler(name, ordered(admin.admin_only(callback)), filters=new_messages,
-                                               block=False))
     # An uploaded .txt whose caption is /addcorpus (captions are not commands to CommandHandler).
     caption = new_messages & filters.Document.ALL & filters.CaptionRegex(r"^/addcorpus(@\w+)?(\s|$)")
     application.add_handler(MessageHandler(caption, ordered(admin.admin_only(admin.add_corpus)), block=False))

@@ -150,12 +150,17 @@ async def typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncItera
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /help: what the bot does, in the person's language."""
+    from bot.commands import help_text  # the registry holds this handler: imported at call time
+
     svc = services(context)
-    prefs = await svc.lyrics.preferences(person_of(update))
-    lang = language(person_of(update).language_code)
-    s = svc.settings
-    text = t(lang, "help", temperature=prefs.temperature, length=prefs.length, min_length=s.min_length,
-             max_length=s.max_length, rhyme=t(lang, "on" if prefs.rhyme else "off"))
+    person = person_of(update)
+    prefs = await svc.lyrics.preferences(person)
+    lang = language(person.language_code)
+    chat = update.effective_chat
+    # Admin commands are listed only to an admin, and only in private: a group need not learn them.
+    with_admin = person.user_id in svc.settings.admin_ids and chat is not None and chat.type == "private"
+    text = help_text(lang, svc.settings, with_admin, temperature=prefs.temperature, length=prefs.length,
+                     rhyme=t(lang, "on" if prefs.rhyme else "off"))
     await reply(update, context, text)
 
 

@@ -6,16 +6,10 @@ from typing import Any
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
-        "help": (
-            "I write song lyrics with a small neural network I trained myself.\n\n"
-            "/write <first words> - lyrics that continue your words (or I pick a start)\n"
-            "/temp [0.1-2.0] - show or set how adventurous I am (now {temperature})\n"
-            "/len [{min_length}-{max_length}] - show or set the answer length (now {length})\n"
-            "/rhyme [on|off] - end lines on the song's rhyme (now {rhyme})\n"
-            "/top - the best-rated lyrics\n"
-            "/stats - your own numbers\n\n"
-            'Rate a lyric with the stars under it; "write again" gives another take.'
-        ),
+        "help_intro": "I write song lyrics with a small neural network I trained myself.",
+        "help_now": "Now: temperature {temperature}, length {length}, rhymes {rhyme}.",
+        "help_admin": "For admins:",
+        "help_footer": 'Rate a lyric with the stars under it; "write again" gives another take.',
         "prefix_too_long": "That start is {length} characters; the limit is {limit}. Please send a shorter one.",
         "skipped": "(I have never seen these characters, so I left them out of my thinking: {chars})",
         "busy": "I'm busy right now. Please try again in about {seconds} seconds.",
@@ -45,16 +39,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_output": "I could not write anything worth showing for that start. Try another one?",
     },
     "zh": {
-        "help": (
-            "我用自己训练的小神经网络写歌词。\n\n"
-            "/write <开头> - 接着你的开头写歌词（不写开头就由我来起头）\n"
-            "/temp [0.1-2.0] - 查看或设置创作的大胆程度（现在是 {temperature}）\n"
-            "/len [{min_length}-{max_length}] - 查看或设置歌词长度（现在是 {length}）\n"
-            "/rhyme [on|off] - 句尾押韵（现在{rhyme}）\n"
-            "/top - 评分最高的歌词\n"
-            "/stats - 你的统计\n\n"
-            "点歌词下面的星星来评分；“再写一首”换一个版本。"
-        ),
+        "help_intro": "我用自己训练的小神经网络写歌词。",
+        "help_now": "现在：温度 {temperature}，长度 {length}，押韵{rhyme}。",
+        "help_admin": "管理员命令：",
+        "help_footer": "点歌词下面的星星来评分；“再写一首”换一个版本。",
         "prefix_too_long": "开头有 {length} 个字，上限是 {limit} 个字，请短一点。",
         "skipped": "（这些字我没学过，写的时候略过了：{chars}）",
         "busy": "我现在有点忙，请大约 {seconds} 秒后再试。",
