@@ -77,7 +77,7 @@ async def measure(args: argparse.Namespace, model_dir: Path, corpus: Path, new_t
         for person in [admin, *people]:
             fake.add_user(person, f"P{person}", "zh")
         async with running(build_application(settings)) as app:
-            service: TrainingService = app.bot_data["training"]
+            service: TrainingService = app.bot_data.training
             await service.add_document(name="held-back.txt", raw=new_text.encode(), added_by=None)
             traffic = Load(fake, people, args.rate)
             until = time.perf_counter() + args.window

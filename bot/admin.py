@@ -13,8 +13,8 @@ from typing import Any
 
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
 
+from bot.context import Context
 from bot.handlers import Handler, command_argument, person_of, reply, services
 from bot.services.training import RunReport, TrainingService
 from charrnn.data import CorpusError
@@ -22,13 +22,13 @@ from charrnn.data import CorpusError
 log = logging.getLogger(__name__)
 
 
-def training(context: ContextTypes.DEFAULT_TYPE) -> TrainingService:
-    return context.application.bot_data["training"]  # type: ignore[no-any-return]
+def training(context: Context) -> TrainingService:
+    return context.bot_data.training
 
 
 def admin_only(handler: Handler) -> Handler:
     @functools.wraps(handler)
-    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def wrapper(update: Update, context: Context) -> None:
         user = update.effective_user
         if user is None or user.id not in services(context).settings.admin_ids:
             log.warning("refused admin command from user %s", user.id if user else None)
@@ -39,7 +39,7 @@ def admin_only(handler: Handler) -> Handler:
     return wrapper
 
 
-async def add_corpus(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def add_corpus(update: Update, context: Context) -> None:
     """/addcorpus as a reply to a text message, or as the caption of an uploaded .txt document."""
     message = update.effective_message
     assert message is not None and update.effective_user is not None
@@ -72,13 +72,13 @@ async def add_corpus(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                                  f"{len(added.new_chars)} new to the model's vocabulary.")
 
 
-async def corpus(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def corpus(update: Update, context: Context) -> None:
     """/corpus: documents, sizes, and whether the model has trained on them."""
     lines = await training(context).describe_corpus()
     await reply(update, context, "\n".join(lines) or "The corpus has no added documents yet.")
 
 
-async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def retrain(update: Update, context: Context) -> None:
     """/retrain: start a fine-tuning run now (one at a time)."""
     service = training(context)
     if service.busy():
@@ -102,19 +102,19 @@ def _log_outcome(task: asyncio.Task[RunReport | str]) -> None:
         log.info("admin run %s: %s", outcome.run_id, outcome.status)
 
 
-async def jobs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def jobs(update: Update, context: Context) -> None:
     """/jobs: recent training runs."""
     lines = await training(context).describe_runs()
     await reply(update, context, "\n".join(lines) or "No training runs yet.")
 
 
-async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def models(update: Update, context: Context) -> None:
     """/models: versions, held-out perplexities, ratings, which one is active."""
     lines = await training(context).describe_versions()
     await reply(update, context, "\n".join(lines) or "No model versions recorded yet.")
 
 
-async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def rollback(update: Update, context: Context) -> None:
     """/rollback [version]: serve the previous (or the named) version at once."""
     argument = command_argument(update.effective_message) if update.effective_message else ""
     try:

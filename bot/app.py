@@ -38,6 +38,7 @@ from telegram.ext import (
 )
 
 from bot import admin, commands, handlers
+from bot.context import CONTEXT_TYPES
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
 from bot.db.repository import RequestRecord
@@ -126,7 +127,7 @@ class Runtime:
         guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)
         sessions = make_sessionmaker(self.engine)
         lyrics = LyricsService(s, sessions, self.backend, guard)
-        application.bot_data["services"] = BotServices(settings=s, lyrics=lyrics, order=ChatOrder())
+        bot_services = BotServices(settings=s, lyrics=lyrics, order=ChatOrder())
 
         async def notify(text: str, chart: bytes | None) -> None:
             await admin.notify_admins(application.bot, s.admin_ids, text, chart)
@@ -137,8 +138,7 @@ class Runtime:
                                         runner=backends.finetune)
         for text in (await self.training.corpus_texts()).values():
             guard.add(text)
-        application.bot_data["training"] = self.training
-        application.bot_data["runtime"] = self
+        application.bot_data.fill(bot_services, self.training, self)
         stale = await self.training.interrupt_stale()
         if stale:
             log.warning("marked %d training run(s) left running by a crash as interrupted", stale)
@@ -193,7 +193,7 @@ class Runtime:
 
 async def answer_unfinished(application: Application, records: list[RequestRecord]) -> None:  # type: ignore[type-arg]
     """After a crash or restart, answer exactly once what was accepted but never answered."""
-    svc: BotServices = application.bot_data["services"]
+    svc = application.bot_data.services
     for record in records:
         try:
             outcome: Lyric | Refused
@@ -245,6 +245,7 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
         .post_init(runtime.open)
         .post_stop(runtime.stop)
         .post_shutdown(runtime.close)
+        .context_types(CONTEXT_TYPES)
     )
     if settings.telegram_base_file_url:
         builder = builder.base_file_url(settings.telegram_base_file_url)

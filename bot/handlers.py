@@ -23,8 +23,8 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatType, MessageLimit
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
 
+from bot.context import Context
 from bot.i18n import MESSAGES, language, t
 from bot.services.lyrics import (
     ChatOrder,
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 CURRENT_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("ticket", default=None)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
 
 def in_order(handler: Handler) -> Handler:
@@ -55,7 +55,7 @@ def in_order(handler: Handler) -> Handler:
     """
 
     @functools.wraps(handler)
-    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def wrapper(update: Update, context: Context) -> None:
         if update.effective_chat is None:
             await handler(update, context)
             return
@@ -79,8 +79,8 @@ class BotServices:
     order: ChatOrder
 
 
-def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
-    return context.application.bot_data["services"]  # type: ignore[no-any-return]
+def services(context: Context) -> BotServices:
+    return context.bot_data.services
 
 
 def person_of(update: Update) -> Person:
@@ -130,7 +130,7 @@ def lyric_keyboard(request_id: int, lang: str) -> InlineKeyboardMarkup:
 
 
 @contextlib.asynccontextmanager
-async def typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
+async def typing(context: Context, chat_id: int) -> AsyncIterator[None]:
     """Keep "typing..." on while the body runs (Telegram clears it after 5 seconds)."""
 
     async def keep_typing() -> None:
@@ -148,7 +148,7 @@ async def typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncItera
             await task
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: Context) -> None:
     """/start and /help: what the bot does, in the person's language."""
     from bot.commands import help_text  # the registry holds this handler: imported at call time
 
@@ -164,7 +164,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, context, text)
 
 
-async def write(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def write(update: Update, context: Context) -> None:
     """/write <prefix>: lyrics that continue the prefix."""
     message = update.effective_message
     assert message is not None
@@ -177,7 +177,7 @@ async def write(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _write(update, context, prefix)
 
 
-async def prefix_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def prefix_reply(update: Update, context: Context) -> None:
     """A reply to our "send me the first line" prompt becomes the prefix."""
     message = update.effective_message
     assert message is not None
@@ -193,7 +193,7 @@ async def prefix_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await _write(update, context, (message.text or "").strip())
 
 
-async def _write(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix: str) -> None:
+async def _write(update: Update, context: Context, prefix: str) -> None:
     svc = services(context)
     person, place = person_of(update), place_of(update)
     message = update.effective_message
@@ -209,7 +209,7 @@ async def _write(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix: str
     await send_outcome(update, context, outcome)
 
 
-async def send_outcome(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: WriteOutcome) -> None:
+async def send_outcome(update: Update, context: Context, outcome: WriteOutcome) -> None:
     svc = services(context)
     lang = language(person_of(update).language_code)
     if isinstance(outcome, Duplicate):
@@ -228,7 +228,7 @@ async def send_outcome(update: Update, context: ContextTypes.DEFAULT_TYPE, outco
     await send_lyric(update, context, outcome, lang)
 
 
-async def send_lyric(update: Update, context: ContextTypes.DEFAULT_TYPE, lyric: Lyric, lang: str) -> None:
+async def send_lyric(update: Update, context: Context, lyric: Lyric, lang: str) -> None:
     svc = services(context)
     text = lyric.text
     if lyric.skipped:
@@ -256,7 +256,7 @@ async def send_lyric(update: Update, context: ContextTypes.DEFAULT_TYPE, lyric: 
 
 async def reply(
     update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
+    context: Context,
     text: str,
     markup: InlineKeyboardMarkup | ForceReply | None = None,
 ) -> Message:
@@ -273,7 +273,7 @@ async def reply(
     return await context.bot.send_message(chat.id, fit(text), reply_markup=markup, reply_parameters=quote)
 
 
-async def set_temperature(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def set_temperature(update: Update, context: Context) -> None:
     """/temp [value]: show or set the person's sampling temperature."""
     svc = services(context)
     person = person_of(update)
@@ -292,7 +292,7 @@ async def set_temperature(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await reply(update, context, t(lang, "temp_set", value=value))
 
 
-async def set_length(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def set_length(update: Update, context: Context) -> None:
     """/len [n]: show or set the answer length."""
     svc = services(context)
     person = person_of(update)
@@ -310,7 +310,7 @@ async def set_length(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await reply(update, context, t(lang, "len_set", value=value))
 
 
-async def set_rhyme(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def set_rhyme(update: Update, context: Context) -> None:
     """/rhyme [on|off]: show or set whether lines end on the song's rhyme."""
     svc = services(context)
     person = person_of(update)
@@ -328,7 +328,7 @@ async def set_rhyme(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, context, t(lang, "rhyme_set", value=t(lang, "on" if value else "off")))
 
 
-async def top(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def top(update: Update, context: Context) -> None:
     """/top: the best-rated lyrics."""
     svc = services(context)
     lang = language(person_of(update).language_code)
@@ -342,7 +342,7 @@ async def top(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, context, "\n\n".join(items))
 
 
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats(update: Update, context: Context) -> None:
     """/stats: the person's own counts."""
     svc = services(context)
     person = person_of(update)
@@ -356,7 +356,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def button(update: Update, context: Context) -> None:
     """Rating stars (``r:<request>:<stars>``) and "write again" (``a:<request>``)."""
     svc = services(context)
     query = update.callback_query
@@ -399,7 +399,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: Context) -> None:
     """Log the details with an id; show the person a short apology with the same id, never a traceback."""
     error_id = uuid.uuid4().hex[:8]
     log.error("error %s while handling an update", error_id, exc_info=context.error)

@@ -279,7 +279,7 @@ def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained
             fake.add_user(USER, "Iv", "en")
             fake.add_chat(USER, "private")
             async with bot_running(tmp_path, trained_store, fake=fake) as h:
-                lyrics = h.app.bot_data["services"].lyrics  # it looked for left-overs at start: none yet
+                lyrics = h.app.bot_data.services.lyrics  # it looked for left-overs at start: none yet
                 # The crash: requests were written (as the handler does first), then the process died.
                 for update_id, prefix in ((1, "我"), (2, "天青色")):
                     await lyrics.register(

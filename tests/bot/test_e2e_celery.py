@@ -49,7 +49,7 @@ def bot_settings(prefix: str, database_url: str, **extra: Any) -> dict[str, Any]
 
 
 def training(h: Harness) -> TrainingService:
-    return h.app.bot_data["training"]  # type: ignore[no-any-return]
+    return h.app.bot_data.training  # type: ignore[no-any-return]
 
 
 async def answers_by_request(h: Harness, people: list[int]) -> Counter[int]:

@@ -160,7 +160,7 @@ def test_a_second_bot_on_the_same_database_refuses_to_start(
     async def scenario() -> None:
         async with bot_running(tmp_path, trained_store) as first:
             first.fake.add_user(ANN, "Ann", "en")
-            async with first.app.bot_data["training"].sessions.begin() as session:  # the first bot is training
+            async with first.app.bot_data.training.sessions.begin() as session:  # the first bot is training
                 run = await repository.create_run(session, trigger="cli", requested_by=None, parent_version=None,
                                                   document_ids=[])
                 await repository.start_run(session, run_id=run.id)

@@ -246,7 +246,7 @@ def test_a_generation_error_fails_the_request_row(tmp_path: Path, trained_store:
     async def scenario() -> None:
         async with bot_running(tmp_path, trained_store) as h:
             h.fake.add_user(5, "Err", "en")
-            lyrics = h.app.bot_data["services"].lyrics
+            lyrics = h.app.bot_data.services.lyrics
 
             class Broken:
                 async def generate(self, job: object, timeout: float) -> object:

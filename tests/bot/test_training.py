@@ -55,7 +55,7 @@ def run_instead(service: TrainingService, job: Callable[[Path], Awaitable[int | 
 
 
 def training(h: Any) -> TrainingService:
-    return h.app.bot_data["training"]  # type: ignore[no-any-return]
+    return h.app.bot_data.training  # type: ignore[no-any-return]
 
 
 # Short runs of the tiny test model, which cannot learn a song without forgetting some of its own
