@@ -38,7 +38,7 @@ from typing import Any
 from common import corpus_path, percentile, print_table
 
 from bot.app import build_application, running
-from bot.fake_telegram import FakeTelegram
+from bot.sandbox import FakeTelegram
 from bot.services.models import ModelStore
 from bot.settings import Settings
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from common import corpus_path, percentile, print_table
 
 from bot.app import build_application, running
-from bot.fake_telegram import FakeTelegram
+from bot.sandbox import FakeTelegram
 from bot.services.models import ModelStore
 from bot.services.training import RunReport, TrainingService
 from bot.settings import Settings

@@ -15,7 +15,7 @@ import pytest
 from telegram.ext import Application
 
 from bot.app import build_application, running
-from bot.fake_telegram import FakeTelegram
+from bot.sandbox import FakeTelegram
 from bot.services.models import ModelStore
 from bot.settings import Settings
 from charrnn.model import ModelConfig

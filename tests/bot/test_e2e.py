@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.fake_telegram import FakeTelegram
+from bot.sandbox import FakeTelegram
 
 from .conftest import Harness, bot_running
 

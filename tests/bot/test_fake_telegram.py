@@ -13,7 +13,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, R
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
-from bot.fake_telegram import FakeTelegram
+from bot.sandbox import FakeTelegram
 
 USER, GROUP = 501, -100777
 

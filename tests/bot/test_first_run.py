@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import ensure_model, main
-from bot.fake_telegram import FakeTelegram
+from bot.sandbox import FakeTelegram
 from bot.services.models import ModelStore
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
 

@@ -17,7 +17,8 @@ import pytest
 
 from bot.app import build_application, running
 from bot.db import repository
-from bot.fake_telegram import ANONYMOUS_ADMIN, FakeTelegram
+from bot.sandbox import FakeTelegram
+from bot.sandbox.protocol import ANONYMOUS_ADMIN
 from bot.services.instance import FileLock, InstanceLocked
 
 from .conftest import bot_running, make_settings

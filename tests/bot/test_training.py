@@ -415,7 +415,7 @@ def test_sigterm_during_an_admin_fine_tune_stops_promptly_and_records_it(
     import signal
     import sqlite3
 
-    from bot.fake_telegram import FakeTelegram
+    from bot.sandbox import FakeTelegram
 
     model_dir, corpus = copy_store(trained_store, tmp_path)
     database = tmp_path / "bot.db"

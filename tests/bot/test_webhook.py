@@ -22,8 +22,8 @@ from telegram.ext import Application
 
 from bot.app import Runtime, Webhook, build_application, running
 from bot.cli import main
-from bot.fake_telegram import FakeTelegram
 from bot.logs import configure_logging
+from bot.sandbox import FakeTelegram
 from bot.settings import Settings
 
 from .conftest import make_settings

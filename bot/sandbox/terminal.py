@@ -1,7 +1,9 @@
 """A terminal chat with the real bot, through the local Bot API server that ships with the package.
 
-Nothing is mocked but Telegram itself: the same ``Application``, worker, database and model as in
-production. You type as a person; ``!3`` presses button 3 under the bot's last lyric.
+A product feature: ``make run`` / ``lyricbot run`` without a token, and ``lyricbot sandbox``, open it
+(``bot.cli.cmd_sandbox``). Nothing is mocked but Telegram itself: the same ``Application``, worker, database
+and model as in production, against the server the tests use (``bot.sandbox.server``). You type as a person
+(``bot.sandbox.people``); ``!3`` presses button 3 under the bot's last lyric.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pydantic import SecretStr
 
 from bot.app import build_application, running
-from bot.fake_telegram import FakeTelegram
+from bot.sandbox.server import FakeTelegram
 from bot.settings import Settings
 
 USER_ID = 1001
