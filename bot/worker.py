@@ -18,15 +18,14 @@ import socket
 import threading
 from typing import Any
 
-import torch
 from celery import Celery
 
+from bot.services.backends import serving_precision
 from bot.services.celery_backend import FINETUNE, GENERATE, GENERATION_QUEUE, TRAINING_QUEUE, encode_result, make_celery
 from bot.services.finetune_job import run_job
 from bot.services.generation import GenerationJob, LocalGenerationWorker
 from bot.services.models import ModelStore
 from bot.settings import Settings
-from charrnn.sample import serving_dtype
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +36,10 @@ class GenerationRuntime:
     def __init__(self, settings: Settings) -> None:
         store = ModelStore(settings.model_dir, settings.device)
         loaded = store.load_active()
-        device = next(loaded.model.parameters()).device
-        precision = settings.serving_precision
-        dtype = serving_dtype(device) if precision == "auto" else getattr(torch, precision)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.worker = LocalGenerationWorker(
             loaded, loader=store.load, queue_size=4 * settings.worker_concurrency, max_batch=settings.max_batch,
-            torch_threads=settings.torch_threads, dtype=dtype, max_lanes=3,
+            torch_threads=settings.torch_threads, dtype=serving_precision(settings, loaded), max_lanes=3,
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="generation-loop", daemon=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from bot.services.finetune_runner import FinetuneRunner, ProcessRunner
-from bot.services.generation import GenerationBackend, LocalGenerationWorker
+from bot.services.generation import GenerationBackend, LoadedModel, LocalGenerationWorker
 from bot.services.models import ModelStore
 from bot.settings import Settings
 from charrnn.sample import serving_dtype
@@ -30,9 +30,15 @@ def make_backends(settings: Settings, store: ModelStore) -> Backends:
         max_wait_s = 3 * 60 * settings.finetune_minutes + 1800
         return Backends(celery, CeleryFinetuneRunner(celery.app, celery.poller, max_wait_s))
     loaded = store.load_active()
-    device = next(loaded.model.parameters()).device
-    precision = settings.serving_precision
-    dtype = serving_dtype(device) if precision == "auto" else getattr(torch, precision)
     worker = LocalGenerationWorker(loaded, loader=store.load, queue_size=settings.queue_size,
-                                   max_batch=settings.max_batch, torch_threads=settings.torch_threads, dtype=dtype)
+                                   max_batch=settings.max_batch, torch_threads=settings.torch_threads,
+                                   dtype=serving_precision(settings, loaded))
     return Backends(worker, ProcessRunner())
+
+
+def serving_precision(settings: Settings, loaded: LoadedModel) -> torch.dtype:
+    """``SERVING_PRECISION``: auto is bfloat16 where the model's device does it natively, else float32."""
+    if settings.serving_precision == "auto":
+        return serving_dtype(next(loaded.model.parameters()).device)
+    dtype: torch.dtype = getattr(torch, settings.serving_precision)
+    return dtype

@@ -211,7 +211,6 @@ class CeleryGenerationBackend:
         self._version = version
         self._vocab: tuple[str, Vocab] | None = None
         self.poller = ResultPoller(self.app, settings)
-        self._outstanding = 0
         self._finished: collections.deque[float] = collections.deque(maxlen=256)  # completion times
         self._job_seconds = 1.0
 
@@ -253,7 +252,6 @@ class CeleryGenerationBackend:
         job = replace(job, version=job.version or self._version)
         task_id = str(uuid.uuid4())
         future = self.poller.expect(task_id)
-        self._outstanding += 1
         started = time.monotonic()
         deadline = started + timeout
         try:
@@ -277,7 +275,6 @@ class CeleryGenerationBackend:
             raise
         finally:
             self.poller.forget(task_id)
-            self._outstanding -= 1
         self._finished.append(time.monotonic())
         self._job_seconds = 0.8 * self._job_seconds + 0.2 * (time.monotonic() - started)
         return decode_result(payload)
