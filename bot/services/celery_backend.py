@@ -69,6 +69,10 @@ def make_celery(settings: Settings) -> Celery:
             # Every live worker sweeps for tasks of dead ones this often (default: every 100 s).
             "unacked_restore_interval": max(1.0, min(10.0, visibility / 4)),
             "unacked_restore_throttle": 1,
+            # A worker killed during its sweep leaves the sweep's lock behind, and no worker sweeps until it
+            # expires (default 300 s, longer than anyone waits). Two sweeps at once are safe (each restore
+            # is a WATCH transaction), so the lock need only outlive one sweep.
+            "unacked_mutex_expire": max(2.0, visibility / 2),
         },
         result_backend_transport_options=prefix,
         result_expires=3600,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from bot.services.celery_backend import make_celery
 from bot.services.training import TrainingService
+from bot.settings import Settings
 
 from .celeryutil import REDIS_URL, VISIBILITY_TIMEOUT_S, celery_env, redis_prefix, workers
 from .conftest import Harness, bot_running
@@ -56,8 +59,26 @@ async def answers_by_request(h: Harness, people: list[int]) -> Counter[int]:
     return Counter(r for p in people for m in h.fake.sent(p) if (r := request_of(m)) is not None)
 
 
+def hold_restore_lock(prefix: str, database_url: str) -> None:
+    """Take the lock a worker holds while it sweeps for dead workers' tasks, and never release it: what a
+    worker killed in the middle of its sweep leaves behind (it sweeps every second, so a kill can land there)."""
+    import redis
+
+    settings = Settings(**bot_settings(prefix, database_url))
+    options = make_celery(settings).conf.broker_transport_options
+    expire = options.get("unacked_mutex_expire", 300)  # kombu's default: 5 minutes
+    client = redis.Redis.from_url(REDIS_URL)
+    lock = client.lock(f"{prefix}unacked_mutex", timeout=expire)
+    deadline = time.monotonic() + 10
+    while not lock.acquire(blocking=False):  # the live worker may hold it for a moment
+        assert time.monotonic() < deadline, "the restore lock was never free"
+        time.sleep(0.001)
+    client.close()
+
+
+@pytest.mark.parametrize("killed_while_sweeping", [False, True], ids=["killed", "killed-while-sweeping"])
 def test_two_workers_serve_a_flood_and_a_killed_one_loses_nothing(
-    tmp_path: Path, celery_setup: tuple[str, tuple[Path, Path]], postgres_url: str
+    tmp_path: Path, celery_setup: tuple[str, tuple[Path, Path]], postgres_url: str, killed_while_sweeping: bool
 ) -> None:
     prefix, store = celery_setup
     env = celery_env(prefix, store[0])
@@ -77,6 +98,8 @@ def test_two_workers_serve_a_flood_and_a_killed_one_loses_nothing(
                     break
                 await asyncio.sleep(0.02)
             await asyncio.to_thread(first.kill)
+            if killed_while_sweeping:
+                await asyncio.to_thread(hold_restore_lock, prefix, postgres_url)
             in_flight = first.received()
             assert len(in_flight) - first.served() >= 3, "the first worker was never busy: nothing tested"
             for person in people:
