@@ -197,6 +197,8 @@ async def answer_unfinished(application: Application, records: list[RequestRecor
     for record in records:
         try:
             outcome: Lyric | Refused
+            if record.chat_id is None:  # an inline request: Telegram delivered it; nowhere to send a lyric
+                continue
             if record.status == "done" and record.output:
                 outcome = Lyric(record.id, record.output, ())
             else:

@@ -129,8 +129,13 @@ class Request(Base):
     # None for a "write again" request, which comes from a button and has no update of its own.
     update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
-    chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="RESTRICT"))
+    # None for an inline request: Telegram does not say in which chat a chosen inline result was sent.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="RESTRICT"))
     message_id: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16), server_default="chat")  # chat (a command) or inline
+    inline_message_id: Mapped[str | None] = mapped_column(String(255), index=True)  # a sent inline result
+    style: Mapped[str | None] = mapped_column(String(32))  # the style written in; None: the default style
+    title: Mapped[str | None] = mapped_column(Text)  # the lyric's generated title, shown as its first line
     prefix: Mapped[str] = mapped_column(Text)
     temperature: Mapped[float] = mapped_column(Float)
     length: Mapped[int] = mapped_column(Integer)
@@ -174,7 +179,38 @@ class UserSettings(Base):
     temperature: Mapped[float | None] = mapped_column(Float)  # None: the bot's default
     length: Mapped[int | None] = mapped_column(Integer)
     rhyme: Mapped[bool | None] = mapped_column(Boolean)
+    style: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ChatSettings(Base):
+    """A group's settings: they apply to everyone writing in that group, and only its administrators change them."""
+
+    __tablename__ = "chat_settings"
+
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chats.id", ondelete="RESTRICT"), primary_key=True, autoincrement=False
+    )
+    temperature: Mapped[float | None] = mapped_column(Float)  # None: the bot's default
+    length: Mapped[int | None] = mapped_column(Integer)
+    rhyme: Mapped[bool | None] = mapped_column(Boolean)
+    style: Mapped[str | None] = mapped_column(String(32))
+    updated_by: Mapped[int | None] = mapped_column(BigInteger)  # a Telegram user id; no key, it is a log
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Style(Base):
+    """A named style: a lineage of model versions (the shipped base, or a corpus an admin trained), served side
+    by side with the others. Deleting one keeps its row (``deleted_at``): old requests and ratings still name it."""
+
+    __tablename__ = "styles"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # a slug: jaychou, shakespeare
+    title: Mapped[str] = mapped_column(String(64))  # what people see on the button
+    active_version: Mapped[str | None] = mapped_column(String(64))  # a model directory in MODEL_DIR
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CorpusDocument(Base):
@@ -205,6 +241,7 @@ class TrainingRun(Base):
     requested_by: Mapped[int | None] = mapped_column(BigInteger)  # a Telegram user id; no key, it is a log
     parent_version: Mapped[str | None] = mapped_column(String(64))
     candidate_version: Mapped[str | None] = mapped_column(String(64))
+    style: Mapped[str | None] = mapped_column(String(32))  # the style fine-tuned; None: the default
     document_ids: Mapped[list[int]] = mapped_column(JSON_VALUE)  # corpus_documents ids
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON_VALUE)
     error: Mapped[str | None] = mapped_column(Text)
@@ -228,3 +265,4 @@ class ModelVersion(Base):
     run_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("training_runs.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest time it was made active
+    style: Mapped[str | None] = mapped_column(String(32))  # the style whose lineage it belongs to; None: the default

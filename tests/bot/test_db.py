@@ -36,6 +36,8 @@ APP_TABLES = {
     "corpus_documents",
     "training_runs",
     "model_versions",
+    "chat_settings",
+    "styles",
 }
 USER, CHAT = 1001, -1001234567890
 
@@ -770,5 +772,34 @@ def test_migration_0005_json_columns_keep_their_values_both_ways(url: str) -> No
             async with make_sessionmaker(engine)() as session:
                 (finished,) = await repository.recent_runs(session)
                 assert finished.metrics == {"val_ppl": None, "ok": 1.5}
+
+    asyncio.run(main())
+
+
+def test_migration_0006_downgrade_refuses_to_drop_inline_requests(url: str) -> None:
+    """An inline request has no chat, which 0005 requires: going down with one stored fails and changes
+    nothing, rather than deleting it; without any, the way down and up again is clean."""
+
+    async def main() -> None:
+        async with migrated(url) as engine:
+            async with make_sessionmaker(engine).begin() as session:
+                await seed(session)
+                await new_request(session, update_id=1)
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(
+                    "INSERT INTO requests (user_id, chat_id, prefix, temperature, length, rhyme, status, "
+                    "candidate_index, source, created_at) "
+                    f"VALUES ({USER}, NULL, 'inline', 1.0, 100, false, 'answered', 0, 'inline', CURRENT_TIMESTAMP)"
+                )
+            with pytest.raises(RuntimeError, match="1 inline requests"):
+                await migrate.downgrade(engine, "0005")
+            assert await migrate.current(engine) == "0006"
+            async with engine.begin() as conn:
+                assert (await conn.exec_driver_sql("SELECT COUNT(*) FROM requests")).scalar_one() == 2
+                await conn.exec_driver_sql("DELETE FROM requests WHERE chat_id IS NULL")
+            await migrate.downgrade(engine, "0005")
+            assert "styles" not in await table_names(engine)
+            await migrate.upgrade(engine)
+            await migrate.check(engine)
 
     asyncio.run(main())

@@ -24,7 +24,7 @@ class RequestRecord:
     id: int
     update_id: int | None
     user_id: int
-    chat_id: int
+    chat_id: int | None  # None: an inline request (Telegram does not say where it went)
     message_id: int | None
     prefix: str
     temperature: float
