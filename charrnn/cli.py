@@ -34,6 +34,7 @@ from charrnn.fetch import CORPORA, FetchError, fetch
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sample import SampleConfig
+from charrnn.titles import TITLE_CONTEXT, choose_titles, title_config, titled
 from charrnn.train import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
 
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sample_args(gen)
     gen.add_argument("--num", type=positive_int, default=1, help="samples, generated as one batch")
     gen.add_argument("--raw", action="store_true", help="the text as generated, spaces and empty lines kept")
+    gen.add_argument("--titles", type=positive_int, default=0, metavar="N",
+                     help="title each lyric: sample N titles in line mode, keep the one that fits it best")
     gen.add_argument("--device", default="auto")
     gen.add_argument("--json", action="store_true")
 
@@ -183,16 +186,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     configs = [replace(base, seed=None if args.seed is None else args.seed + i) for i in range(args.num)]
-    results = generate_many(ckpt.model, ckpt.vocab, [(args.prefix, c) for c in configs])
+    title_seeds = [None if args.seed is None else args.seed + args.num + i for i in range(args.titles)]
+    requests = [(args.prefix, c) for c in configs] + [(TITLE_CONTEXT, title_config(seed)) for seed in title_seeds]
+    generated = generate_many(ckpt.model, ckpt.vocab, requests)
+    results, sampled = generated[: args.num], [g.continuation for g in generated[args.num :]]
+    titles = choose_titles(ckpt.model, ckpt.vocab, [r.lyric for r in results], sampled) if sampled else []
     if results and results[0].skipped:
         print(f"note: left out characters the model has never seen: {''.join(results[0].skipped)}", file=sys.stderr)
     texts = [r.text if args.raw else r.lyric for r in results]
     if args.json:
         rows = [{"text": text, "mean_logprob": r.mean_logprob, "skipped": list(r.skipped)}
-                for text, r in zip(texts, results, strict=True)]
+                | ({"title": titles[i]} if titles else {})
+                for i, (text, r) in enumerate(zip(texts, results, strict=True))]
         print(json.dumps(rows, ensure_ascii=False))
     else:
-        print("\n\n".join(texts))
+        print("\n\n".join(titled(text, titles[i]) if titles else text for i, text in enumerate(texts)))
     return 0
 
 

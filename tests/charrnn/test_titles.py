@@ -1,0 +1,110 @@
+"""Titles: candidates sampled in line mode, the one that fits the lyric kept; English lyrics titled by their hook."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from charrnn.batching import generate_many
+from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.titles import TITLE_CONTEXT, choose_titles, fit_scores, hook_title, is_title, title_config, titled
+
+from .conftest import Tiny
+
+# A stated tolerance: one batched, padded pass against one sequence at a time through prime/step.
+SCORE_ATOL = 1e-3
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("浣溪沙", True), ("木兰花・忆秦娥", True), ("Don't Stop", True), ("前腔", False), ("幺", False),
+     ("ROMEO:", False), ("春风好，东风里", False), ("", False), ("这是一个太长太长太长的名字啊", False)],
+)
+def test_a_title_is_a_name_not_a_sentence_or_a_marker(text: str, expected: bool) -> None:
+    assert is_title(text) is expected
+
+
+def test_an_english_lyric_is_titled_by_its_hook_or_its_first_words() -> None:
+    chorus = "walking in the rain again\nI hold on\nwalking in the rain again\nthe night is long"
+    assert hook_title(chorus) == "Walking in the rain again"
+    assert hook_title("the city sleeps tonight under a silver sky, my love\nand I") == "The city sleeps tonight under a"
+    assert hook_title("夜色\n\n") == "夜色"
+    assert hook_title("") is None and hook_title("……\n!!") is None
+
+
+def test_fit_scores_are_the_log_likelihood_of_the_lyric_head_after_the_title(tiny_trained: Tiny) -> None:
+    """The batched, padded pass gives what reading each sequence alone gives, by hand."""
+    model, vocab = tiny_trained.model, tiny_trained.vocab
+    lyrics, titles = ["我不要再想你\n我不能", "天青色等烟雨"], ["烟雨", "隔江千万里"]
+    scores = fit_scores(model, vocab, lyrics, titles, head_chars=6)
+    assert scores.shape == (2, 2)
+    for i, lyric in enumerate(lyrics):
+        for j, title in enumerate(titles):
+            start, head = vocab.encode(TITLE_CONTEXT + title + "\n"), vocab.encode(lyric[:6])
+            with torch.inference_mode():
+                logits, state = model.prime([start])
+                total = 0.0
+                for token in head:
+                    total += float(F.log_softmax(logits.float(), dim=-1)[0, token])
+                    logits, state = model.step(torch.tensor([token]), state)
+            assert math.isclose(float(scores[i, j]), total, abs_tol=SCORE_ATOL)
+
+
+def test_characters_the_model_never_saw_are_left_out_of_the_scored_head(tiny_trained: Tiny) -> None:
+    model, vocab = tiny_trained.model, tiny_trained.vocab
+    clean = fit_scores(model, vocab, ["我不要再想你"], ["烟雨"])
+    assert torch.allclose(fit_scores(model, vocab, ["我不要😀再想你"], ["烟雨"]), clean, atol=SCORE_ATOL)
+    assert choose_titles(model, vocab, ["😀😀"], ["烟雨"]) == [None]  # nothing to score, no words to use
+
+
+def test_the_shipped_base_names_the_tune_of_famous_song_ci() -> None:
+    """The chosen title is the one under which the lyric is most likely: for ci the base model read in
+    training, that is its real tune name (词牌), among six candidates."""
+    base = load_checkpoint(BASE)
+    tunes = ["水调歌头", "浣溪沙", "菩萨蛮", "念奴娇", "蝶恋花", "江城子"]
+    songs = {
+        "明月几时有，把酒问青天。不知天上宫阙，今夕是何年。": "水调歌头",
+        "大江东去，浪淘尽，千古风流人物。故垒西边，人道是，三国周郎赤壁。": "念奴娇",
+        "十年生死两茫茫，不思量，自难忘。千里孤坟，无处话凄凉。": "江城子",
+        "庭院深深深几许，杨柳堆烟，帘幕无重数。": "蝶恋花",
+    }
+    assert choose_titles(base.model, base.vocab, list(songs), tunes) == list(songs.values())
+
+
+def test_sampled_candidates_from_the_base_read_as_titles() -> None:
+    """Line mode after a blank line writes tune names and titles: most candidates pass ``is_title``."""
+    base = load_checkpoint(BASE)
+    candidates = generate_many(base.model, base.vocab, [(TITLE_CONTEXT, title_config(seed=s)) for s in range(16)])
+    titles = [c.continuation for c in candidates if is_title(c.continuation)]
+    assert len(titles) >= 10, [c.continuation for c in candidates]
+    lyric = "天青色等烟雨，而我在等你。炊烟袅袅升起，隔江千万里。"
+    (chosen,) = choose_titles(base.model, base.vocab, [lyric], [c.continuation for c in candidates])
+    assert chosen in titles
+    english = choose_titles(base.model, base.vocab, ["the rain falls down\non the city"], titles)
+    assert english == ["The rain falls down"]
+
+
+def test_generate_titles_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from charrnn.cli import main
+
+    args = ["generate", BASE, "--prefix", "明月", "--max-length", "40", "--seed", "1", "--num", "2"]
+    assert main([*args, "--titles", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and all(is_title(row["title"]) for row in rows), rows
+    assert main([*args, "--json"]) == 0  # the same lyrics without titles: title rows come after the lyric rows
+    assert [row["text"] for row in json.loads(capsys.readouterr().out)] == [row["text"] for row in rows]
+    assert main([*args, "--titles", "4"]) == 0
+    assert capsys.readouterr().out.startswith(f"《{rows[0]['title']}》\n\n明月")
+    with pytest.raises(SystemExit):
+        main([*args, "--titles", "-1"])
+
+
+def test_titled_puts_the_title_on_the_first_line() -> None:
+    assert titled("明月几时有", "水调歌头") == "《水调歌头》\n\n明月几时有"
+    assert titled("the rain falls", "The Rain") == "The Rain\n\nthe rain falls"
+    assert titled("明月几时有", None) == "明月几时有"
