@@ -2,6 +2,7 @@
 
     python benchmarks/bot_load.py [--people 50] [--requests 400] [--rate 6] [--model-dir DIR | --base]
     python benchmarks/bot_load.py --backend celery --workers 1 2 --base --rate 0 --requests 300
+    python benchmarks/bot_load.py --inline --base [--requests 200] [--people 50] [--rate 6]
 
 Requests arrive as a Poisson stream at ``--rate`` per second (0: all at once, to measure requests/s
 at saturation) from ``--people`` people, each asking for 120 characters. Everything is real but
@@ -14,6 +15,11 @@ switched off (one sequence at a time). ``--backend celery`` runs it on the local
 baseline of the same run), then once per ``--workers`` count with that many ``lyricbot worker``
 processes on the live Redis (each pinned to one core with ``taskset`` where it exists, one torch
 thread), so the cost of the broker hop and the gain of a second worker are both visible.
+
+``--inline`` sends inline queries instead (``@Bot first words``, three candidates each, in one batch), Poisson
+arrivals at ``--rate``, each person's words drawn from a list, so some repeat and are answered from the bot's
+cache (counted apart). Latency is from the query's arrival at the server to the bot's answerInlineQuery; a query
+never answered is lost. Every fourth answered query's first result is chosen, and must become a request row.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ async def one_run(
             rate_limit_per_minute=10_000,
             request_timeout_s=args.timeout,
             log_level="WARNING",
+            **({} if args.titles is None else {"title_candidates": args.titles}),
             **extra,
         )
         people = [10_000 + i for i in range(args.people)]
@@ -118,6 +125,83 @@ async def one_run(
     }
 
 
+INLINE_PREFIXES = ["天青色", "窗外", "我不要", "你说", "雨下", "夜", "想", "在", "明月", "春风", "The night",
+                   "When I", "O my", "Love is", "The king", "Sweet"]  # fmt: skip
+
+
+async def inline_run(model_dir: Path, corpus: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
+    """``args.requests`` inline queries from ``args.people`` people through the real Application."""
+    db = work / f"inline-{secrets.token_hex(4)}.db"
+    async with FakeTelegram() as fake:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None, telegram_bot_token=fake.token, telegram_base_url=fake.base_url,
+            telegram_base_file_url=fake.base_file_url, database_url=f"sqlite+aiosqlite:///{db}", model_dir=model_dir,
+            corpus_path=corpus, device=args.device, default_length=args.length, max_batch=args.max_batch,
+            queue_size=args.queue_size, rate_limit_per_minute=10_000, request_timeout_s=args.timeout,
+            log_level="WARNING", **({} if args.titles is None else {"title_candidates": args.titles}),
+        )  # fmt: skip
+        people = [20_000 + i for i in range(args.people)]
+        for person in people:
+            fake.add_user(person, f"P{person}", "zh" if person % 2 else "en")
+        rng = random.Random(0)
+        async with running(build_application(settings)):
+            asked: list[tuple[int, str, str]] = []  # (person, words, query id)
+            started = time.perf_counter()
+            for i in range(args.requests):
+                person, words = people[i % len(people)], rng.choice(INLINE_PREFIXES)
+                asked.append((person, words, fake.send_inline_query(person, words)))
+                if args.rate > 0:
+                    await asyncio.sleep(rng.expovariate(args.rate))
+            deadline = time.perf_counter() + args.timeout
+            while len(fake.inline_answers) < len(asked) and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+            finished = time.perf_counter()
+            chosen = 0
+            for n, (person, _, query_id) in enumerate(asked):
+                results = fake.inline_answers.get(query_id, {}).get("results", [])
+                if n % 4 == 0 and results and results[0]["id"] != "hint":
+                    fake.choose_inline_result(person, query_id, results[0]["id"])
+                    chosen += 1
+            rows, rows_deadline = 0, time.perf_counter() + 30
+            while time.perf_counter() < rows_deadline:
+                with sqlite3.connect(db) as conn:
+                    rows = conn.execute("SELECT COUNT(*) FROM requests WHERE source = 'inline'").fetchone()[0]
+                if rows >= chosen:
+                    break
+                await asyncio.sleep(0.1)
+    latencies, fresh, hints, cached = [], [], 0, 0
+    seen: set[str] = set()  # result ids already given: a repeat is an answer from the cache
+    for _, _, query_id in asked:
+        answer = fake.inline_answers.get(query_id)
+        if answer is None:
+            continue
+        latency = answer["answered_at"] - fake.inline_asked_at[query_id]
+        latencies.append(latency)
+        ids = [r["id"] for r in answer["results"]]
+        if ids == ["hint"]:
+            hints += 1
+        elif ids[0] in seen:
+            cached += 1
+        else:
+            fresh.append(latency)
+        seen.update(ids)
+    return {
+        "queries": len(asked),
+        "answered": len(latencies),
+        "generated": len(fresh),
+        "cached": cached,
+        "hints": hints,
+        "lost": len(asked) - len(latencies),
+        "chosen": chosen,
+        "rows": rows,
+        "throughput": len(latencies) / (finished - started),
+        "p50": statistics.median(latencies) if latencies else float("nan"),
+        "p95": percentile(latencies, 0.95),
+        "p95_generated": percentile(fresh, 0.95),
+        "seconds": finished - started,
+    }
+
+
 @contextmanager
 def celery_workers(count: int, model_dir: Path, work: Path, prefix: str, args: argparse.Namespace) -> Iterator[None]:
     """``count`` real ``lyricbot worker`` processes, worker i pinned to core i where ``taskset`` exists."""
@@ -161,9 +245,12 @@ def celery_workers(count: int, model_dir: Path, work: Path, prefix: str, args: a
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["local", "celery"], default="local")
+    parser.add_argument("--inline", action="store_true", help="inline queries instead of /write (local backend)")
+    parser.add_argument("--titles", type=int, default=None,
+                        help="title candidates per request (TITLE_CANDIDATES; default: the bot's, 4; 0: no titles)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="with --backend celery")
     parser.add_argument("--people", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=None, help="default: 400 /write, 200 inline queries")
     parser.add_argument("--rate", type=float, default=6.0, help="mean arrivals per second; 0: all at once")
     parser.add_argument("--length", type=int, default=120)
     parser.add_argument("--queue-size", type=int, default=64)
@@ -174,6 +261,7 @@ def main() -> None:
     parser.add_argument("--base", action="store_true", help="serve the shipped base model")
     parser.add_argument("--train-minutes", type=float, default=1.0)
     args = parser.parse_args()
+    args.requests = args.requests or (200 if args.inline else 400)
     corpus = corpus_path("jaychou")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -187,6 +275,10 @@ def main() -> None:
                 f"training the default model on the Jay Chou corpus for {args.train_minutes:g} min ...", file=sys.stderr
             )
             ModelStore(model_dir, "cpu").train_first(corpus, args.train_minutes)
+        if args.inline:
+            print("running: inline queries ...", file=sys.stderr)
+            report_inline(asyncio.run(inline_run(model_dir, corpus, work, args)), args)
+            return
         results = {}
         if args.backend == "local":
             for label, max_batch in (("batching on (64 rows)", 64), ("batching off (1 row)", 1)):
@@ -228,6 +320,17 @@ def main() -> None:
     two = [r for label, r in results.items() if label == "celery, 2 worker(s)"]
     if one and two:
         print(f"2 workers vs 1: {two[0]['throughput'] / one[0]['throughput']:.2f}x requests/s")
+
+
+def report_inline(r: dict[str, float], args: argparse.Namespace) -> None:
+    arrivals = f"Poisson arrivals at {args.rate:g}/s" if args.rate > 0 else "all sent at once"
+    print(f"{args.requests} inline queries (3 candidates of up to {args.length} characters each) from {args.people} "
+          f"people, {arrivals}, model {'base' if args.base else args.model_dir or 'trained'}")  # fmt: skip
+    keys = ["queries", "answered", "generated", "cached", "hints", "lost", "chosen", "rows", "throughput", "p50",
+            "p95", "p95_generated", "seconds"]  # fmt: skip
+    print_table(keys, [tuple(r[k] for k in keys)])
+    print("throughput: answers per second, first query to last answer; p95_generated: answers that generated")
+    print(f"nothing lost: {r['lost'] == 0 and r['rows'] == r['chosen']}; p95 under 1 s: {r['p95'] < 1.0}")
 
 
 if __name__ == "__main__":

@@ -33,11 +33,15 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChosenInlineResultHandler,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
-from bot import admin, commands, handlers
+from bot import admin, commands, handlers, settings_panel
+from bot import inline as inline_handlers
+from bot import styles as style_handlers
 from bot.context import CONTEXT_TYPES
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
@@ -46,11 +50,13 @@ from bot.handlers import BotServices
 from bot.logs import Redactor, RedactTokens
 from bot.services.backends import make_backends
 from bot.services.generation import GenerationBackend
+from bot.services.inline import InlineService
 from bot.services.instance import FinetuneLock, InstanceLock, InstanceLocked
-from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Preferences, Refused
+from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
 from bot.services.schedule import FINETUNE_JOB, FOLLOW_JOB, finetune_trigger, make_scheduler, register
+from bot.services.styles import StyleService
 from bot.services.training import TrainingService
 from bot.settings import Settings
 
@@ -128,6 +134,7 @@ class Runtime:
         sessions = make_sessionmaker(self.engine)
         lyrics = LyricsService(s, sessions, self.backend, guard)
         bot_services = BotServices(settings=s, lyrics=lyrics, order=ChatOrder())
+        bot_services.inline = InlineService(lyrics)
 
         async def notify(text: str, chart: bytes | None) -> None:
             await admin.notify_admins(application.bot, s.admin_ids, text, chart)
@@ -137,6 +144,12 @@ class Runtime:
                                         exclusive=lambda: self.finetune_lock.try_hold(engine),
                                         runner=backends.finetune)
         for text in (await self.training.corpus_texts()).values():
+            guard.add(text)
+        # Styles: several models at once, one lane each; the default style is the training service's ACTIVE.
+        styles = StyleService(sessions, store, self.backend, self.training)
+        lyrics.styles = bot_services.styles = styles
+        await styles.reserve()
+        for text in await styles.corpus_texts():
             guard.add(text)
         application.bot_data.fill(bot_services, self.training, self)
         stale = await self.training.interrupt_stale()
@@ -202,13 +215,13 @@ async def answer_unfinished(application: Application, records: list[RequestRecor
             if record.status == "done" and record.output:
                 outcome = Lyric(record.id, record.output, ())
             else:
-                prefs = Preferences(record.temperature, record.length, record.rhyme)
+                prefs = await svc.lyrics.stored_preferences(record)
                 outcome = await svc.lyrics.generate(record.id, record.prefix, prefs)
             if isinstance(outcome, Refused):
                 continue
             if not await svc.lyrics.claim_sending(record.id):
                 continue
-            markup = handlers.lyric_keyboard(record.id, "en")
+            markup = handlers.lyric_keyboard(record.id, "en", record.prefix)
             try:
                 sent = await application.bot.send_message(
                     record.chat_id,
@@ -257,7 +270,15 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
     ordered = handlers.in_order
     reply_to_prompt = new_messages & filters.REPLY & filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(reply_to_prompt, ordered(handlers.prefix_reply), block=False))
+    # Before the catch-all button handler: the first matching handler of a group wins.
+    application.add_handler(CallbackQueryHandler(ordered(style_handlers.style_button),
+                                                 pattern=style_handlers.CALLBACK_PATTERN, block=False))
+    # The /settings panel only edits its own message, so no answer order to keep (taps in a chat take turns).
+    application.add_handler(CallbackQueryHandler(settings_panel.tap, pattern=settings_panel.PATTERN, block=False))
     application.add_handler(CallbackQueryHandler(ordered(handlers.button), block=False))
+    # Inline mode: no chat, so no answer order to keep; block=False, as a person types several queries at once.
+    application.add_handler(InlineQueryHandler(inline_handlers.inline_query, block=False))
+    application.add_handler(ChosenInlineResultHandler(inline_handlers.chosen_result, block=False))
     # An uploaded .txt whose caption is /addcorpus (captions are not commands to CommandHandler).
     caption = new_messages & filters.Document.ALL & filters.CaptionRegex(r"^/addcorpus(@\w+)?(\s|$)")
     application.add_handler(MessageHandler(caption, ordered(admin.admin_only(admin.add_corpus)), block=False))

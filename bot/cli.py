@@ -48,10 +48,22 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from charrnn.cli_options import ProgressBar
     from charrnn.train import TrainConfig
 
+    if args.style:
+        from bot.styles_cli import check_new_style
+
+        check_new_style(settings, args.style)  # before minutes of training, not after
+    corpus = Path(args.corpus) if args.corpus else settings.corpus_path
     version = store.train_first(
-        Path(args.corpus) if args.corpus else settings.corpus_path, args.minutes, callback=ProgressBar(TrainConfig()),
-        from_base=not args.from_scratch,
+        corpus, args.minutes, callback=ProgressBar(TrainConfig()),
+        from_base=not args.from_scratch, activate=not args.style,
+        prefix=f"{args.style.strip().lower()}-v" if args.style else "v",
     )
+    if args.style:
+        from bot.styles_cli import register_style
+
+        name = register_style(settings, args.style, args.title, version, corpus)
+        print(f"trained model {version} in {settings.model_dir}; style {name} now serves it")
+        return 0
     print(f"trained and activated model {version} in {settings.model_dir}")
     return 0
 
@@ -75,6 +87,12 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def style_option(args: argparse.Namespace) -> str | None:
+    """``--style NAME`` as the services take it: None for the default style."""
+    style = (getattr(args, "style", None) or "").strip().lower()
+    return None if style in ("", "default") else style
+
+
 def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     """``corpus add``, ``retrain``, ``models``, ``rollback``: the admin commands, for the server's shell."""
     from bot.db.engine import make_engine, make_sessionmaker
@@ -93,7 +111,8 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                                       exclusive=lambda: lock.try_hold(engine))
             if args.command == "corpus":
                 path = Path(args.file)
-                added = await service.add_document(name=path.name, raw=path.read_bytes(), added_by=None)
+                added = await service.add_document(name=path.name, raw=path.read_bytes(), added_by=None,
+                                                   style=style_option(args))
                 state = "already present" if added.duplicate else "added"
                 print(f"document {added.document_id} {state}: {added.chars:,} characters, "
                       f"{len(added.new_chars)} new to the model's vocabulary")
@@ -104,16 +123,24 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                 await instance.acquire(engine)  # a running bot trains itself: /retrain in Telegram
                 try:
                     await service.interrupt_stale()
-                    outcome = await service.retrain(trigger="cli")
+                    outcome = await service.retrain(trigger="cli", style=style_option(args))
                 finally:
                     await instance.release()
                 print(format_report(outcome) if isinstance(outcome, RunReport)
                       else "no new corpus text since the active model was trained" if outcome == "nothing_new"
                       else "a training run is already going")
-            elif args.command == "models":
-                print("\n".join(await service.describe_versions()) or "no model versions recorded yet")
-            elif args.command == "rollback":
-                print(f"now serving {await service.rollback(args.version)}")
+            elif args.command in ("models", "rollback"):
+                from bot.services.styles import StyleService
+
+                styles = StyleService(service.sessions, store, training=service)
+                if args.command == "models":
+                    lines = await (styles.describe_versions(args.style) if args.style else service.describe_versions())
+                    print("\n".join(lines) or "no model versions recorded yet")
+                    print(await styles.summary())
+                elif args.version and await styles.find(args.version) is not None:  # rollback STYLE [VERSION]
+                    print(f"now serving {await styles.rollback(args.version, args.style_version)}")
+                else:
+                    print(f"now serving {await service.rollback(args.version)}")
             return 0
         finally:
             await engine.dispose()
@@ -150,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, default=10.0)
     train.add_argument("--from-scratch", action="store_true",
                        help="random weights instead of transfer from the pretrained base model")
+    train.add_argument("--style", metavar="NAME",
+                       help="make a new named style of it (served beside the others) instead of the active model")
+    train.add_argument("--title", help="the style's title on the /style buttons (default: its name)")
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
     db.add_argument("revision", nargs="?")
@@ -157,10 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     corpus = sub.add_parser("corpus", help="add a UTF-8 text file to the corpus")
     corpus.add_argument("action", choices=["add"])
     corpus.add_argument("file")
-    sub.add_parser("retrain", help="fine-tune on new corpus text now (promoted only if measurably better)")
-    sub.add_parser("models", help="model versions with held-out perplexity and ratings")
-    rollback = sub.add_parser("rollback", help="serve the previous (or the named) model version")
-    rollback.add_argument("version", nargs="?")
+    corpus.add_argument("--style", help="the style this text trains (default: the default style)")
+    retrain = sub.add_parser("retrain", help="fine-tune on new corpus text now (promoted only if measurably better)")
+    retrain.add_argument("--style", help="fine-tune this style (default: the default style)")
+    models = sub.add_parser("models", help="model versions with held-out perplexity and ratings")
+    models.add_argument("style", nargs="?", help="a style's versions (default: the default style's)")
+    rollback = sub.add_parser("rollback", help="serve the previous (or the named) model version (of a style)")
+    rollback.add_argument("version", nargs="?", help="a version of the default style, or a style's name")
+    rollback.add_argument("style_version", nargs="?", help="after a style's name: its version to serve")
     worker = sub.add_parser("worker", help="a Celery worker: generation for bots with GENERATION_BACKEND=celery, "
                                            "or fine-tuning (--queue training)")
     worker.add_argument("--queue", choices=["generation", "training"], default="generation")

@@ -14,7 +14,8 @@ from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, filters
 
-from bot import admin, handlers
+from bot import admin, handlers, settings_panel
+from bot import styles as style_handlers
 from bot.handlers import Handler
 from bot.i18n import t
 from bot.settings import Settings
@@ -42,20 +43,28 @@ COMMANDS: tuple[Command, ...] = (
             usage="[{min_length}-{max_length}]"),
     Command("rhyme", handlers.set_rhyme, {"en": "end lines on the song's rhyme", "zh": "句尾押韵"},
             usage="[on|off]"),
+    Command("settings", settings_panel.open_panel, {"en": "all the settings on one panel of buttons (a group's in a "
+                                                          "group, changed by its admins)",
+                                                    "zh": "用按钮调整所有设置（群里是群的设置，由管理员修改）"}),
+    Command("style", style_handlers.style, {"en": "the style I write in: pick one (in groups, admins pick)",
+                                            "zh": "写歌词的风格：选一个（群里由管理员选）"}, usage="[name]"),
     Command("top", handlers.top, {"en": "the best-rated lyrics", "zh": "评分最高的歌词"}),
     Command("stats", handlers.stats, {"en": "your own numbers", "zh": "你的统计"}),
     Command("help", handlers.start, {"en": "what I can do", "zh": "我能做什么"}, aliases=("start",)),
     Command("addcorpus", admin.add_corpus, {"en": "add corpus text (reply to a message, or send a .txt)",
-                                            "zh": "添加语料（回复一条消息，或发送 .txt）"}, admin=True),
+                                            "zh": "添加语料（回复一条消息，或发送 .txt）"},
+            usage="[style]", admin=True),
     Command("corpus", admin.corpus, {"en": "the corpus documents", "zh": "语料列表"}, admin=True),
     Command("retrain", admin.retrain, {"en": "fine-tune on the new corpus text now", "zh": "现在用新语料微调"},
-            admin=True),
+            usage="[style]", admin=True),
     Command("jobs", admin.jobs, {"en": "the schedule and recent training runs", "zh": "定时任务和最近的训练"},
             admin=True),
     Command("models", admin.models, {"en": "model versions, perplexity and ratings", "zh": "模型版本、困惑度和评分"},
             admin=True),
     Command("rollback", admin.rollback, {"en": "serve the previous (or the named) model",
-                                         "zh": "换回上一个（或指定的）模型"}, usage="[version]", admin=True),
+                                         "zh": "换回上一个（或指定的）模型"}, usage="[style] [version]", admin=True),
+    Command("delstyle", admin.delete_style, {"en": "delete a style (its model versions stay on disk)",
+                                             "zh": "删除一个风格（模型版本留在磁盘上）"}, usage="<name>", admin=True),
 )
 
 
@@ -80,7 +89,8 @@ def help_lines(lang: str, settings: Settings, with_admin: bool) -> list[str]:
             continue
         usage = command.usage.format(min_length=settings.min_length, max_length=settings.max_length)
         if lang == "zh":
-            usage = usage.replace("<first words>", "<开头>").replace("[version]", "[版本]")
+            usage = (usage.replace("<first words>", "<开头>").replace("[version]", "[版本]")
+                     .replace("[style]", "[风格]").replace("[name]", "[名字]").replace("<name>", "<名字>"))
         lines.append(" ".join(filter(None, (f"/{command.name}", usage, "-", command.description[lang]))))
     return lines
 
@@ -102,12 +112,13 @@ async def set_menus(application: Application, settings: Settings) -> None:  # ty
                 log.warning("could not set admin %s's %s command menu: %s", admin_id, lang, exc)
 
 
-def help_text(lang: str, settings: Settings, with_admin: bool, **values: object) -> str:
-    """/help: the intro, the menu's commands, the person's settings now, and (for admins) the admin ones."""
+def help_text(lang: str, settings: Settings, with_admin: bool, group: bool = False, **values: object) -> str:
+    """/help: the intro, the menu's commands, the settings now (the person's, or in a ``group`` the group's, said
+    so), and (for admins) the admin ones."""
     parts = (
         t(lang, "help_intro"),
         "\n".join(help_lines(lang, settings, with_admin=False)),
-        t(lang, "help_now", **values),
+        t(lang, "help_now_group" if group else "help_now", **values),
         "\n".join([t(lang, "help_admin"), *help_lines(lang, settings, with_admin=True)[len(menu(lang, False)):]])
         if with_admin else "",
         t(lang, "help_footer"),

@@ -26,6 +26,9 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.context import Context
 from bot.i18n import MESSAGES, language, t
+from bot.inline import inline_button, share_button
+from bot.permissions import may_change_chat_settings
+from bot.services.inline import InlineService
 from bot.services.lyrics import (
     ChatOrder,
     Duplicate,
@@ -36,7 +39,9 @@ from bot.services.lyrics import (
     Refused,
     Ticket,
     WriteOutcome,
+    group_id,
 )
+from bot.services.styles import StyleService
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,8 @@ class BotServices:
     settings: Settings
     lyrics: LyricsService
     order: ChatOrder
+    styles: StyleService | None = None  # /style and the admin commands per style (bot.styles)
+    inline: InlineService | None = None  # inline mode (bot.inline); built with the rest in post_init
 
 
 def services(context: Context) -> BotServices:
@@ -123,10 +130,10 @@ def fit(text: str) -> str:
     return text + "…"
 
 
-def lyric_keyboard(request_id: int, lang: str) -> InlineKeyboardMarkup:
+def lyric_keyboard(request_id: int, lang: str, prefix: str = "") -> InlineKeyboardMarkup:
     stars = [InlineKeyboardButton("\u2605" * 1 + str(n), callback_data=f"r:{request_id}:{n}") for n in range(1, 6)]
     again = [InlineKeyboardButton(t(lang, "write_again"), callback_data=f"a:{request_id}")]
-    return InlineKeyboardMarkup([stars, again])
+    return InlineKeyboardMarkup([stars, again, [share_button(prefix, lang)]])
 
 
 @contextlib.asynccontextmanager
@@ -153,28 +160,43 @@ async def start(update: Update, context: Context) -> None:
     from bot.commands import help_text  # the registry holds this handler: imported at call time
 
     svc = services(context)
-    person = person_of(update)
-    prefs = await svc.lyrics.preferences(person)
+    person, place = person_of(update), place_of(update)
+    prefs = await svc.lyrics.preferences(person, place)
     lang = language(person.language_code)
     chat = update.effective_chat
     # Admin commands are listed only to an admin, and only in private: a group need not learn them.
     with_admin = person.user_id in svc.settings.admin_ids and chat is not None and chat.type == "private"
-    text = help_text(lang, svc.settings, with_admin, temperature=prefs.temperature, length=prefs.length,
-                     rhyme=t(lang, "on" if prefs.rhyme else "off"))
+    text = help_text(lang, svc.settings, with_admin, group=group_id(place) is not None,
+                     temperature=prefs.temperature, length=prefs.length, rhyme=t(lang, "on" if prefs.rhyme else "off"))
     await reply(update, context, text)
 
 
 async def write(update: Update, context: Context) -> None:
-    """/write <prefix>: lyrics that continue the prefix."""
+    """/write <prefix>: lyrics that continue the prefix (or, sent as a reply, the replied message's text)."""
     message = update.effective_message
     assert message is not None
-    prefix = command_argument(message)
+    prefix = prefix_of(message, context.bot.id)
     if not prefix and place_of(update).type != ChatType.PRIVATE:
         # In groups with privacy mode on, the first line comes as a reply to this prompt.
         lang = language(person_of(update).language_code)
         await reply(update, context, t(lang, "ask_prefix"), markup=ForceReply(selective=True))
         return
     await _write(update, context, prefix)
+
+
+def prefix_of(message: Message, bot_id: int) -> str:
+    """/write's prefix: the text after the command; without one, the text (or caption) of the message the
+    command replies to, or only its quoted part when the person quoted a part, as Telegram lets one do."""
+    argument = command_argument(message)
+    target = message.reply_to_message
+    if argument or target is None:
+        return argument
+    if message.quote is not None and message.quote.text.strip():
+        return message.quote.text.strip()
+    ours = target.from_user is not None and target.from_user.id == bot_id
+    if ours and target.text in {m["ask_prefix"] for m in MESSAGES.values()}:
+        return ""  # "/write" sent as the answer to our own prompt: the prompt is no first line
+    return (target.text or target.caption or "").strip()
 
 
 async def prefix_reply(update: Update, context: Context) -> None:
@@ -220,7 +242,7 @@ async def send_outcome(update: Update, context: Context, outcome: WriteOutcome) 
             return
         values = {
             "seconds": outcome.seconds,
-            "length": len(command_argument(update.effective_message)) if update.effective_message else 0,
+            "length": len(prefix_of(update.effective_message, context.bot.id)) if update.effective_message else 0,
             "limit": svc.settings.max_prefix_chars,
         }
         await reply(update, context, t(lang, outcome.reason, **values))
@@ -233,11 +255,13 @@ async def send_lyric(update: Update, context: Context, lyric: Lyric, lang: str) 
     text = lyric.text
     if lyric.skipped:
         text += "\n\n" + t(lang, "skipped", chars=" ".join(lyric.skipped))
+    if lyric.style_gone:
+        text += "\n\n" + t(lang, "style_gone", name=lyric.style_gone)
     if not await svc.lyrics.claim_sending(lyric.request_id):
         log.warning("request %s is already being answered elsewhere; not sending it twice", lyric.request_id)
         return
     try:
-        sent = await reply(update, context, text, markup=lyric_keyboard(lyric.request_id, lang))
+        sent = await reply(update, context, text, markup=lyric_keyboard(lyric.request_id, lang, lyric.prefix))
     except BadRequest as exc:  # refused: nothing arrived, so the person gets the apology
         await svc.lyrics.fail(lyric.request_id, f"Telegram: {exc}")
         raise
@@ -273,59 +297,81 @@ async def reply(
     return await context.bot.send_message(chat.id, fit(text), reply_markup=markup, reply_parameters=quote)
 
 
+def scoped(key: str, place: Place) -> str:
+    """A settings message in the group's words in a group ("This group's temperature..."), else the person's."""
+    return f"{key}_group" if group_id(place) is not None else key
+
+
+async def may_change(update: Update, context: Context, lang: str) -> bool:
+    """A group's settings are changed only by its administrators; anyone else is told so, and nothing changes."""
+    if await may_change_chat_settings(context.bot, update):
+        return True
+    log.info("refused a settings change in chat %s by %s: not an administrator", place_of(update).chat_id,
+             person_of(update).user_id)
+    await reply(update, context, t(lang, "settings_admins_only"))
+    return False
+
+
 async def set_temperature(update: Update, context: Context) -> None:
-    """/temp [value]: show or set the person's sampling temperature."""
+    """/temp [value]: show or set the sampling temperature (the person's, or in a group the group's)."""
     svc = services(context)
-    person = person_of(update)
+    person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
     argument = command_argument(update.effective_message) if update.effective_message else ""
     if not argument:
-        prefs = await svc.lyrics.preferences(person)
-        await reply(update, context, t(lang, "temp_show", value=prefs.temperature))
+        prefs = await svc.lyrics.preferences(person, place)
+        await reply(update, context, t(lang, scoped("temp_show", place), value=prefs.temperature))
         return
     value = svc.lyrics.parse_temperature(argument)
     if value is None:
         s = svc.settings
         await reply(update, context, t(lang, "temp_usage", low=s.min_temperature, high=s.max_temperature))
         return
-    await svc.lyrics.set_preferences(person, temperature=value)
-    await reply(update, context, t(lang, "temp_set", value=value))
+    if not await may_change(update, context, lang):
+        return
+    await svc.lyrics.set_preferences(person, place=place, temperature=value)
+    await reply(update, context, t(lang, scoped("temp_set", place), value=value))
 
 
 async def set_length(update: Update, context: Context) -> None:
-    """/len [n]: show or set the answer length."""
+    """/len [n]: show or set the answer length (the person's, or in a group the group's)."""
     svc = services(context)
-    person = person_of(update)
+    person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
     argument = command_argument(update.effective_message) if update.effective_message else ""
     if not argument:
-        prefs = await svc.lyrics.preferences(person)
-        await reply(update, context, t(lang, "len_show", value=prefs.length))
+        prefs = await svc.lyrics.preferences(person, place)
+        await reply(update, context, t(lang, scoped("len_show", place), value=prefs.length))
         return
     value = svc.lyrics.parse_length(argument)
     if value is None:
         await reply(update, context, t(lang, "len_usage", low=svc.settings.min_length, high=svc.settings.max_length))
         return
-    await svc.lyrics.set_preferences(person, length=value)
-    await reply(update, context, t(lang, "len_set", value=value))
+    if not await may_change(update, context, lang):
+        return
+    await svc.lyrics.set_preferences(person, place=place, length=value)
+    await reply(update, context, t(lang, scoped("len_set", place), value=value))
 
 
 async def set_rhyme(update: Update, context: Context) -> None:
-    """/rhyme [on|off]: show or set whether lines end on the song's rhyme."""
+    """/rhyme [on|off]: show or set whether lines end on the song's rhyme (the person's, or the group's)."""
     svc = services(context)
-    person = person_of(update)
+    person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
     argument = command_argument(update.effective_message).lower() if update.effective_message else ""
     if not argument:
-        prefs = await svc.lyrics.preferences(person)
-        await reply(update, context, t(lang, "rhyme_show", value=t(lang, "on" if prefs.rhyme else "off")))
+        prefs = await svc.lyrics.preferences(person, place)
+        shown = t(lang, "on" if prefs.rhyme else "off")
+        await reply(update, context, t(lang, scoped("rhyme_show", place), value=shown))
         return
     value = {"on": True, "off": False, "开": True, "关": False}.get(argument)
     if value is None:
         await reply(update, context, t(lang, "rhyme_usage"))
         return
-    await svc.lyrics.set_preferences(person, rhyme=value)
-    await reply(update, context, t(lang, "rhyme_set", value=t(lang, "on" if value else "off")))
+    if not await may_change(update, context, lang):
+        return
+    await svc.lyrics.set_preferences(person, place=place, rhyme=value)
+    await reply(update, context, t(lang, scoped("rhyme_set", place), value=t(lang, "on" if value else "off")))
 
 
 async def top(update: Update, context: Context) -> None:
@@ -361,6 +407,9 @@ async def button(update: Update, context: Context) -> None:
     svc = services(context)
     query = update.callback_query
     assert query is not None
+    if query.inline_message_id is not None:  # under a lyric sent through inline mode: no chat, no message
+        await inline_button(update, context)
+        return
     person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
     # The message the button was pressed under: a button acts only for the request it was sent with.

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     default_length: int = Field(default=160, ge=1)
     default_rhyme: bool = True  # lines end on the song's rhyme (/rhyme off per person)
     candidates: int = Field(default=4, ge=1, le=16)
+    # Titles sampled per request, the one that fits each lyric best kept (charrnn.titles); 0: no titles.
+    title_candidates: int = Field(default=4, ge=0, le=16)
     copy_threshold: int = Field(default=12, ge=4)  # verbatim corpus runs this long are never shown
     torch_threads: int = Field(default=1, ge=1)
     # auto: bfloat16 where the hardware does it natively (charrnn.sample.serving_dtype), else float32.
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
     finetune_interval_s: float | None = Field(default=None, gt=0)  # instead of the cron (tests, demos)
     finetune_minutes: float = Field(default=5.0, gt=0)
     finetune_epochs: int = Field(default=10, ge=1)
+    finetune_patience: int = Field(default=3, ge=0)  # evaluations without improvement before stopping; 0: never
     finetune_threads: int = Field(default=1, ge=1)  # the training process's CPU threads (it also runs niced)
     max_old_regression: float = Field(default=0.03, ge=0)  # old-text perplexity may worsen by 3% at most
 

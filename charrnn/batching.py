@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, concat_states, select_state
-from charrnn.processors import Batch, Row, VocabTables, advance, choose, new_row, process
+from charrnn.processors import Batch, Row, VocabTables, advance, choose, forced_or, new_row, process
 from charrnn.sample import Generation, SampleConfig, result
 from charrnn.vocab import Vocab
 
@@ -95,7 +95,8 @@ class BatchGenerator:
             assert self._logits is not None
             if self._batch is None:
                 self._batch = Batch.of(self._rows, self.tables)
-            tokens = choose(process(self._logits, self._batch), self._batch).tolist()
+            chosen = choose(process(self._logits, self._batch), self._batch).tolist()
+            tokens = [forced_or(row, token) for row, token in zip(self._rows, chosen, strict=True)]
             logprobs = F.log_softmax(self._logits, dim=-1).gather(1, torch.tensor(tokens, device=self.device)[:, None])
             finished: list[tuple[int, Generation]] = []
             done: list[int] = []

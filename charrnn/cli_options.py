@@ -21,6 +21,7 @@ from charrnn.train import EvalEvent, SampleEvent, StepEvent, TrainConfig, TrainE
 # Older, shorter spellings that stay accepted.
 SAMPLE_ALIASES = {"max_length": ["--length"], "stop_after_lines": ["--lines"]}
 SAMPLE_HELP = {
+    "force": "read this text instead of sampling; its log-likelihood is the score (teacher forcing)",
     "temperature": "below 1 safer, above 1 wilder",
     "top_k": "keep the k likeliest characters; 0: off",
     "top_p": "keep the smallest set holding this much probability; 1: off",
@@ -136,7 +137,7 @@ def add_sample_args(p: argparse.ArgumentParser, **overrides: Any) -> None:
         elif name == "seed":
             p.add_argument(*flags, dest=name, type=int, default=None, help=help_text)
         else:
-            kind = int if isinstance(default, int) else float  # SampleConfig says what is wrong with a value
+            kind = str if isinstance(default, str) else int if isinstance(default, int) else float  # checked later
             p.add_argument(*flags, dest=name, type=kind, default=default, help=f"{help_text} (default {default})")
 
 

@@ -46,6 +46,7 @@ class Row:
     line: str = ""  # the current (last, unfinished) line, prefix included
     rhyme: str | None = None  # the song's rhyme key, set by its first finished line
     line_lengths: list[int] = field(default_factory=list)  # of the finished lines
+    forced: list[int] = field(default_factory=list)  # SampleConfig.force's ids: read, not sampled
 
     def note_ngrams(self, since: int = 0) -> None:
         """Record, for the n-gram ban, the n-grams of the context that end at or after position ``since``."""
@@ -283,7 +284,7 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
         row.lines += 1
         finish_line(row)
         blank_line = len(row.context) >= 2 and row.context[-2] == tables.line_break and bool(row.generated)
-        if (
+        if not row.forced and (
             cfg.line_mode
             or (cfg.stop_after_lines and row.lines >= cfg.stop_after_lines)
             or (cfg.stop_at_blank_line and blank_line)
@@ -295,9 +296,14 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
         row.line += tables.vocab.symbols[token]
     row.generated.append(token)
     row.logprob += logprob
-    if len(row.generated) >= cfg.max_length:
+    if len(row.generated) >= (len(row.forced) if row.forced else cfg.max_length):
         return "length"
     return None
+
+
+def forced_or(row: Row, chosen: int) -> int:
+    """The row's next character: the forced one for a teacher-forced row, else the one sampled."""
+    return row.forced[len(row.generated)] if row.forced else chosen
 
 
 def finish_line(row: Row) -> None:
@@ -315,6 +321,7 @@ def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: V
     context = [tables.line_break] + [i for i in vocab.encode(prefix) if i != UNK_ID]
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**63)
     row = Row(rid, prefix, config, context, tuple(vocab.unknown_chars(prefix)), random.Random(seed))
+    row.forced = [i for i in vocab.encode(config.force) if i != UNK_ID]
     row.note_ngrams()
     start_lines(row)
     return row

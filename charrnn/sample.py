@@ -18,7 +18,17 @@ import torch.nn.functional as F
 
 from charrnn.lyrics import tidy
 from charrnn.mixture import LanguageModel
-from charrnn.processors import Batch, FinishReason, Row, VocabTables, advance, choose, new_row, process
+from charrnn.processors import (
+    Batch,
+    FinishReason,
+    Row,
+    VocabTables,
+    advance,
+    choose,
+    forced_or,
+    new_row,
+    process,
+)
 from charrnn.vocab import Vocab
 
 MAX_LENGTH = 100_000
@@ -48,6 +58,9 @@ class SampleConfig:
     rhyme: bool = False
     rhyme_boost: float = 8.0
     seed: int | None = None
+    # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
+    # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.
+    force: str = ""
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -101,7 +114,7 @@ def generate(model: LanguageModel, vocab: Vocab, prefix: str = "", config: Sampl
         logits, state = model.prime([row.context])
         while True:
             logits = logits.float()
-            token = int(choose(process(logits, batch), batch)[0])
+            token = forced_or(row, int(choose(process(logits, batch), batch)[0]))
             logprob = float(F.log_softmax(logits, dim=-1)[0, token])
             reason = advance(row, token, logprob, tables)
             if reason is not None:

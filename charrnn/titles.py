@@ -17,9 +17,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-import torch
-import torch.nn.functional as F
-
+from charrnn.batching import generate_many
 from charrnn.lyrics import lines_of
 from charrnn.mixture import LanguageModel
 from charrnn.sample import SampleConfig
@@ -27,6 +25,9 @@ from charrnn.vocab import Vocab
 
 TITLE_CONTEXT = "\n\n"  # a blank line: in every lyric corpus, the title line comes next
 MAX_TITLE_CHARS = 12
+# How much of a lyric a title is scored against: about its first line. Each (lyric, title) pair is a
+# teacher-forced row in the running batch for this many steps: what titles cost the worker.
+HEAD_CHARS = 10
 # Lines in the title position that are not titles: Yuan qu's "the same tune again" and coda markers.
 NOT_TITLES = frozenset({"前腔", "幺篇", "么篇", "幺", "么", "尾声", "煞尾", "同前", "尾"})
 _TITLE_PUNCTUATION = frozenset("·・、 '-")  # allowed inside a title: 木兰花・忆秦娥, Don't Stop
@@ -72,49 +73,46 @@ def hook_title(lyric: str) -> str | None:
     return "".join(words)[:MAX_TITLE_CHARS] or None
 
 
-@torch.inference_mode()
-def fit_scores(
-    model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], titles: Sequence[str], head_chars: int = 48
-) -> torch.Tensor:
-    """``scores[i, j]``: log p(first ``head_chars`` known characters of lyric i | title j), nats, one batched pass.
+def title_options(candidates: Sequence[str]) -> list[str]:
+    """The sampled candidates that read as titles, each once, in order."""
+    return list(dict.fromkeys(c.strip() for c in candidates if is_title(c)))
 
-    Characters the model never saw are left out of the lyric's head (they would score as unknown for every
-    title alike). Padding goes after each sequence, where a left-to-right model cannot see it.
-    """
-    heads = [vocab.encode("".join(c for c in lyric if c in vocab)[:head_chars]) for lyric in lyrics]
-    starts = [vocab.encode(TITLE_CONTEXT + title + "\n") for title in titles]
-    sequences = [(start, head) for head in heads for start in starts]
-    length = max(len(start) + len(head) for start, head in sequences)
-    device = next(model.parameters()).device
-    tokens = torch.zeros(len(sequences), length, dtype=torch.long)
-    scored = torch.zeros(len(sequences), length, dtype=torch.bool)  # positions whose next token is the head's
-    for k, (start, head) in enumerate(sequences):
-        tokens[k, : len(start) + len(head)] = torch.tensor(start + head, dtype=torch.long)
-        scored[k, len(start) - 1 : len(start) + len(head) - 1] = True
-    model.eval()
-    logits, _ = model(tokens.to(device))
-    logprobs = F.log_softmax(logits.float(), dim=-1)[:, :-1]
-    picked = logprobs.gather(-1, tokens[:, 1:].to(device)[..., None])[..., 0].cpu()
-    totals = (picked * scored[:, :-1]).sum(dim=1)
-    return totals.reshape(len(lyrics), len(titles))
+
+def scored(lyric: str, vocab: Vocab) -> bool:
+    """Whether a lyric's title is chosen by fit (a Chinese lyric with characters the model knows), not by hook."""
+    return not is_english(lyric) and any(c in vocab for c in lyric)
+
+
+def fit_requests(lyric: str, titles: Sequence[str], head_chars: int = HEAD_CHARS) -> list[tuple[str, SampleConfig]]:
+    """One teacher-forced request per title: read the title line, then score the lyric's head
+    (``Generation.logprob`` = log p(head | title)). They run in the batch like any other request."""
+    head = lyric[:head_chars]
+    config = SampleConfig(force=head, max_length=max(1, len(head)), stop_at_blank_line=False, repetition_penalty=1.0)
+    return [("\n" + title + "\n", config) for title in titles]  # the row reads a line break first: "\n\n" title
+
+
+def pick(lyric: str, titles: Sequence[str], scores: Sequence[float]) -> str | None:
+    """The best-fitting title (a Chinese one for a Chinese lyric), or the lyric's hook when none qualifies."""
+    fitting = [(score, title) for title, score in zip(titles, scores, strict=True) if not is_english(title)]
+    if not fitting:
+        return hook_title(lyric)
+    return max(fitting, key=lambda pair: pair[0])[1]  # the first of equals: max keeps the earliest
 
 
 def choose_titles(
     model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], candidates: Sequence[str]
 ) -> list[str | None]:
-    """One title per lyric: the sampled candidate that fits it best, or its hook (English, or no candidate
-    that reads as a title)."""
-    # A Chinese lyric gets a Chinese title: a model that learned both languages samples both.
-    titles = list(dict.fromkeys(c.strip() for c in candidates if is_title(c) and not is_english(c)))
-    chosen: list[str | None] = [hook_title(lyric) for lyric in lyrics]
-    sampled = [i for i, lyric in enumerate(lyrics) if not is_english(lyric) and any(c in vocab for c in lyric)]
-    if not titles or not sampled:
-        return chosen
-    scores = fit_scores(model, vocab, [lyrics[i] for i in sampled], titles)
-    for row, i in enumerate(sampled):
-        chosen[i] = titles[int(scores[row].argmax())]
+    """One title per lyric, fitted in one batch (``generate_many``); the serving worker does the same in its
+    running batch."""
+    titles = [t for t in title_options(candidates) if not is_english(t)]
+    heads = {i: "".join(c for c in lyric if c in vocab) for i, lyric in enumerate(lyrics) if scored(lyric, vocab)}
+    requests = [r for i in heads for r in fit_requests(heads[i], titles)]
+    results = iter(generate_many(model, vocab, requests)) if titles else iter(())
+    chosen: list[str | None] = []
+    for i, lyric in enumerate(lyrics):
+        scores = [next(results).logprob for _ in titles] if i in heads and titles else []
+        chosen.append(pick(lyric, titles if scores else [], scores))
     return chosen
-
 
 def titled(lyric: str, title: str | None) -> str:
     """The lyric as shown: its title on the first line (in 《》 where the title is Chinese), a blank line, the lyric."""

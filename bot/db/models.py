@@ -226,6 +226,7 @@ class CorpusDocument(Base):
     # None when added from the command line.
     added_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    style: Mapped[str | None] = mapped_column(String(32))  # the style whose lineage this text trains; None: default
 
 
 class TrainingRun(Base):

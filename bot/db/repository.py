@@ -5,6 +5,13 @@ Callers reach the functions as attributes of this module, so a test that patches
 patches what the services call.
 """
 
+from bot.db.repos.chat_settings import (
+    ChatSettingsRecord,
+    StoredSettings,
+    applicable_settings,
+    get_chat_settings,
+    set_chat_settings,
+)
 from bot.db.repos.corpus import DOCUMENT_NAME_MAX, DocumentRecord, add_document, document_texts, list_documents
 from bot.db.repos.people import (
     UNSET,
@@ -30,6 +37,8 @@ from bot.db.repos.requests import (
     mark_running,
     mark_sending,
     next_candidate,
+    record_inline_choice,
+    request_for_inline_message,
     request_for_update,
     unfinished_requests,
 )
@@ -56,10 +65,12 @@ __all__ = [
     "UNFINISHED",
     "UNSET",
     "ChatRecord",
+    "ChatSettingsRecord",
     "DocumentRecord",
     "RatingRecord",
     "RequestRecord",
     "RunRecord",
+    "StoredSettings",
     "TopLyric",
     "UserRecord",
     "UserSettingsRecord",
@@ -68,12 +79,14 @@ __all__ = [
     "abandon_sending",
     "activate_version",
     "add_document",
+    "applicable_settings",
     "complete_request",
     "create_request",
     "create_run",
     "document_texts",
     "fail_request",
     "finish_run",
+    "get_chat_settings",
     "get_request",
     "get_settings",
     "get_version",
@@ -86,9 +99,12 @@ __all__ = [
     "next_candidate",
     "rate",
     "recent_runs",
+    "record_inline_choice",
     "record_version",
+    "request_for_inline_message",
     "request_for_update",
     "running_run",
+    "set_chat_settings",
     "set_settings",
     "start_run",
     "top_rated",

@@ -18,6 +18,7 @@ from bot.sandbox.protocol import (
     ANONYMOUS_ADMIN,
     CHANNEL_BOT,
     COMMAND,
+    MEMBER_STATUSES,
     File,
     JSONDict,
     command_entities,
@@ -35,6 +36,12 @@ class People:
     _messages: dict[int, dict[int, JSONDict]]
     _serial: int
     _open_queries: dict[str, JSONDict]
+    _members: dict[tuple[int, int], JSONDict]
+    _open_inline: dict[str, JSONDict]
+    inline_feedback: bool
+    inline_answers: dict[str, JSONDict]
+    inline_asked_at: dict[str, float]
+    inline_messages: dict[str, JSONDict]
 
     if TYPE_CHECKING:  # what the server does for them: a message in a chat, an update queued, a file stored
 
@@ -61,6 +68,15 @@ class People:
             self._chats[chat_id] = {"id": chat_id, "type": type, **names}
         else:
             self._chats[chat_id] = {"id": chat_id, "type": type, "title": title or f"Chat {chat_id}"}
+
+    def set_member(self, chat_id: int, user_id: int, status: str, is_anonymous: bool = False) -> None:
+        """The person's standing in a group, as ``getChatMember`` reports it: creator, administrator, member,
+        left or kicked. Anyone not set is a member (they write there); ``is_anonymous``: an admin who posts as
+        the group."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {sorted(MEMBER_STATUSES)}")
+        self._user(user_id)
+        self._members[(chat_id, user_id)] = {"status": status, "is_anonymous": is_anonymous}
 
     def send_text(self, user_id: int, chat_id: int, text: str, reply_to_message_id: int | None = None) -> int:
         """Returns -1 where privacy mode hides a group message from the bot, as Telegram does."""
@@ -107,6 +123,64 @@ class People:
         query: JSONDict = {"id": f"{self._serial}{user_id}", "from": dict(self._user(user_id)),
                            "chat_instance": f"ci{message['chat']['id']}", "data": callback_data,
                            "message": public(message)}  # fmt: skip
+        self._open_queries[query["id"]] = query
+        return self._enqueue({"callback_query": query})
+
+    def send_inline_query(self, user_id: int, query: str, chat_type: str = "sender", offset: str = "") -> str:
+        """``@Bot <query>`` typed in a chat of ``chat_type``; returns the inline query's id (not an update id), by
+        which ``wait_for_inline_answer`` finds the answer. Telegram cuts queries at 256 characters; the fake does
+        not, so tests can send what a modified client could."""
+        if chat_type not in ("sender", "private", "group", "supergroup", "channel"):
+            raise ValueError(f"chat type {chat_type!r} is not one Telegram sends with an inline query")
+        self._serial += 1
+        query_id = f"{self._serial}{user_id}"
+        inline = {"id": query_id, "from": dict(self._user(user_id)), "query": query, "offset": offset,
+                  "chat_type": chat_type}  # fmt: skip
+        self._open_inline[query_id] = inline
+        self.inline_asked_at[query_id] = time.perf_counter()
+        self._enqueue({"inline_query": inline})
+        return query_id
+
+    def choose_inline_result(self, user_id: int, query_id: str, result_id: str) -> str | None:
+        """The person sends one of the results the bot answered ``query_id`` with; returns the sent message's
+        ``inline_message_id``, which Telegram gives only for a result with an inline keyboard (else None).
+
+        A chosen_inline_result update is queued only with ``inline_feedback`` on, as BotFather's setting does.
+        """
+        answer = self.inline_answers.get(query_id)
+        results = {r["id"]: r for r in (answer or {}).get("results", [])}
+        if result_id not in results:
+            raise ValueError(f"inline query {query_id} was not answered with a result {result_id!r}: {list(results)}")
+        result = results[result_id]
+        inline_message_id = None
+        if "inline_keyboard" in result.get("reply_markup", {}):
+            self._serial += 1
+            inline_message_id = f"IM{self._serial:08d}"
+            content = result.get("input_message_content", {})
+            self.inline_messages[inline_message_id] = {
+                "inline_message_id": inline_message_id, "from": dict(self._user(user_id)),
+                "via_bot": dict(self.bot_user), "text": content.get("message_text", ""),
+                "reply_markup": result["reply_markup"],
+            }  # fmt: skip
+        if self.inline_feedback:
+            chosen = {"result_id": result_id, "from": dict(self._user(user_id)),
+                      "query": answer["inline_query"]["query"] if answer else ""}  # fmt: skip
+            if inline_message_id is not None:
+                chosen["inline_message_id"] = inline_message_id
+            self._enqueue({"chosen_inline_result": chosen})
+        return inline_message_id
+
+    def press_inline_button(self, user_id: int, inline_message_id: str, callback_data: str) -> int:
+        """A button under a message sent through inline mode: the callback query has no message, only the id."""
+        message = self.inline_messages.get(inline_message_id)
+        rows = (message or {}).get("reply_markup", {}).get("inline_keyboard", [])
+        data = [b.get("callback_data") for row in rows for b in row]
+        if message is None or callback_data not in data:
+            raise ValueError(f"inline message {inline_message_id} has no button {callback_data!r}; it has {data}")
+        self._serial += 1
+        query: JSONDict = {"id": f"{self._serial}{user_id}", "from": dict(self._user(user_id)),
+                           "chat_instance": f"ci{inline_message_id}", "data": callback_data,
+                           "inline_message_id": inline_message_id}  # fmt: skip
         self._open_queries[query["id"]] = query
         return self._enqueue({"callback_query": query})
 

@@ -45,6 +45,8 @@ _JSON_KEYS = {
     "commands",
     "scope",
     "allowed_updates",
+    "results",
+    "button",
 }
 _INT_KEYS = {"message_id", "offset", "limit", "reply_to_message_id", "user_id", "message_thread_id", "cache_time"}
 _BOOL_KEYS = {
@@ -53,6 +55,7 @@ _BOOL_KEYS = {
     "protect_content",
     "show_alert",
     "drop_pending_updates",
+    "is_personal",
 }
 _BUTTON_ACTIONS = {
     "url",
@@ -69,6 +72,9 @@ _BUTTON_ACTIONS = {
 # The placeholder senders of messages sent on behalf of a chat (Telegram's own ids for them).
 ANONYMOUS_ADMIN: JSONDict = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_BOT: JSONDict = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+# getChatMember's statuses the fake plays (a restricted member is not: it is a member with many more fields).
+MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "left", "kicked"})
+MAX_CALLBACK_ANSWER = 200  # characters of answerCallbackQuery's text (a toast or a popup)
 # Telegram's wording for two refusals the server makes.
 CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are exactly the same "
@@ -150,6 +156,77 @@ def inline_markup(markup: object) -> JSONDict | None:
         if "callback_data" in button and not 1 <= len(str(button["callback_data"]).encode()) <= 64:
             raise bad("BUTTON_DATA_INVALID")
     return markup if any(rows) else None
+
+
+# The result types of answerInlineQuery; the fake checks the fields of "article", the type the bot sends.
+RESULT_TYPES = {"article", "photo", "gif", "mpeg4_gif", "video", "audio", "voice", "document", "location",
+                "venue", "contact", "game", "sticker"}  # fmt: skip
+MAX_INLINE_RESULTS = 50
+QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
+
+
+def checked_inline_answer(p: JSONDict) -> list[JSONDict]:
+    """answerInlineQuery's results and button checked as Telegram checks them; returns the results.
+
+    The upper-case descriptions are Telegram's error codes as bots report them (RESULT_ID_DUPLICATE,
+    RESULTS_TOO_MUCH, MESSAGE_EMPTY); where the exact wording of a rarer refusal is not known, the fake uses
+    the same style, so a bot's tests fail for the same reason Telegram would refuse.
+    """
+    results = p.get("results")
+    if not isinstance(results, list):
+        raise bad("can't parse inline query results JSON object")
+    if len(results) > MAX_INLINE_RESULTS:
+        raise bad("RESULTS_TOO_MUCH")
+    seen: set[str] = set()
+    for result in results:
+        if not isinstance(result, dict) or result.get("type") not in RESULT_TYPES:
+            raise bad("RESULT_TYPE_INVALID")
+        result_id = result.get("id")
+        if not isinstance(result_id, str) or not 1 <= len(result_id.encode()) <= 64:
+            raise bad("RESULT_ID_INVALID")
+        if result_id in seen:
+            raise bad("RESULT_ID_DUPLICATE")
+        seen.add(result_id)
+        if result["type"] == "article":
+            if not isinstance(result.get("title"), str) or not result["title"].strip():
+                raise bad("RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content")
+            if not isinstance(content, dict) or "message_text" not in content:
+                raise bad("can't parse inline query result: input_message_content is required")
+            if not str(content["message_text"]).strip():
+                raise bad("MESSAGE_EMPTY")
+            if _u16(str(content["message_text"])) > MAX_TEXT:
+                raise bad("MESSAGE_TOO_LONG")
+            if content.get("parse_mode") is not None and str(content["parse_mode"]).lower() not in (
+                    "html", "markdownv2", "markdown"):  # fmt: skip
+                raise bad("unsupported parse_mode")
+        if "reply_markup" in result and inline_markup(result["reply_markup"]) is None:
+            raise bad("REPLY_MARKUP_INVALID")  # only an inline keyboard may sit under an inline result
+    if len(str(p.get("next_offset", "")).encode()) > 64:
+        raise bad("NEXT_OFFSET_INVALID")
+    if (button := p.get("button")) is not None:
+        if not isinstance(button, dict) or not str(button.get("text", "")).strip():
+            raise bad("can't parse inline query results button: Text must be non-empty")
+        if ("web_app" in button) == ("start_parameter" in button):
+            raise bad("can't parse inline query results button: exactly one of web_app and start_parameter")
+        if "start_parameter" in button and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(button["start_parameter"])):
+            raise bad("START_PARAM_INVALID")
+    return results
+
+
+def chat_member(user: JSONDict, status: str, is_anonymous: bool = False) -> JSONDict:
+    """A ChatMember as getChatMember returns it, with the fields its status requires (Bot API 9)."""
+    member: JSONDict = {"status": status, "user": dict(user)}
+    if status == "creator":
+        member["is_anonymous"] = is_anonymous
+    elif status == "administrator":
+        rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                  "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
+                  "can_edit_stories", "can_delete_stories", "can_pin_messages")  # fmt: skip
+        member.update({"can_be_edited": False, "is_anonymous": is_anonymous, **dict.fromkeys(rights, True)})
+    elif status == "kicked":
+        member["until_date"] = 0  # banned for ever
+    return member
 
 
 def public(message: JSONDict, quoted: bool = False) -> JSONDict:

@@ -7,8 +7,9 @@ run the bot against the same server. They point PTB at it with ``ApplicationBuil
 Telegram's words (``bot.sandbox.protocol``), so a bot that passes here meets no new errors in production. This
 module is the API side: the HTTP server, the update queue, the Bot API methods, webhook delivery, and a record
 of every call and of what the bot sent; the people on the other side are ``bot.sandbox.people``. Simplifications:
-one bot, webhook updates delivered only when ``deliver_webhook`` is called, no inline mode, HTML/Markdown markup
-accepted but not parsed. Call it from the thread that runs the event loop.
+one bot, webhook updates delivered only when ``deliver_webhook`` is called, inline queries never expire by time
+(only by being answered), HTML/Markdown markup accepted but not parsed. Call it from the thread that runs the
+event loop.
 """
 
 from __future__ import annotations
@@ -34,11 +35,15 @@ from bot.sandbox.people import People
 from bot.sandbox.protocol import (
     ACTIONS,
     CONFLICT,
+    MAX_CALLBACK_ANSWER,
     NOT_MODIFIED,
+    QUERY_INVALID,
     File,
     JSONDict,
     TelegramApiError,
     bad,
+    chat_member,
+    checked_inline_answer,
     checked_text,
     inline_markup,
     public,
@@ -59,8 +64,17 @@ class _Queued:
 class FakeTelegram(People):
     """The Bot API side and a record of everything the bot did; the people talking to the bot are ``People``."""
 
-    def __init__(self, token: str = "123456:TEST-token", bot_username: str = "LyricBot", bot_id: int = 999) -> None:
+    def __init__(
+        self, token: str = "123456:TEST-token", bot_username: str = "LyricBot", bot_id: int = 999,
+        inline_feedback: bool = True,
+    ) -> None:  # fmt: skip
+        """``inline_feedback``: BotFather's setting; without it Telegram sends no chosen_inline_result."""
         self.token = token
+        self.inline_feedback = inline_feedback
+        self.inline_answers: dict[str, JSONDict] = {}  # inline query id -> what answerInlineQuery sent
+        self.inline_asked_at: dict[str, float] = {}  # inline query id -> time.perf_counter() when it was sent
+        self.inline_messages: dict[str, JSONDict] = {}  # inline_message_id -> the message a chosen result became
+        self._open_inline: dict[str, JSONDict] = {}
         self.bot_user: JSONDict = {"id": bot_id, "is_bot": True, "first_name": bot_username, "username": bot_username}
         self.base_url = self.base_file_url = ""  # set by start(): the port is known only once bound
         self.calls: collections.Counter[str] = collections.Counter()  # refused calls count too
@@ -78,10 +92,12 @@ class FakeTelegram(People):
         self._next_update_id = self._serial = 1
         self._files: dict[str, File] = {}
         self._open_queries: dict[str, JSONDict] = {}
+        self._members: dict[tuple[int, int], JSONDict] = {}  # (chat, user) -> status: set_member()
         self._commands: dict[str, list[JSONDict]] = {}
         self._faults: dict[str, collections.deque[TelegramApiError]] = collections.defaultdict(collections.deque)
         self._latency, self._poll_generation, self._closing = 0.0, 0, False
         self._update_arrived, self._bot_sent = asyncio.Event(), asyncio.Event()
+        self._inline_answered = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.webhook: JSONDict = {}  # what setWebhook registered: url, and secret_token if one was given
         self._methods: dict[str, tuple[str, Callable[[JSONDict], Any]]] = {
@@ -92,6 +108,7 @@ class FakeTelegram(People):
     async def start(self) -> None:
         """Binds a free port on 127.0.0.1, so parallel test runs never collide."""
         self._update_arrived, self._bot_sent, self._closing = asyncio.Event(), asyncio.Event(), False
+        self._inline_answered = asyncio.Event()
         app = web.Application(client_max_size=50 * 1024 * 1024)  # Telegram's upload limit for bots
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
@@ -154,6 +171,20 @@ class FakeTelegram(People):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._bot_sent.wait(), remaining)
         return sent
+
+    async def wait_for_inline_answer(self, query_id: str, timeout: float = 10.0) -> JSONDict:
+        """What the bot answered to an inline query: its parameters (results, cache_time, is_personal, button)."""
+        deadline = time.monotonic() + timeout
+        while (answer := self.inline_answers.get(query_id)) is None:
+            if (remaining := deadline - time.monotonic()) <= 0:
+                raise TimeoutError(
+                    f"the bot did not answer inline query {query_id} within {timeout}s; "
+                    f"refused requests: {self._refusals[-5:]}; last calls: {[m for m, _ in self.requests[-8:]]}"
+                )
+            self._inline_answered.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._inline_answered.wait(), remaining)
+        return copy.deepcopy(answer)
 
     # --- fault injection ---
     def fail_next(
@@ -262,7 +293,9 @@ class FakeTelegram(People):
 
     def _own_message(self, p: JSONDict) -> JSONDict:
         if "inline_message_id" in p:
-            raise bad("the fake does not support inline messages")
+            if (inline := self.inline_messages.get(str(p["inline_message_id"]))) is None:
+                raise bad("MESSAGE_ID_INVALID")
+            return inline
         if (message := self._messages.get(self._chat(p)["id"], {}).get(p.get("message_id", 0))) is None:
             raise bad("message to edit not found")
         if message["from"]["id"] != self.bot_user["id"]:
@@ -294,7 +327,7 @@ class FakeTelegram(People):
     # --- Bot API methods, named as Telegram names them; the lookup ignores case, as Telegram's does ---
     def _m_getMe(self, p: JSONDict) -> JSONDict:
         return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": False, "can_connect_to_business": False,
+                "supports_inline_queries": True, "can_connect_to_business": False,
                 "has_main_web_app": False}  # fmt: skip
 
     async def _m_getUpdates(self, p: JSONDict) -> list[JSONDict]:
@@ -390,15 +423,29 @@ class FakeTelegram(People):
         self.chat_actions.append((chat["id"], str(p["action"])))
         return True
 
-    def _m_editMessageText(self, p: JSONDict) -> JSONDict:
+    def _m_editMessageText(self, p: JSONDict) -> JSONDict | bool:
         if "text" not in (message := self._own_message(p)):
             raise bad("there is no text in the message to edit")
         # Leaving reply_markup out of an edit removes the keyboard, as in Telegram.
         changes = {"entities": None, **checked_text(p), "reply_markup": inline_markup(p.get("reply_markup"))}
-        return self._edit(message, changes)
+        edited = self._edit(message, changes)
+        return True if "inline_message_id" in p else edited  # Telegram returns True for inline messages
 
-    def _m_editMessageReplyMarkup(self, p: JSONDict) -> JSONDict:
-        return self._edit(self._own_message(p), {"reply_markup": inline_markup(p.get("reply_markup"))})
+    def _m_editMessageReplyMarkup(self, p: JSONDict) -> JSONDict | bool:
+        edited = self._edit(self._own_message(p), {"reply_markup": inline_markup(p.get("reply_markup"))})
+        return True if "inline_message_id" in p else edited
+
+    def _m_answerInlineQuery(self, p: JSONDict) -> bool:
+        """Checked as Telegram checks it; a query is answered once, and only while it is open."""
+        query_id = str(p.get("inline_query_id", ""))
+        if query_id not in self._open_inline:
+            raise bad(QUERY_INVALID)
+        results = checked_inline_answer(p)
+        self.inline_answers[query_id] = {**copy.deepcopy(p), "results": copy.deepcopy(results),
+                                         "inline_query": self._open_inline.pop(query_id),
+                                         "answered_at": time.perf_counter()}  # fmt: skip
+        self._inline_answered.set()
+        return True
 
     def _m_deleteMessage(self, p: JSONDict) -> bool:
         if self._messages.get(self._chat(p)["id"], {}).pop(p.get("message_id", 0), None) is None:
@@ -406,6 +453,8 @@ class FakeTelegram(People):
         return True
 
     def _m_answerCallbackQuery(self, p: JSONDict) -> bool:
+        if len(str(p.get("text", ""))) > MAX_CALLBACK_ANSWER:  # checked first: the query stays open, as in Telegram
+            raise bad("MESSAGE_TOO_LONG")
         if self._open_queries.pop(str(p.get("callback_query_id", "")), None) is None:
             raise bad("query is too old and response timeout expired or query ID is invalid")
         self.answered_callbacks.append(p)
@@ -432,3 +481,14 @@ class FakeTelegram(People):
         gifts = dict.fromkeys(("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription",
                                "gifts_from_channels"), False)  # fmt: skip
         return {**self._chat(p), "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
+
+    def _m_getChatMember(self, p: JSONDict) -> JSONDict:
+        """A person's standing in a chat (``set_member``); in a private chat, the person is its member."""
+        chat = self._chat(p)
+        user_id = p.get("user_id")
+        if not isinstance(user_id, int) or user_id not in self._users:
+            raise bad("PARTICIPANT_ID_INVALID" if user_id is not None else "user_id is empty")
+        if chat["type"] == "private":
+            return chat_member(self._users[user_id], "member")
+        standing = self._members.get((chat["id"], user_id), {"status": "member", "is_anonymous": False})
+        return chat_member(self._users[user_id], standing["status"], standing["is_anonymous"])

@@ -90,6 +90,7 @@ def encode_result(result: GenerationResult, worker: str) -> dict[str, Any]:
         "candidates": [asdict(g) for g in result.candidates],
         "model_version": result.model_version,
         "seconds": result.seconds,
+        "titles": list(result.titles),
         "worker": worker,
     }
 
@@ -99,7 +100,8 @@ def decode_result(payload: dict[str, Any]) -> GenerationResult:
         Generation(c["prefix"], c["continuation"], tuple(c["skipped"]), float(c["logprob"]), c["finish_reason"])
         for c in payload["candidates"]
     )
-    return GenerationResult(candidates, str(payload["model_version"]), float(payload["seconds"]))
+    titles = tuple(None if t is None else str(t) for t in payload.get("titles", ()))  # older workers send none
+    return GenerationResult(candidates, str(payload["model_version"]), float(payload["seconds"]), titles)
 
 
 class ResultPoller:

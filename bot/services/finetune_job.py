@@ -36,6 +36,7 @@ class FinetuneSpec:
     new_holdout_text: str
     minutes: float
     epochs: int = 10
+    patience: int = 3  # evaluations without improvement before it stops early; 0: never
     replay_fraction: float = 0.5
     seed: int = 0
     device: str = "auto"
@@ -80,7 +81,7 @@ def run_job(spec_path: str, **overrides: Any) -> None:
             "max_minutes": spec.minutes,
             "lr": parent_config.lr / 3,  # re-warm to a lower peak: the model is already trained
             "warmup_steps": 20,
-            "patience": 3,
+            "patience": spec.patience,
             "seed": spec.seed,
             "device": spec.device,
             "sampling": "random",

@@ -29,6 +29,7 @@ import torch
 from charrnn.batching import BatchGenerator
 from charrnn.mixture import LanguageModel
 from charrnn.sample import Generation, SampleConfig
+from charrnn.titles import TITLE_CONTEXT, fit_requests, is_english, pick, scored, title_config, title_options
 from charrnn.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,10 @@ class GenerationJob:
     stop_after_lines: int = 0
     rhyme: bool = False
     version: str | None = None  # the model version to run on; None: the one the backend serves now
+    titles: int = 0  # title candidates to sample (charrnn.titles); 0: no titles
+    # The named style the version belongs to; None: the default style. Only a default-style job may move the
+    # version that jobs naming none get (see LocalGenerationWorker._lane_for): styles are served side by side.
+    style: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class GenerationResult:
     candidates: tuple[Generation, ...]
     model_version: str
     seconds: float
+    titles: tuple[str | None, ...] = ()  # one per candidate when the job asked for titles
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,17 @@ class _Pending:
 @dataclass
 class _Running:
     pending: _Pending
-    rows: dict[int, int]  # generator row id -> candidate index
-    results: dict[int, Generation] = field(default_factory=dict)
+    # generator row id -> its slot: a candidate (0, 1, ...), a sampled title (-1, -2, ...), or the fit of
+    # title option j to candidate i, (i, j): a teacher-forced row, added once the others are done
+    rows: dict[int, Slot]
+    results: dict[Slot, Generation] = field(default_factory=dict)
+    options: list[str] | None = None  # the titles being fitted, once fitting started
+
+    def candidates(self) -> tuple[Generation, ...]:
+        return tuple(self.results[i] for i in sorted(k for k in self.results if isinstance(k, int) and k >= 0))
+
+
+Slot = int | tuple[int, int]
 
 
 class _Lane:
@@ -139,7 +154,7 @@ class _Lane:
         """Add the job's candidates; a job that cannot be added leaves nothing behind and raises."""
         job = pending.job
         seeds = random.Random(job.seed) if job.seed is not None else random.SystemRandom()
-        rows: dict[int, int] = {}
+        rows: dict[int, Slot] = {}
         try:
             for index in range(job.candidates):
                 config = SampleConfig(
@@ -151,6 +166,8 @@ class _Lane:
                     seed=seeds.randrange(2**63),
                 )
                 rows[self.generator.submit(job.prefix, config)] = index
+            for index in range(job.titles):  # title rows: short, line mode, batched with everything else
+                rows[self.generator.submit(TITLE_CONTEXT, title_config(seeds.randrange(2**63)))] = -1 - index
         except Exception:
             for rid in rows:
                 self.generator.cancel(rid)
@@ -167,11 +184,13 @@ class _Lane:
             if running is None:
                 continue
             running.results[running.rows[rid]] = generation
-            if len(running.results) == len(running.rows):
-                del self.jobs[seq]  # type: ignore[arg-type]
-                ordered = tuple(running.results[i] for i in sorted(running.results))
-                seconds = time.monotonic() - running.pending.submitted
-                finished.append((running.pending, GenerationResult(ordered, self.version, seconds)))
+            if len(running.results) < len(running.rows) or (running.options is None and self._fit_titles(running)):
+                continue
+            del self.jobs[running.pending.seq]
+            candidates = running.candidates()
+            seconds = time.monotonic() - running.pending.submitted
+            finished.append((running.pending,
+                             GenerationResult(candidates, self.version, seconds, self._titles(running, candidates))))
         failed = []
         for rid, exc in self.generator.take_rejected():
             seq = self.owner.get(rid)
@@ -179,6 +198,46 @@ class _Lane:
                 failed.append((self.jobs[seq].pending, exc))
                 self.cancel(seq)
         return finished, failed
+
+    def _fit_titles(self, running: _Running) -> bool:
+        """Once a job's lyrics and sampled titles are done, add one teacher-forced row per (lyric, title) that
+        scores the lyric's opening under the title, in this same batch; True if any were added. Adding rows to
+        a running batch costs little; scoring each job in a pass of its own cost a third of the throughput."""
+        if not running.pending.job.titles:
+            return False
+        sampled = [g.continuation for slot, g in running.results.items() if isinstance(slot, int) and slot < 0]
+        running.options = [t for t in title_options(sampled) if not is_english(t)]
+        vocab = self.generator.vocab
+        lyrics = [g.lyric for g in running.candidates()]
+        added: dict[int, Slot] = {}
+        try:
+            for i, lyric in enumerate(lyrics):
+                if not scored(lyric, vocab):
+                    continue
+                known = "".join(c for c in lyric if c in vocab)
+                for j, (prefix, config) in enumerate(fit_requests(known, running.options)):
+                    added[self.generator.submit(prefix, config)] = (i, j)
+        except Exception:  # titles are a nicety: the lyrics go out with their hooks as titles
+            log.exception("could not fit titles for job %s", running.pending.seq)
+            for rid in added:
+                self.generator.cancel(rid)
+            return False
+        running.rows.update(added)
+        self.owner.update(dict.fromkeys(added, running.pending.seq))
+        return bool(added)
+
+    @staticmethod
+    def _titles(running: _Running, candidates: tuple[Generation, ...]) -> tuple[str | None, ...]:
+        """Each candidate's title: the best-fitting option, or its hook."""
+        if not running.pending.job.titles:
+            return ()
+        options = running.options or []
+        titles = []
+        for i, candidate in enumerate(candidates):
+            scores = [running.results[(i, j)].logprob for j in range(len(options)) if (i, j) in running.results]
+            fitted = len(scores) == len(options)  # else not fitted (English, nothing known): the hook
+            titles.append(pick(candidate.lyric, options if fitted else [], scores if fitted else []))
+        return tuple(titles)
 
     def cancel(self, seq: int) -> None:
         running = self.jobs.pop(seq, None)
@@ -235,6 +294,11 @@ class LocalGenerationWorker:
     def vocab(self) -> Vocab:
         """The vocabulary of the model that new requests get."""
         return (self._swap or self._loaded).vocab
+
+    def reserve_lanes(self, lanes: int) -> None:
+        """Keep at least ``lanes`` models in memory: one per live style plus the default, so that styles
+        taking turns never unload and reload each other."""
+        self._max_lanes = max(self._max_lanes, lanes)
 
     def start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name="generation-worker", daemon=True)
@@ -326,8 +390,12 @@ class LocalGenerationWorker:
             lane = lanes[self._loaded.version] = self._new_lane(self._loaded)
         return lane
 
-    def _lane_for(self, lanes: OrderedDict[str, _Lane], version: str | None) -> _Lane:
-        """The lane of the version a job names, loaded on first use (how a promotion reaches a Celery worker)."""
+    def _lane_for(self, lanes: OrderedDict[str, _Lane], version: str | None, follow: bool = True) -> _Lane:
+        """The lane of the version a job names, loaded on first use (how a promotion reaches a Celery worker).
+
+        ``follow``: the job is of the default style, so a version it names for the first time becomes the one
+        jobs naming none get; another style's version never does.
+        """
         if version is None or version == self._loaded.version:
             lane = self._serving_lane(lanes)
         elif version in lanes:
@@ -338,9 +406,10 @@ class LocalGenerationWorker:
             loaded = self._loader(version)
             log.info("loaded model %s on request", loaded.version)
             lane = lanes[version] = self._new_lane(loaded)
-            # A version asked for by name for the first time is, nearly always, the one just promoted: it
-            # serves jobs that name none from now on, and the version this worker started with can go.
-            self._loaded = loaded
+            # A default-style version asked for by name for the first time is, nearly always, the one just
+            # promoted: it serves jobs that name none from now on, and the version this worker started with can go.
+            if follow:
+                self._loaded = loaded
         lanes.move_to_end(lane.version)
         return lane
 
@@ -405,7 +474,7 @@ class LocalGenerationWorker:
         while item is not None:
             self._apply_swap(lanes)  # a job that arrives after serve() gets the new model
             try:
-                self._lane_for(lanes, item.job.version).submit(item)
+                self._lane_for(lanes, item.job.version, follow=item.job.style is None).submit(item)
             except Exception as exc:  # a job that cannot even be added fails alone
                 log.warning("job %s refused: %s", item.seq, exc)
                 self._resolve(item, exc=exc)

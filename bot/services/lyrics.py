@@ -13,14 +13,18 @@ import logging
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
+from bot.db.repos import styles as style_repo
 from bot.services.generation import GenerationBackend, GenerationJob, QueueFull
 from bot.services.quality import CopyGuard, rank
+from bot.services.styles import StyleService
 from bot.settings import Settings
+from charrnn.titles import titled
+from charrnn.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,11 @@ class Place:
     title: str | None
 
 
+def group_id(place: Place | None) -> int | None:
+    """The chat whose settings apply (a group's), or None where the person's own do (a private chat, inline)."""
+    return place.chat_id if place is not None and place.type != "private" else None
+
+
 @dataclass(frozen=True)
 class Preferences:
     """How a person's lyrics are written: their settings, or the bot's defaults where they set none."""
@@ -47,6 +56,9 @@ class Preferences:
     temperature: float
     length: int
     rhyme: bool
+    style: str | None = None  # the named style written in; None: the default style
+    version: str | None = None  # that style's active version; None: the one the backend serves now
+    style_gone: str | None = None  # a deleted style the setting named: the default is used, and the person told
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,8 @@ class Lyric:
     request_id: int
     text: str
     skipped: tuple[str, ...]
+    style_gone: str | None = None  # written in the default style because this one was deleted
+    prefix: str = ""  # what the person asked with: the "send to a chat" button pre-fills it
 
 
 @dataclass(frozen=True)
@@ -179,6 +193,7 @@ class LyricsService:
         self.guard = guard
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.refusals = RefusalThrottle()
+        self.styles: StyleService | None = None  # which style (and version) a request is written in; None: default
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -196,7 +211,13 @@ class LyricsService:
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
             await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
-            prefs = self._with_defaults(await repo.get_settings(session, user_id=person.user_id))
+            prefs = self._with_defaults(
+                await repo.applicable_settings(session, user_id=person.user_id, group_id=group_id(place))
+            )
+            if self.styles is not None:
+                chosen = await self.styles.resolve(session, user_id=person.user_id, chat_id=place.chat_id,
+                                                   chat_type=place.type)
+                prefs = replace(prefs, style=chosen.style, version=chosen.version, style_gone=chosen.gone)
             record, created = await repo.create_request(
                 session,
                 update_id=update_id,
@@ -209,9 +230,11 @@ class LyricsService:
                 rhyme=prefs.rhyme,
                 parent_id=parent_id,
             )
+            if created and prefs.style is not None:
+                await style_repo.set_request_style(session, request_id=record.id, style=prefs.style)
         return record.id, created, prefs
 
-    def _with_defaults(self, stored: repo.UserSettingsRecord) -> Preferences:
+    def _with_defaults(self, stored: repo.StoredSettings) -> Preferences:
         s = self.settings
         return Preferences(
             temperature=s.default_temperature if stored.temperature is None else stored.temperature,
@@ -263,7 +286,8 @@ class LyricsService:
         async with self.sessions.begin() as session:
             await repo.mark_running(session, request_id=request_id)
         job = GenerationJob(prefix=prefix, temperature=prefs.temperature, length=prefs.length,
-                            candidates=self.settings.candidates, rhyme=prefs.rhyme)
+                            candidates=self.settings.candidates, rhyme=prefs.rhyme, version=prefs.version,
+                            style=prefs.style, titles=self.settings.title_candidates)
         started = time.monotonic()
         try:
             result = await self.backend.generate(job, timeout=self.settings.request_timeout_s)
@@ -280,16 +304,19 @@ class LyricsService:
         if not ranked:
             await self._fail(request_id, "no candidate worth showing")
             return Refused("no_output", request_id)
+        titles = dict(zip((g.lyric for g in result.candidates), result.titles, strict=False))
+        shown = [titled(r.text, titles.get(r.text)) for r in ranked]  # each spare keeps its own title
         async with self.sessions.begin() as session:
             await repo.complete_request(
                 session,
                 request_id=request_id,
-                output=ranked[0].text,
-                candidates=[r.text for r in ranked[1:]],
+                output=shown[0],
+                candidates=shown[1:],
                 model_version=result.model_version,
                 latency_ms=round(1000 * (time.monotonic() - started)),
+                title=titles.get(ranked[0].text),
             )
-        return Lyric(request_id, ranked[0].text, ranked[0].skipped)
+        return Lyric(request_id, shown[0], ranked[0].skipped, style_gone=prefs.style_gone, prefix=prefix)
 
     async def _own_button(
         self, request_id: int, place: Place, button_message_id: int | None
@@ -341,7 +368,7 @@ class LyricsService:
         async with self.sessions.begin() as session:
             await repo.complete_request(session, request_id=new_id, output=spare, candidates=[],
                                         model_version=original.model_version, latency_ms=0)
-        return Lyric(new_id, spare, ())
+        return Lyric(new_id, spare, (), prefix=original.prefix)
 
     async def claim_sending(self, request_id: int) -> bool:
         """True exactly once per generated answer: only the claimant may send it (see ``repo.mark_sending``)."""
@@ -397,9 +424,38 @@ class LyricsService:
         value = int(text)
         return value if self.settings.min_length <= value <= self.settings.max_length else None
 
-    async def preferences(self, person: Person) -> Preferences:
+    async def preferences(self, person: Person, place: Place | None = None) -> Preferences:
+        """What a request from ``person`` in ``place`` is written with: a group's settings in a group, else the
+        person's own (``repo.applicable_settings``), with the bot's defaults for what was never set."""
         async with self.sessions() as session:
-            return self._with_defaults(await repo.get_settings(session, user_id=person.user_id))
+            prefs = self._with_defaults(
+                await repo.applicable_settings(session, user_id=person.user_id, group_id=group_id(place))
+            )
+            if self.styles is not None:  # a look only: register() is where a deleted style's setting is cleared
+                chosen = await self.styles.resolve(session, user_id=person.user_id,
+                                                   chat_id=place.chat_id if place is not None else None,
+                                                   chat_type=place.type if place is not None else None, clear=False)
+                prefs = replace(prefs, style=chosen.style, version=chosen.version, style_gone=chosen.gone)
+            return prefs
+
+    async def stored_preferences(self, record: repo.RequestRecord) -> Preferences:
+        """What a stored request is generated with after a restart: its own settings, and its style's version now
+        (the default style's if the style was deleted since)."""
+        prefs = Preferences(record.temperature, record.length, record.rhyme)
+        if self.styles is None:
+            return prefs
+        async with self.sessions() as session:
+            style = await style_repo.get_request_style(session, request_id=record.id)
+        choice = await self.styles.find(style) if style is not None else None
+        if choice is None or choice.title is None:  # no style, a deleted one, or the default
+            return prefs
+        return replace(prefs, style=choice.name, version=choice.version)
+
+    async def vocab(self, prefs: Preferences) -> Vocab:
+        """The vocabulary of the model ``prefs`` (its style's version) runs on: not the default's for another style."""
+        if self.styles is None or prefs.version is None:
+            return self.backend.vocab
+        return await self.styles.vocab(prefs.version)
 
     async def remember(self, person: Person) -> None:
         """Make sure the person has a row (other tables point at it)."""
@@ -407,18 +463,24 @@ class LyricsService:
             await _upsert_person(session, person)
 
     async def set_preferences(
-        self, person: Person, *, temperature: float | None = None, length: int | None = None,
-        rhyme: bool | None = None,
+        self, person: Person, *, place: Place | None = None, temperature: float | None = None,
+        length: int | None = None, rhyme: bool | None = None,
     ) -> None:
-        """Change what is given; leave the rest."""
+        """Change what is given; leave the rest. In a group (``place``) it is the group's settings that change:
+        the caller has checked that ``person`` administers it (``bot.permissions``)."""
+        temperature_ = repo.UNSET if temperature is None else temperature
+        length_ = repo.UNSET if length is None else length
+        rhyme_ = repo.UNSET if rhyme is None else rhyme
+        chat_id = group_id(place)
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
-            await repo.set_settings(
-                session, user_id=person.user_id,
-                temperature=repo.UNSET if temperature is None else temperature,
-                length=repo.UNSET if length is None else length,
-                rhyme=repo.UNSET if rhyme is None else rhyme,
-            )
+            if chat_id is None or place is None:
+                await repo.set_settings(session, user_id=person.user_id, temperature=temperature_, length=length_,
+                                        rhyme=rhyme_)
+                return
+            await repo.upsert_chat(session, chat_id=chat_id, type=place.type, title=place.title)
+            await repo.set_chat_settings(session, chat_id=chat_id, updated_by=person.user_id,
+                                         temperature=temperature_, length=length_, rhyme=rhyme_)
 
     async def rate(
         self, *, request_id: int, person: Person, place: Place, button_message_id: int | None, stars: int

@@ -114,14 +114,18 @@ class ModelStore:
         train_config: TrainConfig | None = None,
         callback: Callback | None = None,
         from_base: bool = False,
+        activate: bool = True,
+        prefix: str = "v",
     ) -> str:
         """Train a model on the corpus into a new version directory and make it active.
 
         ``from_base``: transfer from the shipped pretrained model (``charrnn.transfer``: a mixture of a
         corpus model started from the base's embeddings and the base fine-tuned) instead of random weights.
+        ``activate`` False: leave ``ACTIVE`` alone (a new style's first version: the style row points at it);
+        ``prefix`` starts the directory's name, so a style's versions are told apart on disk.
         """
         text = self.corpus_text(corpus_path)
-        version = time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
+        version = time.strftime(f"{prefix}%Y%m%d-%H%M%S", time.gmtime())
         work = self.model_dir / "runs" / version
         config = replace(train_config or TrainConfig(), max_minutes=minutes, device=self.device)
         log.info(
@@ -140,5 +144,6 @@ class ModelStore:
         else:
             train_model(text, model_config, config, out_dir=work, callback=callback)
             (work / "best").rename(self.model_dir / version)
-        self.activate(version)
+        if activate:
+            self.activate(version)
         return version

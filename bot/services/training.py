@@ -18,18 +18,21 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
+from bot.db.repos import styles as style_repo
+from bot.db.repos.styles import StyleChanged
 from bot.services.finetune_job import FinetuneSpec, gate, split_document
 from bot.services.finetune_runner import FinetuneRunner, ProcessRunner
 from bot.services.generation import GenerationBackend
 from bot.services.models import ActiveChanged, ModelStore
 from bot.services.quality import CopyGuard
+from bot.services.styles import style_corpus_path, version_vocab
 from bot.settings import Settings
 from charrnn.checkpoint import CheckpointError, load_checkpoint
 from charrnn.data import CorpusError, check_corpus_text
@@ -55,6 +58,7 @@ class RunReport:
     detail: str
     metrics: dict[str, Any]
     chart: bytes | None = None
+    style: str | None = None  # the style fine-tuned; None: the default style
 
 
 class TrainingService:
@@ -84,37 +88,54 @@ class TrainingService:
 
     # --- corpus ---------------------------------------------------------------------------------
 
-    async def add_document(self, *, name: str, raw: bytes, added_by: int | None) -> Added:
-        """Store a corpus document; raises ``CorpusError`` with a reason for the person."""
+    async def add_document(self, *, name: str, raw: bytes, added_by: int | None, style: str | None = None) -> Added:
+        """Store a corpus document (for ``style``'s fine-tunes; None: the default style's); raises ``CorpusError``
+        with a reason for the person, ``LookupError`` for a style that does not exist."""
         if len(raw) > self.settings.max_corpus_bytes:
             raise CorpusError(f"{name} is {len(raw):,} bytes; the limit is {self.settings.max_corpus_bytes:,}")
         text = check_corpus_text(raw, name=name)
+        style_version = await self._style_parent(style) if style is not None else None
         async with self.sessions.begin() as session:
             record, created = await repo.add_document(session, name=name, text=text, added_by=added_by)
-        vocab = self.backend.vocab if self.backend is not None else self.store.load_active().vocab
+            if created and style is not None:
+                await style_repo.set_document_style(session, document_id=record.id, style=style)
+        if style_version is not None:  # new characters are new to the style's model, not the default's
+            vocab = await asyncio.to_thread(version_vocab, self.store.model_dir, style_version)
+        else:
+            vocab = self.backend.vocab if self.backend is not None else self.store.load_active().vocab
         return Added(record.id, record.chars, tuple(vocab.unknown_chars(text)), not created)
+
+    async def _style_parent(self, style: str) -> str:
+        """A live style's active version: what its fine-tunes start from. LookupError for no such style."""
+        async with self.sessions() as session:
+            record = await style_repo.get_style(session, name=style)
+        if record is None or record.deleted_at is not None or record.active_version is None:
+            raise LookupError(f"no style {style}")
+        return record.active_version
 
     async def corpus_texts(self) -> dict[int, str]:
         async with self.sessions() as session:
             ids = [d.id for d in await repo.list_documents(session)]
             return await repo.document_texts(session, ids=ids)
 
-    async def trained_document_ids(self) -> set[int]:
-        """The documents the active model has seen: those of its version and of all its ancestors."""
+    async def trained_document_ids(self, style: str | None = None) -> set[int]:
+        """The documents the active model (of ``style``) has seen: those of its version and of all its ancestors."""
         async with self.sessions() as session:
             versions = {v.version: v for v in await repo.list_versions(session)}
         seen: set[int] = set()
-        version = self.store.active_version()
+        version = self.store.active_version() if style is None else await self._style_parent(style)
         while version is not None and version in versions:
             seen.update(versions[version].document_ids)
             version = versions[version].parent
         return seen
 
-    async def new_document_ids(self) -> list[int]:
-        """Documents added since the active model was trained (a rollback makes its successors' new again)."""
-        seen = await self.trained_document_ids()
+    async def new_document_ids(self, style: str | None = None) -> list[int]:
+        """Documents of ``style`` (None: the default) added since its active model was trained (a rollback makes
+        its successors' new again)."""
+        seen = await self.trained_document_ids(style)
         async with self.sessions() as session:
-            return [d.id for d in await repo.list_documents(session) if d.id not in seen]
+            styles = await style_repo.document_styles(session)
+            return [d.id for d in await repo.list_documents(session) if d.id not in seen and styles.get(d.id) == style]
 
     def busy(self) -> bool:
         return self._lock.locked()
@@ -123,8 +144,20 @@ class TrainingService:
         seen = await self.trained_document_ids()
         async with self.sessions() as session:
             documents = await repo.list_documents(session)
+            styles = await style_repo.document_styles(session)
         state = {True: "in the active model", False: "new"}
-        return [f"#{d.id} {d.name}: {d.chars:,} characters, {state[d.id in seen]}" for d in documents]
+        lines = []
+        for d in documents:
+            style = styles.get(d.id)
+            if style is None:
+                lines.append(f"#{d.id} {d.name}: {d.chars:,} characters, {state[d.id in seen]}")
+                continue
+            try:
+                trained = d.id in await self.trained_document_ids(style)
+            except LookupError:  # a deleted style's text: nothing trains on it any more
+                trained = False
+            lines.append(f"#{d.id} {d.name}: {d.chars:,} characters, style {style}, {state[trained]}")
+        return lines
 
     async def describe_runs(self, limit: int = 10) -> list[str]:
         async with self.sessions() as session:
@@ -141,7 +174,8 @@ class TrainingService:
     async def describe_versions(self) -> list[str]:
         active = self.store.active_version()
         async with self.sessions() as session:
-            versions = await repo.list_versions(session)
+            # The default style's lineage only: other styles list theirs with /models <style>.
+            versions = [v for v in await repo.list_versions(session) if v.style is None]
             feedback = await repo.version_feedback(session)
         lines = []
         for v in versions:
@@ -167,10 +201,13 @@ class TrainingService:
 
     # --- runs ------------------------------------------------------------------------------------
 
-    def start_retrain(self, *, trigger: str, requested_by: int | None = None) -> asyncio.Task[RunReport | str]:
+    def start_retrain(
+        self, *, trigger: str, requested_by: int | None = None, style: str | None = None
+    ) -> asyncio.Task[RunReport | str]:
         """``retrain`` in the background. Not an ``Application.create_task``: PTB's stop() would wait for
         a whole run before our shutdown hook could end it; ``shutdown`` ends it instead."""
-        return asyncio.create_task(self.retrain(trigger=trigger, requested_by=requested_by), name="retrain")
+        return asyncio.create_task(self.retrain(trigger=trigger, requested_by=requested_by, style=style),
+                                   name="retrain")
 
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Stop a running fine-tune now: kill its process; the run records itself as interrupted."""
@@ -183,8 +220,11 @@ class TrainingService:
             for task in late:
                 task.cancel()
 
-    async def retrain(self, *, trigger: str, requested_by: int | None = None) -> RunReport | str:
-        """Run one fine-tuning now. Returns the report, or a reason it did not start."""
+    async def retrain(
+        self, *, trigger: str, requested_by: int | None = None, style: str | None = None
+    ) -> RunReport | str:
+        """Run one fine-tuning of ``style`` (None: the default style) now. Returns the report, or a reason it did
+        not start. One run at a time, whatever the style: they share the machine and the fine-tune lock."""
         if self._lock.locked():
             return "running"
         task = asyncio.current_task()
@@ -195,16 +235,18 @@ class TrainingService:
             if not held:  # another replica on this database is running one now
                 log.info("a fine-tune is running in another bot on this database; not starting one")
                 return "running"
-            documents = await self.new_document_ids()
+            documents = await self.new_document_ids(style)
             if not documents:
                 return "nothing_new"
-            parent = self.store.active_version()
+            parent = self.store.active_version() if style is None else await self._style_parent(style)
             async with self.sessions.begin() as session:
                 run = await repo.create_run(session, trigger=trigger, requested_by=requested_by,
                                             parent_version=parent, document_ids=documents)
+                if style is not None:
+                    await style_repo.set_run_style(session, run_id=run.id, style=style)
                 await repo.start_run(session, run_id=run.id)
             try:
-                report = await self._run(run.id, parent, documents)
+                report = await self._run(run.id, parent, documents, style)
             except asyncio.CancelledError:
                 async with self.sessions.begin() as session:
                     await repo.finish_run(session, run_id=run.id, status="interrupted", candidate_version=None,
@@ -212,7 +254,7 @@ class TrainingService:
                 raise
             except Exception as exc:  # a bug here must not take the bot down; the run says what happened
                 log.exception("training run %s failed", run.id)
-                report = RunReport(run.id, "failed", str(exc), {})
+                report = RunReport(run.id, "failed", str(exc), {}, style=style)
             async with self.sessions.begin() as session:
                 await repo.finish_run(session, run_id=run.id, status=report.status,
                                       candidate_version=report.metrics.get("version"), metrics=report.metrics,
@@ -221,7 +263,13 @@ class TrainingService:
                 await self.notify(format_report(report), report.chart)
             return report
 
-    async def _run(self, run_id: int, parent: str | None, documents: list[int]) -> RunReport:
+    async def _run(self, run_id: int, parent: str | None, documents: list[int], style: str | None = None
+                   ) -> RunReport:
+        report = await self._train_and_judge(run_id, parent, documents, style)
+        return replace(report, style=style)
+
+    async def _train_and_judge(self, run_id: int, parent: str | None, documents: list[int], style: str | None
+                               ) -> RunReport:
         if parent is None:
             return RunReport(run_id, "failed", "no active model to fine-tune", {})
         async with self.sessions() as session:
@@ -235,11 +283,12 @@ class TrainingService:
             parent_dir=str(model_dir / parent),
             out_dir=str(model_dir / version),
             result_path=str(work / "result.json"),
-            old_corpus_path=str(self.settings.corpus_path.resolve()) if self.settings.corpus_path else None,
+            old_corpus_path=self._old_corpus(style),
             new_train_text="".join(train_parts),
             new_holdout_text="".join(holdout_parts),
             minutes=self.settings.finetune_minutes,
             epochs=self.settings.finetune_epochs,
+            patience=self.settings.finetune_patience,
             device=self.settings.device,
             threads=self.settings.finetune_threads,
         )
@@ -262,24 +311,50 @@ class TrainingService:
                     session, version=parent, parent=None, weights_sha256=base.weights_sha256, document_ids=[],
                     old_ppl=base.metrics.get("val_ppl"), new_ppl=None, metrics=base.metrics, run_id=None,
                 )
+                if style is not None:
+                    await style_repo.set_version_style(session, version=parent, style=style)
             await repo.record_version(
                 session, version=version, parent=parent, weights_sha256=result["weights_sha256"],
                 document_ids=documents, old_ppl=result["metrics"].get("old_ppl_after"),
                 new_ppl=result["metrics"].get("new_ppl_after"), metrics=metrics, run_id=run_id,
             )
+            if style is not None:  # the candidate belongs to the style's lineage, promoted or not
+                await style_repo.set_version_style(session, version=version, style=style)
         if not promote:
             return RunReport(run_id, "rejected", reason, metrics, chart)
         try:
-            await self.activate(version, expected_sha256=result["weights_sha256"], expected_current=parent)
+            if style is None:
+                await self.activate(version, expected_sha256=result["weights_sha256"], expected_current=parent)
+            else:
+                await self._promote_in_style(style, version, result["weights_sha256"], parent)
         except CheckpointError as exc:
             return RunReport(run_id, "failed", f"candidate refused: {exc}", metrics, chart)
-        except ActiveChanged as exc:  # a rollback (or another promotion) happened while this run trained
+        except (ActiveChanged, StyleChanged, LookupError) as exc:  # a rollback (or another promotion, or the
+            # style's deletion) happened while this run trained
             return RunReport(run_id, "rejected", f"not promoted over a model it was not trained from: {exc}",
                              metrics, chart)
         if self.guard is not None:  # the model may now quote these songs: never let it show them
             for text in texts.values():
                 self.guard.add(text)
         return RunReport(run_id, "promoted", reason, metrics, chart)
+
+    def _old_corpus(self, style: str | None) -> str | None:
+        """The text a fine-tune replays and must not forget: the style's own corpus where ``lyricbot train
+        --style`` left one, else ``CORPUS_PATH`` (None: the demo corpus)."""
+        if style is not None and (own := style_corpus_path(self.store.model_dir, style)).is_file():
+            return str(own.resolve())
+        return str(self.settings.corpus_path.resolve()) if self.settings.corpus_path else None
+
+    async def _promote_in_style(self, style: str, version: str, expected_sha256: str, parent: str) -> None:
+        """Verify the candidate, then point the style at it, only if the style still serves ``parent``. No hot
+        swap: every request of a style names its version, and a lane loads it on first use."""
+        ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)
+        if ckpt.weights_sha256 != expected_sha256:
+            raise CheckpointError(f"{version}: weights do not match the recorded checksum")
+        async with self.sessions.begin() as session:
+            await style_repo.point_style(session, name=style, version=version, expected_current=parent)
+            await repo.activate_version(session, version=version)
+        log.info("style %s now serves %s", style, version)
 
     # --- versions --------------------------------------------------------------------------------
 
@@ -314,13 +389,18 @@ class TrainingService:
                 raise LookupError("the active model has no previous version to roll back to")
         if not VERSION_NAME.fullmatch(target) or not (self.store.model_dir / target / "meta.json").is_file():
             raise LookupError(f"no model version {target}")
+        async with self.sessions() as session:
+            record = await repo.get_version(session, version=target)
+        if record is not None and record.style is not None:  # ACTIVE is the default style's: never another's
+            raise LookupError(f"{target} is a version of style {record.style}: /rollback {record.style} {target}")
         await self.activate(target)
         return target
 
 
 def format_report(report: RunReport) -> str:
     m = report.metrics
-    lines = [f"Training run {report.run_id}: {report.status}", report.detail]
+    style = f" (style {report.style})" if report.style is not None else ""
+    lines = [f"Training run {report.run_id}{style}: {report.status}", report.detail]
     if "old_ppl_after" in m:
         lines.append(f"old-text perplexity {m.get('old_ppl_before', float('nan')):.1f} -> {m['old_ppl_after']:.1f}")
         lines.append(f"new-text perplexity {m.get('new_ppl_before', float('nan')):.1f} -> "

@@ -75,6 +75,7 @@ def make_settings(tmp_path: Path, trained_store: tuple[Path, Path], fake: FakeTe
         "min_length": 10,
         "rate_limit_per_minute": 1000,
         "copy_threshold": 40,  # the tiny model memorises its corpus; the copy filter has its own tests
+        "title_candidates": 0,  # titles have their own tests (test_titles.py); others read the lyric's first words
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -45,7 +45,9 @@ async def eventually(check: Any, timeout: float = 10.0) -> None:
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
-    return [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
+    """The callback data of the message's buttons ("send to a chat" has none: it opens an inline query)."""
+    return [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row
+            if "callback_data" in b]  # fmt: skip
 
 
 def test_private_write_rate_and_write_again(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
@@ -106,9 +108,13 @@ def test_group_chat_addressing_and_force_reply(tmp_path: Path, trained_store: tu
             answer = (await h.fake.wait_for_sent(GROUP, before + 1))[-1]
             assert answer["text"].startswith("窗外")
 
-            # Settings are per person: Bo's /temp in the group does not change Ann's.
+            # A group's settings are the group's, changed by its administrators only (tests/bot/test_settings_panel.py).
+            refused = await ask(h, "/temp 1.5", chat=GROUP)
+            assert "管理员" in refused["text"] and h.rows("SELECT * FROM chat_settings") == []
+            h.fake.set_member(GROUP, USER, "administrator")
             await ask(h, "/temp 1.5", chat=GROUP)
-            assert h.rows("SELECT user_id, temperature FROM user_settings") == [(USER, 1.5)]
+            assert h.rows("SELECT chat_id, temperature FROM chat_settings") == [(GROUP, 1.5)]
+            assert h.rows("SELECT * FROM user_settings") == []
 
     run(scenario())
 

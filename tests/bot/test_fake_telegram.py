@@ -9,7 +9,17 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    InputTextMessageContent,
+    Message,
+    ReplyParameters,
+    Update,
+)
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
@@ -34,7 +44,7 @@ def test_get_me_describes_a_bot_in_privacy_mode() -> None:
     async def scenario(fake: FakeTelegram, bot: Bot) -> None:
         me = await bot.get_me()
         assert (me.username, me.id, me.is_bot) == ("LyricBot", 999, True)
-        assert me.can_read_all_group_messages is False and me.supports_inline_queries is False
+        assert me.can_read_all_group_messages is False and me.supports_inline_queries is True  # inline mode on
         assert fake.calls["getMe"] >= 1
 
     with_bot(scenario)
@@ -281,5 +291,92 @@ def test_json_bodies_are_accepted_and_a_second_long_poll_ends_the_first() -> Non
                 assert superseded.status == 409 and "Conflict" in (await superseded.json())["description"]
             async with http.post(f"{url}/noSuchMethod") as missing:
                 assert missing.status == 404
+
+    asyncio.run(main())
+
+
+def _article(result_id: str, text: str = "天青色等烟雨", **extra: object) -> InlineQueryResultArticle:
+    return InlineQueryResultArticle(result_id, "title", InputTextMessageContent(text), **extra)  # type: ignore[arg-type]
+
+
+def test_inline_queries_are_answered_once_and_checked_like_telegram() -> None:
+    async def scenario(fake: FakeTelegram, bot: Bot) -> None:
+        fake.add_user(USER, "Ann", "zh")
+        query_id = fake.send_inline_query(USER, "天青色", chat_type="supergroup")
+        (update,) = await bot.get_updates()
+        inline = update.inline_query
+        assert inline is not None and inline.id == query_id and inline.query == "天青色"
+        assert inline.from_user.id == USER and inline.chat_type == "supergroup" and update.effective_chat is None
+        refusals = [
+            ([_article("a"), _article("a")], "Result_id_duplicate"),
+            ([_article("x" * 65)], "Result_id_invalid"),
+            ([_article(str(i)) for i in range(51)], "Results_too_much"),
+            ([_article("a", text=" ")], "Message_empty"),
+            ([_article("a", text="x" * 4097)], "Message_too_long"),
+        ]
+        for results, error in refusals:
+            with pytest.raises(BadRequest, match=error):
+                await bot.answer_inline_query(query_id, results)
+        with pytest.raises(BadRequest, match="Start_param_invalid"):
+            await bot.answer_inline_query(query_id, [], button=InlineQueryResultsButton("go", start_parameter="a b"))
+        with pytest.raises(BadRequest, match="Query is too old"):
+            await bot.answer_inline_query("nosuchquery", [])
+        assert fake.inline_answers == {}  # refused answers leave no trace, and the query stays open
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("★5", callback_data="ir:5")]])
+        button = InlineQueryResultsButton("open", start_parameter="inline")
+        assert await inline.answer([_article("t.0", reply_markup=keyboard), _article("t.1")], cache_time=30,
+                                   is_personal=True, button=button)  # fmt: skip
+        answer = await fake.wait_for_inline_answer(query_id, timeout=1)
+        assert [r["id"] for r in answer["results"]] == ["t.0", "t.1"] and answer["cache_time"] == 30
+        assert answer["is_personal"] is True and answer["button"] == {"text": "open", "start_parameter": "inline"}
+        with pytest.raises(BadRequest, match="Query is too old"):
+            await inline.answer([_article("t.2")])  # answered already
+        with pytest.raises(ValueError, match="was not answered with a result"):
+            fake.choose_inline_result(USER, query_id, "t.9")
+
+    with_bot(scenario)
+
+
+def test_a_chosen_inline_result_becomes_an_inline_message_with_working_buttons() -> None:
+    async def scenario(fake: FakeTelegram, bot: Bot) -> None:
+        fake.add_user(USER, "Ann", "en")
+        query_id = fake.send_inline_query(USER, "the night")
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("★5", callback_data="ir:5")]])
+        await bot.answer_inline_query(query_id, [_article("t.0", "the night is long", reply_markup=keyboard),
+                                                 _article("t.1")])  # fmt: skip
+        assert fake.choose_inline_result(USER, query_id, "t.1") is None  # no keyboard: no inline_message_id
+        inline_message_id = fake.choose_inline_result(USER, query_id, "t.0")
+        assert inline_message_id is not None
+        updates = await bot.get_updates()
+        chosen = [u.chosen_inline_result for u in updates if u.chosen_inline_result is not None]
+        assert [(c.result_id, c.query, c.inline_message_id) for c in chosen] == [
+            ("t.1", "the night", None), ("t.0", "the night", inline_message_id)]
+        fake.press_inline_button(USER, inline_message_id, "ir:5")
+        (update,) = await bot.get_updates(offset=updates[-1].update_id + 1)
+        query = update.callback_query
+        assert query is not None and query.message is None and query.inline_message_id == inline_message_id
+        assert query.data == "ir:5" and update.effective_chat is None
+        assert await query.answer("thanks") is True
+        assert await query.edit_message_text("the night is longer", reply_markup=keyboard) is True
+        assert fake.inline_messages[inline_message_id]["text"] == "the night is longer"
+        with pytest.raises(BadRequest, match="Message is not modified"):
+            await bot.edit_message_text("the night is longer", inline_message_id=inline_message_id,
+                                        reply_markup=keyboard)  # fmt: skip
+        with pytest.raises(BadRequest, match="Message_id_invalid"):
+            await bot.edit_message_text("x", inline_message_id="IMnone")
+        with pytest.raises(ValueError, match="no button"):
+            fake.press_inline_button(USER, inline_message_id, "ir:4")
+
+    with_bot(scenario)
+
+
+def test_without_inline_feedback_telegram_sends_no_chosen_result() -> None:
+    async def main() -> None:
+        async with FakeTelegram(inline_feedback=False) as fake, Bot(fake.token, base_url=fake.base_url) as bot:
+            query_id = fake.send_inline_query(USER, "我")
+            await bot.answer_inline_query(query_id, [_article("a")])
+            fake.choose_inline_result(USER, query_id, "a")
+            updates = await bot.get_updates()
+            assert [u.inline_query is not None for u in updates] == [True]
 
     asyncio.run(main())

@@ -434,7 +434,8 @@ def test_sigterm_during_an_admin_fine_tune_stops_promptly_and_records_it(
             env = {**os.environ, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_BASE_URL": fake.base_url,
                    "TELEGRAM_BASE_FILE_URL": fake.base_file_url, "MODEL_DIR": str(model_dir),
                    "CORPUS_PATH": str(corpus), "DEVICE": "cpu", "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-                   "ADMIN_IDS": str(ADMIN), "FINETUNE_MINUTES": "10", "FINETUNE_EPOCHS": "100000"}
+                   "ADMIN_IDS": str(ADMIN), "FINETUNE_MINUTES": "10", "FINETUNE_EPOCHS": "100000",
+                   "FINETUNE_PATIENCE": "0"}  # the tiny model converges in a second: never stop early here
             bot = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

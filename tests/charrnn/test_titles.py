@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
-from charrnn.titles import TITLE_CONTEXT, choose_titles, fit_scores, hook_title, is_title, title_config, titled
+from charrnn.sample import SampleConfig
+from charrnn.titles import TITLE_CONTEXT, choose_titles, fit_requests, hook_title, is_title, title_config, titled
 
 from .conftest import Tiny
 
@@ -35,28 +36,33 @@ def test_an_english_lyric_is_titled_by_its_hook_or_its_first_words() -> None:
     assert hook_title("") is None and hook_title("……\n!!") is None
 
 
-def test_fit_scores_are_the_log_likelihood_of_the_lyric_head_after_the_title(tiny_trained: Tiny) -> None:
-    """The batched, padded pass gives what reading each sequence alone gives, by hand."""
+def test_a_fitted_title_scores_the_lyric_head_as_read_after_it_by_hand(tiny_trained: Tiny) -> None:
+    """Each (lyric, title) pair is a teacher-forced row: its logprob is log p(head | blank line, title line),
+    whatever else shares the batch (here a sampled request)."""
     model, vocab = tiny_trained.model, tiny_trained.vocab
     lyrics, titles = ["我不要再想你\n我不能", "天青色等烟雨"], ["烟雨", "隔江千万里"]
-    scores = fit_scores(model, vocab, lyrics, titles, head_chars=6)
-    assert scores.shape == (2, 2)
-    for i, lyric in enumerate(lyrics):
-        for j, title in enumerate(titles):
-            start, head = vocab.encode(TITLE_CONTEXT + title + "\n"), vocab.encode(lyric[:6])
-            with torch.inference_mode():
-                logits, state = model.prime([start])
-                total = 0.0
-                for token in head:
-                    total += float(F.log_softmax(logits.float(), dim=-1)[0, token])
-                    logits, state = model.step(torch.tensor([token]), state)
-            assert math.isclose(float(scores[i, j]), total, abs_tol=SCORE_ATOL)
+    requests = [r for lyric in lyrics for r in fit_requests(lyric, titles, head_chars=6)]
+    sampled = ("我", SampleConfig(max_length=12, seed=3))
+    *fitted, alone = generate_many(model, vocab, [*requests, sampled])
+    assert alone.text == generate_many(model, vocab, [sampled])[0].text  # forced rows change no one else
+    for k, (lyric, title) in enumerate((lyric, title) for lyric in lyrics for title in titles):
+        assert fitted[k].continuation == lyric[:6]  # read, not sampled
+        start, head = vocab.encode(TITLE_CONTEXT + title + "\n"), vocab.encode(lyric[:6])
+        with torch.inference_mode():
+            logits, state = model.prime([start])
+            total = 0.0
+            for token in head:
+                total += float(F.log_softmax(logits.float(), dim=-1)[0, token])
+                logits, state = model.step(torch.tensor([token]), state)
+        assert math.isclose(fitted[k].logprob, total, abs_tol=SCORE_ATOL)
 
 
-def test_characters_the_model_never_saw_are_left_out_of_the_scored_head(tiny_trained: Tiny) -> None:
+def test_characters_the_model_never_saw_are_left_out_of_the_forced_text(tiny_trained: Tiny) -> None:
     model, vocab = tiny_trained.model, tiny_trained.vocab
-    clean = fit_scores(model, vocab, ["我不要再想你"], ["烟雨"])
-    assert torch.allclose(fit_scores(model, vocab, ["我不要😀再想你"], ["烟雨"]), clean, atol=SCORE_ATOL)
+    clean, noisy = generate_many(model, vocab, [*fit_requests("我不要再想你", ["烟雨"]),
+                                                *fit_requests("我不要😀再想你", ["烟雨"])])
+    assert noisy.continuation == clean.continuation == "我不要再想你"
+    assert math.isclose(noisy.logprob, clean.logprob, abs_tol=SCORE_ATOL)
     assert choose_titles(model, vocab, ["😀😀"], ["烟雨"]) == [None]  # nothing to score, no words to use
 
 

@@ -43,6 +43,7 @@ class VersionRecord:
     run_id: int | None
     created_at: datetime
     activated_at: datetime | None
+    style: str | None = None  # the style whose lineage it belongs to; None: the default style
 
 
 async def create_run(
@@ -226,4 +227,5 @@ def _version_record(row: ModelVersion) -> VersionRecord:
         run_id=row.run_id,
         created_at=row.created_at,
         activated_at=row.activated_at,
+        style=row.style,
     )

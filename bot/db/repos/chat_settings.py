@@ -1,0 +1,79 @@
+"""A group's own settings (temperature, length, rhyme), and which settings apply where.
+
+In a private chat a person writes with their own settings (``user_settings``); in a group every ``/write``
+uses the group's (``chat_settings``), which only its administrators change, and what the group never set
+falls back to the bot's defaults, not to the requester's own settings: a group's lyrics must not change
+with whoever asks. The style column of both tables belongs to the styles (``bot.db.repos.styles``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import ChatSettings, utcnow
+from bot.db.repos.common import get_or_insert
+from bot.db.repos.people import UNSET, UserSettingsRecord, _Unset, get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettingsRecord:
+    chat_id: int
+    temperature: float | None  # None: the bot's default
+    length: int | None
+    rhyme: bool | None
+    updated_by: int | None  # who changed them last (a Telegram user id, or the group for an anonymous admin)
+    updated_at: datetime | None  # None: never set
+
+
+StoredSettings = UserSettingsRecord | ChatSettingsRecord
+
+
+async def get_chat_settings(session: AsyncSession, *, chat_id: int) -> ChatSettingsRecord:
+    row = await session.get(ChatSettings, chat_id, populate_existing=True)
+    if row is None:
+        return ChatSettingsRecord(chat_id=chat_id, temperature=None, length=None, rhyme=None, updated_by=None,
+                                  updated_at=None)
+    return _record(row)
+
+
+async def set_chat_settings(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    updated_by: int,
+    temperature: float | Literal[_Unset.UNSET] | None = UNSET,
+    length: int | Literal[_Unset.UNSET] | None = UNSET,
+    rhyme: bool | Literal[_Unset.UNSET] | None = UNSET,
+) -> ChatSettingsRecord:
+    """Change the given fields only; None puts a field back to the bot's default. The chat row must exist."""
+    row, _ = await get_or_insert(
+        session,
+        lambda: session.get(ChatSettings, chat_id),
+        lambda: ChatSettings(chat_id=chat_id, temperature=None, length=None, rhyme=None),
+    )
+    if temperature is not UNSET:
+        row.temperature = temperature
+    if length is not UNSET:
+        row.length = length
+    if rhyme is not UNSET:
+        row.rhyme = rhyme
+    row.updated_by = updated_by
+    row.updated_at = utcnow()
+    await session.flush()
+    return _record(row)
+
+
+async def applicable_settings(session: AsyncSession, *, user_id: int, group_id: int | None) -> StoredSettings:
+    """What a request is written with: the group's settings in a group (``group_id``), else the person's own."""
+    if group_id is not None:
+        return await get_chat_settings(session, chat_id=group_id)
+    return await get_settings(session, user_id=user_id)
+
+
+def _record(row: ChatSettings) -> ChatSettingsRecord:
+    return ChatSettingsRecord(chat_id=row.chat_id, temperature=row.temperature, length=row.length, rhyme=row.rhyme,
+                              updated_by=row.updated_by, updated_at=row.updated_at)

@@ -1,0 +1,180 @@
+"""Named styles (lineages of model versions served side by side) and who writes in which one.
+
+A person's style lives in ``user_settings.style`` (their private chats), a group's in ``chat_settings.style``;
+None means the default style. These functions touch the ``style`` column only, so they never overwrite the
+other settings stored in the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import ChatSettings, CorpusDocument, ModelVersion, Request, Style, TrainingRun, UserSettings, utcnow
+from bot.db.repos.common import get_or_insert
+
+
+class StyleChanged(RuntimeError):
+    """The style's active version is no longer the one a change was based on (a rollback raced a promotion)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StyleRecord:
+    name: str
+    title: str
+    active_version: str | None
+    created_by: int | None
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+async def list_styles(session: AsyncSession, *, include_deleted: bool = False) -> list[StyleRecord]:
+    """Styles by name; only the live ones unless ``include_deleted``."""
+    query = select(Style).order_by(Style.name).execution_options(populate_existing=True)
+    if not include_deleted:
+        query = query.where(Style.deleted_at.is_(None))
+    return [_style_record(row) for row in await session.scalars(query)]
+
+
+async def get_style(session: AsyncSession, *, name: str) -> StyleRecord | None:
+    """The style, deleted or not; None if the name was never used."""
+    row = await session.get(Style, name, populate_existing=True)
+    return None if row is None else _style_record(row)
+
+
+async def create_style(
+    session: AsyncSession, *, name: str, title: str, active_version: str, created_by: int | None
+) -> StyleRecord:
+    """A new style, or a deleted one brought back under the same name; ValueError if a live one has it."""
+    row, created = await get_or_insert(
+        session,
+        lambda: session.get(Style, name, populate_existing=True),
+        lambda: Style(name=name, title=title, active_version=active_version, created_by=created_by),
+    )
+    if not created:
+        if row.deleted_at is None:
+            raise ValueError(f"a style named {name} already exists")
+        row.title, row.active_version, row.created_by, row.deleted_at = title, active_version, created_by, None
+        row.created_at = utcnow()
+    await session.flush()
+    return _style_record(row)
+
+
+async def point_style(session: AsyncSession, *, name: str, version: str, expected_current: str | None) -> None:
+    """Make ``version`` the live style's active one, only if its active version is still ``expected_current``.
+
+    One conditional UPDATE: two replicas (or a rollback and a promotion) cannot both win.
+    """
+    result = await session.execute(
+        update(Style)
+        .where(Style.name == name, Style.deleted_at.is_(None), Style.active_version == expected_current)
+        .values(active_version=version)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        current = await get_style(session, name=name)
+        if current is None or current.deleted_at is not None:
+            raise LookupError(f"no style {name}")
+        raise StyleChanged(f"style {name} now serves {current.active_version}, not {expected_current}")
+
+
+async def delete_style(session: AsyncSession, *, name: str) -> bool:
+    """Soft delete: the row stays (old requests name it), its versions stay on disk. False if none was live."""
+    row = await session.get(Style, name, populate_existing=True)
+    if row is None or row.deleted_at is not None:
+        return False
+    row.deleted_at = utcnow()
+    await session.flush()
+    return True
+
+
+async def get_user_style(session: AsyncSession, *, user_id: int) -> str | None:
+    return await session.scalar(select(UserSettings.style).where(UserSettings.user_id == user_id))
+
+
+async def set_user_style(session: AsyncSession, *, user_id: int, style: str | None) -> None:
+    """The person's style (None: the default); their row must exist in ``users``."""
+    row, _ = await get_or_insert(
+        session,
+        lambda: session.get(UserSettings, user_id),
+        lambda: UserSettings(user_id=user_id, temperature=None, length=None, rhyme=None),
+    )
+    row.style = style
+    row.updated_at = utcnow()
+    await session.flush()
+
+
+async def get_chat_style(session: AsyncSession, *, chat_id: int) -> str | None:
+    return await session.scalar(select(ChatSettings.style).where(ChatSettings.chat_id == chat_id))
+
+
+async def set_chat_style(session: AsyncSession, *, chat_id: int, style: str | None, updated_by: int | None) -> None:
+    """The group's style (None: the default); its row must exist in ``chats``."""
+    row, _ = await get_or_insert(
+        session,
+        lambda: session.get(ChatSettings, chat_id),
+        lambda: ChatSettings(chat_id=chat_id),
+    )
+    row.style = style
+    row.updated_by = updated_by
+    row.updated_at = utcnow()
+    await session.flush()
+
+
+async def set_request_style(session: AsyncSession, *, request_id: int, style: str | None) -> None:
+    await session.execute(
+        update(Request).where(Request.id == request_id).values(style=style).execution_options(synchronize_session=False)
+    )
+
+
+async def get_request_style(session: AsyncSession, *, request_id: int) -> str | None:
+    return await session.scalar(select(Request.style).where(Request.id == request_id))
+
+
+async def set_version_style(session: AsyncSession, *, version: str, style: str | None) -> None:
+    """Say which style's lineage a recorded version belongs to; LookupError if it was never recorded."""
+    row = await session.get(ModelVersion, version)
+    if row is None:
+        raise LookupError(f"no model version {version}")
+    row.style = style
+    await session.flush()
+
+
+async def version_style(session: AsyncSession, *, version: str) -> tuple[bool, str | None]:
+    """(whether the version is recorded, the style it belongs to)."""
+    row = await session.get(ModelVersion, version, populate_existing=True)
+    return (False, None) if row is None else (True, row.style)
+
+
+def _style_record(row: Style) -> StyleRecord:
+    return StyleRecord(
+        name=row.name,
+        title=row.title,
+        active_version=row.active_version,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        deleted_at=row.deleted_at,
+    )
+
+
+async def set_document_style(session: AsyncSession, *, document_id: int, style: str | None) -> None:
+    """Say which style's lineage a corpus document trains (None: the default style's)."""
+    await session.execute(
+        update(CorpusDocument).where(CorpusDocument.id == document_id).values(style=style)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def document_styles(session: AsyncSession) -> dict[int, str | None]:
+    """Every corpus document's style, by id."""
+    return {id_: style for id_, style in await session.execute(select(CorpusDocument.id, CorpusDocument.style))}
+
+
+async def set_run_style(session: AsyncSession, *, run_id: int, style: str | None) -> None:
+    await session.execute(
+        update(TrainingRun).where(TrainingRun.id == run_id).values(style=style)
+        .execution_options(synchronize_session=False)
+    )

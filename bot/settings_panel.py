@@ -1,0 +1,254 @@
+"""/settings: every setting on one message of buttons, edited in place as the person taps.
+
+Whose settings: in a private chat the person's own; in a group the group's, which apply to every ``/write``
+there and which only its administrators change (``bot.permissions``: Telegram's ``getChatMember`` decides,
+on every tap). Showing the panel is open to everyone. A tap acts on the chat it was made in, never on one the
+data names: a private chat holds only its person, so the data needs no owner, and in a group the
+administrator check decides.
+
+Callback data is ``s:<what>[:<value>]``, far below Telegram's 64 bytes: ``s:t:0.8`` (temperature),
+``s:l:160`` (length), ``s:r:1`` (rhymes on), ``s:y`` (the style choices), ``s:y:<style>``, ``s:b`` (back to
+the settings) and ``s:x`` (done: the panel keeps its text and loses its buttons). It comes from the person's
+client and can be forged, so a tap counts only under one of our panels, its value is parsed as strictly as a
+typed ``/temp`` (a forged ``s:t:nan`` is refused), and a style must be one the styles service offers. Each
+button carries the value it sets rather than "next", so a double tap, or a tap on a panel gone stale since
+a ``/temp``, sets the same value again and the panel simply shows what is stored; Telegram's "message is not
+modified" for an edit that changes nothing is expected then, and ignored.
+
+Styles come from ``BotServices.styles`` (``bot.services.styles``) when there is one: ``style_choices`` is the
+one place that asks, and without a styles service the panel offers the default style alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+
+from bot.context import Context
+from bot.handlers import person_of, place_of, reply, scoped, services
+from bot.i18n import language, t
+from bot.permissions import may_change_chat_settings
+from bot.services.lyrics import Person, Place, Preferences, group_id
+from bot.services.styles import DEFAULT_STYLE, StyleChoice
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREFIX: Final = "s:"
+PATTERN: Final = r"^s:"
+TEMPERATURES: Final = (0.5, 0.8, 1.0, 1.3)
+LENGTHS: Final = (40, 80, 160, 300, 600)
+STYLES_PER_ROW: Final = 2
+_LOCK: Final = "settings_panel_lock"  # in chat_data: one tap at a time per chat, so the last edit shows the last value
+
+
+@dataclass(frozen=True)
+class Tap:
+    what: str  # t, l, r, y, b or x
+    value: str  # "" where the button carries none
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a panel shows: the settings that apply where it was opened, and the styles to pick from."""
+
+    prefs: Preferences
+    style: str
+    styles: list[StyleChoice]  # a title None is the default style's, named in the person's language
+    group: bool
+
+
+def parse(data: str | None) -> Tap | None:
+    """The tap's action and raw value; None for data that is not a panel button's shape."""
+    if not data or not data.startswith(PREFIX) or len(data.encode()) > 64:
+        return None
+    what, _, value = data.removeprefix(PREFIX).partition(":")
+    if what not in {"t", "l", "r", "y", "b", "x"} or (what in {"t", "l", "r"} and not value):
+        return None
+    if what in {"b", "x"} and value:
+        return None
+    return Tap(what, value)
+
+
+async def style_choices(context: Context) -> list[StyleChoice]:
+    """The styles to offer, the default first: the one place the panel asks the styles service."""
+    styles = services(context).styles
+    if styles is None:
+        return [StyleChoice(DEFAULT_STYLE, None, None)]
+    return await styles.available()
+
+
+async def current_style(context: Context, person: Person, place: Place) -> str:
+    styles = services(context).styles
+    return DEFAULT_STYLE if styles is None else await styles.current(person, place)
+
+
+def style_title(name: str, options: list[StyleChoice], lang: str) -> str:
+    title = next((o.title for o in options if o.name == name), name)
+    return t(lang, "style_default") if title is None or name == DEFAULT_STYLE else title
+
+
+def presets(settings: Settings) -> tuple[list[float], list[int]]:
+    """The temperatures and lengths offered as buttons: the usual ones the bot's limits allow."""
+    temperatures = [v for v in TEMPERATURES if settings.min_temperature <= v <= settings.max_temperature]
+    lengths = sorted({v for v in LENGTHS if settings.min_length <= v <= settings.max_length}
+                     | {settings.default_length})
+    return temperatures, lengths
+
+
+def _on_off(lang: str, value: bool) -> str:
+    return t(lang, "on" if value else "off")
+
+
+def panel_text(lang: str, shown: Shown, with_footer: bool = True) -> str:
+    p = shown.prefs
+    parts = [
+        t(lang, "panel_group" if shown.group else "panel_private"),
+        t(lang, "panel_body", temperature=p.temperature, length=p.length, rhyme=_on_off(lang, p.rhyme),
+          style=style_title(shown.style, shown.styles, lang)),
+    ]
+    if with_footer:
+        parts.append(t(lang, "panel_footer"))
+    return "\n\n".join(parts)
+
+
+def _button(text: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=PREFIX + data)
+
+
+def main_keyboard(lang: str, shown: Shown, settings: Settings) -> InlineKeyboardMarkup:
+    """Temperatures, lengths, the rhyme switch, the style, and done; the current values ticked."""
+    p = shown.prefs
+    temperatures, lengths = presets(settings)
+    return InlineKeyboardMarkup([
+        [_button(("\u2713 " if abs(v - p.temperature) < 1e-9 else "\U0001f321 ") + f"{v:g}", f"t:{v:g}")
+         for v in temperatures],
+        [_button(("\u2713 " if v == p.length else "\U0001f4cf ") + str(v), f"l:{v}") for v in lengths],
+        [_button(t(lang, "panel_rhyme", value=_on_off(lang, p.rhyme)), f"r:{0 if p.rhyme else 1}")],
+        [_button(t(lang, "panel_style", style=style_title(shown.style, shown.styles, lang)), "y")],
+        [_button(t(lang, "panel_done"), "x")],
+    ])
+
+
+def styles_keyboard(lang: str, shown: Shown) -> InlineKeyboardMarkup:
+    buttons = [
+        _button(("\u2713 " if o.name == shown.style else "") + style_title(o.name, shown.styles, lang), f"y:{o.name}")
+        for o in shown.styles
+        if len((PREFIX + f"y:{o.name}").encode()) <= 64  # Telegram refuses longer data; style names are far shorter
+    ]
+    rows = [buttons[i : i + STYLES_PER_ROW] for i in range(0, len(buttons), STYLES_PER_ROW)]
+    return InlineKeyboardMarkup([*rows, [_button(t(lang, "panel_back"), "b")]])
+
+
+async def _shown(context: Context, person: Person, place: Place) -> Shown:
+    svc = services(context)
+    return Shown(prefs=await svc.lyrics.preferences(person, place), style=await current_style(context, person, place),
+                 styles=await style_choices(context), group=group_id(place) is not None)
+
+
+async def open_panel(update: Update, context: Context) -> None:
+    """/settings: the settings that apply here, with buttons to change them."""
+    person, place = person_of(update), place_of(update)
+    lang = language(person.language_code)
+    shown = await _shown(context, person, place)
+    await reply(update, context, panel_text(lang, shown), markup=main_keyboard(lang, shown, services(context).settings))
+
+
+def is_panel(message: object) -> bool:
+    """A message of ours with panel buttons: a forged ``s:`` tap under a lyric must not turn it into a panel."""
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    return any(isinstance(b.callback_data, str) and b.callback_data.startswith(PREFIX)
+               for row in message.reply_markup.inline_keyboard for b in row)
+
+
+async def _answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
+    with contextlib.suppress(BadRequest):  # a query answered too late: the change stands all the same
+        await query.answer(text, show_alert=alert)
+
+
+async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" in str(exc).lower():
+            return  # a double tap, or a stale panel showing what is already stored
+        log.warning("could not update a settings panel: %s", exc)  # deleted meanwhile: the change stands
+
+
+async def _change(context: Context, tap: Tap, person: Person, place: Place, lang: str) -> str | None:
+    """Apply a value button; its toast, or None when the value is not one a person could set (forged, stale)."""
+    lyrics = services(context).lyrics
+    if tap.what == "t":
+        temperature = lyrics.parse_temperature(tap.value)
+        if temperature is None:
+            return None
+        await lyrics.set_preferences(person, place=place, temperature=temperature)
+        return t(lang, scoped("temp_set", place), value=temperature)
+    if tap.what == "l":
+        length = lyrics.parse_length(tap.value)
+        if length is None:
+            return None
+        await lyrics.set_preferences(person, place=place, length=length)
+        return t(lang, scoped("len_set", place), value=length)
+    if tap.what == "r":
+        rhyme = {"0": False, "1": True}.get(tap.value)
+        if rhyme is None:
+            return None
+        await lyrics.set_preferences(person, place=place, rhyme=rhyme)
+        return t(lang, scoped("rhyme_set", place), value=_on_off(lang, rhyme))
+    # A style ("y:<name>"): only one the styles service offers now.
+    styles = services(context).styles
+    if styles is None:
+        return t(lang, "style_set", style=t(lang, "style_default")) if tap.value == DEFAULT_STYLE else None
+    chosen = await styles.choose(person=person, place=place, name=tap.value)
+    if chosen is None:
+        return None
+    return t(lang, "style_set", style=chosen.title if chosen.title is not None else t(lang, "style_default"))
+
+
+async def tap(update: Update, context: Context) -> None:
+    """A tap on a settings panel: check it, change the setting, answer with a toast, redraw the panel."""
+    query = update.callback_query
+    assert query is not None
+    person, place = person_of(update), place_of(update)
+    lang = language(person.language_code)
+    action = parse(query.data)
+    if action is None or not is_panel(query.message):
+        why = "not a panel button" if action is None else "not under a panel"
+        log.warning("refused settings button %r from %s in chat %s: %s", query.data, person.user_id, place.chat_id,
+                    why)
+        await _answer(query, t(lang, "panel_stale" if action is None else "button_foreign"), alert=True)
+        return
+    if not await may_change_chat_settings(context.bot, update):
+        log.info("refused a settings change (%r) in chat %s by %s: not an administrator", query.data, place.chat_id,
+                 person.user_id)
+        await _answer(query, t(lang, "settings_admins_only"), alert=True)
+        return
+    chat_data = context.chat_data
+    lock = chat_data.setdefault(_LOCK, asyncio.Lock()) if chat_data is not None else contextlib.nullcontext()
+    async with lock:
+        toast: str | None = None
+        if action.what in {"t", "l", "r"} or (action.what == "y" and action.value):
+            toast = await _change(context, action, person, place, lang)
+            if toast is None:
+                log.warning("refused settings button %r from %s in chat %s: not a valid value", query.data,
+                            person.user_id, place.chat_id)
+                await _answer(query, t(lang, "panel_stale"), alert=True)
+                return
+        shown = await _shown(context, person, place)
+        try:
+            if action.what == "y" and not action.value:
+                await _edit(query, t(lang, "panel_styles"), styles_keyboard(lang, shown))
+            elif action.what == "x":
+                await _edit(query, panel_text(lang, shown, with_footer=False), None)
+            else:
+                await _edit(query, panel_text(lang, shown), main_keyboard(lang, shown, services(context).settings))
+        finally:  # the panel first, then the toast: the spinner on the button lasts until the panel is redrawn
+            await _answer(query, toast)

@@ -1,0 +1,68 @@
+"""``lyricbot train --style NAME``: the database half of creating a style from the command line.
+
+The training itself is ``ModelStore.train_first`` (without touching ``ACTIVE``); this registers the new version
+directory as the style's first version. A running bot serves it from the next request on: the style row is the
+pointer, read per request (see ``bot.services.styles``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from bot.settings import Settings
+
+
+def check_new_style(settings: Settings, name: str) -> None:
+    """ValueError now, before any training, for a malformed name or one a live style already has."""
+    from bot.db.engine import make_engine, make_sessionmaker
+    from bot.db.migrate import upgrade
+    from bot.db.repos.styles import get_style
+    from bot.services.styles import DEFAULT_STYLE, STYLE_NAME, normalize
+
+    slug = normalize(name)
+    if slug == DEFAULT_STYLE or not STYLE_NAME.fullmatch(slug):
+        raise ValueError(f"{name!r} cannot name a style: use 1-32 of a-z, 0-9, _ and -, not {DEFAULT_STYLE!r}")
+
+    async def go() -> None:
+        engine = make_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            async with make_sessionmaker(engine)() as session:
+                record = await get_style(session, name=slug)
+            if record is not None and record.deleted_at is None:
+                raise ValueError(f"a style named {slug} already exists")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+def register_style(settings: Settings, name: str, title: str | None, version: str, corpus: Path | None) -> str:
+    """Point the new style ``name`` at the trained ``version``; returns the style's name.
+
+    The corpus is kept beside the model versions: the style's fine-tunes replay it and are judged on it.
+    """
+    from bot.db.engine import make_engine, make_sessionmaker
+    from bot.db.migrate import upgrade
+    from bot.services.models import ModelStore
+    from bot.services.styles import StyleService, normalize, style_corpus_path
+    from charrnn.checkpoint import write_atomic
+
+    if corpus is not None:
+        target = style_corpus_path(settings.model_dir, normalize(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, lambda p: shutil.copyfile(corpus, p))
+
+    async def go() -> str:
+        engine = make_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            styles = StyleService(make_sessionmaker(engine), ModelStore(settings.model_dir, settings.device))
+            record = await styles.create(name=name, title=title, version=version, created_by=None)
+            return record.name
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
