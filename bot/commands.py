@@ -112,7 +112,10 @@ async def set_menus(application: Application, settings: Settings) -> None:  # ty
                 log.warning("could not set admin %s's %s command menu: %s", admin_id, lang, exc)
 
 
-def help_text(lang: str, settings: Settings, with_admin: bool, group: bool = False, **values: object) -> str:
+def help_text(
+    lang: str, settings: Settings, with_admin: bool, group: bool = False, bot_username: str = "LyricBot",
+    **values: object,
+) -> str:
     """/help: the intro, the menu's commands, the settings now (the person's, or in a ``group`` the group's, said
     so), and (for admins) the admin ones."""
     parts = (
@@ -121,6 +124,6 @@ def help_text(lang: str, settings: Settings, with_admin: bool, group: bool = Fal
         t(lang, "help_now_group" if group else "help_now", **values),
         "\n".join([t(lang, "help_admin"), *help_lines(lang, settings, with_admin=True)[len(menu(lang, False)):]])
         if with_admin else "",
-        t(lang, "help_footer"),
+        t(lang, "help_footer", bot=bot_username),  # how to reach inline mode: @ and the bot's own name
     )
     return "\n\n".join(part for part in parts if part)

@@ -167,7 +167,8 @@ async def start(update: Update, context: Context) -> None:
     # Admin commands are listed only to an admin, and only in private: a group need not learn them.
     with_admin = person.user_id in svc.settings.admin_ids and chat is not None and chat.type == "private"
     text = help_text(lang, svc.settings, with_admin, group=group_id(place) is not None,
-                     temperature=prefs.temperature, length=prefs.length, rhyme=t(lang, "on" if prefs.rhyme else "off"))
+                     bot_username=context.bot.username, temperature=prefs.temperature, length=prefs.length,
+                     rhyme=t(lang, "on" if prefs.rhyme else "off"))
     await reply(update, context, text)
 
 

@@ -9,7 +9,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_intro": "I write song lyrics with a small neural network I trained myself.",
         "help_now": "Now: temperature {temperature}, length {length}, rhymes {rhyme}.",
         "help_admin": "For admins:",
-        "help_footer": 'Rate a lyric with the stars under it; "write again" gives another take.',
+        "help_footer": 'Rate a lyric with the stars under it; "write again" gives another take. In any chat, type '
+                       "@{bot} and your first words to pick a lyric and send it there.",
         "prefix_too_long": "That start is {length} characters; the limit is {limit}. Please send a shorter one.",
         "skipped": "(I have never seen these characters, so I left them out of my thinking: {chars})",
         "busy": "I'm busy right now. Please try again in about {seconds} seconds.",
@@ -81,7 +82,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_intro": "我用自己训练的小神经网络写歌词。",
         "help_now": "现在：温度 {temperature}，长度 {length}，押韵{rhyme}。",
         "help_admin": "管理员命令：",
-        "help_footer": "点歌词下面的星星来评分；“再写一首”换一个版本。",
+        "help_footer": "点歌词下面的星星来评分；“再写一首”换一个版本。"
+                       "在任何聊天里输入 @{bot} 加上开头，就能挑一首发到那里。",
         "prefix_too_long": "开头有 {length} 个字，上限是 {limit} 个字，请短一点。",
         "skipped": "（这些字我没学过，写的时候略过了：{chars}）",
         "busy": "我现在有点忙，请大约 {seconds} 秒后再试。",

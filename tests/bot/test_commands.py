@@ -51,6 +51,7 @@ def test_help_lists_the_menu_in_the_persons_language(tmp_path: Path, trained_sto
                     assert any(line.startswith(f"/{command.command}") and line.endswith(command.description)
                                for line in lines), (command, text)
                 assert ("/retrain" in text) == (user == ADMIN)
+                assert f"@{h.fake.bot_user['username']}" in text  # how to reach inline mode, with the bot's name
             in_group = (await ask(h, "/help", chat=GROUP, user=ADMIN))["text"]
             assert "/write" in in_group and "/retrain" not in in_group  # admin commands stay out of groups
             assert "/start" not in h.fake.sent(PERSON)[-1]["text"]  # an alias, not a second menu entry
