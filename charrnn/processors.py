@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 FinishReason = Literal["length", "lines", "cancelled"]
 CLASSES = tuple(THIRTEEN_CLASSES)
+# Where a source lost a character: the Song ci and Yuan qu mark it "□"; decoding errors leave U+FFFD.
+PLACEHOLDERS = frozenset({"□", "\ufffd"})
 
 
 @dataclass
@@ -64,6 +66,9 @@ class VocabTables:
         self.size = len(vocab)
         self.device = device
         self.line_break = vocab.encode("\n")[0] if "\n" in vocab else UNK_ID
+        # Never written: <unk>, and the placeholders corpora put where their source lost a character.
+        self.never = torch.tensor([UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s in PLACEHOLDERS],
+                                  dtype=torch.long, device=device)
         # Never penalised for repeating: <unk> padding, whitespace (line breaks are supposed to repeat).
         self.exempt = torch.tensor(
             [UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s.isspace()], dtype=torch.long, device=device
@@ -111,8 +116,9 @@ Processor = Callable[[torch.Tensor, Batch], torch.Tensor]
 
 
 def ban_unknown(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """``<unk>`` is a modelling device (the mass of every rare character), never an answer."""
-    logits[:, UNK_ID] = -math.inf
+    """``<unk>`` is a modelling device (the mass of every rare character), never an answer; nor is a lost
+    character's placeholder (the Song ci corpus has 1,266 lines with "□"), which reads as a broken font."""
+    logits[:, batch.tables.never] = -math.inf
     return logits
 
 

@@ -6,8 +6,9 @@ import torch
 
 from charrnn.batching import BatchGenerator, generate_many
 from charrnn.sample import MAX_LENGTH, SampleConfig, generate, serving_dtype
+from charrnn.vocab import Vocab
 
-from .conftest import BFLOAT16_TIE_TOLERANCE, Tiny, assert_same_greedy_text, tiny_untrained
+from .conftest import BFLOAT16_TIE_TOLERANCE, Tiny, assert_same_greedy_text, constant_model, tiny_untrained
 
 GREEDY = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=40, stop_at_blank_line=False)
 
@@ -173,6 +174,19 @@ def test_never_emits_unk(tiny_trained: Tiny) -> None:
         [("", SampleConfig(temperature=5.0, top_p=1.0, max_length=80, seed=i)) for i in range(8)],
     )
     assert all("\N{REPLACEMENT CHARACTER}" not in g.text for g in results)
+
+
+def test_never_writes_a_lost_characters_placeholder() -> None:
+    """"□" marks a character the source lost (1,266 lines of the Song ci have one): a model that learned it
+    puts mass on it, and a lyric showing it reads as a broken font. Here it is the likeliest character."""
+    vocab = Vocab.build("□□□□□□□□月风花雨")
+    probs = [0.001] * len(vocab)
+    probs[vocab.encode("□")[0]] = 0.9
+    model = constant_model(vocab, [p / sum(probs) for p in probs])
+    for text in [generate(model, vocab, "月", SampleConfig(max_length=30, seed=s)).text for s in range(4)] + [
+        g.text for g in generate_many(model, vocab, [("", SampleConfig(max_length=30, seed=s)) for s in range(4)])
+    ]:
+        assert "□" not in text and len(text) > 5
 
 
 def test_line_mode_and_line_limit(tiny_trained: Tiny) -> None:
