@@ -221,7 +221,8 @@ async def answer_unfinished(application: Application, records: list[RequestRecor
                 continue
             if not await svc.lyrics.claim_sending(record.id):
                 continue
-            markup = handlers.lyric_keyboard(record.id, "en", record.prefix)
+            markup = handlers.lyric_keyboard(record.id, "en", record.prefix,
+                                             share=application.bot.supports_inline_queries)
             try:
                 sent = await application.bot.send_message(
                     record.chat_id,

@@ -130,10 +130,12 @@ def fit(text: str) -> str:
     return text + "…"
 
 
-def lyric_keyboard(request_id: int, lang: str, prefix: str = "") -> InlineKeyboardMarkup:
+def lyric_keyboard(request_id: int, lang: str, prefix: str = "", share: bool = True) -> InlineKeyboardMarkup:
+    """Stars, "write again", and "send to a chat" where the bot has inline mode (getMe's
+    ``supports_inline_queries``): without it the button would open an inline query nobody answers."""
     stars = [InlineKeyboardButton("\u2605" * 1 + str(n), callback_data=f"r:{request_id}:{n}") for n in range(1, 6)]
     again = [InlineKeyboardButton(t(lang, "write_again"), callback_data=f"a:{request_id}")]
-    return InlineKeyboardMarkup([stars, again, [share_button(prefix, lang)]])
+    return InlineKeyboardMarkup([stars, again, *([[share_button(prefix, lang)]] if share else [])])
 
 
 @contextlib.asynccontextmanager
@@ -262,7 +264,8 @@ async def send_lyric(update: Update, context: Context, lyric: Lyric, lang: str) 
         log.warning("request %s is already being answered elsewhere; not sending it twice", lyric.request_id)
         return
     try:
-        sent = await reply(update, context, text, markup=lyric_keyboard(lyric.request_id, lang, lyric.prefix))
+        markup = lyric_keyboard(lyric.request_id, lang, lyric.prefix, share=context.bot.supports_inline_queries)
+        sent = await reply(update, context, text, markup=markup)
     except BadRequest as exc:  # refused: nothing arrived, so the person gets the apology
         await svc.lyrics.fail(lyric.request_id, f"Telegram: {exc}")
         raise

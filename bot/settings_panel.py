@@ -160,12 +160,26 @@ async def open_panel(update: Update, context: Context) -> None:
     await reply(update, context, panel_text(lang, shown), markup=main_keyboard(lang, shown, services(context).settings))
 
 
-def is_panel(message: object) -> bool:
-    """A message of ours with panel buttons: a forged ``s:`` tap under a lyric must not turn it into a panel."""
+def is_panel(message: object, prefix: str = PREFIX) -> bool:
+    """A message of ours with buttons of this panel (``prefix``): a forged tap under a lyric must not turn it
+    into a panel. A message sent through inline mode never is one: the callback carries no message at all."""
     if not isinstance(message, Message) or message.reply_markup is None:
         return False
-    return any(isinstance(b.callback_data, str) and b.callback_data.startswith(PREFIX)
+    return any(isinstance(b.callback_data, str) and b.callback_data.startswith(prefix)
                for row in message.reply_markup.inline_keyboard for b in row)
+
+
+async def refuse_foreign(update: Update, context: Context, prefix: str = PREFIX) -> bool:
+    """Answer and log a tap that is not under one of our panels (forged data, or under an inline message,
+    which has no chat to change the settings of); True when it was refused."""
+    query = update.callback_query
+    assert query is not None
+    if is_panel(query.message, prefix):
+        return False
+    lang = language(person_of(update).language_code)
+    log.warning("refused button %r from %s: not under a %s panel", query.data, person_of(update).user_id, prefix)
+    await _answer(query, t(lang, "button_foreign"), alert=True)
+    return True
 
 
 async def _answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
@@ -217,14 +231,15 @@ async def tap(update: Update, context: Context) -> None:
     """A tap on a settings panel: check it, change the setting, answer with a toast, redraw the panel."""
     query = update.callback_query
     assert query is not None
+    if await refuse_foreign(update, context):
+        return
     person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
     action = parse(query.data)
-    if action is None or not is_panel(query.message):
-        why = "not a panel button" if action is None else "not under a panel"
-        log.warning("refused settings button %r from %s in chat %s: %s", query.data, person.user_id, place.chat_id,
-                    why)
-        await _answer(query, t(lang, "panel_stale" if action is None else "button_foreign"), alert=True)
+    if action is None:
+        log.warning("refused settings button %r from %s in chat %s: not a panel button", query.data, person.user_id,
+                    place.chat_id)
+        await _answer(query, t(lang, "panel_stale"), alert=True)
         return
     if not await may_change_chat_settings(context.bot, update):
         log.info("refused a settings change (%r) in chat %s by %s: not an administrator", query.data, place.chat_id,

@@ -20,6 +20,7 @@ from bot.handlers import command_argument, person_of, place_of, reply, services
 from bot.i18n import language, t
 from bot.permissions import may_change_chat_settings
 from bot.services.styles import StyleChoice, StyleService
+from bot.settings_panel import refuse_foreign
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ async def style_button(update: Update, context: Context) -> None:
     """A tap on a /style button (``st:<name>``): set the style, tick it, or say why not in a popup."""
     query = update.callback_query
     assert query is not None
+    if await refuse_foreign(update, context, CALLBACK_PREFIX):  # forged under a lyric, or an inline message
+        return
     person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
     name = (query.data or "").removeprefix(CALLBACK_PREFIX)

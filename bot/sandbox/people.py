@@ -177,6 +177,10 @@ class People:
         data = [b.get("callback_data") for row in rows for b in row]
         if message is None or callback_data not in data:
             raise ValueError(f"inline message {inline_message_id} has no button {callback_data!r}; it has {data}")
+        return self.forge_inline_callback(user_id, inline_message_id, callback_data)
+
+    def forge_inline_callback(self, user_id: int, inline_message_id: str, callback_data: str) -> int:
+        """Data of the sender's choosing under a message sent through inline mode (a modified client)."""
         self._serial += 1
         query: JSONDict = {"id": f"{self._serial}{user_id}", "from": dict(self._user(user_id)),
                            "chat_instance": f"ci{inline_message_id}", "data": callback_data,

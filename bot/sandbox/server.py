@@ -66,11 +66,13 @@ class FakeTelegram(People):
 
     def __init__(
         self, token: str = "123456:TEST-token", bot_username: str = "LyricBot", bot_id: int = 999,
-        inline_feedback: bool = True,
+        inline_feedback: bool = True, inline_mode: bool = True,
     ) -> None:  # fmt: skip
-        """``inline_feedback``: BotFather's setting; without it Telegram sends no chosen_inline_result."""
+        """``inline_feedback``: BotFather's setting; without it Telegram sends no chosen_inline_result.
+        ``inline_mode``: BotFather's /setinline, which getMe reports as ``supports_inline_queries``."""
         self.token = token
         self.inline_feedback = inline_feedback
+        self.inline_mode = inline_mode
         self.inline_answers: dict[str, JSONDict] = {}  # inline query id -> what answerInlineQuery sent
         self.inline_asked_at: dict[str, float] = {}  # inline query id -> time.perf_counter() when it was sent
         self.inline_messages: dict[str, JSONDict] = {}  # inline_message_id -> the message a chosen result became
@@ -327,7 +329,7 @@ class FakeTelegram(People):
     # --- Bot API methods, named as Telegram names them; the lookup ignores case, as Telegram's does ---
     def _m_getMe(self, p: JSONDict) -> JSONDict:
         return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": True, "can_connect_to_business": False,
+                "supports_inline_queries": self.inline_mode, "can_connect_to_business": False,
                 "has_main_web_app": False}  # fmt: skip
 
     async def _m_getUpdates(self, p: JSONDict) -> list[JSONDict]:

@@ -181,6 +181,19 @@ def test_share_button_under_a_written_lyric(tmp_path: Path, trained_store: tuple
     run(scenario())
 
 
+def test_no_share_button_where_the_bot_has_no_inline_mode(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    """Without BotFather's /setinline, "send to a chat" would open an inline query nobody answers."""
+
+    async def scenario() -> None:
+        async with FakeTelegram(inline_mode=False) as fake, bot_running(tmp_path, trained_store, fake=fake) as h:
+            h.fake.add_user(USER, "Sh", "en")
+            lyric = await ask(h, "/write 天青色", chat=USER, user=USER)
+            buttons = [b for row in lyric["reply_markup"]["inline_keyboard"] for b in row]
+            assert buttons and all("callback_data" in b for b in buttons)
+
+    run(scenario())
+
+
 def test_forged_and_repeated_inline_updates_change_nothing(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     async def scenario() -> None:
         async with bot_running(tmp_path, trained_store) as h:
@@ -194,14 +207,18 @@ def test_forged_and_repeated_inline_updates_change_nothing(tmp_path: Path, train
             h.fake.push_raw_update(chosen)  # a redelivery: one row
             await eventually(lambda: h.rows("SELECT COUNT(*) FROM requests") == [(1,)])
             # A chat button's data under an inline message: no chat to check it against, so it is refused.
-            h.fake.push_raw_update({"update_id": 777_001, "callback_query": {
-                "id": "forged1", "from": user, "chat_instance": "x", "data": "r:1:5", "inline_message_id": "IMx"}})
+            # Nor do the settings panel's and the style picker's, which change a chat's settings: there is none.
+            for data in ("r:1:5", "s:t:0.5", "st:default"):
+                h.fake.forge_inline_callback(USER, "IMx", data)
             # A result id the bot never gave (or forgot): nothing is recorded, nothing breaks.
             h.fake.push_raw_update({"update_id": 777_002, "chosen_inline_result": {
                 "result_id": "nosuchtoken.0", "from": user, "query": "the night"}})  # fmt: skip
             await asyncio.sleep(1.0)
             assert h.rows("SELECT update_id, inline_message_id FROM requests") == [(777_000, "IMx")]
             assert h.rows("SELECT COUNT(*) FROM ratings") == [(0,)]
+            assert h.rows("SELECT COUNT(*) FROM user_settings") == [(0,)]
+            await eventually(lambda: len(h.fake.answered_callbacks) == 3)  # each answered: no spinner left turning
+            assert all(a.get("text") for a in h.fake.answered_callbacks), h.fake.answered_callbacks  # each says why
             _, still = await inline(h, "the night")  # the bot still answers
             assert still["results"][0]["id"] != "hint"
 

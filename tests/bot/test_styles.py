@@ -4,6 +4,7 @@ administrators, deleted styles, per-style /models and /rollback, and `lyricbot t
 from __future__ import annotations
 
 import asyncio
+import copy
 import shutil
 import sqlite3
 from pathlib import Path
@@ -85,6 +86,14 @@ def test_private_choice_runs_on_the_styles_version(
                 h.fake.forge_callback(PERSON, PERSON, panel["message_id"], forged)
             await eventually(lambda: len(h.fake.answered_callbacks) == 4)
             assert all(a.get("show_alert") for a in h.fake.answered_callbacks[1:])
+            assert h.rows("SELECT style FROM user_settings WHERE user_id = ?", PERSON) == [(None,)]
+            # Real style data under a lyric (not a /style panel): refused; the lyric keeps its text and buttons.
+            before = copy.deepcopy(lyric)
+            h.fake.forge_callback(PERSON, PERSON, lyric["message_id"], "st:jay")
+            await eventually(lambda: len(h.fake.answered_callbacks) == 5)
+            assert h.fake.answered_callbacks[-1].get("show_alert")
+            after = next(m for m in h.fake.messages(PERSON) if m["message_id"] == lyric["message_id"])
+            assert (after["text"], after["reply_markup"]) == (before["text"], before["reply_markup"])
             assert h.rows("SELECT style FROM user_settings WHERE user_id = ?", PERSON) == [(None,)]
 
     asyncio.run(scenario())
