@@ -89,7 +89,10 @@ async def inline_query(update: Update, context: Context) -> None:
         log.exception("error %s while answering inline query %s", error_id, query.id)
         outcome = InlineHint("failed", error_id=error_id)
     button = InlineQueryResultsButton(t(lang, "inline_open_chat"), start_parameter=START_PARAMETER)
-    if isinstance(outcome, InlineHint):
+    if isinstance(outcome, InlineHint) and outcome.reason == "superseded":  # the person typed on: nothing to show
+        results: list[InlineQueryResultArticle] = []
+        cache_time = 0
+    elif isinstance(outcome, InlineHint):
         results = [_hint(outcome, lang, context.bot.username)]
         cache_time = HINT_CACHE_S if outcome.reason == "inline_empty" else 0
     else:

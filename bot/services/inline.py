@@ -57,7 +57,8 @@ class InlineLyrics:
 @dataclass(frozen=True)
 class InlineHint:
     """No lyrics: ``reason`` names the hint to show (inline_empty, inline_too_long, inline_unknown,
-    rate_limited, busy, timeout, no_output, failed); ``seconds`` when the person should try again."""
+    rate_limited, busy, timeout, no_output, failed), or ``superseded`` (a newer query of the same person took its
+    place: nothing to show); ``seconds`` when the person should try again."""
 
     reason: str
     seconds: int = 0
@@ -116,6 +117,7 @@ class InlineService:
         self._by_query: dict[tuple[int, str, Preferences], str] = {}
         self._in_flight: dict[tuple[int, str, Preferences], asyncio.Future[InlineOutcome]] = {}
         self._choosing: dict[str, asyncio.Future[int | None]] = {}
+        self._latest: dict[int, asyncio.Task[InlineOutcome]] = {}  # per person: the generation of their latest query
 
     # --- answering ---------------------------------------------------------------------------------------
 
@@ -140,12 +142,21 @@ class InlineService:
                 outcome, InlineLyrics) else outcome  # fmt: skip
         future: asyncio.Future[InlineOutcome] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
+        # Telegram sends a query at every pause in typing: a newer one from the same person makes the older one's
+        # answer unseen, so its generation stops (its rows leave the batch) and its rate-limit slot comes back.
+        if (older := self._latest.get(person.user_id)) is not None and not older.done():
+            older.cancel()
+        task = self._latest[person.user_id] = asyncio.create_task(self._generate(person, query, prefs, key))
         try:
-            outcome = await self._generate(person, query, prefs, key)
+            outcome = await task
             future.set_result(outcome)
             return outcome
         except asyncio.CancelledError:
             future.cancel()
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                log.info("inline query %r of %s superseded by a newer one: dropped", query, person.user_id)
+                return InlineHint("superseded")
             raise
         except Exception as exc:
             future.set_exception(exc)
@@ -153,6 +164,8 @@ class InlineService:
             raise
         finally:
             del self._in_flight[key]
+            if self._latest.get(person.user_id) is task:
+                del self._latest[person.user_id]
 
     async def _preferences(self, person: Person) -> Preferences:
         """The person's own settings and style (inline has no group): a look only, nothing is changed."""
@@ -182,6 +195,9 @@ class InlineService:
             result = await self.lyrics.backend.generate(
                 job, timeout=min(self.lyrics.settings.request_timeout_s, INLINE_TIMEOUT_S)
             )
+        except asyncio.CancelledError:  # superseded: the person typed on before it was written
+            self.lyrics.limiter.refund(person.user_id)
+            raise
         except QueueFull as busy:
             return InlineHint("busy", seconds=math.ceil(busy.wait_s))
         except TimeoutError:

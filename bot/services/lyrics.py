@@ -112,6 +112,12 @@ class RateLimiter:
         hits.append(now)
         return 0.0
 
+    def refund(self, user_id: int) -> None:
+        """Give back the latest counted request: it was dropped before it cost anything worth counting."""
+        hits = self._hits.get(user_id)
+        if hits:
+            hits.pop()
+
 
 class RefusalThrottle:
     """At most one rate-limit refusal per person and chat a minute; the rest are only logged."""

@@ -169,6 +169,39 @@ def test_inline_rate_limit_answers_with_a_hint_and_the_cache_still_serves(
     run(scenario())
 
 
+def test_typing_on_drops_the_older_query_and_gives_its_slot_back(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    """Telegram sends a query at every pause in typing: a newer one from the same person stops the older one's
+    generation (answered with no results), and only the words the person settled on use up their budget."""
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store, rate_limit_per_minute=2) as h:
+            h.fake.add_user(USER, "Ty", "en")
+            backend = h.app.bot_data.services.lyrics.backend
+            with counted_jobs(h) as jobs:
+                counting = backend.generate
+
+                async def slow(job: GenerationJob, timeout: float) -> GenerationResult:
+                    await asyncio.sleep(1.0)  # long enough for the person to type on
+                    return await counting(job, timeout)
+
+                backend.generate = slow  # type: ignore[method-assign]
+                first = h.fake.send_inline_query(USER, "the")
+                await asyncio.sleep(0.3)
+                _, settled = await inline(h, "the night")
+                dropped = await h.fake.wait_for_inline_answer(first, timeout=30)
+            assert dropped["results"] == [] and dropped["cache_time"] == 0
+            assert settled["results"] and settled["results"][0]["id"] != "hint"
+            assert [j.prefix for j in jobs] == ["the night"]  # the dropped one never reached the worker
+            _, next_one = await inline(h, "the road")  # the second of two slots: the dropped query cost none
+            assert next_one["results"][0]["id"] != "hint"
+            _, limited = await inline(h, "the sea")
+            assert limited["results"][0]["id"] == "hint"
+
+    run(scenario())
+
+
 def test_share_button_under_a_written_lyric(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     async def scenario() -> None:
         async with bot_running(tmp_path, trained_store) as h:
