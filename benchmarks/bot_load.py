@@ -330,7 +330,9 @@ def report_inline(r: dict[str, float], args: argparse.Namespace) -> None:
             "p95", "p95_generated", "seconds"]  # fmt: skip
     print_table(keys, [tuple(r[k] for k in keys)])
     print("throughput: answers per second, first query to last answer; p95_generated: answers that generated")
-    print(f"nothing lost: {r['lost'] == 0 and r['rows'] == r['chosen']}; p95 under 1 s: {r['p95'] < 1.0}")
+    # A busy or timeout hint is an answer, but not lyrics: the verdict counts it as a miss.
+    served = r["lost"] == 0 and r["hints"] == 0 and r["rows"] == r["chosen"]
+    print(f"nothing lost (every query got lyrics, no hint): {served}; p95 under 1 s: {r['p95'] < 1.0}")
 
 
 if __name__ == "__main__":

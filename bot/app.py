@@ -271,6 +271,7 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
     ordered = handlers.in_order
     reply_to_prompt = new_messages & filters.REPLY & filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(reply_to_prompt, ordered(handlers.prefix_reply), block=False))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.chat_migrated, block=False))
     # Before the catch-all button handler: the first matching handler of a group wins.
     application.add_handler(CallbackQueryHandler(ordered(style_handlers.style_button),
                                                  pattern=style_handlers.CALLBACK_PATTERN, block=False))

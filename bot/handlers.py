@@ -452,6 +452,22 @@ async def button(update: Update, context: Context) -> None:
         await query.answer()
 
 
+async def chat_migrated(update: Update, context: Context) -> None:
+    """A group upgraded to a supergroup: Telegram says so in the old chat (``migrate_to_chat_id``) and in the
+    new one (``migrate_from_chat_id``); either moves the group's settings to the new id."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    if message.migrate_to_chat_id is not None:
+        old, new = chat.id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id is not None:
+        old, new = message.migrate_from_chat_id, chat.id
+    else:
+        return
+    await services(context).lyrics.chat_moved(from_chat_id=old, to_chat=Place(new, ChatType.SUPERGROUP, chat.title))
+
+
 async def on_error(update: object, context: Context) -> None:
     """Log the details with an id; show the person a short apology with the same id, never a traceback."""
     error_id = uuid.uuid4().hex[:8]

@@ -10,6 +10,7 @@ from bot.db.repos.chat_settings import (
     StoredSettings,
     applicable_settings,
     get_chat_settings,
+    move_chat_settings,
     set_chat_settings,
 )
 from bot.db.repos.corpus import DOCUMENT_NAME_MAX, DocumentRecord, add_document, document_texts, list_documents
@@ -96,6 +97,7 @@ __all__ = [
     "mark_answered",
     "mark_running",
     "mark_sending",
+    "move_chat_settings",
     "next_candidate",
     "rate",
     "recent_runs",

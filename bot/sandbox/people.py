@@ -83,6 +83,19 @@ class People:
         content = {"text": text, **command_entities(text)}
         return self._deliver("message", self._user_message(user_id, chat_id, content, reply_to_message_id))
 
+    def upgrade_group(self, chat_id: int, new_chat_id: int) -> tuple[int, int]:
+        """A group becomes a supergroup with a new id, as Telegram announces it: a service message in the old
+        chat (``migrate_to_chat_id``) and one in the new (``migrate_from_chat_id``). Bots get both, privacy mode
+        or not. Returns the two update ids."""
+        old = self._chats[chat_id]
+        if old["type"] != "group":
+            raise ValueError(f"chat {chat_id} is a {old['type']}; only a basic group is upgraded")
+        self._chats[new_chat_id] = {"id": new_chat_id, "type": "supergroup", "title": old.get("title")}
+        someone = next(iter(self._users.values()), ANONYMOUS_ADMIN)
+        farewell = self._new_message(old, someone, {"migrate_to_chat_id": new_chat_id})
+        welcome = self._new_message(self._chats[new_chat_id], someone, {"migrate_from_chat_id": chat_id})
+        return self._enqueue({"message": public(farewell)}), self._enqueue({"message": public(welcome)})
+
     def send_as_chat(self, sender_chat_id: int, chat_id: int, text: str) -> int:
         """A message on behalf of a chat, as Telegram delivers it: an anonymous group admin (``sender_chat``
         is the group, ``from`` the shared GroupAnonymousBot) or a channel (``from`` is Channel_Bot)."""

@@ -468,6 +468,14 @@ class LyricsService:
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
 
+    async def chat_moved(self, *, from_chat_id: int, to_chat: Place) -> None:
+        """A group became a supergroup, which Telegram gives a new id: its settings and style go with it."""
+        async with self.sessions.begin() as session:
+            await repo.upsert_chat(session, chat_id=to_chat.chat_id, type=to_chat.type, title=to_chat.title)
+            moved = await repo.move_chat_settings(session, from_chat_id=from_chat_id, to_chat_id=to_chat.chat_id)
+        if moved:
+            log.info("chat %s became %s: its settings moved with it", from_chat_id, to_chat.chat_id)
+
     async def set_preferences(
         self, person: Person, *, place: Place | None = None, temperature: float | None = None,
         length: int | None = None, rhyme: bool | None = None,

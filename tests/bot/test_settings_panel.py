@@ -206,6 +206,32 @@ def test_an_anonymous_admin_and_the_creator_may_change_a_groups_settings_and_one
     run(scenario())
 
 
+def test_a_groups_settings_move_with_it_when_it_becomes_a_supergroup(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    """Telegram gives an upgraded group a new id and says so twice (in the old chat and in the new): the group's
+    settings go with it, once, and its /write there uses them."""
+    old_id, new_id = -4001, -1004001
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store) as h:
+            h.fake.add_chat(old_id, "group", "Lyrics club")
+            h.fake.add_user(ADMIN, "Cy", "zh")
+            h.fake.set_member(old_id, ADMIN, ChatMemberStatus.ADMINISTRATOR)
+            await ask(h, "/temp@LyricBot 0.5", chat=old_id, user=ADMIN)
+            await ask(h, "/len@LyricBot 30", chat=old_id, user=ADMIN)
+            h.fake.upgrade_group(old_id, new_id)
+            await eventually(lambda: len(h.rows("SELECT * FROM chat_settings")) == 2)
+            await quiet(h, new_id, 0.5)  # the second announcement changes nothing more, and nothing is said
+            assert h.rows("SELECT chat_id, temperature, length FROM chat_settings ORDER BY chat_id") == [
+                (new_id, 0.5, 30), (old_id, 0.5, 30)]
+            assert h.rows("SELECT type FROM chats WHERE id = ?", new_id) == [("supergroup",)]
+            await ask(h, "/write@LyricBot 窗外", chat=new_id, user=ADMIN)
+            assert h.rows("SELECT chat_id, temperature, length FROM requests") == [(new_id, 0.5, 30)]
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(("lang", "line"), [("en", "The night is young and so are we"), ("zh", "窗外的麻雀多嘴")])
 def test_write_as_a_reply_continues_the_replied_message(
     tmp_path: Path, trained_store: tuple[Path, Path], lang: str, line: str

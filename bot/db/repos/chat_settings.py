@@ -67,6 +67,21 @@ async def set_chat_settings(
     return _record(row)
 
 
+async def move_chat_settings(session: AsyncSession, *, from_chat_id: int, to_chat_id: int) -> bool:
+    """Copy a group's settings to the supergroup it became (Telegram gives it a new id); True if copied.
+
+    Idempotent: Telegram announces the move twice (in the old chat and in the new one), and settings the new
+    chat already has are never overwritten. The old row stays, like the old chat's requests.
+    """
+    old = await session.get(ChatSettings, from_chat_id)
+    if old is None or await session.get(ChatSettings, to_chat_id) is not None:
+        return False
+    session.add(ChatSettings(chat_id=to_chat_id, temperature=old.temperature, length=old.length, rhyme=old.rhyme,
+                             style=old.style, updated_by=old.updated_by, updated_at=utcnow()))
+    await session.flush()
+    return True
+
+
 async def applicable_settings(session: AsyncSession, *, user_id: int, group_id: int | None) -> StoredSettings:
     """What a request is written with: the group's settings in a group (``group_id``), else the person's own."""
     if group_id is not None:
