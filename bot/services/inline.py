@@ -20,7 +20,7 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot.db import repository as repo
 from bot.services.generation import GenerationJob, QueueFull
@@ -129,7 +129,7 @@ class InlineService:
             return InlineHint("inline_empty")
         if len(query) > settings.max_prefix_chars:
             return InlineHint("inline_too_long", limit=settings.max_prefix_chars)
-        prefs = await self._preferences(person)
+        prefs = await self.lyrics.preferences(person)  # the person's own settings and style: inline has no group
         vocab = await self.lyrics.vocab(prefs)  # the person's style's model
         if not any(ch in vocab for ch in query if not ch.isspace()):
             return InlineHint("inline_unknown")  # emoji only, or a script the model never saw: nothing to go on
@@ -166,16 +166,6 @@ class InlineService:
             del self._in_flight[key]
             if self._latest.get(person.user_id) is task:
                 del self._latest[person.user_id]
-
-    async def _preferences(self, person: Person) -> Preferences:
-        """The person's own settings and style (inline has no group): a look only, nothing is changed."""
-        prefs = await self.lyrics.preferences(person)
-        if self.lyrics.styles is None:
-            return prefs
-        async with self.lyrics.sessions() as session:
-            chosen = await self.lyrics.styles.resolve(session, user_id=person.user_id, chat_id=None, chat_type=None,
-                                                      clear=False)  # fmt: skip
-        return replace(prefs, style=chosen.style, version=chosen.version)
 
     async def _generate(
         self, person: Person, query: str, prefs: Preferences, key: tuple[int, str, Preferences]

@@ -165,6 +165,11 @@ def test_a_deleted_style_falls_back_to_the_default_with_a_note(
             again = await ask(h, "/delstyle jay", chat=ADMIN, user=ADMIN)
             assert "No style jay" in again["text"]
 
+            # Inline, with the setting still naming the deleted style: the default style's lyrics, no crash.
+            answer = await h.fake.wait_for_inline_answer(h.fake.send_inline_query(PERSON, "我不要"), timeout=30)
+            assert answer["results"] and answer["results"][0]["id"] != "hint"
+            assert all(r["input_message_content"]["message_text"].startswith("我不要") for r in answer["results"])
+
             lyric = await ask(h, "/write 我不要", chat=PERSON, user=PERSON)
             assert lyric["text"].startswith("我不要") and "jay" in lyric["text"].split("\n\n")[-1]
             await eventually(lambda: last_request(h, PERSON) == [(None, active(h), "answered")])
