@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from bot.db.repos.training import VersionRecord
 from bot.services.generation import LoadedModel
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path, write_atomic
 from charrnn.data import demo_corpus_path, load_corpus
@@ -147,3 +148,13 @@ class ModelStore:
         if activate:
             self.activate(version)
         return version
+
+
+def version_line(v: VersionRecord, feedback: dict[str, tuple[float | None, int]], active: str | None) -> str:
+    """One line of /models: the held-out perplexities (one scoring rule for every version), ratings, use."""
+    stars, count = feedback.get(v.version, (None, 0))
+    rating = f"{stars:.1f}\u2605" if stars is not None else "no ratings"
+    old = f"{v.old_ppl:.1f}" if v.old_ppl is not None else "?"
+    new = f"{v.new_ppl:.1f}" if v.new_ppl is not None else "?"
+    mark = " (active)" if v.version == active else ""
+    return f"{v.version}{mark}: old-text ppl {old}, new-text ppl {new}, {rating}, {count} requests"

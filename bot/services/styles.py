@@ -31,7 +31,7 @@ from bot.db import repository as repo
 from bot.db.repos import styles as style_repo
 from bot.db.repos.styles import StyleChanged, StyleRecord
 from bot.services.generation import GenerationBackend
-from bot.services.models import ModelStore
+from bot.services.models import ModelStore, version_line
 from charrnn.checkpoint import load_checkpoint, read_meta
 from charrnn.vocab import Vocab
 
@@ -296,14 +296,7 @@ class StyleService:
         async with self.sessions() as session:
             versions = [v for v in await repo.list_versions(session) if v.style == style.name]
             feedback = await repo.version_feedback(session)
-        lines = []
-        for v in versions:
-            stars, count = feedback.get(v.version, (None, 0))
-            rating = f"{stars:.1f}\u2605" if stars is not None else "no ratings"
-            ppl = f"{v.old_ppl:.1f}" if v.old_ppl is not None else "?"
-            mark = " (active)" if v.version == style.version else ""
-            lines.append(f"{v.version}{mark}: held-out ppl {ppl}, {rating}, {count} requests")
-        return lines
+        return [version_line(v, feedback, style.version) for v in versions]
 
     async def summary(self) -> str:
         """One line naming every style and the version it serves, for /models."""

@@ -30,7 +30,7 @@ from bot.db.repos.styles import StyleChanged
 from bot.services.finetune_job import FinetuneSpec, gate, split_document
 from bot.services.finetune_runner import FinetuneRunner, ProcessRunner
 from bot.services.generation import GenerationBackend
-from bot.services.models import ActiveChanged, ModelStore
+from bot.services.models import ActiveChanged, ModelStore, version_line
 from bot.services.quality import CopyGuard
 from bot.services.styles import style_corpus_path, version_vocab
 from bot.settings import Settings
@@ -177,16 +177,9 @@ class TrainingService:
             # The default style's lineage only: other styles list theirs with /models <style>.
             versions = [v for v in await repo.list_versions(session) if v.style is None]
             feedback = await repo.version_feedback(session)
-        lines = []
-        for v in versions:
-            stars, count = feedback.get(v.version, (None, 0))
-            rating = f"{stars:.1f}\u2605" if stars is not None else "no ratings"
-            old = f"{v.old_ppl:.1f}" if v.old_ppl is not None else "?"
-            new = f"{v.new_ppl:.1f}" if v.new_ppl is not None else "?"
-            mark = " (active)" if v.version == active else ""
-            lines.append(f"{v.version}{mark}: old-text ppl {old}, new-text ppl {new}, {rating}, {count} requests")
+        lines = [version_line(v, feedback, active) for v in versions]
         if active and all(v.version != active for v in versions):
-            stars, count = feedback.get(active, (None, 0))
+            _, count = feedback.get(active, (None, 0))
             lines.insert(0, f"{active} (active, first model): {count} requests")
         return lines
 

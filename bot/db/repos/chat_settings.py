@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import ChatSettings, utcnow
 from bot.db.repos.common import get_or_insert
-from bot.db.repos.people import UNSET, UserSettingsRecord, _Unset, get_settings
+from bot.db.repos.people import UNSET, UserSettingsRecord, _Unset, apply_settings, get_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +55,8 @@ async def set_chat_settings(
         lambda: session.get(ChatSettings, chat_id),
         lambda: ChatSettings(chat_id=chat_id, temperature=None, length=None, rhyme=None),
     )
-    if temperature is not UNSET:
-        row.temperature = temperature
-    if length is not UNSET:
-        row.length = length
-    if rhyme is not UNSET:
-        row.rhyme = rhyme
+    apply_settings(row, temperature=temperature, length=length, rhyme=rhyme)
     row.updated_by = updated_by
-    row.updated_at = utcnow()
     await session.flush()
     return _record(row)
 

@@ -9,7 +9,7 @@ from typing import Final, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Chat, User, UserSettings, utcnow
+from bot.db.models import Chat, ChatSettings, User, UserSettings, utcnow
 from bot.db.repos.common import get_or_insert, storable, storable_optional
 
 
@@ -97,6 +97,20 @@ async def set_settings(
         lambda: session.get(UserSettings, user_id),
         lambda: UserSettings(user_id=user_id, temperature=None, length=None, rhyme=None),
     )
+    apply_settings(row, temperature=temperature, length=length, rhyme=rhyme)
+    await session.flush()
+    return _settings_record(row)
+
+
+def apply_settings(
+    row: UserSettings | ChatSettings,
+    *,
+    temperature: float | Literal[_Unset.UNSET] | None,
+    length: int | Literal[_Unset.UNSET] | None,
+    rhyme: bool | Literal[_Unset.UNSET] | None,
+) -> None:
+    """Set the fields given (``UNSET`` leaves one as it is, None puts it back to the bot's default): a person's
+    settings and a group's change the same way."""
     if temperature is not UNSET:
         row.temperature = temperature
     if length is not UNSET:
@@ -104,8 +118,6 @@ async def set_settings(
     if rhyme is not UNSET:
         row.rhyme = rhyme
     row.updated_at = utcnow()
-    await session.flush()
-    return _settings_record(row)
 
 
 def _update(row: User | Chat, fields: dict[str, str | None]) -> None:
