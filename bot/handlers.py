@@ -472,7 +472,15 @@ async def on_error(update: object, context: Context) -> None:
     """Log the details with an id; show the person a short apology with the same id, never a traceback."""
     error_id = uuid.uuid4().hex[:8]
     log.error("error %s while handling an update", error_id, exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
-        lang = language(update.effective_user.language_code if update.effective_user else None)
+    if not isinstance(update, Update):
+        return
+    lang = language(update.effective_user.language_code if update.effective_user else None)
+    if update.callback_query is not None:  # a popup, which also stops the button's spinner
+        try:
+            await update.callback_query.answer(t(lang, "failed", error_id=error_id), show_alert=True)
+            return
+        except TelegramError:  # answered already: the apology goes to the chat, where there is one
+            pass
+    if update.effective_chat is not None:
         with contextlib.suppress(TelegramError):
             await context.bot.send_message(update.effective_chat.id, t(lang, "failed", error_id=error_id))

@@ -206,6 +206,30 @@ def test_an_anonymous_admin_and_the_creator_may_change_a_groups_settings_and_one
     run(scenario())
 
 
+def test_a_tap_that_fails_inside_still_stops_the_spinner_with_an_apology(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    """The database away for a moment: the button is answered (a popup with the error id), not left spinning
+    until the client gives up, and the person's settings are unchanged."""
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store) as h:
+            h.fake.add_user(USER, "Ann", "en")
+            panel = await ask(h, "/settings", chat=USER, user=USER)
+            lyrics = h.app.bot_data.services.lyrics
+
+            async def database_away(*args: Any, **kwargs: Any) -> None:
+                raise ConnectionError("database is away")
+
+            lyrics.set_preferences = database_away  # type: ignore[method-assign]
+            answer = await tap(h, USER, USER, panel["message_id"], "s:t:0.5")
+            assert answer["show_alert"] is True and "(error " in answer["text"]
+            assert h.rows("SELECT COUNT(*) FROM user_settings") == [(0,)]
+            assert await quiet(h, USER, 0.5) == 0  # the popup is the apology: no second one in the chat
+
+    run(scenario())
+
+
 def test_a_groups_settings_move_with_it_when_it_becomes_a_supergroup(
     tmp_path: Path, trained_store: tuple[Path, Path]
 ) -> None:
