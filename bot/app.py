@@ -48,11 +48,12 @@ from bot.db.migrate import upgrade
 from bot.db.repository import RequestRecord
 from bot.handlers import BotServices
 from bot.logs import Redactor, RedactTokens
+from bot.services.admission import ChatOrder
 from bot.services.backends import make_backends
 from bot.services.generation import GenerationBackend
 from bot.services.inline import InlineService
 from bot.services.instance import FinetuneLock, InstanceLock, InstanceLocked
-from bot.services.lyrics import ChatOrder, Lyric, LyricsService, Refused
+from bot.services.lyrics import Lyric, LyricsService, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
 from bot.services.schedule import FINETUNE_JOB, FOLLOW_JOB, finetune_trigger, make_scheduler, register

@@ -28,16 +28,15 @@ from bot.context import Context
 from bot.i18n import MESSAGES, language, t
 from bot.inline import inline_button, share_button
 from bot.permissions import may_change_chat_settings
+from bot.services.admission import ChatOrder, Ticket
 from bot.services.inline import InlineService
 from bot.services.lyrics import (
-    ChatOrder,
     Duplicate,
     Lyric,
     LyricsService,
     Person,
     Place,
     Refused,
-    Ticket,
     WriteOutcome,
     group_id,
 )

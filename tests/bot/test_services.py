@@ -15,8 +15,9 @@ import torch
 from bot.db.migrate import head_revision
 from bot.handlers import fit
 from bot.logs import RedactTokens
+from bot.services.admission import RateLimiter
 from bot.services.generation import GenerationJob, GenerationResult, LoadedModel, LocalGenerationWorker, QueueFull
-from bot.services.lyrics import LyricsService, RateLimiter
+from bot.services.lyrics import LyricsService
 from bot.services.quality import CopyGuard, rank, repetition
 from bot.settings import Settings
 from charrnn.checkpoint import load_checkpoint
@@ -305,7 +306,7 @@ def test_the_worker_survives_a_second_error_while_recovering(monkeypatch: pytest
     """A step fails (its job fails), then building the replacement fails too: the worker still serves."""
     from bot.services import generation
 
-    real_lane, real_step = generation._Lane, generation._Lane.step
+    real_lane, real_step = generation.Lane, generation.Lane.step
     faults = {"step": 1, "lane": 1}
 
     def failing_step(self: Any) -> Any:
@@ -323,8 +324,8 @@ def test_the_worker_survives_a_second_error_while_recovering(monkeypatch: pytest
             super().__init__(*args)
 
     built = {"count": 0}
-    monkeypatch.setattr(generation._Lane, "step", failing_step)
-    monkeypatch.setattr(generation, "_Lane", FragileLane)
+    monkeypatch.setattr(generation.Lane, "step", failing_step)
+    monkeypatch.setattr(generation, "Lane", FragileLane)
 
     async def scenario() -> None:
         worker = LocalGenerationWorker(_tiny_loaded("v"), queue_size=8, max_batch=8)

@@ -1,0 +1,172 @@
+"""One model version's running batch (a lane) and the jobs on it: their candidate rows, their title rows, and
+the teacher-forced rows that fit titles to lyrics (``charrnn.titles``), all stepping together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from bot.services.jobs import GenerationJob, GenerationResult, LoadedModel
+from charrnn.batching import BatchGenerator
+from charrnn.sample import Generation, SampleConfig
+from charrnn.titles import TITLE_CONTEXT, fit_requests, is_english, pick, scored, title_config, title_options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pending:
+    """A job handed to the worker thread, and how to answer its caller on the event loop."""
+
+    seq: int
+    job: GenerationJob
+    future: asyncio.Future[GenerationResult]
+    loop: asyncio.AbstractEventLoop
+    submitted: float = field(default_factory=time.monotonic)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Running:
+    pending: Pending
+    # generator row id -> its slot: a candidate (0, 1, ...), a sampled title (-1, -2, ...), or the fit of
+    # title option j to candidate i, (i, j): a teacher-forced row, added once the others are done
+    rows: dict[int, Slot]
+    results: dict[Slot, Generation] = field(default_factory=dict)
+    options: list[str] | None = None  # the titles being fitted, once fitting started
+
+    def candidates(self) -> tuple[Generation, ...]:
+        return tuple(self.results[i] for i in sorted(k for k in self.results if isinstance(k, int) and k >= 0))
+
+
+Slot = int | tuple[int, int]
+
+
+class Lane:
+    """One model version's ``BatchGenerator`` and the jobs running on it.
+
+    A new model gets a new lane; the old lane keeps stepping until its last job is done, so requests in
+    flight finish on the model they started with. Row ids are the generator's own, so they never mix
+    across lanes.
+    """
+
+    def __init__(self, loaded: LoadedModel, max_batch: int, dtype: torch.dtype | None) -> None:
+        self.version = loaded.version
+        self.generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=max_batch, dtype=dtype)
+        self.jobs: dict[int, Running] = {}  # by Pending.seq
+        self.owner: dict[int, int] = {}  # row id -> job seq
+
+    def idle(self) -> bool:
+        return self.generator.idle()
+
+    def submit(self, pending: Pending) -> None:
+        """Add the job's candidates; a job that cannot be added leaves nothing behind and raises."""
+        job = pending.job
+        seeds = random.Random(job.seed) if job.seed is not None else random.SystemRandom()
+        rows: dict[int, Slot] = {}
+        try:
+            for index in range(job.candidates):
+                config = SampleConfig(
+                    temperature=job.temperature,
+                    max_length=job.length,
+                    stop_after_lines=job.stop_after_lines,
+                    no_repeat_ngram=8,
+                    rhyme=job.rhyme,
+                    seed=seeds.randrange(2**63),
+                )
+                rows[self.generator.submit(job.prefix, config)] = index
+            for index in range(job.titles):  # title rows: short, line mode, batched with everything else
+                rows[self.generator.submit(TITLE_CONTEXT, title_config(seeds.randrange(2**63)))] = -1 - index
+        except Exception:
+            for rid in rows:
+                self.generator.cancel(rid)
+            raise
+        self.jobs[pending.seq] = Running(pending, rows)
+        self.owner.update(dict.fromkeys(rows, pending.seq))
+
+    def step(self) -> tuple[list[tuple[Pending, GenerationResult]], list[tuple[Pending, Exception]]]:
+        """One batched step: (jobs finished with their result, jobs that failed alone with their error)."""
+        finished: list[tuple[Pending, GenerationResult]] = []
+        for rid, generation in self.generator.step():
+            seq = self.owner.pop(rid, None)
+            running = self.jobs.get(seq) if seq is not None else None
+            if running is None:
+                continue
+            running.results[running.rows[rid]] = generation
+            if len(running.results) < len(running.rows) or (running.options is None and self._fit_titles(running)):
+                continue
+            del self.jobs[running.pending.seq]
+            candidates = running.candidates()
+            seconds = time.monotonic() - running.pending.submitted
+            finished.append((running.pending,
+                             GenerationResult(candidates, self.version, seconds, self._titles(running, candidates))))
+        failed = []
+        for rid, exc in self.generator.take_rejected():
+            seq = self.owner.get(rid)
+            if seq is not None and seq in self.jobs:
+                failed.append((self.jobs[seq].pending, exc))
+                self.cancel(seq)
+        return finished, failed
+
+    def _fit_titles(self, running: Running) -> bool:
+        """Once a job's lyrics and sampled titles are done, add one teacher-forced row per (lyric, title) that
+        scores the lyric's opening under the title, in this same batch; True if any were added. Adding rows to
+        a running batch costs little; scoring each job in a pass of its own cost a third of the throughput."""
+        if not running.pending.job.titles:
+            return False
+        sampled = [g.continuation for slot, g in running.results.items() if isinstance(slot, int) and slot < 0]
+        running.options = [t for t in title_options(sampled) if not is_english(t)]
+        vocab = self.generator.vocab
+        lyrics = [g.lyric for g in running.candidates()]
+        added: dict[int, Slot] = {}
+        try:
+            for i, lyric in enumerate(lyrics):
+                if not scored(lyric, vocab):
+                    continue
+                known = "".join(c for c in lyric if c in vocab)
+                for j, (prefix, config) in enumerate(fit_requests(known, running.options)):
+                    added[self.generator.submit(prefix, config)] = (i, j)
+        except Exception:  # titles are a nicety: the lyrics go out with their hooks as titles
+            log.exception("could not fit titles for job %s", running.pending.seq)
+            for rid in added:
+                self.generator.cancel(rid)
+            return False
+        running.rows.update(added)
+        self.owner.update(dict.fromkeys(added, running.pending.seq))
+        return bool(added)
+
+    @staticmethod
+    def _titles(running: Running, candidates: tuple[Generation, ...]) -> tuple[str | None, ...]:
+        """Each candidate's title: the best-fitting option, or its hook."""
+        if not running.pending.job.titles:
+            return ()
+        options = running.options or []
+        titles = []
+        for i, candidate in enumerate(candidates):
+            scores = [running.results[(i, j)].logprob for j in range(len(options)) if (i, j) in running.results]
+            fitted = len(scores) == len(options)  # else not fitted (English, nothing known): the hook
+            titles.append(pick(candidate.lyric, options if fitted else [], scores if fitted else []))
+        return tuple(titles)
+
+    def cancel(self, seq: int) -> None:
+        running = self.jobs.pop(seq, None)
+        for rid in running.rows if running is not None else ():
+            self.owner.pop(rid, None)
+            self.generator.cancel(rid)
+
+    def cancelled(self) -> list[int]:
+        return [seq for seq, running in self.jobs.items() if running.pending.cancelled.is_set()]
+
+    def drain(self) -> list[Pending]:
+        """Forget every job (the lane is being thrown away); returns them so their callers can be told."""
+        pending = [running.pending for running in self.jobs.values()]
+        self.jobs.clear()
+        self.owner.clear()
+        return pending
