@@ -74,16 +74,19 @@ def transfer(
     train_text, _ = split_corpus(text, held_out.val_fraction, held_out.split, held_out.seed)
     common = TrainConfig(epochs=1000, val_fraction=config.dev_fraction, seed=config.seed, device=config.device,
                          sample_every=0)
-    corpus_config = replace(common, lr=config.corpus_lr, warmup_steps=100, patience=8,
-                            max_minutes=config.minutes * config.corpus_share)
     adapted_config = replace(common, lr=config.adapted_lr, warmup_steps=50, patience=4,
                              max_minutes=config.minutes * (1 - config.corpus_share))
-    train_model(train_text, config.corpus_model, corpus_config, out_dir=out / "work" / "corpus", callback=callback,
-                init=InitFrom(base, base_name, embeddings_only=True))
-    # The base is changed in place by fine-tuning: give it a copy.
+    # The base, fine-tuned first; it is changed in place by fine-tuning: give it a copy.
     adapted_start = load_checkpoint(base.path, device=next(base.model.parameters()).device)
     train_model(train_text, None, adapted_config, out_dir=out / "work" / "adapted", callback=callback,
                 init=InitFrom(adapted_start, base_name, dropout=config.adapted_dropout))
+    # The corpus model gets the rest of the budget: what early stopping left unused of the base's share too
+    # (the corpus model is the one still improving when time runs out, on a CPU).
+    remaining = config.minutes - (time.perf_counter() - started) / 60
+    corpus_config = replace(common, lr=config.corpus_lr, warmup_steps=100, patience=8,
+                            max_minutes=max(config.minutes * config.corpus_share, remaining))
+    train_model(train_text, config.corpus_model, corpus_config, out_dir=out / "work" / "corpus", callback=callback,
+                init=InitFrom(base, base_name, embeddings_only=True))
     components = [("corpus", load_checkpoint(out / "work" / "corpus" / "best")),
                   ("adapted", load_checkpoint(out / "work" / "adapted" / "best"))]
     head, dev = split_corpus(train_text, config.dev_fraction, common.split, common.seed)
