@@ -14,7 +14,7 @@ from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, filters
 
-from bot import admin, handlers, settings_panel
+from bot import admin, handlers, settings_commands, settings_panel
 from bot import styles as style_handlers
 from bot.handlers import Handler
 from bot.i18n import t
@@ -37,11 +37,11 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("write", handlers.write, {"en": "lyrics that continue your first words (or I pick a start)",
                                       "zh": "接着你的开头写歌词（不写开头就由我来起头）"}, usage="<first words>"),
-    Command("temp", handlers.set_temperature, {"en": "how adventurous I am: lower is safer, higher is wilder",
+    Command("temp", settings_commands.set_temperature, {"en": "how adventurous I am: lower is safer, higher is wilder",
                                                "zh": "创作的大胆程度：越低越稳，越高越野"}, usage="[0.1-2.0]"),
-    Command("len", handlers.set_length, {"en": "the answer length in characters", "zh": "歌词长度（字数）"},
+    Command("len", settings_commands.set_length, {"en": "the answer length in characters", "zh": "歌词长度（字数）"},
             usage="[{min_length}-{max_length}]"),
-    Command("rhyme", handlers.set_rhyme, {"en": "end lines on the song's rhyme", "zh": "句尾押韵"},
+    Command("rhyme", settings_commands.set_rhyme, {"en": "end lines on the song's rhyme", "zh": "句尾押韵"},
             usage="[on|off]"),
     Command("settings", settings_panel.open_panel, {"en": "all the settings on one panel of buttons (a group's in a "
                                                           "group, changed by its admins)",

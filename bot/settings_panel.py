@@ -31,12 +31,13 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.error import BadRequest
 
 from bot.context import Context
-from bot.handlers import person_of, place_of, reply, scoped, services
+from bot.handlers import person_of, place_of, reply, services
 from bot.i18n import language, t
 from bot.permissions import may_change_chat_settings
 from bot.services.lyrics import Person, Place, Preferences, group_id
 from bot.services.styles import DEFAULT_STYLE, StyleChoice
 from bot.settings import Settings
+from bot.settings_commands import scoped
 
 log = logging.getLogger(__name__)
 
