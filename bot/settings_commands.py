@@ -8,6 +8,8 @@ settings with buttons.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from telegram import Update
 
@@ -18,6 +20,8 @@ from bot.permissions import may_change_chat_settings
 from bot.services.lyrics import Place, group_id
 
 log = logging.getLogger(__name__)
+
+RHYME_WORDS = {"on": True, "off": False, "开": True, "关": False}  # what /rhyme takes, in both languages
 
 
 def scoped(key: str, place: Place) -> str:
@@ -35,63 +39,46 @@ async def may_change(update: Update, context: Context, lang: str) -> bool:
     return False
 
 
-async def set_temperature(update: Update, context: Context) -> None:
-    """/temp [value]: show or set the sampling temperature (the person's, or in a group the group's)."""
+async def _setting(
+    update: Update, context: Context, *, key: str, field: str, parse: Callable[[str], Any], usage: dict[str, Any],
+    show: Callable[[str, Any], Any] = lambda lang, value: value,
+) -> None:
+    """/key [value]: show the setting ``field`` (the person's, or in a group the group's); with a value, check it
+    as strictly as the panel does, then change it where the person may. ``key`` names the messages."""
     svc = services(context)
     person, place = person_of(update), place_of(update)
     lang = language(person.language_code)
     argument = command_argument(update.effective_message) if update.effective_message else ""
     if not argument:
         prefs = await svc.lyrics.preferences(person, place)
-        await reply(update, context, t(lang, scoped("temp_show", place), value=prefs.temperature))
+        await reply(update, context, t(lang, scoped(f"{key}_show", place), value=show(lang, getattr(prefs, field))))
         return
-    value = svc.lyrics.parse_temperature(argument)
+    value = parse(argument)
     if value is None:
-        s = svc.settings
-        await reply(update, context, t(lang, "temp_usage", low=s.min_temperature, high=s.max_temperature))
+        await reply(update, context, t(lang, f"{key}_usage", **usage))
         return
     if not await may_change(update, context, lang):
         return
-    await svc.lyrics.set_preferences(person, place=place, temperature=value)
-    await reply(update, context, t(lang, scoped("temp_set", place), value=value))
+    await svc.lyrics.set_preferences(person, place=place, **{field: value})
+    await reply(update, context, t(lang, scoped(f"{key}_set", place), value=show(lang, value)))
+
+
+async def set_temperature(update: Update, context: Context) -> None:
+    """/temp [value]: show or set the sampling temperature."""
+    s = services(context)
+    await _setting(update, context, key="temp", field="temperature", parse=s.lyrics.parse_temperature,
+                   usage={"low": s.settings.min_temperature, "high": s.settings.max_temperature})
 
 
 async def set_length(update: Update, context: Context) -> None:
-    """/len [n]: show or set the answer length (the person's, or in a group the group's)."""
-    svc = services(context)
-    person, place = person_of(update), place_of(update)
-    lang = language(person.language_code)
-    argument = command_argument(update.effective_message) if update.effective_message else ""
-    if not argument:
-        prefs = await svc.lyrics.preferences(person, place)
-        await reply(update, context, t(lang, scoped("len_show", place), value=prefs.length))
-        return
-    value = svc.lyrics.parse_length(argument)
-    if value is None:
-        await reply(update, context, t(lang, "len_usage", low=svc.settings.min_length, high=svc.settings.max_length))
-        return
-    if not await may_change(update, context, lang):
-        return
-    await svc.lyrics.set_preferences(person, place=place, length=value)
-    await reply(update, context, t(lang, scoped("len_set", place), value=value))
+    """/len [n]: show or set the answer length."""
+    s = services(context)
+    await _setting(update, context, key="len", field="length", parse=s.lyrics.parse_length,
+                   usage={"low": s.settings.min_length, "high": s.settings.max_length})
 
 
 async def set_rhyme(update: Update, context: Context) -> None:
-    """/rhyme [on|off]: show or set whether lines end on the song's rhyme (the person's, or the group's)."""
-    svc = services(context)
-    person, place = person_of(update), place_of(update)
-    lang = language(person.language_code)
-    argument = command_argument(update.effective_message).lower() if update.effective_message else ""
-    if not argument:
-        prefs = await svc.lyrics.preferences(person, place)
-        shown = t(lang, "on" if prefs.rhyme else "off")
-        await reply(update, context, t(lang, scoped("rhyme_show", place), value=shown))
-        return
-    value = {"on": True, "off": False, "开": True, "关": False}.get(argument)
-    if value is None:
-        await reply(update, context, t(lang, "rhyme_usage"))
-        return
-    if not await may_change(update, context, lang):
-        return
-    await svc.lyrics.set_preferences(person, place=place, rhyme=value)
-    await reply(update, context, t(lang, scoped("rhyme_set", place), value=t(lang, "on" if value else "off")))
+    """/rhyme [on|off]: show or set whether lines end on the song's rhyme."""
+    await _setting(update, context, key="rhyme", field="rhyme", parse=lambda text: RHYME_WORDS.get(text.lower()),
+                   usage={}, show=lambda lang, value: t(lang, "on" if value else "off"))
+

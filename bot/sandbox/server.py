@@ -160,33 +160,31 @@ class FakeTelegram(People):
         return [t for m, t in zip(self._sent, self._sent_at, strict=True) if m["chat"]["id"] == chat_id]
 
     async def wait_for_sent(self, chat_id: int, count: int, timeout: float = 10.0) -> list[JSONDict]:
-        deadline = time.monotonic() + timeout
-        while len(sent := self.sent(chat_id)) < count:
-            if (remaining := deadline - time.monotonic()) <= 0:
-                shown = [m.get("text") or m.get("caption") or [k for k in ("photo", "document") if k in m]
-                         for m in sent]  # fmt: skip
-                raise TimeoutError(
-                    f"the bot sent {len(sent)} of {count} messages to chat {chat_id} within {timeout}s: {shown}; "
-                    f"refused requests: {self._refusals[-5:]}; last calls: {[m for m, _ in self.requests[-8:]]}"
-                )
-            self._bot_sent.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._bot_sent.wait(), remaining)
-        return sent
+        def shown() -> str:
+            sent = self.sent(chat_id)
+            texts = [m.get("text") or m.get("caption") or [k for k in ("photo", "document") if k in m] for m in sent]
+            return f"the bot sent {len(sent)} of {count} messages to chat {chat_id} within {timeout}s: {texts}"
+
+        await self._wait(self._bot_sent, lambda: len(self.sent(chat_id)) >= count, timeout, shown)
+        return self.sent(chat_id)
 
     async def wait_for_inline_answer(self, query_id: str, timeout: float = 10.0) -> JSONDict:
         """What the bot answered to an inline query: its parameters (results, cache_time, is_personal, button)."""
+        await self._wait(self._inline_answered, lambda: query_id in self.inline_answers, timeout,
+                         lambda: f"the bot did not answer inline query {query_id} within {timeout}s")
+        return copy.deepcopy(self.inline_answers[query_id])
+
+    async def _wait(self, event: asyncio.Event, done: Callable[[], bool], timeout: float,
+                    failure: Callable[[], str]) -> None:
+        """Until ``done()``, woken by ``event`` (set whenever the bot does that kind of thing)."""
         deadline = time.monotonic() + timeout
-        while (answer := self.inline_answers.get(query_id)) is None:
+        while not done():
             if (remaining := deadline - time.monotonic()) <= 0:
-                raise TimeoutError(
-                    f"the bot did not answer inline query {query_id} within {timeout}s; "
-                    f"refused requests: {self._refusals[-5:]}; last calls: {[m for m, _ in self.requests[-8:]]}"
-                )
-            self._inline_answered.clear()
+                raise TimeoutError(f"{failure()}; refused requests: {self._refusals[-5:]}; "
+                                   f"last calls: {[m for m, _ in self.requests[-8:]]}")
+            event.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._inline_answered.wait(), remaining)
-        return copy.deepcopy(answer)
+                await asyncio.wait_for(event.wait(), remaining)
 
     # --- fault injection ---
     def fail_next(
