@@ -74,8 +74,9 @@ def hook_title(lyric: str) -> str | None:
 
 
 def title_options(candidates: Sequence[str]) -> list[str]:
-    """The sampled candidates that read as titles, each once, in order."""
-    return list(dict.fromkeys(c.strip() for c in candidates if is_title(c)))
+    """The sampled candidates that read as titles, each once, in order. Only Chinese ones: titles are fitted to
+    Chinese lyrics alone (``scored``), and a model that learned both languages samples both."""
+    return list(dict.fromkeys(c.strip() for c in candidates if is_title(c) and not is_english(c)))
 
 
 def scored(lyric: str, vocab: Vocab) -> bool:
@@ -92,11 +93,10 @@ def fit_requests(lyric: str, titles: Sequence[str], head_chars: int = HEAD_CHARS
 
 
 def pick(lyric: str, titles: Sequence[str], scores: Sequence[float]) -> str | None:
-    """The best-fitting title (a Chinese one for a Chinese lyric), or the lyric's hook when none qualifies."""
-    fitting = [(score, title) for title, score in zip(titles, scores, strict=True) if not is_english(title)]
-    if not fitting:
+    """The best-fitting of the ``title_options``, or the lyric's hook when there are none."""
+    if not titles:
         return hook_title(lyric)
-    return max(fitting, key=lambda pair: pair[0])[1]  # the first of equals: max keeps the earliest
+    return max(zip(scores, titles, strict=True), key=lambda pair: pair[0])[1]  # the first of equals: max keeps it
 
 
 def choose_titles(
@@ -104,7 +104,7 @@ def choose_titles(
 ) -> list[str | None]:
     """One title per lyric, fitted in one batch (``generate_many``); the serving worker does the same in its
     running batch."""
-    titles = [t for t in title_options(candidates) if not is_english(t)]
+    titles = title_options(candidates)
     heads = {i: "".join(c for c in lyric if c in vocab) for i, lyric in enumerate(lyrics) if scored(lyric, vocab)}
     requests = [r for i in heads for r in fit_requests(heads[i], titles)]
     results = iter(generate_many(model, vocab, requests)) if titles else iter(())

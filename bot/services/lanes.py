@@ -16,7 +16,7 @@ import torch
 from bot.services.jobs import GenerationJob, GenerationResult, LoadedModel
 from charrnn.batching import BatchGenerator
 from charrnn.sample import Generation, SampleConfig
-from charrnn.titles import TITLE_CONTEXT, fit_requests, is_english, pick, scored, title_config, title_options
+from charrnn.titles import TITLE_CONTEXT, fit_requests, pick, scored, title_config, title_options
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Lane:
         if not running.pending.job.titles:
             return False
         sampled = [g.continuation for slot, g in running.results.items() if isinstance(slot, int) and slot < 0]
-        running.options = [t for t in title_options(sampled) if not is_english(t)]
+        running.options = title_options(sampled)
         vocab = self.generator.vocab
         lyrics = [g.lyric for g in running.candidates()]
         added: dict[int, Slot] = {}
