@@ -58,6 +58,11 @@ class Row:
             self.seen_ngrams.setdefault(gram[:-1], set()).add(gram[-1])
 
 
+def is_alphabetic_letter(symbol: str) -> bool:
+    """A letter of a script with cases (Latin, Greek, Cyrillic...): Han, kana and hangul have none."""
+    return symbol.isalpha() and symbol.lower() != symbol.upper()
+
+
 class VocabTables:
     """What the processors need to know about a vocabulary, computed once per vocabulary."""
 
@@ -69,9 +74,13 @@ class VocabTables:
         # Never written: <unk>, and the placeholders corpora put where their source lost a character.
         self.never = torch.tensor([UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s in PLACEHOLDERS],
                                   dtype=torch.long, device=device)
-        # Never penalised for repeating: <unk> padding, whitespace (line breaks are supposed to repeat).
+        # Never penalised for repeating: <unk> padding, whitespace (line breaks are supposed to repeat), and
+        # the letters of alphabetic scripts. A Chinese character is a unit of meaning and repeating it is
+        # what the penalty is for; an English letter repeats in every word: penalising the letters of the
+        # last 16 characters misspelt the base's English (70% Shakespeare words instead of 84%).
         self.exempt = torch.tensor(
-            [UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s.isspace()], dtype=torch.long, device=device
+            [UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s.isspace() or is_alphabetic_letter(s)],
+            dtype=torch.long, device=device,
         )
         classes = [han_key(s) for s in vocab.symbols]
         self.class_masks = torch.zeros(len(CLASSES), self.size, dtype=torch.bool, device=device)

@@ -6,7 +6,7 @@ import torch
 
 from charrnn.batching import BatchGenerator, generate_many
 from charrnn.sample import MAX_LENGTH, SampleConfig, generate, serving_dtype
-from charrnn.vocab import Vocab
+from charrnn.vocab import UNK, Vocab
 
 from .conftest import BFLOAT16_TIE_TOLERANCE, Tiny, assert_same_greedy_text, constant_model, tiny_untrained
 
@@ -272,3 +272,14 @@ def test_bfloat16_serving_keeps_batched_equal_to_single(tiny_trained: Tiny) -> N
     for rid, text in zip(ids, texts, strict=True):
         assert_same_greedy_text(model, vocab, results[rid].text, text, tolerance=BFLOAT16_TIE_TOLERANCE)
     assert next(tiny_trained.model.parameters()).dtype == torch.float32  # the caller's model is untouched
+
+
+def test_the_repetition_penalty_spares_letters_but_not_han_characters() -> None:
+    """A Chinese character is a unit of meaning; an English letter repeats in every word."""
+    config = SampleConfig(greedy=True, repetition_penalty=3.0, max_length=10, stop_at_blank_line=False)
+    latin = Vocab((UNK, "a", "b", "c", "d"))
+    han = Vocab((UNK, "我", "你", "他", "她"))
+    probs = [0.01, 0.5, 0.4, 0.05, 0.04]
+    assert generate(constant_model(latin, probs), latin, "a", config).continuation == "a" * 10
+    # 我 just written is penalised below 你; once both are recent, both are, and 我 leads again.
+    assert generate(constant_model(han, probs), han, "我", config).continuation == "你" + "我" * 9
