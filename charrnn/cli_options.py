@@ -49,6 +49,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def corpus_repeat(text: str) -> tuple[str, int]:
+    name, _, times = text.partition("=")
+    if not name or not times:
+        raise argparse.ArgumentTypeError(f"expected NAME=K (a corpus's file name without .txt), got {text!r}")
+    return name, positive_int(times)
+
+
 def finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -98,6 +105,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
     p.add_argument("--unk-min-count", type=positive_int, default=d.unk_min_count)
     p.add_argument("--split", choices=("tail", "lines"), default=d.split)
+    p.add_argument("--repeat", action="append", type=corpus_repeat, default=[], metavar="NAME=K",
+                   help="with several corpora: read NAME's training part K times per epoch (repeatable)")
     p.add_argument("--sample-every", type=int, default=5, help="show samples every N epochs; 0: never")
     p.add_argument("--sample-prefix", action="append", default=None, help="repeatable")
 
@@ -120,6 +129,7 @@ def train_config_from(args: argparse.Namespace, sample_prefixes: tuple[str, ...]
         split=args.split,
         sample_every=args.sample_every,
         sample_prefixes=tuple(args.sample_prefix or sample_prefixes),
+        corpus_repeats=tuple(args.repeat),
     )
 
 

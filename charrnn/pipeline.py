@@ -55,20 +55,30 @@ def prepare_corpus(
     ``eval CHECKPOINT CORPUS`` measures later), then the training parts are joined in name order.
     """
     if isinstance(text, str):
+        if config.corpus_repeats:
+            raise ValueError("--repeat weighs one corpus against others: give several")
         splits = [split_corpus(text, config.val_fraction, config.split, config.seed)]
         train_text, val_text = splits[0]
+        known_text = train_text
         parts: dict[str, str] = {}
     else:
         if not text:
             raise ValueError("no corpus given")
-        bodies = [body for _, body in sorted(text.items())]
-        splits = [split_corpus(body, config.val_fraction, config.split, config.seed) for body in bodies]
-        train_text = "\n".join(train.rstrip("\n") + "\n" for train, _ in splits)
+        repeats = dict(config.corpus_repeats)
+        if unknown := sorted(set(repeats) - set(text)):
+            raise ValueError(f"--repeat names a corpus that is not given: {', '.join(unknown)}")
+        names = sorted(text)
+        splits = [split_corpus(text[name], config.val_fraction, config.split, config.seed) for name in names]
+        pieces = [train.rstrip("\n") + "\n" for train, _ in splits]
+        times = [repeats.get(name, 1) for name in names]
+        train_text = "\n".join(piece for piece, k in zip(pieces, times, strict=True) for _ in range(k))
+        # Reading a part more often changes how often its characters are seen, not which ones are known.
+        known_text = "\n".join(pieces)
         val_text = "".join(val for _, val in splits)
-        parts = {name: sha256_text(body) for name, body in sorted(text.items())}
+        parts = {name: sha256_text(text[name]) for name in names}
     if vocab is None:
         base = extend or Vocab.build("")
-        vocab = base.extend(train_text, min_count=config.unk_min_count)
+        vocab = base.extend(known_text, min_count=config.unk_min_count)
     val = HeldOut.of_texts([(held, reference_vocab(train)) for train, held in splits], vocab)
     return PreparedCorpus(
         val=val,

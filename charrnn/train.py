@@ -54,6 +54,9 @@ class TrainConfig:
     # The embedding's learning rate relative to the rest: below 1 keeps transferred embeddings close to
     # what the pretrained model learnt (ULMFiT's discriminative rates).
     embedding_lr_scale: float = 1.0
+    # With several corpora: (name, k) reads that corpus's training part k times per epoch. A corpus
+    # that is a small share of the characters (Shakespeare beside the Song ci) gets more of the steps.
+    corpus_repeats: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seq_len"):
@@ -67,16 +70,21 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be a positive number, got {self.max_minutes}")
         if self.sampling not in ("random", "consecutive"):
             raise ValueError(f"unknown sampling {self.sampling!r}; choose 'random' or 'consecutive'")
+        for name, times in self.corpus_repeats:
+            if times < 1:
+                raise ValueError(f"corpus {name!r} must be read at least once per epoch, got {times}")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["sample_prefixes"] = list(self.sample_prefixes)
+        data["corpus_repeats"] = [list(pair) for pair in self.corpus_repeats]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
         data["sample_prefixes"] = tuple(data.get("sample_prefixes", ()))
+        data["corpus_repeats"] = tuple((str(name), int(times)) for name, times in data.get("corpus_repeats", ()))
         return cls(**data)
 
 

@@ -1,10 +1,12 @@
 """The one scoring rule, checked against a hand computation."""
 
+import json
 import math
 
 import pytest
 import torch
 
+from charrnn.data import split_corpus
 from charrnn.evaluate import HeldOut, evaluate, reference_vocab
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import prepare_corpus
@@ -66,3 +68,23 @@ def test_the_events_probabilities_sum_to_one_whatever_the_vocabulary() -> None:
         # One scored character each: a, b, and something outside the reference.
         events = [math.exp(-evaluate(model, HeldOut.of_text("a" + ch, vocab, reference)).nll) for ch in "abq"]
         assert sum(events) == pytest.approx(1.0, abs=1e-6), symbols
+
+
+def test_a_repeated_corpus_is_read_k_times_per_epoch_and_held_out_once() -> None:
+    corpora = {"classical": "春风又绿江南岸\n" * 20, "english": "quiet quay\n" + "to be or not to be\n" * 20}
+    once = prepare_corpus(corpora, TrainConfig())
+    thrice = prepare_corpus(corpora, TrainConfig(corpus_repeats=(("english", 3),)))
+    english_train = split_corpus(corpora["english"])[0]
+    assert thrice.train_text.count(english_train) == 3 and once.train_text.count(english_train) == 1
+    assert len(thrice.train_text) == len(once.train_text) + 2 * (len(english_train) + 1)
+    # q is seen twice (under the count of 3 that makes a character known), six times when read thrice
+    assert english_train.count("q") == 2
+    assert thrice.val_text == once.val_text and thrice.vocab.symbols == once.vocab.symbols
+    config = TrainConfig(corpus_repeats=(("english", 3),))
+    assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config  # kept in meta.json
+    with pytest.raises(ValueError, match="not given"):
+        prepare_corpus(corpora, TrainConfig(corpus_repeats=(("shakespeare", 2),)))
+    with pytest.raises(ValueError, match="several"):
+        prepare_corpus(corpora["english"], TrainConfig(corpus_repeats=(("english", 2),)))
+    with pytest.raises(ValueError, match="at least once"):
+        TrainConfig(corpus_repeats=(("english", 0),))
