@@ -169,14 +169,14 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     base = load_checkpoint(args.init_from, device=select_device(args.device))
     result = transfer(text, base, args.out, config, base_name=args.init_from,
                       callback=ProgressBar(TrainConfig(max_minutes=args.minutes)))
-    summary = {"checkpoint": str(result.checkpoint), "weights": result.weights, "dev_ppl": result.dev_ppl,
+    summary = {"checkpoint": str(result.checkpoint), "weights": result.weights, "val_ppl": result.val_ppl,
                "seconds": round(result.seconds, 1)}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         parts = ", ".join(f"{name} {w:.2f}" for name, w in result.weights.items())
-        print(f"mixture of {parts}; dev perplexity {result.dev_ppl['mixture']:.1f} "
-              f"(parts: {', '.join(f'{k} {v:.1f}' for k, v in result.dev_ppl.items() if k != 'mixture')}); "
+        print(f"mixture of {parts}; validation perplexity {result.val_ppl['mixture']:.1f} "
+              f"(parts: {', '.join(f'{k} {v:.1f}' for k, v in result.val_ppl.items() if k != 'mixture')}); "
               f"checkpoint {result.checkpoint}; `eval {result.checkpoint} {args.corpus}` scores its held-out tail")
     return 0
 

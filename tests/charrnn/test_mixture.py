@@ -9,7 +9,8 @@ import torch
 
 from charrnn.batching import generate_many
 from charrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_mixture
-from charrnn.evaluate import HeldOut, evaluate
+from charrnn.data import split_corpus
+from charrnn.evaluate import HeldOut, evaluate, reference_vocab
 from charrnn.mixture import MIN_WEIGHT, MixtureLM, fit_weights
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
@@ -116,7 +117,12 @@ def test_transfer_writes_a_mixture_no_worse_on_held_out_text_than_either_part(
     result = transfer(corpus, base, tmp_path / "t", config)
     mixture = load_checkpoint(result.checkpoint)
     assert isinstance(mixture.model, MixtureLM) and sum(result.weights.values()) == pytest.approx(1.0)
-    assert result.dev_ppl["mixture"] <= min(result.dev_ppl["corpus"], result.dev_ppl["adapted"]) * (1 + 1e-9)
+    assert result.val_ppl["mixture"] <= min(result.val_ppl["corpus"], result.val_ppl["adapted"]) * (1 + 1e-9)
+    # What the mixture reports is what `eval` measures on the corpus's held-out tail.
+    split = TrainConfig()
+    train_text, val_text = split_corpus(corpus, split.val_fraction, split.split, split.seed)
+    scored = evaluate(mixture.model, HeldOut.of_text(val_text, mixture.vocab, reference_vocab(train_text)))
+    assert scored.ppl == pytest.approx(result.val_ppl["mixture"], rel=1e-4)
     assert mixture.meta["parent"] == base.weights_sha256 and mixture.meta["train_config"]["val_fraction"] == 0.1
     corpus_part = load_checkpoint(tmp_path / "t" / "mixture" / "corpus")
     assert corpus_part.single.config.hidden == 32 and corpus_part.meta["init_from"] == "base"
