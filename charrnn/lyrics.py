@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 _SPACES = re.compile(r"[^\S\n]+")  # any whitespace but the line break, full-width spaces included
 _LOOP = re.compile(r"(.{4,}?)\1\1", re.DOTALL)  # a unit of 4 characters or more, three times running
+_WORD = re.compile(r"[A-Za-z']+")
 
 
 def tidy(text: str) -> str:
@@ -70,3 +71,16 @@ def mean_line_length(texts: Iterable[str]) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+def english_words(text: str) -> set[str]:
+    """The lower-cased English words of a text: a vocabulary to check generated words against."""
+    return {word.lower() for word in _WORD.findall(text)}
+
+
+def known_words(texts: Iterable[str], vocabulary: set[str]) -> tuple[float, int]:
+    """The share of the words written that are words of ``vocabulary``, and how many were written.
+
+    A sample's last word is left out: the length limit may have cut it off."""
+    words = [word.lower() for text in texts for word in _WORD.findall(text)[:-1]]
+    return (sum(word in vocabulary for word in words) / len(words) if words else 0.0), len(words)
