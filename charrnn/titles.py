@@ -32,6 +32,8 @@ HEAD_CHARS = 10
 NOT_TITLES = frozenset({"前腔", "幺篇", "么篇", "幺", "么", "尾声", "煞尾", "同前", "尾"})
 _TITLE_PUNCTUATION = frozenset("·・、 '-")  # allowed inside a title: 木兰花・忆秦娥, Don't Stop
 _ENGLISH_WORDS = 6
+MAX_ENGLISH_TITLE_CHARS = 40  # six words of a hook
+_LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 
 
 def title_config(seed: int | None, max_chars: int = MAX_TITLE_CHARS, temperature: float = 0.8) -> SampleConfig:
@@ -44,7 +46,8 @@ def is_title(text: str) -> bool:
     """A name, not a sentence: letters (and the joining marks titles use), no sentence punctuation, no
     speaker's colon, not one of the corpora's structural markers."""
     text = text.strip()
-    if not text or len(text) > MAX_TITLE_CHARS or text in NOT_TITLES:
+    limit = MAX_ENGLISH_TITLE_CHARS if is_english(text) else MAX_TITLE_CHARS
+    if not text or len(text) > limit or text in NOT_TITLES:
         return False
     return all(unicodedata.category(c).startswith("L") or c in _TITLE_PUNCTUATION for c in text)
 
@@ -64,12 +67,10 @@ def hook_title(lyric: str) -> str | None:
     counts = Counter(line.lower() for line in lines)
     line, times = counts.most_common(1)[0]
     chosen = next(x for x in lines if x.lower() == line) if times > 1 else lines[0]
+    if is_english(chosen):  # its English words only: a line that mixes scripts is titled in one
+        title = " ".join(_LATIN_WORD.findall(chosen)[:_ENGLISH_WORDS])[:MAX_ENGLISH_TITLE_CHARS].strip()
+        return title[0].upper() + title[1:] if title else None
     words = re.findall(r"[^\W_]+(?:'[^\W_]+)?", chosen)
-    if not words:
-        return None
-    if is_english(chosen):
-        title = " ".join(words[:_ENGLISH_WORDS])
-        return title[0].upper() + title[1:]
     return "".join(words)[:MAX_TITLE_CHARS] or None
 
 

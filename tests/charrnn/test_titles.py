@@ -22,7 +22,8 @@ SCORE_ATOL = 1e-3
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("浣溪沙", True), ("木兰花・忆秦娥", True), ("Don't Stop", True), ("前腔", False), ("幺", False),
-     ("ROMEO:", False), ("春风好，东风里", False), ("", False), ("这是一个太长太长太长的名字啊", False)],
+     ("ROMEO:", False), ("春风好，东风里", False), ("", False), ("这是一个太长太长太长的名字啊", False),
+     ("The city sleeps tonight under a", True), ("a sentence of many words that goes on and on", False)],
 )
 def test_a_title_is_a_name_not_a_sentence_or_a_marker(text: str, expected: bool) -> None:
     assert is_title(text) is expected
@@ -34,6 +35,11 @@ def test_an_english_lyric_is_titled_by_its_hook_or_its_first_words() -> None:
     assert hook_title("the city sleeps tonight under a silver sky, my love\nand I") == "The city sleeps tonight under a"
     assert hook_title("夜色\n\n") == "夜色"
     assert hook_title("") is None and hook_title("……\n!!") is None
+    # A line mostly in letters that mixes in Chinese is titled by its English words (a title, not the line).
+    mixed = hook_title("窗外的雀嘴里h gnsoie ongtg so s\n")
+    assert mixed == "H gnsoie ongtg so s" and is_title(mixed)
+    for lyric in (chorus, "the city sleeps tonight under a silver sky, my love"):
+        assert is_title(hook_title(lyric) or "")
 
 
 def test_a_fitted_title_scores_the_lyric_head_as_read_after_it_by_hand(tiny_trained: Tiny) -> None:
