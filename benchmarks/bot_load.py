@@ -89,7 +89,7 @@ async def one_run(
                 if args.rate > 0:
                     await asyncio.sleep(rng.expovariate(args.rate))
             deadline = time.perf_counter() + args.timeout
-            while sum(len(fake.sent(p)) for p in people) < args.requests and time.perf_counter() < deadline:
+            while fake.sent_count() < args.requests and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
             finished = time.perf_counter()
             latencies, lyrics, busy, other = [], 0, 0, 0
@@ -202,20 +202,53 @@ async def inline_run(model_dir: Path, corpus: Path, work: Path, args: argparse.N
     }
 
 
+def process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of one process (all its threads), from /proc; 0 where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_s() -> float:
+    import redis
+
+    info = redis.Redis.from_url(REDIS_URL).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def measured(run: Any, worker_pids: list[int]) -> dict[str, float]:
+    """One load run, with the CPU seconds each part spent on it: the bot process (with the local Bot API
+    server and the simulated people, which live in it), the workers, and Redis."""
+    bot, redis_before = time.process_time(), redis_cpu_s() if worker_pids else 0.0
+    workers, wall = sum(process_cpu_s(pid) for pid in worker_pids), time.perf_counter()
+    result: dict[str, float] = asyncio.run(run)
+    result["wall"] = time.perf_counter() - wall
+    result["cpu_bot"] = time.process_time() - bot
+    result["cpu_workers"] = sum(process_cpu_s(pid) for pid in worker_pids) - workers
+    result["cpu_redis"] = redis_cpu_s() - redis_before if worker_pids else 0.0
+    return result
+
+
 @contextmanager
-def celery_workers(count: int, model_dir: Path, work: Path, prefix: str, args: argparse.Namespace) -> Iterator[None]:
+def celery_workers(
+    count: int, model_dir: Path, work: Path, prefix: str, args: argparse.Namespace
+) -> Iterator[list[int]]:
     """``count`` real ``lyricbot worker`` processes, worker i pinned to core i where ``taskset`` exists."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
     env.update(GENERATION_BACKEND="celery", CELERY_BROKER_URL=REDIS_URL, CELERY_KEY_PREFIX=prefix,
                MODEL_DIR=str(model_dir), DEVICE=args.device, TORCH_THREADS="1", LOG_LEVEL="INFO",
-               MAX_BATCH=str(args.max_batch), REQUEST_TIMEOUT_S=str(args.timeout))
+               MAX_BATCH=str(args.max_batch), REQUEST_TIMEOUT_S=str(args.timeout),
+               **({} if args.titles is None else {"TITLE_CANDIDATES": str(args.titles)}))
     cores = os.cpu_count() or 1
     procs, logs = [], []
     try:
         for i in range(count):
             log = work / f"{prefix.strip(':')}-{i}.log"
             pin = ["taskset", "-c", str(i % cores)] if shutil.which("taskset") else []
-            command = [*pin, sys.executable, "-m", "bot", "worker", "--concurrency", str(args.max_batch)]
+            concurrency = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+            command = [*pin, sys.executable, "-m", "bot", "worker", *concurrency]
             handle = log.open("wb")
             logs.append(log)
             procs.append(subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT))
@@ -225,7 +258,7 @@ def celery_workers(count: int, model_dir: Path, work: Path, prefix: str, args: a
                 tails = "\n".join(log.read_text(errors="replace")[-2000:] for log in logs)
                 sys.exit(f"a worker did not start:\n{tails}")
             time.sleep(0.2)
-        yield
+        yield [p.pid for p in procs]
     finally:
         for proc in procs:
             proc.terminate()
@@ -255,6 +288,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=120)
     parser.add_argument("--queue-size", type=int, default=64)
     parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="tasks one worker takes at once (WORKER_CONCURRENCY; default: the bot's)")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-dir", type=Path, default=None)
@@ -286,15 +321,15 @@ def main() -> None:
                 results[label] = asyncio.run(one_run(model_dir, corpus, work, args, max_batch))
         else:
             print("running: local backend ...", file=sys.stderr)
-            results["local (in the bot)"] = asyncio.run(
-                one_run(model_dir, corpus, work, args, args.max_batch, torch_threads=1))
+            results["local (in the bot)"] = measured(
+                one_run(model_dir, corpus, work, args, args.max_batch, torch_threads=1), [])
             for count in args.workers:
                 prefix = f"lyricbot-bench-{secrets.token_hex(4)}:"
                 print(f"running: celery, {count} worker(s) ...", file=sys.stderr)
-                with celery_workers(count, model_dir, work, prefix, args):
-                    results[f"celery, {count} worker(s)"] = asyncio.run(one_run(
+                with celery_workers(count, model_dir, work, prefix, args) as pids:
+                    results[f"celery, {count} worker(s)"] = measured(one_run(
                         model_dir, corpus, work, args, args.max_batch, generation_backend="celery",
-                        celery_broker_url=REDIS_URL, celery_key_prefix=prefix))
+                        celery_broker_url=REDIS_URL, celery_key_prefix=prefix), pids)
     arrivals = f"Poisson arrivals at {args.rate:g}/s" if args.rate > 0 else "all sent at once"
     print(
         f"{args.requests} /write requests of {args.length} characters from {args.people} people, "
@@ -312,6 +347,11 @@ def main() -> None:
         print(f"zero lost: {on['lost'] == 0 and on['rows'] == args.requests}; p95 under 2 s: {on['p95'] < 2.0}")
         return
     local = results["local (in the bot)"]
+    print(f"CPU seconds per lyric delivered (the machine has {os.cpu_count() or 1} cores):")
+    parts = ["cpu_bot", "cpu_workers", "cpu_redis"]
+    print_table(["mode", "bot+server+people", "workers", "redis", "cores busy"], [
+        (label, *(r[k] / max(1, r["lyrics"]) for k in parts), sum(r[k] for k in parts) / r["wall"])
+        for label, r in results.items()])
     for label, r in results.items():
         if label.startswith("celery"):
             print(f"{label}: {r['throughput'] / local['throughput']:.2f}x the local backend's requests/s, "

@@ -28,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import ReplyParameters, Update
+from telegram.constants import ChatAction
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -60,6 +61,7 @@ from bot.services.schedule import FINETUNE_JOB, FOLLOW_JOB, finetune_trigger, ma
 from bot.services.styles import StyleService
 from bot.services.training import TrainingService
 from bot.settings import Settings
+from bot.typing_indicator import TypingIndicator
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,8 @@ class Runtime:
         guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)
         sessions = make_sessionmaker(self.engine)
         lyrics = LyricsService(s, sessions, self.backend, guard)
-        bot_services = BotServices(settings=s, lyrics=lyrics, order=ChatOrder())
+        bot_services = BotServices(settings=s, lyrics=lyrics, order=ChatOrder(), typing=TypingIndicator(
+            lambda chat_id: application.bot.send_chat_action(chat_id, ChatAction.TYPING)))
         bot_services.inline = InlineService(lyrics)
 
         async def notify(text: str, chart: bytes | None) -> None:

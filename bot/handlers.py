@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ChatType, MessageLimit
+from telegram.constants import ChatType, MessageLimit
 from telegram.error import BadRequest, TelegramError
 
 from bot.context import Context
@@ -41,6 +40,7 @@ from bot.services.lyrics import (
 )
 from bot.services.styles import StyleService
 from bot.settings import Settings
+from bot.typing_indicator import TypingIndicator
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class BotServices:
     settings: Settings
     lyrics: LyricsService
     order: ChatOrder
+    typing: TypingIndicator
     styles: StyleService | None = None  # /style and the admin commands per style (bot.styles)
     inline: InlineService | None = None  # inline mode (bot.inline); built with the rest in post_init
 
@@ -136,23 +137,9 @@ def lyric_keyboard(request_id: int, lang: str, prefix: str = "", share: bool = T
     return InlineKeyboardMarkup([stars, again, *([[share_button(prefix, lang)]] if share else [])])
 
 
-@contextlib.asynccontextmanager
-async def typing(context: Context, chat_id: int) -> AsyncIterator[None]:
-    """Keep "typing..." on while the body runs (Telegram clears it after 5 seconds)."""
-
-    async def keep_typing() -> None:
-        while True:
-            with contextlib.suppress(TelegramError):
-                await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-            await asyncio.sleep(4.5)
-
-    task = asyncio.create_task(keep_typing())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def typing(context: Context, chat_id: int) -> contextlib.AbstractAsyncContextManager[None]:
+    """Keep "typing..." on in the chat while the body runs: one indicator per chat, shared by its requests."""
+    return services(context).typing.during(chat_id)
 
 
 async def start(update: Update, context: Context) -> None:

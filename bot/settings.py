@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     # Must stay below REQUEST_TIMEOUT_S, or a redelivered task comes after the bot stopped waiting.
     celery_visibility_timeout_s: float = Field(default=30.0, gt=0)
     celery_key_prefix: str = ""  # Redis key prefix for the queues and results (several bots on one Redis)
-    worker_concurrency: int = Field(default=32, ge=1)  # generation tasks in flight in one worker (one batch)
+    # Generation tasks one worker takes at once; None: two batches' worth (see tasks_per_worker).
+    worker_concurrency: int | None = Field(default=None, ge=1)
 
     # Limits
     max_prefix_chars: int = Field(default=200, ge=1, le=2000)
@@ -117,6 +118,16 @@ class Settings(BaseSettings):
         urls = (self.database_url, self.celery_broker_url, self.celery_result_backend or "")
         passwords = [urlsplit(url).password for url in urls]
         return [self.token, self.webhook_secret.get_secret_value() if self.webhook_secret else None, *passwords]
+
+    @property
+    def tasks_per_worker(self) -> int:
+        """Generation tasks one Celery worker takes from the queue at once. A worker holds what it takes
+        until done, so taking much more than its batch can run leaves tasks waiting in one worker while
+        another idles: by default, two batches' worth (requests running, and the next ones ready)."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        rows_per_request = self.candidates + self.title_candidates
+        return 2 * max(1, self.max_batch // max(1, rows_per_request))
 
     @property
     def token(self) -> str | None:

@@ -38,7 +38,7 @@ class GenerationRuntime:
         loaded = store.load_active()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.worker = LocalGenerationWorker(
-            loaded, loader=store.load, queue_size=4 * settings.worker_concurrency, max_batch=settings.max_batch,
+            loaded, loader=store.load, queue_size=4 * settings.tasks_per_worker, max_batch=settings.max_batch,
             torch_threads=settings.torch_threads, dtype=serving_precision(settings, loaded), max_lanes=3,
         )
         self.loop = asyncio.new_event_loop()
@@ -84,7 +84,7 @@ def worker_app(settings: Settings, queue: str) -> tuple[Celery, GenerationRuntim
 def run_worker(settings: Settings, queue: str, concurrency: int | None = None, loglevel: str = "INFO") -> None:
     app, runtime = worker_app(settings, queue)
     if queue == GENERATION_QUEUE:
-        pool = ["--pool", "threads", "--concurrency", str(concurrency or settings.worker_concurrency)]
+        pool = ["--pool", "threads", "--concurrency", str(concurrency or settings.tasks_per_worker)]
     elif queue == TRAINING_QUEUE:
         # A fresh process per fine-tune (as the one-machine bot spawns one); revoke can kill it.
         pool = ["--pool", "prefork", "--concurrency", "1", "--max-tasks-per-child", "1"]

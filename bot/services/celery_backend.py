@@ -119,6 +119,8 @@ class ResultPoller:
         self.depth = 0  # tasks waiting in the broker at the last read
         self.sent_since_read = 0  # tasks this bot sent since: a burst counts before the next read
         self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._keys: dict[str, str] = {}  # task id -> its result key
+        self._last: dict[str, bytes | str] = {}  # task id -> the record last read, not ready (decoded once)
         self._started: set[str] = set()  # tasks a worker has begun (state STARTED seen)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -142,11 +144,14 @@ class ResultPoller:
         """The future of a task's result; register it before sending, so no result can be missed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[task_id] = future
+        self._keys[task_id] = self.app.backend.get_key_for_task(task_id)
         self._wake.set()
         return future
 
     def forget(self, task_id: str) -> None:
         self._waiting.pop(task_id, None)
+        self._keys.pop(task_id, None)
+        self._last.pop(task_id, None)
         self._started.discard(task_id)
 
     def started(self, task_id: str) -> bool:
@@ -181,18 +186,22 @@ class ResultPoller:
         if not ids:
             return
         backend = self.app.backend
-        keys = [backend.get_key_for_task(task_id) for task_id in ids]
+        keys = [self._keys.get(task_id) or backend.get_key_for_task(task_id) for task_id in ids]
         values = await self.redis.mget(keys)
         done = []
         for task_id, key, raw in zip(ids, keys, values, strict=True):
-            if raw is None:
+            if raw is None or raw == self._last.get(task_id):  # nothing new: most tasks, most ticks
                 continue
             meta = backend.decode_result(raw)
             if meta["status"] not in states.READY_STATES:
+                if task_id in self._waiting:
+                    self._last[task_id] = raw
                 if meta["status"] == states.STARTED:
                     self._started.add(task_id)
                 continue
             done.append(key)
+            self._keys.pop(task_id, None)
+            self._last.pop(task_id, None)
             future = self._waiting.pop(task_id, None)
             if future is None or future.done():
                 continue
