@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from common import corpus_path, percentile, print_table
+from cpu_quota import cpu_quota, limit
 
 from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
@@ -235,7 +237,8 @@ def measured(run: Any, worker_pids: list[int]) -> dict[str, float]:
 def celery_workers(
     count: int, model_dir: Path, work: Path, prefix: str, args: argparse.Namespace
 ) -> Iterator[list[int]]:
-    """``count`` real ``lyricbot worker`` processes, worker i pinned to core i where ``taskset`` exists."""
+    """``count`` real ``lyricbot worker`` processes, worker i pinned to core i where ``taskset`` exists, and
+    held to ``args.cpu_quota`` of that core when given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
     env.update(GENERATION_BACKEND="celery", CELERY_BROKER_URL=REDIS_URL, CELERY_KEY_PREFIX=prefix,
                MODEL_DIR=str(model_dir), DEVICE=args.device, TORCH_THREADS="1", LOG_LEVEL="INFO",
@@ -243,6 +246,7 @@ def celery_workers(
                **({} if args.titles is None else {"TITLE_CANDIDATES": str(args.titles)}))
     cores = os.cpu_count() or 1
     procs, logs = [], []
+    quotas = contextlib.ExitStack()
     try:
         for i in range(count):
             log = work / f"{prefix.strip(':')}-{i}.log"
@@ -252,6 +256,8 @@ def celery_workers(
             handle = log.open("wb")
             logs.append(log)
             procs.append(subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT))
+            if args.cpu_quota:  # before the worker has loaded anything: it never runs above its budget
+                limit(quotas.enter_context(cpu_quota(args.cpu_quota)), procs[-1].pid)
         deadline = time.monotonic() + 120
         while not all(" ready." in log.read_text(errors="replace") for log in logs):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -267,6 +273,8 @@ def celery_workers(
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+        quotas.close()
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
@@ -290,6 +298,9 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=None,
                         help="tasks one worker takes at once (WORKER_CONCURRENCY; default: the bot's)")
+    parser.add_argument("--cpu-quota", type=float, default=None, metavar="CORES",
+                        help="with --backend celery: hold each worker to this much of its core (a cgroup CPU "
+                             "quota; needs root), leaving the rest of the machine to the bot and Redis")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-dir", type=Path, default=None)
@@ -335,6 +346,9 @@ def main() -> None:
         f"{args.requests} /write requests of {args.length} characters from {args.people} people, "
         f"{arrivals}, queue size {args.queue_size}, model {'base' if args.base else model_dir}"
     )
+    if args.backend == "celery":
+        budget = f"held to {args.cpu_quota:g} of it by a cgroup CPU quota" if args.cpu_quota else "nothing else held"
+        print(f"each worker: one core ({budget}), one torch thread; the local backend: not held")
     keys = ["answers", "lyrics", "busy", "lost", "rows", "answered_rows", "throughput", "p50", "p95", "seconds"]
     print_table(["mode", *keys], [(label, *(r[k] for k in keys)) for label, r in results.items()])
     print("throughput: lyrics delivered per second, first request to last answer")

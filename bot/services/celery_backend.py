@@ -1,8 +1,9 @@
 """Generation and fine-tuning on Celery workers (``GENERATION_BACKEND=celery``), through Redis.
 
 The bot sends a task per request, naming the model version it wants, and awaits the result without
-blocking its event loop: one ``ResultPoller`` reads every pending result key in one ``MGET`` per tick
-(Celery's own ``AsyncResult.get`` blocks a thread per request). Each worker (``bot.worker``) runs the
+blocking its event loop: one ``ResultPoller`` hears every result as it is stored, through one pattern
+subscription, and sweeps the keys of every pending result in one ``MGET`` a few times a second (Celery's
+own ``AsyncResult.get`` blocks a thread per request). Each worker (``bot.worker``) runs the
 same continuous-batching ``LocalGenerationWorker`` as the one-machine bot, fed by many tasks at once.
 
 Delivery: generation tasks are acknowledged late, so a worker killed mid-batch leaves its tasks to be
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from celery import Celery, states
+from celery.backends.redis import RedisBackend
 from celery.exceptions import TaskRevokedError, WorkerLostError
 
 from bot.services.generation import GenerationJob, GenerationResult, QueueFull
@@ -47,12 +49,27 @@ GENERATION_QUEUE = "generation"
 TRAINING_QUEUE = "training"
 
 
+class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result backend, without the channel it subscribes to for every task sent.
+
+    Celery subscribes to a task's channel when it sends it (and unsubscribes when its ``AsyncResult`` is
+    collected) so that ``AsyncResult.get`` can wait. The bot never calls it: ``ResultPoller`` hears every
+    result through one pattern subscription. Celery's subscriptions cost two more Redis commands per
+    task, and what they heard was never read: it piled up on a connection that Redis drops once its
+    pub/sub output buffer passes the limit.
+    """
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+
 def make_celery(settings: Settings) -> Celery:
     """The one Celery configuration, shared by the bot (which sends) and the workers (which serve)."""
     results = settings.celery_result_backend or settings.celery_broker_url
     if urlsplit(results).scheme not in ("redis", "rediss"):
-        raise ValueError(f"CELERY_RESULT_BACKEND must be a redis:// URL (the bot polls results there), not {results!r}")
-    app = Celery("lyricbot", broker=settings.celery_broker_url, backend=results, set_as_current=False)
+        raise ValueError(f"CELERY_RESULT_BACKEND must be a redis:// URL (the bot reads results there), not {results!r}")
+    backend = f"{__name__}:{QuietRedisBackend.__name__}+{results}"  # Celery's "class+url" form
+    app = Celery("lyricbot", broker=settings.celery_broker_url, backend=backend, set_as_current=False)
     prefix = {"global_keyprefix": settings.celery_key_prefix} if settings.celery_key_prefix else {}
     visibility = settings.celery_visibility_timeout_s
     app.conf.update(
@@ -105,35 +122,43 @@ def decode_result(payload: dict[str, Any]) -> GenerationResult:
 
 
 class ResultPoller:
-    """Awaits Celery results on the event loop: one ``MGET`` per tick for every task in flight.
+    """Awaits Celery results on the event loop, for every task in flight at once.
 
-    It also reads the generation queue's depth (tasks no worker has taken yet) for "busy" answers.
+    Celery's Redis backend publishes each result record (STARTED, then SUCCESS or FAILURE) on a channel
+    named after its key: one pattern subscription hears them all as they happen. A sweep every
+    ``sweep_s`` reads the records of every waiting task in one ``MGET``, for anything said while the
+    subscription was down. The sweep also reads the generation queue's depth (tasks no worker has taken
+    yet) for "busy" answers.
     """
 
-    def __init__(self, app: Celery, settings: Settings, tick_s: float = 0.02) -> None:
+    def __init__(self, app: Celery, settings: Settings, sweep_s: float = 0.25) -> None:
         self.app = app
-        self.tick_s = tick_s
+        self.sweep_s = sweep_s
         self.redis = aioredis.from_url(settings.celery_result_backend or settings.celery_broker_url)
         self.broker = aioredis.from_url(settings.celery_broker_url)  # the queue lives there, results maybe not
         self.queue_key = settings.celery_key_prefix + GENERATION_QUEUE
         self.depth = 0  # tasks waiting in the broker at the last read
         self.sent_since_read = 0  # tasks this bot sent since: a burst counts before the next read
         self._waiting: dict[str, asyncio.Future[Any]] = {}
-        self._keys: dict[str, str] = {}  # task id -> its result key
+        self._keys: dict[str, str] = {}  # task id -> its result key (and channel)
+        self._by_key: dict[str, str] = {}  # result key -> task id
         self._last: dict[str, bytes | str] = {}  # task id -> the record last read, not ready (decoded once)
         self._started: set[str] = set()  # tasks a worker has begun (state STARTED seen)
+        self._done: list[str] = []  # result keys read and no longer needed: deleted by the next sweep
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._depth_read = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()  # the subscription is up
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="celery-results")
+        self._tasks = [asyncio.create_task(self._sweep_forever(), name="celery-results-sweep"),
+                       asyncio.create_task(self._listen_forever(), name="celery-results-listen")]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(RuntimeError("the bot is shutting down"))
@@ -144,30 +169,31 @@ class ResultPoller:
         """The future of a task's result; register it before sending, so no result can be missed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[task_id] = future
-        self._keys[task_id] = self.app.backend.get_key_for_task(task_id)
+        key = _text(self.app.backend.get_key_for_task(task_id))
+        self._keys[task_id], self._by_key[key] = key, task_id
         self._wake.set()
         return future
 
     def forget(self, task_id: str) -> None:
         self._waiting.pop(task_id, None)
-        self._keys.pop(task_id, None)
+        self._by_key.pop(self._keys.pop(task_id, ""), None)
         self._last.pop(task_id, None)
         self._started.discard(task_id)
 
     def started(self, task_id: str) -> bool:
         return task_id in self._started
 
-    async def _run(self) -> None:
+    async def _sweep_forever(self) -> None:
         failures = 0
         while True:
             try:
-                if not self._waiting:
+                if not self._waiting and not self._done:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                await self._poll()
+                await self._sweep()
                 failures = 0
-                await asyncio.sleep(self.tick_s)
+                await asyncio.sleep(self.sweep_s)
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis away for a moment: keep the waiters, try again, say so once a while
@@ -176,41 +202,71 @@ class ResultPoller:
                     log.exception("reading Celery results failed (%d in a row)", failures)
                 await asyncio.sleep(min(2.0, 0.05 * failures))
 
-    async def _poll(self) -> None:
-        now = time.monotonic()
-        if now - self._depth_read > 0.25:
-            self.depth = int(await self.broker.llen(self.queue_key))
-            self.sent_since_read = 0
-            self._depth_read = now
+    async def _listen_forever(self) -> None:
+        prefix = _text(self.app.backend.get_key_for_task("-"))[:-1]  # the key of a task id, without the id
+        pattern = _glob_escape(prefix) + "*"
+        failures = 0
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.psubscribe(pattern)
+                    self.listening.set()
+                    failures = 0
+                    async for message in pubsub.listen():
+                        if message["type"] == "pmessage":
+                            task_id = self._by_key.get(_text(message["channel"]))
+                            if task_id is not None:
+                                self._read(task_id, message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the sweep still reads every result meanwhile, only later
+                self.listening.clear()
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.exception("listening for Celery results failed (%d in a row)", failures)
+                await asyncio.sleep(min(2.0, 0.05 * failures))
+
+    async def _sweep(self) -> None:
+        self.depth = int(await self.broker.llen(self.queue_key))
+        self.sent_since_read = 0
         ids = list(self._waiting)
-        if not ids:
+        if ids:
+            values = await self.redis.mget([self._keys[task_id] for task_id in ids])
+            for task_id, raw in zip(ids, values, strict=True):
+                if raw is not None:
+                    self._read(task_id, raw)
+        if self._done:
+            done, self._done = self._done, []
+            await self.redis.delete(*done)
+
+    def _read(self, task_id: str, raw: bytes | str) -> None:
+        """One result record of a task this bot waits for: STARTED noted, a final state settles its future."""
+        if raw == self._last.get(task_id) or task_id not in self._waiting:  # nothing new
             return
         backend = self.app.backend
-        keys = [self._keys.get(task_id) or backend.get_key_for_task(task_id) for task_id in ids]
-        values = await self.redis.mget(keys)
-        done = []
-        for task_id, key, raw in zip(ids, keys, values, strict=True):
-            if raw is None or raw == self._last.get(task_id):  # nothing new: most tasks, most ticks
-                continue
-            meta = backend.decode_result(raw)
-            if meta["status"] not in states.READY_STATES:
-                if task_id in self._waiting:
-                    self._last[task_id] = raw
-                if meta["status"] == states.STARTED:
-                    self._started.add(task_id)
-                continue
-            done.append(key)
-            self._keys.pop(task_id, None)
-            self._last.pop(task_id, None)
-            future = self._waiting.pop(task_id, None)
-            if future is None or future.done():
-                continue
-            if meta["status"] == states.SUCCESS:
-                future.set_result(meta["result"])
-            else:
-                future.set_exception(backend.exception_to_python(meta["result"]))
-        if done:
-            await self.redis.delete(*done)
+        meta = backend.decode_result(raw)
+        if meta["status"] not in states.READY_STATES:
+            self._last[task_id] = raw
+            if meta["status"] == states.STARTED:
+                self._started.add(task_id)
+            return
+        future = self._waiting.pop(task_id)
+        self._done.append(self._keys[task_id])
+        if future.done():
+            return
+        if meta["status"] == states.SUCCESS:
+            future.set_result(meta["result"])
+        else:
+            future.set_exception(backend.exception_to_python(meta["result"]))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis glob pattern (a key prefix may hold ``*``, ``?`` or ``[``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class CeleryGenerationBackend:
