@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Request, RequestStatus, utcnow
@@ -89,10 +89,7 @@ async def get_request(session: AsyncSession, *, request_id: int) -> RequestRecor
 
 
 async def mark_running(session: AsyncSession, *, request_id: int) -> None:
-    row = await _request_row(session, request_id)
-    row.status = RequestStatus.RUNNING.value
-    row.started_at = utcnow()
-    await session.flush()
+    await _set(session, request_id, status=RequestStatus.RUNNING.value, started_at=utcnow())
 
 
 async def complete_request(
@@ -106,17 +103,10 @@ async def complete_request(
     title: str | None = None,
 ) -> None:
     """Store the shown lyric and the other candidates, which "write again" can show without generating."""
-    row = await _request_row(session, request_id)
-    row.status = RequestStatus.DONE.value
-    row.output = output
-    row.title = title
-    row.candidates = list(candidates)  # a copy: the caller's list may change after the flush
-    row.candidate_index = 0
-    row.model_version = model_version
-    row.latency_ms = latency_ms
-    row.error = None
-    row.finished_at = utcnow()
-    await session.flush()
+    await _set(
+        session, request_id, status=RequestStatus.DONE.value, output=output, title=title, candidates=list(candidates),
+        candidate_index=0, model_version=model_version, latency_ms=latency_ms, error=None, finished_at=utcnow(),
+    )
 
 
 async def request_for_update(session: AsyncSession, *, update_id: int) -> int | None:
@@ -130,16 +120,10 @@ async def mark_sending(session: AsyncSession, *, request_id: int) -> bool:
     The claim is durable before the message leaves, so neither a second task nor a restart can send it
     again; a crash between the claim and Telegram's reply loses that one answer rather than doubling it.
     """
-    if not _valid_request_id(request_id):
-        return False
-    row = await session.scalar(
-        select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)
+    # One compare-and-set: of two claims, on SQLite or PostgreSQL, the second finds the status changed.
+    return await _set(
+        session, request_id, where_status=RequestStatus.DONE.value, status=RequestStatus.SENDING.value, strict=False
     )
-    if row is None or row.status != RequestStatus.DONE.value:
-        return False
-    row.status = RequestStatus.SENDING.value
-    await session.flush()
-    return True
 
 
 async def abandon_sending(session: AsyncSession) -> list[int]:
@@ -154,19 +138,12 @@ async def abandon_sending(session: AsyncSession) -> list[int]:
 
 
 async def mark_answered(session: AsyncSession, *, request_id: int, answer_message_id: int) -> None:
-    row = await _request_row(session, request_id)
-    row.status = RequestStatus.ANSWERED.value
-    row.answer_message_id = answer_message_id
-    row.answered_at = utcnow()
-    await session.flush()
+    await _set(session, request_id, status=RequestStatus.ANSWERED.value, answer_message_id=answer_message_id,
+               answered_at=utcnow())
 
 
 async def fail_request(session: AsyncSession, *, request_id: int, error: str) -> None:
-    row = await _request_row(session, request_id)
-    row.status = RequestStatus.FAILED.value
-    row.error = storable(error)
-    row.finished_at = utcnow()
-    await session.flush()
+    await _set(session, request_id, status=RequestStatus.FAILED.value, error=storable(error), finished_at=utcnow())
 
 
 async def unfinished_requests(session: AsyncSession) -> list[RequestRecord]:
@@ -267,11 +244,23 @@ async def _request_by_update_id(session: AsyncSession, update_id: int) -> Reques
     return await session.scalar(select(Request).where(Request.update_id == update_id))
 
 
-async def _request_row(session: AsyncSession, request_id: int) -> Request:
-    row = await session.get(Request, request_id) if _valid_request_id(request_id) else None
-    if row is None:
+async def _set(
+    session: AsyncSession, request_id: int, *, where_status: str | None = None, strict: bool = True, **values: Any
+) -> bool:
+    """One ``UPDATE`` of a request row by id, and by status when ``where_status`` is given (a compare-and-set),
+    without reading it first: each step of a request costs one statement. True when the row was changed;
+    a missing row raises ``LookupError`` unless not ``strict``."""
+    changed = False
+    if _valid_request_id(request_id):
+        statement = update(Request).where(Request.id == request_id)
+        if where_status is not None:
+            statement = statement.where(Request.status == where_status)
+        # A Request already loaded in this session is brought in step ("evaluate"); rowcount: rows matched.
+        result = await session.execute(statement.values(**values))
+        changed = cast(CursorResult[Any], result).rowcount == 1
+    if strict and not changed:
         raise LookupError(f"no request {request_id}")
-    return row
+    return changed
 
 
 def _request_record(row: Request) -> RequestRecord:
