@@ -366,6 +366,8 @@ def main() -> None:
     print_table(["mode", "bot+server+people", "workers", "redis", "cores busy"], [
         (label, *(r[k] / max(1, r["lyrics"]) for k in parts), sum(r[k] for k in parts) / r["wall"])
         for label, r in results.items()])
+    if args.cpu_quota:
+        print(f"(the local backend is not held to {args.cpu_quota:g} of a core: compare the celery rows together)")
     for label, r in results.items():
         if label.startswith("celery"):
             print(f"{label}: {r['throughput'] / local['throughput']:.2f}x the local backend's requests/s, "
