@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 GENERATE = "lyricbot.generate"
 FINETUNE = "lyricbot.finetune"
 GENERATION_QUEUE = "generation"
+RESULTS_CLIENT_NAME = "lyricbot-bot-results"
 TRAINING_QUEUE = "training"
 
 
@@ -134,8 +135,11 @@ class ResultPoller:
     def __init__(self, app: Celery, settings: Settings, sweep_s: float = 0.25) -> None:
         self.app = app
         self.sweep_s = sweep_s
-        self.redis = aioredis.from_url(settings.celery_result_backend or settings.celery_broker_url)
-        self.broker = aioredis.from_url(settings.celery_broker_url)  # the queue lives there, results maybe not
+        # Named, so that CLIENT LIST on a shared Redis tells the bot's connections from the workers'.
+        self.redis = aioredis.from_url(settings.celery_result_backend or settings.celery_broker_url,
+                                       client_name=RESULTS_CLIENT_NAME)
+        self.broker = aioredis.from_url(settings.celery_broker_url,  # the queue lives there, results maybe not
+                                        client_name=RESULTS_CLIENT_NAME)
         self.queue_key = settings.celery_key_prefix + GENERATION_QUEUE
         self.depth = 0  # tasks waiting in the broker at the last read
         self.sent_since_read = 0  # tasks this bot sent since: a burst counts before the next read
@@ -154,11 +158,16 @@ class ResultPoller:
                        asyncio.create_task(self._listen_forever(), name="celery-results-listen")]
 
     async def close(self) -> None:
+        # A cancel that lands while a redis-py command runs can be lost (seen with redis-py 8 on Python 3.11:
+        # the sweep carried on and shutdown waited forever), so cancel until the tasks are done.
+        pending = {task for task in self._tasks if not task.done()}
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.cancelled() and task.exception() is not None:
+                log.error("a Celery result task ended with an error", exc_info=task.exception())
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(RuntimeError("the bot is shutting down"))

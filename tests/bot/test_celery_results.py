@@ -5,12 +5,13 @@ Celery's own left subscribed per task."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import redis
 from celery import states
 
-from bot.services.celery_backend import GENERATE, ResultPoller, make_celery
+from bot.services.celery_backend import GENERATE, RESULTS_CLIENT_NAME, ResultPoller, make_celery
 from bot.settings import Settings
 
 from .celeryutil import REDIS_URL, redis_prefix
@@ -83,6 +84,72 @@ def test_a_result_stored_while_nobody_listened_is_found_by_the_sweep() -> None:
                 await poller.close()
 
         asyncio.run(scenario())
+
+
+def test_a_dropped_subscription_comes_back_and_the_sweep_covers_the_gap() -> None:
+    with redis_prefix() as prefix:
+        app = make_celery(settings_for(prefix))
+        admin = redis.Redis.from_url(REDIS_URL)
+
+        async def store(task_id: str, n: int) -> None:
+            await asyncio.to_thread(app.backend.store_result, task_id, {"n": n}, states.SUCCESS)
+
+        async def scenario() -> None:
+            poller = ResultPoller(app, settings_for(prefix), sweep_s=0.1)
+            poller.start()
+            try:
+                await asyncio.wait_for(poller.listening.wait(), 10)
+                subscribers = [c for c in admin.client_list() if c.get("name") == RESULTS_CLIENT_NAME
+                               and c.get("psub") not in (None, "0")]
+                assert len(subscribers) == 1, subscribers
+                admin.client_kill_filter(_id=subscribers[0]["id"])  # as a Redis restart or a network cut would
+                gap = str(uuid.uuid4())
+                future = poller.expect(gap)
+                await store(gap, 1)  # published while nobody listens: only the sweep can find it
+                assert await asyncio.wait_for(future, 5) == {"n": 1}
+                for _ in range(200):  # the listener notices, says so, and subscribes again
+                    if poller.listening.is_set() and any(
+                        c.get("name") == RESULTS_CLIENT_NAME and c.get("psub") not in (None, "0")
+                        for c in admin.client_list()
+                    ):
+                        break
+                    await asyncio.sleep(0.05)
+                poller.sweep_s = 3600.0  # from the next sweep on, only the subscription can deliver
+                await asyncio.sleep(0.3)
+                later = str(uuid.uuid4())
+                future = poller.expect(later)
+                await store(later, 2)
+                assert await asyncio.wait_for(future, 5) == {"n": 2}
+            finally:
+                await poller.close()
+                admin.close()
+
+        asyncio.run(scenario())
+
+
+def test_closing_never_hangs_when_a_cancel_lands_in_a_redis_call() -> None:
+    """On Python 3.11 with redis-py, a cancel that arrives while a command runs can be lost, and a loop that
+    lost it would keep the bot's shutdown waiting forever."""
+    with redis_prefix() as prefix:
+        app = make_celery(settings_for(prefix))
+
+        told: list[bool] = []
+
+        async def scenario() -> None:
+            for _ in range(10):
+                poller = ResultPoller(app, settings_for(prefix), sweep_s=0.0)  # nearly always inside MGET
+                waiting = poller.expect(str(uuid.uuid4()))
+                poller.start()
+                await asyncio.sleep(0.05)
+                await poller.close()
+                told.append(isinstance(waiting.exception(), RuntimeError))  # whoever waited is told
+
+        # In a thread of its own: a close that hangs fails this test instead of hanging the suite.
+        closing = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+        closing.start()
+        closing.join(60)
+        assert not closing.is_alive(), "ResultPoller.close() hung"
+        assert told == [True] * 10
 
 
 def test_sending_tasks_leaves_no_subscription_per_task() -> None:
