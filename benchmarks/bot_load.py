@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from common import corpus_path, percentile, print_table
-from cpu_quota import cpu_quota, limit
+from cpu_quota import QuotaUnavailable, cpu_quota, limit
 
 from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
@@ -257,7 +257,10 @@ def celery_workers(
             logs.append(log)
             procs.append(subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT))
             if args.cpu_quota:  # before the worker has loaded anything: it never runs above its budget
-                limit(quotas.enter_context(cpu_quota(args.cpu_quota)), procs[-1].pid)
+                try:
+                    limit(quotas.enter_context(cpu_quota(args.cpu_quota)), procs[-1].pid)
+                except QuotaUnavailable as exc:
+                    sys.exit(f"--cpu-quota: {exc}")
         deadline = time.monotonic() + 120
         while not all(" ready." in log.read_text(errors="replace") for log in logs):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):

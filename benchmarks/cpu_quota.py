@@ -59,5 +59,7 @@ def cpu_quota(cores: float) -> Iterator[Path]:
 
 def limit(group: Path, pid: int) -> None:
     """Move a process, all its threads, into the group."""
-    (group / "cgroup.procs").write_text(str(pid))
-
+    try:
+        (group / "cgroup.procs").write_text(str(pid))
+    except OSError as exc:
+        raise QuotaUnavailable(f"cannot move process {pid} into {group} ({exc})") from exc

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Chat:
     task: asyncio.Task[None]
-    holders: int = field(default=1)
+    holders: int = 1
 
 
 class TypingIndicator:

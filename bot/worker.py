@@ -33,12 +33,12 @@ log = logging.getLogger(__name__)
 class GenerationRuntime:
     """What one worker process owns: the model lanes, and the event loop their futures live on."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tasks: int) -> None:
         store = ModelStore(settings.model_dir, settings.device)
         loaded = store.load_active()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.worker = LocalGenerationWorker(
-            loaded, loader=store.load, queue_size=4 * settings.tasks_per_worker, max_batch=settings.max_batch,
+            loaded, loader=store.load, queue_size=4 * tasks, max_batch=settings.max_batch,
             torch_threads=settings.torch_threads, dtype=serving_precision(settings, loaded), max_lanes=3,
         )
         self.loop = asyncio.new_event_loop()
@@ -59,11 +59,11 @@ class GenerationRuntime:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def worker_app(settings: Settings, queue: str) -> tuple[Celery, GenerationRuntime | None]:
+def worker_app(settings: Settings, queue: str, tasks: int) -> tuple[Celery, GenerationRuntime | None]:
     """The Celery app with this worker's task registered on it (no module-level task or state)."""
     app = make_celery(settings)
     if queue == GENERATION_QUEUE:
-        runtime = GenerationRuntime(settings)
+        runtime = GenerationRuntime(settings, tasks)
 
         @app.task(name=GENERATE, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
         def generate(job: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -82,9 +82,10 @@ def worker_app(settings: Settings, queue: str) -> tuple[Celery, GenerationRuntim
 
 
 def run_worker(settings: Settings, queue: str, concurrency: int | None = None, loglevel: str = "INFO") -> None:
-    app, runtime = worker_app(settings, queue)
+    tasks = concurrency or settings.tasks_per_worker  # the pool's threads, and room for them in the batch queue
+    app, runtime = worker_app(settings, queue, tasks)
     if queue == GENERATION_QUEUE:
-        pool = ["--pool", "threads", "--concurrency", str(concurrency or settings.tasks_per_worker)]
+        pool = ["--pool", "threads", "--concurrency", str(tasks)]
     elif queue == TRAINING_QUEUE:
         # A fresh process per fine-tune (as the one-machine bot spawns one); revoke can kill it.
         pool = ["--pool", "prefork", "--concurrency", "1", "--max-tasks-per-child", "1"]

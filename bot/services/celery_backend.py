@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 GENERATE = "lyricbot.generate"
 FINETUNE = "lyricbot.finetune"
 GENERATION_QUEUE = "generation"
-RESULTS_CLIENT_NAME = "lyricbot-bot-results"
 TRAINING_QUEUE = "training"
+RESULTS_CLIENT_NAME = "lyricbot-bot-results"  # the bot's Redis connections, as CLIENT LIST shows them
 
 
 class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
@@ -135,7 +135,6 @@ class ResultPoller:
     def __init__(self, app: Celery, settings: Settings, sweep_s: float = 0.25) -> None:
         self.app = app
         self.sweep_s = sweep_s
-        # Named, so that CLIENT LIST on a shared Redis tells the bot's connections from the workers'.
         self.redis = aioredis.from_url(settings.celery_result_backend or settings.celery_broker_url,
                                        client_name=RESULTS_CLIENT_NAME)
         self.broker = aioredis.from_url(settings.celery_broker_url,  # the queue lives there, results maybe not

@@ -339,3 +339,13 @@ def test_the_worker_survives_a_second_error_while_recovering(monkeypatch: pytest
             worker.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_worker_takes_two_batches_worth_of_tasks_unless_told() -> None:
+    def settings(**values: object) -> Settings:
+        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+    assert settings().tasks_per_worker == 16  # 2 * 64 rows // (4 candidates + 4 titles)
+    assert settings(max_batch=512, title_candidates=0).tasks_per_worker == 256
+    assert settings(max_batch=4).tasks_per_worker == 2  # a request larger than the batch still runs, one at a time
+    assert settings(worker_concurrency=5).tasks_per_worker == 5
