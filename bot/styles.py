@@ -17,7 +17,7 @@ from telegram.error import BadRequest
 
 from bot.context import Context
 from bot.handlers import command_argument, person_of, place_of, reply, services
-from bot.i18n import language, t
+from bot.i18n import MESSAGES, language, t
 from bot.permissions import may_change_chat_settings
 from bot.services.styles import StyleChoice, StyleService
 from bot.settings_panel import refuse_foreign
@@ -59,8 +59,20 @@ async def _panel(context: Context, update: Update, lang: str) -> tuple[str, Inli
     return t(lang, key, style=shown), keyboard(choices, current, lang)
 
 
+def named(argument: str, choices: list[StyleChoice]) -> str:
+    """The style a typed name means: its own name, or the title its button shows in any language (``默认``,
+    ``Default``, ``Jay Chou``), case-insensitively; unchanged when nothing matches."""
+    wanted = argument.strip().casefold()
+    for choice in choices:
+        shown = {choice.title} if choice.title is not None else {m["style_default"] for m in MESSAGES.values()}
+        if wanted in {choice.name.casefold(), *(s.casefold() for s in shown)}:
+            return choice.name
+    return argument
+
+
 async def _unknown(context: Context, name: str, lang: str) -> str:
-    names = ", ".join(c.name for c in await style_service(context).available())
+    choices = await style_service(context).available()
+    names = ", ".join(c.name if title(c, lang) == c.name else f"{title(c, lang)} ({c.name})" for c in choices)
     return t(lang, "style_unknown", name=name[:40], names=names)
 
 
@@ -74,6 +86,7 @@ async def style(update: Update, context: Context) -> None:
         await reply(update, context, text, markup=markup)
         return
     styles = style_service(context)
+    argument = named(argument, await styles.available())
     if await styles.find(argument) is None:
         await reply(update, context, await _unknown(context, argument, lang))
         return

@@ -24,7 +24,7 @@ def run(coro: Any) -> Any:
 async def ask(h: Harness, text: str, chat: int = USER, user: int = USER, count: int = 1) -> dict[str, Any]:
     before = len(h.fake.sent(chat))
     h.fake.send_text(user, chat, text)
-    sent = await h.fake.wait_for_sent(chat, before + count, timeout=30)
+    sent = await h.fake.wait_for_sent(chat, before + count, timeout=120)
     return sent[-1]
 
 
@@ -35,7 +35,7 @@ async def quiet(h: Harness, chat: int, seconds: float = 1.0) -> int:
     return len(h.fake.sent(chat)) - before
 
 
-async def eventually(check: Any, timeout: float = 10.0) -> None:
+async def eventually(check: Any, timeout: float = 90.0) -> None:
     """Wait for a condition that the bot makes true right after sending (its bookkeeping)."""
     for _ in range(int(timeout / 0.05)):
         if check():
@@ -297,7 +297,7 @@ def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained
                     )
                 assert h.rows("SELECT COUNT(*) FROM requests WHERE status = 'queued'") == [(2,)]
             async with bot_running(tmp_path, trained_store, fake=fake) as h:
-                sent = await fake.wait_for_sent(USER, 2, timeout=30)
+                sent = await fake.wait_for_sent(USER, 2, timeout=120)
                 assert sorted(m["text"][:1] for m in sent) == ["天", "我"]
                 await eventually(lambda: h.rows("SELECT COUNT(*) FROM requests WHERE status = 'answered'") == [(2,)])
             async with bot_running(tmp_path, trained_store, fake=fake) as h:

@@ -37,7 +37,7 @@ def request_of(message: dict[str, Any]) -> int | None:
     return int(buttons(message)[0].split(":")[1])
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 90.0) -> None:
     """Wait for a condition that the bot makes true right after sending (its bookkeeping)."""
     for _ in range(int(timeout / 0.1)):
         if await check():

@@ -241,7 +241,7 @@ def test_a_real_application_answers_start() -> None:
             try:
                 fake.add_user(USER)
                 fake.send_text(USER, USER, "/start")
-                (reply,) = await fake.wait_for_sent(USER, 1, timeout=5)
+                (reply,) = await fake.wait_for_sent(USER, 1, timeout=60)
                 assert reply["text"] == "hello from the fake"  # PTB 22 quotes only in groups by default
                 with pytest.raises(TimeoutError, match="sent 1 of 2"):
                     await fake.wait_for_sent(USER, 2, timeout=0.2)

@@ -79,8 +79,14 @@ def test_private_choice_runs_on_the_styles_version(
             await ask(h, "/write 我不要", chat=PERSON, user=PERSON)
             await eventually(lambda: last_request(h, PERSON) == [(None, active(h), "answered")])
 
+            # A style answers to the title its button shows, in either language: 默认 / Default, Jay Chou.
+            for typed, stored in (("jay chou", "jay"), (default_title, None), ("Default", None), ("Jay Chou", "jay"),
+                                  ("默认", None)):
+                await ask(h, f"/style {typed}", chat=PERSON, user=PERSON)
+                assert h.rows("SELECT style FROM user_settings WHERE user_id = ?", PERSON) == [(stored,)], typed
+
             unknown = await ask(h, "/style nosuch", chat=PERSON, user=PERSON)
-            assert "nosuch" in unknown["text"] and "default, jay" in unknown["text"]
+            assert "nosuch" in unknown["text"] and f"{default_title} (default), Jay Chou (jay)" in unknown["text"]
             # Forged button data: refused in a popup, nothing changes.
             for forged in ("st:nosuch", "st:../ACTIVE", "st:" + "x" * 60):
                 h.fake.forge_callback(PERSON, PERSON, panel["message_id"], forged)
@@ -166,7 +172,7 @@ def test_a_deleted_style_falls_back_to_the_default_with_a_note(
             assert "No style jay" in again["text"]
 
             # Inline, with the setting still naming the deleted style: the default style's lyrics, no crash.
-            answer = await h.fake.wait_for_inline_answer(h.fake.send_inline_query(PERSON, "我不要"), timeout=30)
+            answer = await h.fake.wait_for_inline_answer(h.fake.send_inline_query(PERSON, "我不要"), timeout=120)
             assert answer["results"] and answer["results"][0]["id"] != "hint"
             assert all(r["input_message_content"]["message_text"].startswith("我不要") for r in answer["results"])
 
@@ -361,7 +367,7 @@ def test_a_request_left_over_from_a_crash_is_answered_in_its_style(
             fake.add_user(PERSON, "Ann", "en")
             fake.add_chat(PERSON)
             async with bot_running(tmp_path, store, fake=fake, **FAST) as h:
-                await fake.wait_for_sent(PERSON, 1, timeout=30)
+                await fake.wait_for_sent(PERSON, 1, timeout=120)
                 await eventually(lambda: h.rows("SELECT style, model_version, status FROM requests "
                                                 "WHERE update_id = 777") == [("jay", version, "answered")])
         finally:

@@ -247,7 +247,7 @@ def test_killed_training_leaves_model_and_database_intact(tmp_path: Path, traine
             run = asyncio.create_task(service.retrain(trigger="cli"))
             runner = service.runner
             assert isinstance(runner, ProcessRunner)
-            await eventually(lambda: runner.process is not None and runner.process.is_alive(), timeout=30)
+            await eventually(lambda: runner.process is not None and runner.process.is_alive(), timeout=90)
             await asyncio.sleep(1.0)
             assert runner.process is not None
             runner.process.kill()
@@ -447,7 +447,7 @@ def test_sigterm_during_an_admin_fine_tune_stops_promptly_and_records_it(
                 fake.send_text(ADMIN, ADMIN, "/retrain")
                 started = (await fake.wait_for_sent(ADMIN, 2, timeout=60))[-1]
                 assert "Training started" in started["text"]
-                await eventually(lambda: runs() == [("running", None)], timeout=30)
+                await eventually(lambda: runs() == [("running", None)], timeout=90)
                 await asyncio.sleep(3)  # the spawned trainer is well into its run
                 loop = asyncio.get_running_loop()
                 stopping = loop.time()

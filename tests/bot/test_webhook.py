@@ -83,7 +83,7 @@ def test_updates_with_the_secret_are_answered_and_forged_ones_refused(
                 assert fake.sent(PERSON) == []  # neither was processed
                 # Telegram itself, with the secret: answered, once.
                 assert await fake.deliver_webhook() == [200]
-                await fake.wait_for_sent(PERSON, 1, timeout=30)
+                await fake.wait_for_sent(PERSON, 1, timeout=120)
                 await asyncio.sleep(0.5)
                 assert len(fake.sent(PERSON)) == 1
 
@@ -160,7 +160,7 @@ def test_the_secret_never_reaches_the_log(
                 fake.send_text(PERSON, PERSON, "/start")
                 assert await fake.deliver_webhook({HEADER: SECRET[:-1]}) == [403]
                 assert await fake.deliver_webhook() == [200]
-                await fake.wait_for_sent(PERSON, 1, timeout=30)
+                await fake.wait_for_sent(PERSON, 1, timeout=120)
 
     asyncio.run(scenario())
     for handler in logging.getLogger().handlers:
