@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -48,20 +49,30 @@ from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
 from bot.db.repository import RequestRecord
 from bot.handlers import BotServices
+from bot.i18n import language
 from bot.logs import Redactor, RedactTokens
 from bot.services.admission import ChatOrder
 from bot.services.backends import make_backends
 from bot.services.generation import GenerationBackend
 from bot.services.inline import InlineService
 from bot.services.instance import FinetuneLock, InstanceLock, InstanceLocked
-from bot.services.lyrics import Lyric, LyricsService, Refused
+from bot.services.lyrics import Duplicate, Lyric, LyricsService, Refused
 from bot.services.models import ModelStore
 from bot.services.quality import CopyGuard
-from bot.services.schedule import FINETUNE_JOB, FOLLOW_JOB, finetune_trigger, make_scheduler, register
+from bot.services.schedule import (
+    FINETUNE_JOB,
+    FOLLOW_JOB,
+    LEASE_JOB,
+    TAKE_OVER_JOB,
+    finetune_trigger,
+    make_scheduler,
+    register,
+)
 from bot.services.styles import StyleService
 from bot.services.training import TrainingService
 from bot.settings import Settings
 from bot.typing_indicator import TypingIndicator
+from bot.webhook import SafeUpdater
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +122,7 @@ class Runtime:
         self.training: TrainingService | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.instance = InstanceLock(settings.database_url, settings.model_dir)
+        self.lost_lock: str | None = None  # why the instance lock was lost while running, if it was
 
     async def open(self, application: Application) -> None:  # type: ignore[type-arg]
         s = self.settings
@@ -118,7 +130,8 @@ class Runtime:
         try:
             # Before anything reads or writes: a second polling bot must not answer the first one's requests.
             if not self.replica:
-                await self.instance.acquire(self.engine)
+                await self.instance.acquire(self.engine,
+                                            on_lost=lambda why: self.stop_for_lost_lock(application, why))
         except InstanceLocked as exc:
             log.error("not starting: %s", exc)
             application.stop_running()
@@ -163,14 +176,34 @@ class Runtime:
         register(self.scheduler, FINETUNE_JOB, self.scheduled_retrain,
                  finetune_trigger(s.finetune_cron, s.finetune_interval_s))
         register(self.scheduler, FOLLOW_JOB, self.follow_active_model, IntervalTrigger(seconds=30))
+        # Requests are this process's only while it says so: a heartbeat every third of the lease, and a look for
+        # what a replica that died left behind once per lease.
+        register(self.scheduler, LEASE_JOB, lyrics.renew_leases, IntervalTrigger(seconds=s.request_lease_s / 3))
+        register(self.scheduler, TAKE_OVER_JOB, functools.partial(self.take_over, application),
+                 IntervalTrigger(seconds=s.request_lease_s))
         self.scheduler.start()
         log.info("serving model %s (%s generation)", self.backend.model_version, s.generation_backend)
         await commands.set_menus(application, s)
         # Read what a crash left unanswered now, before polling starts: a request that arrives once the bot
         # is up is answered by its own handler, never also by this catch-up.
-        unfinished = await lyrics.unfinished()
+        unfinished = await lyrics.unfinished(everyone=not self.replica)
         # Not application.create_task: the application is not running yet during post_init.
         self.leftovers = asyncio.create_task(answer_unfinished(application, unfinished), name="answer-unfinished")
+
+    def stop_for_lost_lock(self, application: Application, why: str) -> None:  # type: ignore[type-arg]
+        """The instance lock ended with its connection and could not be taken again (another bot holds it, or
+        the database is out of reach): stop cleanly, as a second bot refuses to start beside a first one.
+        ``close`` then ends ``run_polling`` with the reason."""
+        log.error("lost the instance lock (%s): stopping", why)
+        self.lost_lock = why
+        application.stop_running()
+
+    async def take_over(self, application: Application) -> None:  # type: ignore[type-arg]
+        """Answer what a process that died left (its leases ran out): a replica that crashed while others live."""
+        records = await application.bot_data.services.lyrics.unfinished()
+        if records:
+            log.warning("taking over %d request(s) whose bot stopped answering", len(records))
+            await answer_unfinished(application, records)
 
     async def scheduled_retrain(self) -> None:
         """The nightly job: fine-tune when there is new corpus text, otherwise do nothing."""
@@ -206,6 +239,8 @@ class Runtime:
         await self.instance.release()
         if self.engine is not None:
             await self.engine.dispose()
+        if self.lost_lock is not None:  # a non-zero exit (``lyricbot run``), not a quiet stop
+            raise InstanceLocked(f"stopped: lost the lock on this PostgreSQL database ({self.lost_lock})")
 
 
 async def answer_unfinished(application: Application, records: list[RequestRecord]) -> None:  # type: ignore[type-arg]
@@ -213,7 +248,7 @@ async def answer_unfinished(application: Application, records: list[RequestRecor
     svc = application.bot_data.services
     for record in records:
         try:
-            outcome: Lyric | Refused
+            outcome: Lyric | Refused | Duplicate
             if record.chat_id is None:  # an inline request: Telegram delivered it; nowhere to send a lyric
                 continue
             if record.status == "done" and record.output:
@@ -221,11 +256,12 @@ async def answer_unfinished(application: Application, records: list[RequestRecor
             else:
                 prefs = await svc.lyrics.stored_preferences(record)
                 outcome = await svc.lyrics.generate(record.id, record.prefix, prefs)
-            if isinstance(outcome, Refused):
+            if isinstance(outcome, Refused | Duplicate):
                 continue
             if not await svc.lyrics.claim_sending(record.id):
                 continue
-            markup = handlers.lyric_keyboard(record.id, "en", record.prefix,
+            lang = language(await svc.lyrics.language_of(record.user_id))
+            markup = handlers.lyric_keyboard(record.id, lang, record.prefix,
                                              share=application.bot.supports_inline_queries)
             try:
                 sent = await application.bot.send_message(
@@ -270,11 +306,14 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
     if settings.telegram_base_file_url:
         builder = builder.base_file_url(settings.telegram_base_file_url)
     application = builder.build()
+    # PTB's webhook server reads a body before checking the secret; this one does not (see bot.webhook).
+    application.updater = SafeUpdater(application.bot, application.update_queue)
     commands.register(application)
     new_messages = filters.UpdateType.MESSAGE  # an edited message never starts a second generation
     ordered = handlers.in_order
-    reply_to_prompt = new_messages & filters.REPLY & filters.TEXT & ~filters.COMMAND
-    application.add_handler(MessageHandler(reply_to_prompt, ordered(handlers.prefix_reply), block=False))
+    # Plain text: a /write in private, an answer to our first-line prompt, a group message that mentions us.
+    plain_text = new_messages & filters.TEXT & ~filters.COMMAND
+    application.add_handler(MessageHandler(plain_text, ordered(handlers.text_message), block=False))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.chat_migrated, block=False))
     # Before the catch-all button handler: the first matching handler of a group wins.
     application.add_handler(CallbackQueryHandler(ordered(style_handlers.style_button),
@@ -288,6 +327,11 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
     # An uploaded .txt whose caption is /addcorpus (captions are not commands to CommandHandler).
     caption = new_messages & filters.Document.ALL & filters.CaptionRegex(r"^/addcorpus(@\w+)?(\s|$)")
     application.add_handler(MessageHandler(caption, ordered(admin.admin_only(admin.add_corpus)), block=False))
+    # Last, so every command and message above had its chance: nobody in a private chat is left in silence.
+    application.add_handler(MessageHandler(new_messages & filters.COMMAND, ordered(handlers.unknown_command),
+                                           block=False))
+    anything_else = new_messages & filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL
+    application.add_handler(MessageHandler(anything_else, ordered(handlers.not_text), block=False))
     application.add_error_handler(handlers.on_error)
     return application
 

@@ -26,6 +26,7 @@ from telegram.error import BadRequest, TelegramError
 from bot.context import Context
 from bot.i18n import MESSAGES, language, t
 from bot.inline import inline_button, share_button
+from bot.permissions import may_change_chat_settings
 from bot.services.admission import ChatOrder, Ticket
 from bot.services.inline import InlineService
 from bot.services.lyrics import (
@@ -163,9 +164,17 @@ async def write(update: Update, context: Context) -> None:
     """/write <prefix>: lyrics that continue the prefix (or, sent as a reply, the replied message's text)."""
     message = update.effective_message
     assert message is not None
-    prefix = prefix_of(message, context.bot.id)
+    await _write_or_ask(update, context, prefix_of(message, context.bot.id))
+
+
+async def _write_or_ask(update: Update, context: Context, prefix: str) -> None:
+    """A lyric for ``prefix``; in a group without one, ask for the first line (privacy mode lets the answer reach
+    us as a reply to the prompt). The prompt is a reply like any other: it counts against the rate limit."""
     if not prefix and place_of(update).type != ChatType.PRIVATE:
-        # In groups with privacy mode on, the first line comes as a reply to this prompt.
+        refused = services(context).lyrics.limit(person_of(update), place_of(update))
+        if refused is not None:
+            await send_outcome(update, context, refused)
+            return
         lang = language(person_of(update).language_code)
         await reply(update, context, t(lang, "ask_prefix"), markup=ForceReply(selective=True))
         return
@@ -187,23 +196,75 @@ def prefix_of(message: Message, bot_id: int) -> str:
     return (target.text or target.caption or "").strip()
 
 
-async def prefix_reply(update: Update, context: Context) -> None:
-    """A reply to our "send me the first line" prompt becomes the prefix."""
+def _replies_to_prompt(message: Message, bot_id: int) -> bool:
+    prompt = message.reply_to_message
+    return (
+        prompt is not None
+        and prompt.from_user is not None
+        and prompt.from_user.id == bot_id
+        and prompt.text in {m["ask_prefix"] for m in MESSAGES.values()}
+    )
+
+
+def addressed_text(message: Message, bot_username: str) -> str | None:
+    """A group message's text without the ``@bot`` mention that addresses it; None when it does not mention us."""
+    text = message.text or ""
+    mention = f"@{bot_username}".casefold()
+    for entity in message.entities:
+        # Offsets count UTF-16 code units (Telegram's); parse_entity converts.
+        if entity.type == MessageEntity.MENTION and message.parse_entity(entity).casefold() == mention:
+            return text.replace(message.parse_entity(entity), " ", 1).strip()
+    return None
+
+
+async def text_message(update: Update, context: Context) -> None:
+    """Plain text is a /write of that text where it is meant for us: in a private chat (what people do with a
+    lyric bot), as the answer to our first-line prompt, or in a group when it mentions the bot. Other group
+    talk is not ours to answer."""
     message = update.effective_message
     assert message is not None
-    prompt = message.reply_to_message
-    prompts = {m["ask_prefix"] for m in MESSAGES.values()}
-    if (
-        prompt is None
-        or prompt.from_user is None
-        or prompt.from_user.id != context.bot.id
-        or prompt.text not in prompts
-    ):
+    text = (message.text or "").strip()
+    if _replies_to_prompt(message, context.bot.id) or place_of(update).type == ChatType.PRIVATE:
+        await _write(update, context, text)
         return
-    await _write(update, context, (message.text or "").strip())
+    addressed = addressed_text(message, context.bot.username)
+    if addressed is not None:
+        await _write_or_ask(update, context, addressed)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """A command we do not have: a one-line hint in private, or in a group when addressed to us by name
+    (``/foo@OurBot``); a group's command for another bot, or one without our name, is not ours."""
+    message = update.effective_message
+    assert message is not None
+    command = (message.text or "/").split(maxsplit=1)[0]
+    name, _, addressee = command.partition("@")
+    private = place_of(update).type == ChatType.PRIVATE
+    if not private and addressee.casefold() != context.bot.username.casefold():
+        return
+    person, place = person_of(update), place_of(update)
+    if not private:  # a group hears one hint a minute per person at most, as it hears refusals
+        refused = services(context).lyrics.limit(person, place)
+        if refused is not None:
+            await send_outcome(update, context, refused)
+            return
+    log.info("unknown command %r from %s in chat %s", name[:40], person.user_id, place.chat_id)
+    await reply(update, context, t(language(person.language_code), "unknown_command", command=name[:40]))
+
+
+async def not_text(update: Update, context: Context) -> None:
+    """A sticker, photo, voice or anything else without text in a private chat: say what we can do with words."""
+    await reply(update, context, t(language(person_of(update).language_code), "not_text"))
+
+
+def readable(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates (which a client can send, escaped in JSON, and no database or Bot API
+    accepts) replaced by U+FFFD, which the model treats as any character it has never seen."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 async def _write(update: Update, context: Context, prefix: str) -> None:
+    prefix = readable(prefix)
     svc = services(context)
     person, place = person_of(update), place_of(update)
     message = update.effective_message
@@ -228,11 +289,7 @@ async def send_outcome(update: Update, context: Context, outcome: WriteOutcome) 
     if isinstance(outcome, Refused):
         if not outcome.tell:
             return
-        values = {
-            "seconds": outcome.seconds,
-            "length": len(prefix_of(update.effective_message, context.bot.id)) if update.effective_message else 0,
-            "limit": svc.settings.max_prefix_chars,
-        }
+        values = {"seconds": outcome.seconds, "length": outcome.length, "limit": svc.settings.max_prefix_chars}
         await reply(update, context, t(lang, outcome.reason, **values))
         return
     await send_lyric(update, context, outcome, lang)
@@ -290,7 +347,7 @@ async def top(update: Update, context: Context) -> None:
     """/top: the best-rated lyrics."""
     svc = services(context)
     lang = language(person_of(update).language_code)
-    best = await svc.lyrics.top()
+    best = await svc.lyrics.top(person_of(update), place_of(update))
     if not best:
         await reply(update, context, t(lang, "top_empty"))
         return
@@ -341,6 +398,14 @@ async def button(update: Update, context: Context) -> None:
         admitted = await svc.lyrics.admit_again(
             request_id=int(rest), person=person, place=place, button_message_id=under
         )
+        if isinstance(admitted, Refused) and admitted.reason == "again_as_group":
+            # Telegram names whoever pressed, even an anonymous admin: one of the group's admins asks as the group.
+            admitted = Refused("again_not_yours")
+            if await may_change_chat_settings(context.bot, update):
+                person = Person(place.chat_id, place.title or "anonymous", None, person.language_code)
+                admitted = await svc.lyrics.admit_again(
+                    request_id=int(rest), person=person, place=place, button_message_id=under
+                )
         if isinstance(admitted, Refused) and admitted.reason in ("button_foreign", "again_not_yours"):
             with contextlib.suppress(BadRequest):  # a popup for the one who pressed, nothing in the chat
                 await query.answer(t(lang, admitted.reason), show_alert=True)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=64, ge=1)
     rate_limit_per_minute: int = Field(default=6, ge=1)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    # How long a request stays its process's own without a heartbeat (renewed every third of it): after a crash,
+    # another replica takes over its requests once this has run out. Above any clock skew between replicas.
+    request_lease_s: float = Field(default=30.0, ge=3)
 
     # Defaults and quality
     default_temperature: float = Field(default=0.8, gt=0)
@@ -83,6 +86,9 @@ class Settings(BaseSettings):
     finetune_patience: int = Field(default=3, ge=0)  # evaluations without improvement before stopping; 0: never
     finetune_threads: int = Field(default=1, ge=1)  # the training process's CPU threads (it also runs niced)
     max_old_regression: float = Field(default=0.03, ge=0)  # old-text perplexity may worsen by 3% at most
+    # Rejected candidates' checkpoints kept on disk, newest first (bot.services.retention); the served versions
+    # and their ancestors are always kept.
+    keep_rejected: int = Field(default=3, ge=0)
 
     log_level: str = "INFO"
 

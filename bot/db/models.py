@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Named constraints from the first migration on: SQLite leaves them unnamed otherwise, and batch
@@ -153,6 +154,10 @@ class Request(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The process answering it (``LyricsService.owner``) and until when its claim holds unless renewed; an
+    # unfinished request whose lease ran out belongs to a process that died, and another may take it over.
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Rating(Base):
@@ -214,12 +219,19 @@ class Style(Base):
 
 
 class CorpusDocument(Base):
-    """Training text added after the first model: an uploaded file or a message, stored once per content."""
+    """Training text added after the first model: an uploaded file or a message, stored once per content and
+    style (the same song may train two styles)."""
 
     __tablename__ = "corpus_documents"
+    __table_args__ = (
+        UniqueConstraint("sha256", "style"),  # a named style's text
+        # The default style's (style NULL): in a unique constraint no NULL equals another, so an index of its own.
+        Index("uq_corpus_documents_sha256_default", "sha256", unique=True,
+              sqlite_where=sql_text("style IS NULL"), postgresql_where=sql_text("style IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the UTF-8 text, hex
+    sha256: Mapped[str] = mapped_column(String(64))  # of the UTF-8 text, hex
     name: Mapped[str] = mapped_column(String(255))  # a file name, or "message"
     text: Mapped[str] = mapped_column(Text)
     chars: Mapped[int] = mapped_column(Integer)

@@ -19,6 +19,7 @@ from bot.sandbox.protocol import (
     CHANNEL_BOT,
     COMMAND,
     MEMBER_STATUSES,
+    MENTION,
     File,
     JSONDict,
     command_entities,
@@ -229,10 +230,14 @@ class People:
         return self._new_message(self._chats[chat_id], user, content)
 
     def _deliver(self, kind: str, message: JSONDict) -> int:
-        """Queues a person's message unless privacy mode (can_read_all_group_messages=False) hides it."""
+        """Queues a person's message unless privacy mode (can_read_all_group_messages=False) hides it: in a group
+        the bot gets commands (its own or unaddressed), replies to its messages and messages that mention it."""
         if message["chat"]["type"] in ("group", "supergroup"):
-            command = COMMAND.match(message.get("text") or message.get("caption") or "")
-            addressed = command and command.group().partition("@")[2].lower() in ("", self.bot_user["username"].lower())
+            text = message.get("text") or message.get("caption") or ""
+            command = COMMAND.match(text)
+            mine = self.bot_user["username"].lower()
+            addressed = (command and command.group().partition("@")[2].lower() in ("", mine)) or any(
+                m.group()[1:].lower() == mine for m in MENTION.finditer(text))
             if not addressed and message.get("reply_to_message", {}).get("from", {}).get("id") != self.bot_user["id"]:
                 return -1
         return self._enqueue({kind: public(message)})

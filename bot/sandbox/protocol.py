@@ -21,6 +21,7 @@ from aiohttp import web
 JSONDict = dict[str, Any]
 MAX_TEXT, MAX_CAPTION = 4096, 1024
 # A command is recognised where a word starts, as Telegram's clients do; "/cmd@BotName" is one entity.
+MENTION = re.compile(r"(?<![\w/])@[A-Za-z0-9_]{5,32}\b")
 COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![\w@])")
 ACTIONS = {
     "typing",
@@ -122,8 +123,10 @@ def _u16(text: str) -> int:
 
 
 def command_entities(text: str) -> JSONDict:
-    entities = [{"type": "bot_command", "offset": _u16(text[: m.start()]), "length": _u16(m.group())}
-                for m in COMMAND.finditer(text)]  # fmt: skip
+    """The entities Telegram marks in a person's text: commands and @mentions, in UTF-16 offsets."""
+    found = [("bot_command", m) for m in COMMAND.finditer(text)] + [("mention", m) for m in MENTION.finditer(text)]
+    entities = [{"type": kind, "offset": _u16(text[: m.start()]), "length": _u16(m.group())}
+                for kind, m in sorted(found, key=lambda found: found[1].start())]  # fmt: skip
     return {"entities": entities} if entities else {}
 
 
@@ -274,4 +277,23 @@ async def read_params(request: web.Request) -> JSONDict:
                 raw[key] = File(value.filename or "file", value.file.read(), value.content_type)
             else:
                 raw[key] = value if isinstance(value, str) else bytes(value).decode()
-    return {key: _decode(key, value, raw) for key, value in raw.items()}
+    params = {key: _decode(key, value, raw) for key, value in raw.items()}
+    if not _utf8(params):
+        raise bad("strings must be encoded in UTF-8")
+    return params
+
+
+def _utf8(value: Any) -> bool:
+    """Whether every string in the parameters can be sent as UTF-8. A lone surrogate ("\\ud800") reaches a JSON
+    body as an escape; Telegram refuses it (400) before reading any parameter, so the fake does too."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_utf8(k) and _utf8(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_utf8(item) for item in value)
+    return True

@@ -15,47 +15,66 @@ log = logging.getLogger(__name__)
 
 
 class RateLimiter:
-    """A sliding window per person: at most ``per_minute`` requests in any 60 seconds."""
+    """A sliding window per person: at most ``per_minute`` requests in any 60 seconds.
+
+    People who have not asked for a minute are forgotten (a sweep at most once a minute), so the memory is
+    bounded by who asked in the last minute or two, not by everyone who ever did.
+    """
+
+    WINDOW_S = 60.0
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._hits: dict[int, deque[float]] = {}
+        self._swept = -math.inf
 
     def check(self, user_id: int, now: float | None = None) -> float:
         """0 when allowed (and counted); otherwise seconds until the next request is allowed."""
         now = time.monotonic() if now is None else now
+        self._sweep(now)
         hits = self._hits.setdefault(user_id, deque())
-        while hits and now - hits[0] >= 60.0:
+        while hits and now - hits[0] >= self.WINDOW_S:
             hits.popleft()
         if len(hits) >= self.per_minute:
-            return 60.0 - (now - hits[0])
+            return self.WINDOW_S - (now - hits[0])
         hits.append(now)
         return 0.0
 
-    def refund(self, user_id: int) -> None:
-        """Give back the latest counted request: it was dropped before it cost anything worth counting."""
-        hits = self._hits.get(user_id)
-        if hits:
-            hits.pop()
+    def __len__(self) -> int:
+        """How many people it remembers."""
+        return len(self._hits)
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self.WINDOW_S:
+            return
+        self._swept = now
+        for user_id in [u for u, hits in self._hits.items() if not hits or now - hits[-1] >= self.WINDOW_S]:
+            del self._hits[user_id]
 
 
 class RefusalThrottle:
-    """At most one rate-limit refusal per person and chat a minute; the rest are only logged."""
+    """At most one rate-limit refusal per person and chat a minute; the rest are only logged. Entries older
+    than that are forgotten (a sweep at most once a minute): they no longer hold anything back."""
 
     def __init__(self, every_s: float = 60.0) -> None:
         self.every_s = every_s
         self._last: dict[tuple[int, int], float] = {}
+        self._swept = -math.inf
 
     def tell(self, chat_id: int, user_id: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
+        if now - self._swept >= self.every_s:
+            self._swept = now
+            for old in [key for key, told in self._last.items() if now - told >= self.every_s]:
+                del self._last[old]
         key = (chat_id, user_id)
         if now - self._last.get(key, -math.inf) < self.every_s:
             return False
         self._last[key] = now
-        if len(self._last) > 10_000:  # forget the oldest; a person who comes back later is told again
-            for old in sorted(self._last, key=self._last.__getitem__)[:5_000]:
-                del self._last[old]
         return True
+
+    def __len__(self) -> int:
+        return len(self._last)
 
 
 class ChatOrder:

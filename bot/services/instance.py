@@ -6,7 +6,10 @@ runs; the operating system drops it when the process dies, however it dies, so a
 stale lock behind. A second bot refuses to start with a message that names the first.
 
 SQLite databases and model directories are locked with ``flock`` on a file beside them; a PostgreSQL
-database with a session-level advisory lock held on a connection of its own.
+database with a session-level advisory lock held on a connection of its own. That lock also ends when its
+connection does while the process lives on (``pg_terminate_backend``, a server restart, a proxy or network
+timeout), and nothing would say so: ``AdvisoryLock`` checks every few seconds that it still holds it, takes it
+again if nobody else has, and otherwise reports it lost (the bot stops; a fine-tune is not promoted).
 
 Webhook replicas are the exception: several bots behind a load balancer share one database on purpose
 (each update reaches exactly one of them), so they take no instance lock. What must still happen once,
@@ -16,16 +19,18 @@ the scheduled fine-tune and the clean-up of runs a crash left "running", is guar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,146 @@ class FileLock:
             self._fd = None
 
 
+class Steady:
+    """A lock that cannot be lost while held: an ``flock``, whose descriptor only this process can close."""
+
+    def __init__(self, held: bool) -> None:
+        self.held = held
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    async def confirm(self) -> bool:
+        return self.held
+
+
+# How soon a lost advisory lock is noticed: one small query per period on the lock's own connection.
+WATCH_EVERY_S = 5.0
+# A check or a re-take slower than this counts as failed: the server may no longer see this session.
+CHECK_TIMEOUT_S = 10.0
+# Whether this session holds the bigint advisory lock: PostgreSQL shows its high and low halves.
+_HOLDS = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
+    " AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1)"
+)
+OnLost = Callable[[str], None]
+
+
+class AdvisoryLock:
+    """A PostgreSQL session-level advisory lock on a connection of its own, watched while held.
+
+    Truthy while held. Every ``every_s`` seconds, and on ``confirm()``, it asks the server whether its session
+    still holds the lock. If not (the connection was cut), it takes the lock again on a new connection: safe,
+    since that fails if another process took it in the meantime, and then the lock is lost: an error is logged
+    and ``on_lost`` called with the reason. Nobody waits: taking is ``pg_try_advisory_lock``.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, key: int, what: str, on_lost: OnLost | None = None, every_s: float = WATCH_EVERY_S
+    ) -> None:
+        self.engine, self.key, self.what, self.on_lost, self.every_s = engine, key, what, on_lost, every_s
+        self._connection: AsyncConnection | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()  # the watch and confirm() take turns on the connection
+
+    def __bool__(self) -> bool:
+        return self._connection is not None
+
+    async def acquire(self) -> bool:
+        """Take it if it is free; True when taken, and then it is watched until ``release``."""
+        async with self._busy:
+            self._connection = await self._take()
+        if self._connection is None:
+            return False
+        self._watch = asyncio.create_task(self._watch_loop(), name=f"watch {self.what}")
+        return True
+
+    async def confirm(self) -> bool:
+        """Whether this process holds it now, as the server sees it; taken again if it was lost and is free."""
+        async with self._busy:
+            if self._connection is None:
+                return False
+            try:
+                if await asyncio.wait_for(self._holds(self._connection), CHECK_TIMEOUT_S):
+                    return True
+                why = "its session no longer holds it"
+            except Exception as exc:  # the connection is gone, or the server does not answer
+                why = f"its connection failed ({_said(exc)})"
+            await _drop(self._connection)
+            self._connection = None
+            log.warning("%s: %s; taking it again", self.what, why)
+            try:
+                self._connection = await asyncio.wait_for(self._take(), CHECK_TIMEOUT_S)
+            except Exception as exc:
+                why += f"; taking it again failed ({_said(exc)})"
+            else:
+                if self._connection is not None:
+                    log.warning("%s: taken again", self.what)
+                    return True
+                why += "; another process holds it now"
+        log.error("lost %s: %s", self.what, why)
+        if self.on_lost is not None:
+            self.on_lost(why)
+        return False
+
+    async def release(self) -> None:
+        if self._watch is not None and self._watch is not asyncio.current_task():
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        self._watch = None
+        async with self._busy:
+            connection, self._connection = self._connection, None
+            if connection is None:
+                return
+            try:
+                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                await connection.commit()
+            except Exception:  # never hand a connection that may still hold it back to the pool
+                await _drop(connection)
+            else:
+                await connection.close()
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            if not await self.confirm():
+                return
+
+    async def _holds(self, connection: AsyncConnection) -> bool:
+        params = {"high": self.key >> 32, "low": self.key & 0xFFFF_FFFF}
+        held = (await connection.execute(_HOLDS, params)).scalar()
+        await connection.commit()
+        return bool(held)
+
+    async def _take(self) -> AsyncConnection | None:
+        connection = await self.engine.connect()
+        try:
+            got = (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})).scalar()
+            await connection.commit()  # session-level: it outlives this transaction, until unlocked or closed
+        except BaseException:  # a timeout too: a lock taken on a connection nobody keeps must end with it
+            await _drop(connection)
+            raise
+        if not got:
+            await connection.close()
+            return None
+        return connection
+
+
+def _said(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError) and isinstance(exc.orig, BaseException):
+        exc = exc.orig  # the driver's own words, without the statement SQLAlchemy adds
+    return " ".join(f"{type(exc).__name__}: {exc}".split())  # one line: driver messages carry newlines
+
+
+async def _drop(connection: AsyncConnection) -> None:
+    """Close the connection for good (not back into the pool): its session, and any lock in it, ends."""
+    with contextlib.suppress(Exception):
+        await connection.invalidate()
+    with contextlib.suppress(Exception):
+        await connection.close()
+
+
 class InstanceLock:
     """The locks one bot holds for its whole life: its database and its model directory."""
 
@@ -83,40 +228,31 @@ class InstanceLock:
             database = Path(url.database)
             self._files.insert(0, FileLock(database.with_name(database.name + ".lock"), f"the database {database}"))
         self._postgres = url.get_backend_name() == "postgresql"
-        self._connection: AsyncConnection | None = None
+        self._advisory: AdvisoryLock | None = None
 
-    async def acquire(self, engine: AsyncEngine) -> None:
+    async def acquire(self, engine: AsyncEngine, on_lost: OnLost | None = None) -> None:
+        """Take every lock or none (``InstanceLocked``). ``on_lost``: called with the reason if the PostgreSQL
+        lock is lost later and cannot be taken again (the file locks cannot be lost)."""
         taken: list[FileLock] = []
         try:
             for lock in self._files:
                 lock.acquire()
                 taken.append(lock)
             if self._postgres:
-                await self._acquire_advisory(engine)
+                advisory = AdvisoryLock(engine, ADVISORY_KEY, "the instance lock on this PostgreSQL database", on_lost)
+                if not await advisory.acquire():
+                    raise InstanceLocked(
+                        "another lyricbot is already running on this PostgreSQL database; stop it first")
+                self._advisory = advisory
         except BaseException:
             for lock in taken:
                 lock.release()
             raise
 
-    async def _acquire_advisory(self, engine: AsyncEngine) -> None:
-        connection = await engine.connect()
-        try:
-            got = (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY})).scalar()
-            await connection.commit()  # the lock is session-level: it outlives this transaction
-        except BaseException:
-            await connection.close()
-            raise
-        if not got:
-            await connection.close()
-            raise InstanceLocked("another lyricbot is already running on this PostgreSQL database; stop it first")
-        self._connection = connection
-
     async def release(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):  # closing the session drops the advisory lock either way
-                await self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
-            await self._connection.close()
-            self._connection = None
+        if self._advisory is not None:
+            await self._advisory.release()
+            self._advisory = None
         for lock in reversed(self._files):
             lock.release()
 
@@ -132,8 +268,9 @@ class FinetuneLock:
     in all of them at once, the first to take this lock runs it and the others skip that run (a try-lock:
     nobody waits; the skipped replicas find the documents already trained next time). A replica that
     fires late, after the run ended, finds nothing new to train. PostgreSQL: a session-level advisory
-    lock on a connection of its own, so it holds across replicas on any host; SQLite (one host by
-    nature): ``flock`` on a file beside the database, or in the model directory for an in-memory one.
+    lock on a connection of its own (``AdvisoryLock``, watched), so it holds across replicas on any host;
+    SQLite (one host by nature): ``flock`` on a file beside the database, or in the model directory for an
+    in-memory one. A run whose lock was lost while it trained is not promoted (``TrainingService``).
     """
 
     def __init__(self, database_url: str, model_dir: Path) -> None:
@@ -147,34 +284,23 @@ class FinetuneLock:
         self._file = FileLock(path, "fine-tuning")
 
     @contextlib.asynccontextmanager
-    async def try_hold(self, engine: AsyncEngine) -> AsyncIterator[bool]:
-        """Yields whether this process holds the lock; released on leaving the block, however it is left."""
+    async def try_hold(self, engine: AsyncEngine) -> AsyncIterator[AdvisoryLock | Steady]:
+        """Yields whether this process holds the lock (truthy), released on leaving the block, however it is
+        left. Before acting on it after a long wait, ``await held.confirm()``: a PostgreSQL lock can be lost."""
         if self._postgres:
-            async with self._advisory(engine) as got:
-                yield got
+            advisory = AdvisoryLock(engine, FINETUNE_KEY, "the fine-tune lock")
+            try:
+                await advisory.acquire()
+                yield advisory
+            finally:
+                await advisory.release()
             return
         try:
             self._file.acquire()
         except InstanceLocked:
-            yield False
+            yield Steady(False)
             return
         try:
-            yield True
+            yield Steady(True)
         finally:
             self._file.release()
-
-    @contextlib.asynccontextmanager
-    async def _advisory(self, engine: AsyncEngine) -> AsyncIterator[bool]:
-        async with engine.connect() as connection:
-            got = bool((await connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                                 {"key": FINETUNE_KEY})).scalar())
-            await connection.commit()  # session-level: it outlives this transaction, until unlocked or closed
-            try:
-                yield got
-            finally:
-                if got:
-                    try:
-                        await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": FINETUNE_KEY})
-                        await connection.commit()
-                    except Exception:  # never hand a connection that may still hold it back to the pool
-                        await connection.invalidate()

@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import socket
 import time
+import uuid
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
+from bot.db.models import RequestStatus, utcnow
 from bot.db.repos import styles as style_repo
 from bot.services.admission import RateLimiter, RefusalThrottle
 from bot.services.generation import GenerationBackend, GenerationJob, QueueFull
@@ -27,6 +32,7 @@ from charrnn.titles import titled
 from charrnn.vocab import Vocab
 
 log = logging.getLogger(__name__)
+SENDING_WAIT_S = 30.0  # how long a button waits for its lyric's sendMessage to be recorded
 
 
 @dataclass(frozen=True)
@@ -82,16 +88,23 @@ class Refused:
     request_id: int | None = None
     seconds: int = 0
     tell: bool = True
+    length: int = 0  # prefix_too_long: how long the prefix was
 
 
 @dataclass(frozen=True)
 class Duplicate:
-    """This Telegram update was already taken; its answer is (or will be) sent once, elsewhere."""
+    """This Telegram update was already taken, or its request was taken over by another process; its answer is
+    (or will be) sent once, elsewhere."""
 
     request_id: int
 
 
 WriteOutcome = Lyric | Refused | Duplicate
+
+
+def _has_spare(record: repo.RequestRecord) -> bool:
+    """Whether "write again" can show a candidate of ``record`` already generated."""
+    return record.candidate_index < len(record.candidates)
 
 
 async def _upsert_person(session: AsyncSession, person: Person) -> None:
@@ -106,7 +119,10 @@ class LyricsService:
         sessions: async_sessionmaker[AsyncSession],
         backend: GenerationBackend,
         guard: CopyGuard | None,
+        owner: str | None = None,
     ) -> None:
+        # Which process answers a request (``requests.owner``): unique per start, readable in the database.
+        self.owner = owner or f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.settings = settings
         self.sessions = sessions
         self.backend = backend
@@ -149,6 +165,7 @@ class LyricsService:
                 length=prefs.length,
                 rhyme=prefs.rhyme,
                 parent_id=parent_id,
+                lease=self._lease(),
             )
             if created and prefs.style is not None:
                 await style_repo.set_request_style(session, request_id=record.id, style=prefs.style)
@@ -165,25 +182,34 @@ class LyricsService:
     async def admit(
         self, *, update_id: int | None, person: Person, place: Place, prefix: str
     ) -> Refused | Duplicate | None:
-        """What is checked before any row, typing action or write: None means go ahead.
+        """What is checked before any row, typing action or reply: None means go ahead.
 
-        A repeated update is found by a read; the rate limit counts the request only when it is let
-        through, so a person's refusals never use up their own slots.
+        A repeated update is found by a read and costs nothing. Everything else counts against the person's
+        rate limit whatever its outcome, a prefix too long included: each answer is a message, and in a group
+        a flood of refusals would hold up everyone's lyrics behind Telegram's per-chat limit.
         """
-        if len(prefix) > self.settings.max_prefix_chars:
-            return Refused("prefix_too_long")
         if update_id is not None:
             async with self.sessions() as session:
                 known = await repo.request_for_update(session, update_id=update_id)
             if known is not None:
                 return Duplicate(known)
-        return self._rate_limit(person, place)
+        refused = self.limit(person, place)
+        if refused is not None:
+            return refused
+        if len(prefix) > self.settings.max_prefix_chars:
+            return Refused("prefix_too_long", length=len(prefix))
+        return None
 
-    def _rate_limit(self, person: Person, place: Place) -> Refused | None:
+    def limit(self, person: Person, place: Place) -> Refused | None:
+        """Count one request of ``person``; a refusal when over the limit.
+
+        In a private chat every refusal is said (the person asked and would otherwise hear nothing); in a group,
+        once a minute per person, so one person's flood does not become the group's flood of refusals.
+        """
         wait = self.limiter.check(person.user_id)
         if wait <= 0:
             return None
-        tell = self.refusals.tell(place.chat_id, person.user_id)
+        tell = group_id(place) is None or self.refusals.tell(place.chat_id, person.user_id)
         log.info("rate limited %s in chat %s for %.0f s%s", person.user_id, place.chat_id, wait,
                  "" if tell else " (not told again)")
         return Refused("rate_limited", seconds=math.ceil(wait), tell=tell)
@@ -193,7 +219,7 @@ class LyricsService:
     ) -> WriteOutcome:
         """A lyric for ``prefix``, or the reason there is none; call ``admit`` first. Never raises for input."""
         if len(prefix) > self.settings.max_prefix_chars:
-            return Refused("prefix_too_long")
+            return Refused("prefix_too_long", length=len(prefix))
         request_id, created, prefs = await self.register(
             update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix
         )
@@ -201,10 +227,13 @@ class LyricsService:
             return Duplicate(request_id)
         return await self.generate(request_id, prefix, prefs)
 
-    async def generate(self, request_id: int, prefix: str, prefs: Preferences) -> Lyric | Refused:
+    async def generate(self, request_id: int, prefix: str, prefs: Preferences) -> Lyric | Refused | Duplicate:
         """Run the request through the model, store the best candidate and the spares."""
         async with self.sessions.begin() as session:
-            await repo.mark_running(session, request_id=request_id)
+            mine = await repo.mark_running(session, request_id=request_id, owner=self.owner)
+        if not mine:
+            log.warning("request %s was taken over by another process; not generating it here", request_id)
+            return Duplicate(request_id)
         job = GenerationJob(prefix=prefix, temperature=prefs.temperature, length=prefs.length,
                             candidates=self.settings.candidates, rhyme=prefs.rhyme, version=prefs.version,
                             style=prefs.style, titles=self.settings.title_candidates)
@@ -227,7 +256,7 @@ class LyricsService:
         titles = dict(zip((g.lyric for g in result.candidates), result.titles, strict=False))
         shown = [titled(r.text, titles.get(r.text)) for r in ranked]  # each spare keeps its own title
         async with self.sessions.begin() as session:
-            await repo.complete_request(
+            stored = await repo.complete_request(
                 session,
                 request_id=request_id,
                 output=shown[0],
@@ -235,7 +264,12 @@ class LyricsService:
                 model_version=result.model_version,
                 latency_ms=round(1000 * (time.monotonic() - started)),
                 title=titles.get(ranked[0].text),
+                owner=self.owner,
             )
+        if not stored:
+            log.warning("request %s was taken over by another process while generating; its lyric is theirs",
+                        request_id)
+            return Duplicate(request_id)
         return Lyric(request_id, shown[0], ranked[0].skipped, style_gone=prefs.style_gone, prefix=prefix)
 
     async def _own_button(
@@ -246,8 +280,7 @@ class LyricsService:
         Callback data comes from the person's client and can be forged: ``a:17`` pressed under any
         message must not reveal request 17's prompt or lyric, nor rate it.
         """
-        async with self.sessions() as session:
-            original = await repo.get_request(session, request_id=request_id)
+        original = await self._settled(request_id)
         if (
             original is None
             or button_message_id is None
@@ -259,16 +292,34 @@ class LyricsService:
             return None
         return original
 
+    async def _settled(self, request_id: int) -> repo.RequestRecord | None:
+        """The request, once its answer's message id is known: a tap can come the moment the lyric appears,
+        before Telegram's reply to our sendMessage has reached us and been recorded. Waits while it is being
+        sent (a few seconds at most), so a person's own fresh lyric is always theirs to rate."""
+        deadline = time.monotonic() + min(self.settings.request_timeout_s, SENDING_WAIT_S)
+        while True:
+            async with self.sessions() as session:
+                record = await repo.get_request(session, request_id=request_id)
+            if record is None or record.status != RequestStatus.SENDING or time.monotonic() >= deadline:
+                return record
+            await asyncio.sleep(0.05)
+
     async def admit_again(
         self, *, request_id: int, person: Person, place: Place, button_message_id: int | None
     ) -> repo.RequestRecord | Refused:
-        """A "write again" press: its own button, by the person who asked, within their rate limit."""
+        """A "write again" press: its own button, by the person who asked. Showing a candidate already generated
+        costs nothing, so only a press that must generate anew counts against the rate limit (``write_again``
+        checks again when a second press took the last spare meanwhile)."""
         original = await self._own_button(request_id, place, button_message_id)
         if original is None:
             return Refused("button_foreign")
         if original.user_id != person.user_id:
-            return Refused("again_not_yours")
-        return self._rate_limit(person, place) or original
+            # Written by an anonymous admin as the group itself: any of its admins may ask again, as the group.
+            as_group = original.user_id == place.chat_id and group_id(place) is not None
+            return Refused("again_as_group" if as_group else "again_not_yours", request_id)
+        if _has_spare(original):
+            return original
+        return self.limit(person, place) or original
 
     async def write_again(
         self, *, original: repo.RequestRecord, person: Person, place: Place, update_id: int | None = None
@@ -284,16 +335,20 @@ class LyricsService:
         async with self.sessions.begin() as session:
             spare = await repo.next_candidate(session, request_id=request_id)
         if spare is None:
+            refused = self.limit(person, place) if _has_spare(original) else None  # admitted free, now it costs
+            if refused is not None:
+                await self._fail(new_id, "rate limited")
+                return refused
             return await self.generate(new_id, original.prefix, prefs)
         async with self.sessions.begin() as session:
-            await repo.complete_request(session, request_id=new_id, output=spare, candidates=[],
-                                        model_version=original.model_version, latency_ms=0)
-        return Lyric(new_id, spare, (), prefix=original.prefix)
+            stored = await repo.complete_request(session, request_id=new_id, output=spare, candidates=[],
+                                                 model_version=original.model_version, latency_ms=0, owner=self.owner)
+        return Lyric(new_id, spare, (), prefix=original.prefix) if stored else Duplicate(new_id)
 
     async def claim_sending(self, request_id: int) -> bool:
         """True exactly once per generated answer: only the claimant may send it (see ``repo.mark_sending``)."""
         async with self.sessions.begin() as session:
-            return await repo.mark_sending(session, request_id=request_id)
+            return await repo.mark_sending(session, request_id=request_id, owner=self.owner)
 
     async def answered(self, request_id: int, message_id: int, attempts: int = 5) -> None:
         """Record Telegram's acceptance; retried, because until it is recorded the row says only 'sending'."""
@@ -316,14 +371,23 @@ class LyricsService:
     async def fail(self, request_id: int, error: str) -> None:
         await self._fail(request_id, error)
 
-    async def unfinished(self) -> list[repo.RequestRecord]:
-        """At start-up: what a crash left unanswered. Answers caught mid-send are given up, never doubled."""
+    async def unfinished(self, everyone: bool = False) -> list[repo.RequestRecord]:
+        """What processes that died left unanswered (their leases ran out), now this one's to answer; with
+        ``everyone`` (the one polling bot, at start: its instance lock says no other bot lives), every unfinished
+        request not its own. Answers caught mid-send are given up, never doubled; a live replica's are left alone."""
         async with self.sessions.begin() as session:
-            abandoned = await repo.abandon_sending(session)
+            abandoned, taken = await repo.take_over(session, lease=self._lease(), now=utcnow(), everyone=everyone)
         if abandoned:
-            log.warning("requests %s were being sent when the bot stopped; not sending them twice", abandoned)
-        async with self.sessions() as session:
-            return await repo.unfinished_requests(session)
+            log.warning("requests %s were being sent when their bot stopped; not sending them twice", abandoned)
+        return taken
+
+    async def renew_leases(self) -> int:
+        """The heartbeat: this process still answers the requests it holds."""
+        async with self.sessions.begin() as session:
+            return await repo.renew_leases(session, lease=self._lease())
+
+    def _lease(self) -> repo.Lease:
+        return repo.Lease(self.owner, utcnow() + timedelta(seconds=self.settings.request_lease_s))
 
     # --- settings, ratings, statistics ------------------------------------------------------------
 
@@ -377,6 +441,11 @@ class LyricsService:
             return self.backend.vocab
         return await self.styles.vocab(prefs.version)
 
+    async def language_of(self, user_id: int) -> str | None:
+        """The language code the person was last seen with: for answers sent without their update (a restart)."""
+        async with self.sessions() as session:
+            return await repo.language_of(session, user_id=user_id)
+
     async def remember(self, person: Person) -> None:
         """Make sure the person has a row (other tables point at it)."""
         async with self.sessions.begin() as session:
@@ -421,9 +490,11 @@ class LyricsService:
             await repo.rate(session, request_id=request_id, user_id=person.user_id, stars=stars)
         return True
 
-    async def top(self, limit: int = 5) -> list[repo.TopLyric]:
+    async def top(self, person: Person, place: Place, limit: int = 5) -> list[repo.TopLyric]:
+        """The best-rated lyrics this chat may see: its own, and in private also what the person shared inline."""
+        author = person.user_id if group_id(place) is None else None
         async with self.sessions() as session:
-            return await repo.top_rated(session, limit=limit)
+            return await repo.top_rated(session, chat_id=place.chat_id, author_id=author, limit=limit)
 
     async def stats(self, person: Person) -> repo.UserStats:
         async with self.sessions() as session:

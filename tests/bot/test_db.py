@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from bot.db import migrate, repository
 from bot.db.engine import make_engine, make_sessionmaker
-from bot.db.models import Chat, Rating, Request, RequestStatus, User
+from bot.db.models import Chat, Rating, Request, RequestStatus, User, utcnow
 from bot.db.repos import requests as request_repo
 from bot.services.instance import InstanceLock, InstanceLocked
 
@@ -40,6 +40,7 @@ APP_TABLES = {
     "styles",
 }
 USER, CHAT = 1001, -1001234567890
+LEASE = repository.Lease("test", datetime(2100, 1, 1, tzinfo=UTC))  # a process taking over what nobody owns
 
 
 # The revisions in bot/migrations/versions, by their file names' numbers.
@@ -363,10 +364,11 @@ def test_request_lifecycle_and_unfinished(url: str) -> None:
             await repository.complete_request(
                 session, request_id=r.id, output="song", candidates=["a", "b"], model_version="v1", latency_ms=12
             )
+        assert await repository.mark_sending(session, request_id=answered.id)
         await repository.mark_answered(session, request_id=answered.id, answer_message_id=99)
         await repository.fail_request(session, request_id=failed.id, error="boom")
 
-        unfinished = await repository.unfinished_requests(session)
+        _, unfinished = await repository.take_over(session, lease=LEASE, now=utcnow())
         assert [r.id for r in unfinished] == [queued.id, running.id, done.id]
         assert [r.status for r in unfinished] == [RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.DONE]
         got = await repository.get_request(session, request_id=answered.id)
@@ -383,8 +385,9 @@ def test_request_lifecycle_and_unfinished(url: str) -> None:
         bad = await repository.get_request(session, request_id=failed.id)
         assert bad is not None and bad.status is RequestStatus.FAILED and bad.error == "boom"
         assert await repository.get_request(session, request_id=12345) is None
+        assert not await repository.mark_running(session, request_id=12345)
         with pytest.raises(LookupError):
-            await repository.mark_running(session, request_id=12345)
+            await repository.mark_answered(session, request_id=12345, answer_message_id=1)
 
     with_session(url, fn)
 
@@ -433,19 +436,21 @@ def test_top_rated_and_user_stats(url: str) -> None:
             await repository.complete_request(
                 session, request_id=r.id, output=text, candidates=[], model_version="v1", latency_ms=5
             )
+            assert await repository.mark_sending(session, request_id=r.id)
             await repository.mark_answered(session, request_id=r.id, answer_message_id=r.id + 100)
         votes = {a: (5, 3), b: (4,), other: (5,), unanswered: (5, 5)}  # c has no ratings
         for request, stars in votes.items():
             for voter, star in zip((2, 3), stars, strict=False):
                 await repository.rate(session, request_id=request.id, user_id=voter, stars=star)
 
-        top = await repository.top_rated(session)
+        top = await repository.top_rated(session, chat_id=CHAT)
         assert [(t.request_id, t.output, t.mean_stars, t.ratings) for t in top] == [
             (other.id, "O", 5.0, 1),
             (a.id, "A", 4.0, 2),
             (b.id, "B", 4.0, 1),
         ]
-        assert len(await repository.top_rated(session, limit=1)) == 1
+        assert len(await repository.top_rated(session, chat_id=CHAT, limit=1)) == 1
+        assert await repository.top_rated(session, chat_id=CHAT + 1) == []  # another chat sees none of them
 
         stats = await repository.user_stats(session, user_id=1)
         assert stats == repository.UserStats(
@@ -488,8 +493,9 @@ def test_request_ids_no_request_can_have_are_simply_missing(url: str) -> None:
             assert not await repository.mark_sending(session, request_id=bogus)
             with pytest.raises(LookupError):
                 await repository.next_candidate(session, request_id=bogus)
+            assert not await repository.mark_running(session, request_id=bogus)
             with pytest.raises(LookupError):
-                await repository.mark_running(session, request_id=bogus)
+                await repository.mark_answered(session, request_id=bogus, answer_message_id=1)
         assert await repository.get_request(session, request_id=real.id) == real  # the transaction is intact
 
     with_session(url, fn)
@@ -692,8 +698,7 @@ def test_sending_is_claimed_once_and_a_restart_never_resends_it(url: str) -> Non
         assert not await repository.mark_sending(session, request_id=done.id)  # the second claimant backs off
         await repository.mark_answered(session, request_id=done.id, answer_message_id=5)
         assert await repository.mark_sending(session, request_id=stuck.id)  # ... and the process dies here
-        assert [r.id for r in await repository.unfinished_requests(session)] == []
-        assert await repository.abandon_sending(session) == [stuck.id]
+        assert await repository.take_over(session, lease=LEASE, now=utcnow()) == ([stuck.id], [])
         row = await repository.get_request(session, request_id=stuck.id)
         assert row is not None and row.status is RequestStatus.FAILED and "delivery unknown" in (row.error or "")
 

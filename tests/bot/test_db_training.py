@@ -41,6 +41,7 @@ async def answered(session: AsyncSession, update_id: int, model_version: str | N
     await repository.complete_request(
         session, request_id=request.id, output="song", candidates=[], model_version=model_version, latency_ms=3
     )
+    assert await repository.mark_sending(session, request_id=request.id)
     await repository.mark_answered(session, request_id=request.id, answer_message_id=update_id + 100)
     return request
 
@@ -73,8 +74,14 @@ def test_upgrade_head_has_the_training_tables_without_drift(url: str) -> None:
             async with engine.connect() as conn:
                 indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("training_runs"))
                 uniques = await conn.run_sync(lambda c: inspect(c).get_unique_constraints("corpus_documents"))
+                corpus_indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("corpus_documents"))
             assert [(i["name"], i["column_names"]) for i in indexes] == [("ix_training_runs_status", ["status"])]
-            assert [(u["name"], u["column_names"]) for u in uniques] == [("uq_corpus_documents_sha256", ["sha256"])]
+            # Text is unique per style (issue 18): a constraint for named styles, a partial index for the default.
+            assert [(u["name"], u["column_names"]) for u in uniques] == [
+                ("uq_corpus_documents_sha256_style", ["sha256", "style"])
+            ]
+            assert [(i["name"], i["column_names"], i["unique"]) for i in corpus_indexes
+                    if "duplicates_constraint" not in i] == [("uq_corpus_documents_sha256_default", ["sha256"], True)]
 
     asyncio.run(main())
 
@@ -133,10 +140,10 @@ def test_add_document_resolves_a_lost_race(url: str, monkeypatch: pytest.MonkeyP
     real = corpus_repo._document_by_sha256
     calls = 0
 
-    async def miss_first_time(session: AsyncSession, sha256: str) -> CorpusDocument | None:
+    async def miss_first_time(session: AsyncSession, sha256: str, style: str | None) -> CorpusDocument | None:
         nonlocal calls
         calls += 1
-        return None if calls == 1 else await real(session, sha256)
+        return None if calls == 1 else await real(session, sha256, style)
 
     async def fn(session: AsyncSession) -> None:
         first, _ = await repository.add_document(session, name="a", text="same", added_by=None)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.i18n import MESSAGES
 from bot.sandbox import FakeTelegram
 
 from .conftest import Harness, bot_running
@@ -290,7 +291,7 @@ def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained
                 for update_id, prefix in ((1, "我"), (2, "天青色")):
                     await lyrics.register(
                         update_id=10_000 + update_id,
-                        person=Person(USER, "Iv", None, "en"),
+                        person=Person(USER, "Iv", None, "zh"),
                         place=Place(USER, "private", None),
                         message_id=None,
                         prefix=prefix,
@@ -299,6 +300,8 @@ def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained
             async with bot_running(tmp_path, trained_store, fake=fake) as h:
                 sent = await fake.wait_for_sent(USER, 2, timeout=120)
                 assert sorted(m["text"][:1] for m in sent) == ["天", "我"]
+                labels = {b["text"] for m in sent for row in m["reply_markup"]["inline_keyboard"] for b in row}
+                assert MESSAGES["zh"]["write_again"] in labels  # in the language the person asked in
                 await eventually(lambda: h.rows("SELECT COUNT(*) FROM requests WHERE status = 'answered'") == [(2,)])
             async with bot_running(tmp_path, trained_store, fake=fake) as h:
                 assert await quiet(h, USER, 1.5) == 0  # nothing is answered a second time

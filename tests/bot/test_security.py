@@ -216,3 +216,53 @@ def test_a_rejected_token_is_never_printed(tmp_path: Path, trained_store: tuple[
     assert code == 2, output[-3000:]
     assert "rejected the bot token" in output
     assert token not in output and token.split(":")[1] not in output
+
+
+def test_top_shows_a_chat_only_its_own_lyrics(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store) as h:
+            h.fake.add_user(ANN, "Ann", "en")
+            h.fake.add_user(BOB, "Bob", "en")
+            h.fake.add_chat(GROUP, "supergroup", "Club")
+            secret = await ask(h, "/write 我的银行密码是", chat=ANN, user=ANN)
+            in_group = await ask(h, "/write@LyricBot 窗外", chat=GROUP, user=BOB)
+            for message, chat, voter in ((secret, ANN, ANN), (in_group, GROUP, BOB)):
+                await eventually(lambda m=message: h.rows("SELECT status FROM requests WHERE id = ?",  # type: ignore[misc]
+                                                          request_of(m)) == [("answered",)])
+                h.fake.press_button(voter, chat, message["message_id"], f"r:{request_of(message)}:5")
+            await eventually(lambda: h.rows("SELECT COUNT(*) FROM ratings") == [(2,)])
+            bobs = await ask(h, "/top", chat=BOB, user=BOB)
+            assert "银行密码" not in bobs["text"] and "窗外" not in bobs["text"]  # neither was written here
+            groups = await ask(h, "/top", chat=GROUP, user=ANN)
+            assert "窗外" in groups["text"] and "银行密码" not in groups["text"]
+            anns = await ask(h, "/top", chat=ANN, user=ANN)
+            assert "银行密码" in anns["text"] and "窗外" not in anns["text"]
+
+    asyncio.run(scenario())
+
+
+def test_an_anonymous_admin_may_write_again_what_they_wrote_as_the_group(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store, candidates=2) as h:
+            h.fake.add_user(ANN, "Ann", "en")
+            h.fake.add_user(BOB, "Bob", "en")
+            h.fake.add_chat(GROUP, "supergroup", "Club")
+            h.fake.set_member(GROUP, ANN, "administrator", is_anonymous=True)
+            h.fake.send_as_chat(GROUP, GROUP, "/write@LyricBot 我")
+            lyric = (await h.fake.wait_for_sent(GROUP, 1, timeout=120))[-1]
+            request_id = request_of(lyric)
+            await eventually(lambda: h.rows("SELECT status FROM requests WHERE id = ?", request_id) == [("answered",)])
+            # Bob, a member, did not write it: refused in a popup, nothing in the chat.
+            h.fake.press_button(BOB, GROUP, lyric["message_id"], f"a:{request_id}")
+            await eventually(lambda: len(h.fake.answered_callbacks) == 1)
+            assert h.fake.answered_callbacks[0].get("show_alert") and len(h.fake.sent(GROUP)) == 1
+            # Ann, the anonymous admin (Telegram names her when she presses), gets another take, as the group.
+            h.fake.press_button(ANN, GROUP, lyric["message_id"], f"a:{request_id}")
+            again = (await h.fake.wait_for_sent(GROUP, 2, timeout=120))[-1]
+            assert again["text"].startswith("我") and buttons(again)
+            await eventually(lambda: h.rows("SELECT user_id FROM requests WHERE parent_id = ?", request_id)
+                             == [(GROUP,)])
+
+    asyncio.run(scenario())

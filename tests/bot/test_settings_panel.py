@@ -303,13 +303,13 @@ def test_write_as_a_reply_continues_the_replied_message(
             h.fake.send_text(USER, GROUP, "/write@LyricBot", reply_to_message_id=last(h, GROUP))
             refusal = (await h.fake.wait_for_sent(GROUP, before + 6))[-1]
             assert "51" in refusal["text"] and "50" in refusal["text"] and "reply_markup" not in refusal
-            # In private too: a reply to one's own earlier line.
+            # In private too: a reply to one's own earlier line (which, alone, is a /write of itself).
             h.fake.send_text(USER, USER, line)
             own = h.fake.messages(USER)[-1]["message_id"]
-            assert await quiet(h, USER, 0.3) == 0  # a line alone is not a request
-            h.fake.send_text(USER, USER, "/write", reply_to_message_id=own)
             assert (await h.fake.wait_for_sent(USER, 1))[-1]["text"].startswith(line)
-            assert len(h.rows("SELECT id FROM requests")) == 5
+            h.fake.send_text(USER, USER, "/write", reply_to_message_id=own)
+            assert (await h.fake.wait_for_sent(USER, 2))[-1]["text"].startswith(line)
+            assert len(h.rows("SELECT id FROM requests")) == 6
 
     run(scenario())
 

@@ -133,7 +133,8 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
             nothing = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
             assert "nothing to do" in nothing["text"]
 
-            h.fake.send_text(ADMIN, ADMIN, NEW_SONG)  # a plain message: the bot ignores it
+            song = await ask(h, NEW_SONG, chat=ADMIN, user=ADMIN)  # plain text is a /write: far too long a start
+            assert "characters" in song["text"]
             message_id = _last_user_message_id(h, ADMIN)  # then /addcorpus as a reply to it
             before = len(h.fake.sent(ADMIN))
             h.fake.send_text(ADMIN, ADMIN, "/addcorpus", reply_to_message_id=message_id)

@@ -68,6 +68,12 @@ async def upsert_user(
     )
 
 
+async def language_of(session: AsyncSession, *, user_id: int) -> str | None:
+    """The Telegram language a person was last seen with (None: unknown, or no such person)."""
+    row = await session.get(User, user_id)
+    return None if row is None else row.language_code
+
+
 async def upsert_chat(session: AsyncSession, *, chat_id: int, type: str, title: str | None) -> ChatRecord:
     fields = {"type": storable(type), "title": storable_optional(title)}
     row, _ = await get_or_insert(session, lambda: session.get(Chat, chat_id), lambda: Chat(id=chat_id, **fields))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import Float, and_, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Rating, Request, RequestStatus
@@ -61,14 +61,25 @@ async def rate(session: AsyncSession, *, request_id: int, user_id: int, stars: i
     )
 
 
-async def top_rated(session: AsyncSession, *, limit: int = 5) -> list[TopLyric]:
-    """The best-rated answered lyrics: highest mean stars, then most ratings, then oldest."""
+async def top_rated(
+    session: AsyncSession, *, chat_id: int, author_id: int | None = None, limit: int = 5
+) -> list[TopLyric]:
+    """The best-rated answered lyrics that chat ``chat_id`` may see: highest mean stars, then most ratings, then
+    oldest.
+
+    A lyric is as private as the chat it was written in: a chat sees its own lyrics, and ``author_id`` (given in a
+    private chat, the person's own) adds the lyrics that person sent elsewhere through inline mode, which no other
+    chat is told the way to (Telegram does not say where they went).
+    """
     mean = func.avg(cast(Rating.stars, Float)).label("mean")
     count = func.count(Rating.id).label("count")
+    visible = Request.chat_id == chat_id
+    if author_id is not None:
+        visible = or_(visible, and_(Request.chat_id.is_(None), Request.user_id == author_id))
     result = await session.execute(
         select(Request.id, Request.output, mean, count)
         .join(Rating, Rating.request_id == Request.id)
-        .where(Request.status == RequestStatus.ANSWERED.value, Request.output.is_not(None))
+        .where(Request.status == RequestStatus.ANSWERED.value, Request.output.is_not(None), visible)
         .group_by(Request.id, Request.output)
         .order_by(mean.desc(), count.desc(), Request.id)
         .limit(limit)

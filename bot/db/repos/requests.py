@@ -7,16 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Request, RequestStatus, utcnow
 from bot.db.repos.common import get_or_insert, storable, storable_optional
 
 UNFINISHED: Final = (RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.DONE)
+HELD: Final = (*UNFINISHED, RequestStatus.SENDING)  # the states in which an owner holds a request's lease
 # requests.id is an INTEGER: 32 bits on PostgreSQL, which rejects a larger parameter outright where SQLite
 # (64 bits) just finds no row. Request ids arrive in button data, which anyone can forge.
 REQUEST_ID_MAX: Final = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who answers a request (a process: ``LyricsService.owner``) and until when, unless renewed."""
+
+    owner: str
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +66,10 @@ async def create_request(
     length: int,
     rhyme: bool = False,
     parent_id: int | None = None,
+    lease: Lease | None = None,
 ) -> tuple[RequestRecord, bool]:
-    """Store a new request; ``(existing, False)`` if this Telegram update was stored before (a redelivery)."""
+    """Store a new request, owned by ``lease.owner``; ``(existing, False)`` if this Telegram update was stored
+    before (a redelivery)."""
 
     def make() -> Request:
         return Request(
@@ -73,6 +84,8 @@ async def create_request(
             status=RequestStatus.QUEUED.value,
             candidate_index=0,
             parent_id=parent_id,
+            owner=None if lease is None else lease.owner,
+            lease_until=None if lease is None else lease.until,
         )
 
     # "Write again" requests have no update of their own: nothing to be a duplicate of.
@@ -88,8 +101,11 @@ async def get_request(session: AsyncSession, *, request_id: int) -> RequestRecor
     return None if row is None else _request_record(row)
 
 
-async def mark_running(session: AsyncSession, *, request_id: int) -> None:
-    await _set(session, request_id, status=RequestStatus.RUNNING.value, started_at=utcnow())
+async def mark_running(session: AsyncSession, *, request_id: int, owner: str | None = None) -> bool:
+    """Queued (or running, when taken over from a process that died) -> running; False when ``owner`` no
+    longer owns it or it moved on."""
+    return await _set(session, request_id, where_status=(RequestStatus.QUEUED, RequestStatus.RUNNING), owner=owner,
+                      status=RequestStatus.RUNNING.value, started_at=utcnow())
 
 
 async def complete_request(
@@ -101,11 +117,16 @@ async def complete_request(
     model_version: str | None,
     latency_ms: int,
     title: str | None = None,
-) -> None:
-    """Store the shown lyric and the other candidates, which "write again" can show without generating."""
-    await _set(
-        session, request_id, status=RequestStatus.DONE.value, output=output, title=title, candidates=list(candidates),
-        candidate_index=0, model_version=model_version, latency_ms=latency_ms, error=None, finished_at=utcnow(),
+    owner: str | None = None,
+) -> bool:
+    """Store the shown lyric and the other candidates, which "write again" can show without generating.
+
+    Only a request still being written, and by ``owner`` when given: a lyric that was answered (or taken over by
+    another process) is never turned back into one waiting to be sent. False when nothing changed."""
+    return await _set(
+        session, request_id, where_status=(RequestStatus.QUEUED, RequestStatus.RUNNING), owner=owner,
+        status=RequestStatus.DONE.value, output=output, title=title, candidates=list(candidates), candidate_index=0,
+        model_version=model_version, latency_ms=latency_ms, error=None, finished_at=utcnow(),
     )
 
 
@@ -114,47 +135,73 @@ async def request_for_update(session: AsyncSession, *, update_id: int) -> int | 
     return await session.scalar(select(Request.id).where(Request.update_id == update_id))
 
 
-async def mark_sending(session: AsyncSession, *, request_id: int) -> bool:
+async def mark_sending(session: AsyncSession, *, request_id: int, owner: str | None = None) -> bool:
     """Claim the right to send a generated answer: True once per request, False ever after.
 
     The claim is durable before the message leaves, so neither a second task nor a restart can send it
     again; a crash between the claim and Telegram's reply loses that one answer rather than doubling it.
     """
     # One compare-and-set: of two claims, on SQLite or PostgreSQL, the second finds the status changed.
-    return await _set(
-        session, request_id, where_status=RequestStatus.DONE.value, status=RequestStatus.SENDING.value, strict=False
-    )
-
-
-async def abandon_sending(session: AsyncSession) -> list[int]:
-    """At start-up: answers caught mid-send may have arrived; mark them failed instead of sending twice."""
-    rows = list(await session.scalars(select(Request).where(Request.status == RequestStatus.SENDING.value)))
-    for row in rows:
-        row.status = RequestStatus.FAILED.value
-        row.error = "delivery unknown: the bot stopped while sending"
-        row.finished_at = utcnow()
-    await session.flush()
-    return [row.id for row in rows]
+    return await _set(session, request_id, where_status=(RequestStatus.DONE,), owner=owner,
+                      status=RequestStatus.SENDING.value)
 
 
 async def mark_answered(session: AsyncSession, *, request_id: int, answer_message_id: int) -> None:
-    await _set(session, request_id, status=RequestStatus.ANSWERED.value, answer_message_id=answer_message_id,
-               answered_at=utcnow())
+    """Sending -> answered; ``LookupError`` when the request is not being sent (it never turns back)."""
+    await _set(session, request_id, where_status=(RequestStatus.SENDING,), strict=True,
+               status=RequestStatus.ANSWERED.value, answer_message_id=answer_message_id, answered_at=utcnow())
 
 
-async def fail_request(session: AsyncSession, *, request_id: int, error: str) -> None:
-    await _set(session, request_id, status=RequestStatus.FAILED.value, error=storable(error), finished_at=utcnow())
+async def fail_request(session: AsyncSession, *, request_id: int, error: str) -> bool:
+    """Any state still in someone's hands -> failed; an answered request stays answered."""
+    return await _set(session, request_id, where_status=HELD, status=RequestStatus.FAILED.value,
+                      error=storable(error), finished_at=utcnow())
 
 
-async def unfinished_requests(session: AsyncSession) -> list[RequestRecord]:
-    """Requests a restart must still generate or answer, oldest first."""
-    rows = await session.scalars(
-        select(Request)
-        .where(Request.status.in_([s.value for s in UNFINISHED]))
-        .order_by(Request.id)
-        .execution_options(populate_existing=True)
+async def renew_leases(session: AsyncSession, *, lease: Lease) -> int:
+    """Extend the lease on every request ``lease.owner`` holds: the heartbeat that tells other processes it lives."""
+    result = await session.execute(
+        update(Request)
+        .where(Request.owner == lease.owner, Request.status.in_([s.value for s in HELD]))
+        .values(lease_until=lease.until)
+        .execution_options(synchronize_session=False)
     )
-    return [_request_record(row) for row in rows]
+    return cast(CursorResult[Any], result).rowcount
+
+
+async def take_over(
+    session: AsyncSession, *, lease: Lease, now: datetime, everyone: bool = False
+) -> tuple[list[int], list[RequestRecord]]:
+    """Take what dead processes left: requests whose lease ran out (``everyone``: every request not ``lease.owner``'s,
+    for the one polling bot, whose instance lock says no other process lives). Returns (requests caught mid-send,
+    now failed, since they may have arrived; requests to generate or send, now owned by ``lease.owner``), oldest
+    first. Each row changes by a compare-and-set on its lease, so of two replicas starting together one takes it."""
+    takeable = _takeable(lease.owner, now, everyone)
+    abandoned: list[int] = []
+    for request_id in await session.scalars(
+        select(Request.id).where(Request.status == RequestStatus.SENDING.value, takeable).order_by(Request.id)
+    ):
+        if await _set(session, request_id, where_status=(RequestStatus.SENDING,), where=takeable,
+                      status=RequestStatus.FAILED.value, error="delivery unknown: the bot stopped while sending",
+                      finished_at=utcnow()):
+            abandoned.append(request_id)
+    taken: list[int] = []
+    unfinished = [s.value for s in UNFINISHED]
+    for request_id in await session.scalars(
+        select(Request.id).where(Request.status.in_(unfinished), takeable).order_by(Request.id)
+    ):
+        if await _set(session, request_id, where_status=UNFINISHED, where=takeable, owner_to=lease.owner,
+                      lease_until=lease.until):
+            taken.append(request_id)
+    rows = await session.scalars(
+        select(Request).where(Request.id.in_(taken)).order_by(Request.id).execution_options(populate_existing=True)
+    )
+    return abandoned, [_request_record(row) for row in rows]
+
+
+def _takeable(owner: str, now: datetime, everyone: bool) -> ColumnElement[bool]:
+    expired = or_(Request.owner.is_(None), Request.lease_until.is_(None), Request.lease_until < now)
+    return or_(expired, Request.owner != owner) if everyone else expired
 
 
 async def next_candidate(session: AsyncSession, *, request_id: int) -> str | None:
@@ -245,21 +292,34 @@ async def _request_by_update_id(session: AsyncSession, update_id: int) -> Reques
 
 
 async def _set(
-    session: AsyncSession, request_id: int, *, where_status: str | None = None, strict: bool = True, **values: Any
+    session: AsyncSession,
+    request_id: int,
+    *,
+    where_status: tuple[RequestStatus, ...],
+    owner: str | None = None,
+    where: ColumnElement[bool] | None = None,
+    owner_to: str | None = None,
+    strict: bool = False,
+    **values: Any,
 ) -> bool:
-    """One ``UPDATE`` of a request row by id, and by status when ``where_status`` is given (a compare-and-set),
-    without reading it first: each step of a request costs one statement. True when the row was changed;
-    a missing row raises ``LookupError`` unless not ``strict``."""
+    """One ``UPDATE`` of a request row by id, only while it is in one of ``where_status`` (and owned by ``owner``,
+    when given): every step of a request is a compare-and-set on the state it expects, without reading the row
+    first. True when the row changed; when it did not, ``LookupError`` if ``strict``."""
     changed = False
     if _valid_request_id(request_id):
-        statement = update(Request).where(Request.id == request_id)
-        if where_status is not None:
-            statement = statement.where(Request.status == where_status)
-        # A Request already loaded in this session is brought in step ("evaluate"); rowcount: rows matched.
+        statement = update(Request).where(Request.id == request_id,
+                                          Request.status.in_([s.value for s in where_status]))
+        if owner is not None:
+            statement = statement.where(Request.owner == owner)
+        if where is not None:
+            statement = statement.where(where)
+        if owner_to is not None:
+            values["owner"] = owner_to
+        # A Request already loaded in this session is brought in step ("auto"); rowcount: rows matched.
         result = await session.execute(statement.values(**values))
         changed = cast(CursorResult[Any], result).rowcount == 1
     if strict and not changed:
-        raise LookupError(f"no request {request_id}")
+        raise LookupError(f"request {request_id} is not there, or not {'/'.join(s.value for s in where_status)}")
     return changed
 
 
