@@ -20,16 +20,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
 from bot.db.repos import styles as style_repo
 from bot.db.repos.styles import StyleChanged
+from bot.services import retention
 from bot.services.finetune_job import FinetuneSpec, gate, split_document
 from bot.services.finetune_runner import FinetuneRunner, ProcessRunner
 from bot.services.generation import GenerationBackend
+from bot.services.instance import Steady
 from bot.services.models import ActiveChanged, ModelStore, version_line
 from bot.services.quality import CopyGuard
 from bot.services.styles import style_corpus_path, version_vocab
@@ -40,7 +42,18 @@ from charrnn.data import CorpusError, check_corpus_text
 log = logging.getLogger(__name__)
 VERSION_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")  # a directory name in MODEL_DIR, never a path
 Notify = Callable[[str, bytes | None], Awaitable[None]]
-Exclusive = Callable[[], contextlib.AbstractAsyncContextManager[bool]]
+
+
+class Hold(Protocol):
+    """What ``exclusive`` yields: truthy while this process holds the fine-tune lock. ``confirm`` asks again now:
+    a PostgreSQL lock ends with its connection (``bot.services.instance.AdvisoryLock``)."""
+
+    def __bool__(self) -> bool: ...
+
+    async def confirm(self) -> bool: ...
+
+
+Exclusive = Callable[[], contextlib.AbstractAsyncContextManager[Hold]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,7 @@ class TrainingService:
     ) -> None:
         self.guard = guard
         # Across processes (webhook replicas, the CLI): yields whether this one may run; see FinetuneLock.
-        self.exclusive: Exclusive = exclusive or (lambda: contextlib.nullcontext(True))
+        self.exclusive: Exclusive = exclusive or (lambda: contextlib.nullcontext(Steady(True)))
         self.settings = settings
         self.sessions = sessions
         self.store = store
@@ -95,10 +108,8 @@ class TrainingService:
             raise CorpusError(f"{name} is {len(raw):,} bytes; the limit is {self.settings.max_corpus_bytes:,}")
         text = check_corpus_text(raw, name=name)
         style_version = await self._style_parent(style) if style is not None else None
-        async with self.sessions.begin() as session:
-            record, created = await repo.add_document(session, name=name, text=text, added_by=added_by)
-            if created and style is not None:
-                await style_repo.set_document_style(session, document_id=record.id, style=style)
+        async with self.sessions.begin() as session:  # a duplicate only of the same style's text
+            record, created = await repo.add_document(session, name=name, text=text, added_by=added_by, style=style)
         if style_version is not None:  # new characters are new to the style's model, not the default's
             vocab = await asyncio.to_thread(version_vocab, self.store.model_dir, style_version)
         else:
@@ -239,7 +250,7 @@ class TrainingService:
                     await style_repo.set_run_style(session, run_id=run.id, style=style)
                 await repo.start_run(session, run_id=run.id)
             try:
-                report = await self._run(run.id, parent, documents, style)
+                report = await self._run(run.id, parent, documents, style, held)
             except asyncio.CancelledError:
                 async with self.sessions.begin() as session:
                     await repo.finish_run(session, run_id=run.id, status="interrupted", candidate_version=None,
@@ -252,17 +263,18 @@ class TrainingService:
                 await repo.finish_run(session, run_id=run.id, status=report.status,
                                       candidate_version=report.metrics.get("version"), metrics=report.metrics,
                                       error=None if report.status in ("promoted", "rejected") else report.detail)
+            await self._tidy()
             if self.notify is not None:
                 await self.notify(format_report(report), report.chart)
             return report
 
-    async def _run(self, run_id: int, parent: str | None, documents: list[int], style: str | None = None
+    async def _run(self, run_id: int, parent: str | None, documents: list[int], style: str | None, held: Hold
                    ) -> RunReport:
-        report = await self._train_and_judge(run_id, parent, documents, style)
+        report = await self._train_and_judge(run_id, parent, documents, style, held)
         return replace(report, style=style)
 
-    async def _train_and_judge(self, run_id: int, parent: str | None, documents: list[int], style: str | None
-                               ) -> RunReport:
+    async def _train_and_judge(self, run_id: int, parent: str | None, documents: list[int], style: str | None,
+                               held: Hold) -> RunReport:
         if parent is None:
             return RunReport(run_id, "failed", "no active model to fine-tune", {})
         async with self.sessions() as session:
@@ -315,6 +327,9 @@ class TrainingService:
                 await style_repo.set_version_style(session, version=version, style=style)
         if not promote:
             return RunReport(run_id, "rejected", reason, metrics, chart)
+        if not await held.confirm():  # another replica may be fine-tuning now: it promotes, not this run
+            return RunReport(run_id, "interrupted", "not promoted: the fine-tune lock was lost while it trained "
+                             "(its database connection ended)", metrics, chart)
         try:
             if style is None:
                 await self.activate(version, expected_sha256=result["weights_sha256"], expected_current=parent)
@@ -330,6 +345,15 @@ class TrainingService:
             for text in texts.values():
                 self.guard.add(text)
         return RunReport(run_id, "promoted", reason, metrics, chart)
+
+    async def _tidy(self) -> None:
+        """Delete finished runs' leftovers and old rejected candidates (``bot.services.retention``), under the
+        fine-tune lock; a file that cannot be deleted is logged, never the run's failure."""
+        try:
+            await retention.prune(self.sessions, self.store.model_dir, self.store.active_version(),
+                                  self.settings.keep_rejected)
+        except Exception:
+            log.exception("could not tidy %s", self.store.model_dir)
 
     def _old_corpus(self, style: str | None) -> str | None:
         """The text a fine-tune replays and must not forget: the style's own corpus where ``lyricbot train

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import ValidationError
@@ -168,3 +169,96 @@ def test_the_secret_never_reaches_the_log(
     logged = log_file.read_text(encoding="utf-8")
     assert "setWebhook" in logged  # the call whose parameters carry the secret was logged...
     assert SECRET not in logged  # ...with the secret redacted
+
+
+# --- what reaches the webhook before the secret is known ----------------------------------------------------
+
+CEILING_S = 60.0  # a server that waits for a body nobody sends would wait forever: this ends such a test
+
+
+async def response_to_headers(url: str, headers: dict[str, str], path: str | None = None) -> int | None:
+    """Send a POST's headers (a Content-Length among them) and no body; the status the server answers with
+    without waiting for that body, or None if it closed the connection instead. A server that reads the body
+    before deciding times out here."""
+    where = urlsplit(url)
+    reader, writer = await asyncio.open_connection(where.hostname, where.port)
+    try:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        writer.write(f"POST {path or where.path} HTTP/1.1\r\nHost: {where.netloc}\r\n{head}\r\n".encode("latin-1"))
+        await writer.drain()
+        try:
+            status_line = await asyncio.wait_for(reader.readuntil(b"\r\n"), CEILING_S)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def chunked_bytes_taken(url: str, headers: dict[str, str], total: int) -> int:
+    """POST ``total`` bytes as a chunked body (no Content-Length to refuse up front); how many were sent before
+    the server cut the connection, or ``total`` if it took them all."""
+    where = urlsplit(url)
+    reader, writer = await asyncio.open_connection(where.hostname, where.port)
+    sent, piece = 0, b"x" * 65536
+    try:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        writer.write(f"POST {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\n{head}"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode("latin-1"))
+        while sent < total:
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await asyncio.wait_for(writer.drain(), CEILING_S)
+            sent += len(piece)
+            if reader.at_eof():
+                break
+        writer.write(b"0\r\n\r\n")
+        await asyncio.wait_for(writer.drain(), CEILING_S)
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    return sent
+
+
+def test_a_forged_request_is_refused_on_its_headers(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    """A wrong or missing secret, or another path: refused before the body is read, which here is never sent."""
+
+    async def scenario() -> None:
+        async with FakeTelegram() as fake:
+            settings = make_settings(tmp_path, trained_store, fake, webhook_secret=SECRET)
+            async with replica(settings):
+                url = fake.webhook["url"]
+                json_body = {"Content-Type": "application/json", "Content-Length": "1000"}
+                assert await response_to_headers(url, {**json_body, HEADER: "not-the-secret-0123456789"}) == 403
+                assert await response_to_headers(url, {**json_body, HEADER: SECRET[:-1]}) == 403
+                assert await response_to_headers(url, json_body) == 403
+                assert await response_to_headers(url, {**json_body, HEADER: SECRET}, path="/elsewhere") == 404
+                fake.send_text(PERSON, PERSON, "/start")  # Telegram itself is still served
+                assert await fake.deliver_webhook() == [200]
+                await fake.wait_for_sent(PERSON, 1, timeout=CEILING_S)
+
+    asyncio.run(scenario())
+
+
+def test_an_oversized_body_is_refused_without_being_read(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    """Even with the secret: a Content-Length past the cap is refused before the body is sent, and a chunked body
+    is cut off at the cap, not read on (PTB's own server reads up to 100 MB of either)."""
+
+    async def scenario() -> None:
+        async with FakeTelegram() as fake:
+            settings = make_settings(tmp_path, trained_store, fake, webhook_secret=SECRET)
+            async with replica(settings):
+                url = fake.webhook["url"]
+                good = {"Content-Type": "application/json", HEADER: SECRET}
+                big = str(90 * 1024 * 1024)
+                assert await response_to_headers(url, {**good, "Content-Length": big}) in (400, 413, None)
+                total = 64 * 1024 * 1024
+                taken = await chunked_bytes_taken(url, good, total)
+                assert taken < total
+                fake.send_text(PERSON, PERSON, "/start")  # and an update, whose body is small, still works
+                assert await fake.deliver_webhook() == [200]
+                await fake.wait_for_sent(PERSON, 1, timeout=CEILING_S)
+
+    asyncio.run(scenario())

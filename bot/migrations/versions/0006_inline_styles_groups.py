@@ -59,12 +59,44 @@ def upgrade() -> None:
     )
 
 
+# What a downgrade would drop, as (what it is, a count of the rows that hold it, the statement that lets it go),
+# in an order the statements can run in (a style's versions point at its runs).
+LOST = (
+    ("style(s)", "SELECT COUNT(*) FROM styles", "DELETE FROM styles"),
+    ("group(s)' settings", "SELECT COUNT(*) FROM chat_settings WHERE temperature IS NOT NULL OR length IS NOT NULL"
+     " OR rhyme IS NOT NULL OR style IS NOT NULL", "DELETE FROM chat_settings"),
+    ("person(s)' chosen style", "SELECT COUNT(*) FROM user_settings WHERE style IS NOT NULL",
+     "UPDATE user_settings SET style = NULL"),
+    # Left in place, a style's versions and runs would pass for the default style's (its /models, its rollback).
+    ("model version(s) of styles", "SELECT COUNT(*) FROM model_versions WHERE style IS NOT NULL",
+     "DELETE FROM model_versions WHERE style IS NOT NULL"),
+    ("fine-tune run(s) of styles", "SELECT COUNT(*) FROM training_runs WHERE style IS NOT NULL",
+     "DELETE FROM training_runs WHERE style IS NOT NULL"),
+    # (Not ``requests.title``: each title is also the first line of its request's output.)
+    ("request(s) written in a style or sent inline",
+     "SELECT COUNT(*) FROM requests WHERE style IS NOT NULL OR inline_message_id IS NOT NULL OR source <> 'chat'",
+     "UPDATE requests SET style = NULL, inline_message_id = NULL, source = 'chat'"),
+)
+
+
 def downgrade() -> None:
+    bind = op.get_bind()
     # Inline requests have no chat, which the old schema requires: refuse rather than drop them.
-    inline = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM requests WHERE chat_id IS NULL")).scalar_one()
+    inline = bind.execute(sa.text("SELECT COUNT(*) FROM requests WHERE chat_id IS NULL")).scalar_one()
     if inline:
         raise RuntimeError(f"{inline} inline requests have no chat, which revision 0005 requires; "
                            "delete them (and their ratings) first if they may go")
+    counts = [(bind.execute(sa.text(count)).scalar_one(), what, fix) for what, count, fix in LOST]
+    if lost := [(n, what, fix) for n, what, fix in counts if n]:
+        styles = [name for (name,) in bind.execute(sa.text("SELECT name FROM styles ORDER BY name"))]
+        raise RuntimeError(
+            "not downgrading below 0006, which would drop "
+            + "; ".join(f"{n} {what}" for n, what, _ in lost)
+            + (f" (styles: {', '.join(styles)})" if styles else "")
+            + ". Nothing was changed. To go ahead, back up the database, let them go ("
+            + "; ".join(fix for _, _, fix in lost)
+            + ") and downgrade again"
+        )
     op.drop_table("styles")
     op.drop_table("chat_settings")
     for table in ("training_runs", "model_versions", "user_settings"):
