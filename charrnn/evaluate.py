@@ -21,6 +21,7 @@ characters, none loses by knowing fewer. The n-gram baselines use the same rule.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,6 +99,11 @@ class HeldOut:
         targets = [target(k) for k in range(1, len(chars))]
         return cls(torch.tensor(ids), torch.tensor(targets), torch.tensor(owner[1:]), outside, missing)
 
+    def head(self, chars: int) -> HeldOut:
+        """The same text cut to its first ``chars`` scored characters (one at least): a cheaper evaluation."""
+        n = max(1, min(chars, len(self.targets)))
+        return HeldOut(self.inputs[: n + 1], self.targets[:n], self.groups[:n], self.outside, self.missing)
+
     @classmethod
     def of_ids(cls, ids: torch.Tensor, vocab_size: int) -> HeldOut:
         """Ids already in the model's vocabulary, whose reference is that vocabulary (``<unk>``: unknown)."""
@@ -134,16 +140,12 @@ def position_logprobs(
     stream_chars: int = 4096,
 ) -> torch.Tensor:
     """The log-probability of every target under the rule, ``(N - 1,)`` float64, in text order."""
-    if isinstance(data, torch.Tensor):
-        if data.dim() != 1 or len(data) < 2:
-            raise ValueError("evaluation needs at least two characters of text")
-        data = HeldOut.of_ids(data, model.config.vocab_size)
+    data = _held_out(model, data)
     device = device or next(model.parameters()).device
     ids, targets, groups = data.inputs, data.targets, data.groups
     outside, missing = data.outside.to(device), data.missing.to(device)
     n = len(ids) - 1
-    streams = max(1, min(32, n // stream_chars))
-    per_stream = n // streams
+    streams, per_stream = _layout(n, stream_chars)
     used = per_stream * streams
 
     def shaped(values: torch.Tensor) -> torch.Tensor:
@@ -170,6 +172,48 @@ def position_logprobs(
                                 outside, missing).cpu().reshape(-1))
     model.train(was_training)
     return torch.cat(out)
+
+
+def estimate_seconds(
+    model: LanguageModel,
+    data: HeldOut | torch.Tensor,
+    device: torch.device | None = None,
+    seq_len: int = 256,
+    stream_chars: int = 4096,
+) -> float:
+    """How long ``evaluate`` (same arguments) will take, from timing its first window: the windows run one
+    after the other, each as long as the first. Lets a caller with a deadline keep time for an evaluation
+    before running it. The window runs twice and the second is timed: the first pays for warming up."""
+    data = _held_out(model, data)
+    device = device or next(model.parameters()).device
+    n = len(data.inputs) - 1
+    streams, per_stream = _layout(n, stream_chars)
+    windows = math.ceil(per_stream / seq_len) + (1 if per_stream * streams < n else 0)
+    window = min(seq_len, per_stream)
+    first = data.inputs[: streams * per_stream].reshape(streams, per_stream)[:, :window].to(device)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for _ in range(2):
+            started = time.perf_counter()
+            logits, _ = model(first)
+            torch.log_softmax(logits.float(), dim=-1).cpu()
+    model.train(was_training)
+    return (time.perf_counter() - started) * windows
+
+
+def _held_out(model: LanguageModel, data: HeldOut | torch.Tensor) -> HeldOut:
+    if isinstance(data, torch.Tensor):
+        if data.dim() != 1 or len(data) < 2:
+            raise ValueError("evaluation needs at least two characters of text")
+        return HeldOut.of_ids(data, model.config.vocab_size)
+    return data
+
+
+def _layout(n: int, stream_chars: int) -> tuple[int, int]:
+    """(streams, characters per stream) that ``n`` targets are scored in."""
+    streams = max(1, min(32, n // stream_chars))
+    return streams, n // streams
 
 
 def _charged(

@@ -16,6 +16,7 @@ import torch
 
 from charrnn.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from charrnn.data import BatchSource, ConsecutiveSampling, RandomSampling, ReplayMix, sha256_text, split_corpus
+from charrnn.deadline import Deadline
 from charrnn.evaluate import HeldOut, reference_vocab
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.sample import SampleConfig, generate
@@ -199,8 +200,10 @@ def train_model(
     resume: bool = False,
     checkpoint_every_s: float = 30.0,
     init: InitFrom | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[TrainResult, CharRNN, Vocab]:
     """Train on ``text``; with ``out_dir``, keep best/last checkpoints there (and resume from last).
+    With ``deadline``, training, its last validation and its checkpoints are done by then.
 
     With ``init``, the model starts as that checkpoint, its vocabulary grown append-only with the new
     corpus's characters (old prompts keep their outputs until training moves them).
@@ -266,5 +269,5 @@ def train_model(
         for cb in callbacks:
             cb(event)
 
-    result = trainer.run(fan_out)
+    result = trainer.run(fan_out, deadline)
     return result, trainer.model, corpus.vocab

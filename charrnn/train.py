@@ -16,10 +16,16 @@ from typing import Any, Literal
 import torch
 
 from charrnn.data import BatchSource
-from charrnn.evaluate import EvalResult, HeldOut, evaluate
+from charrnn.deadline import Clock, Deadline
+from charrnn.evaluate import EvalResult, HeldOut, estimate_seconds, evaluate
 from charrnn.model import CharRNN, State, detach_state
 
 Sampling = Literal["random", "consecutive"]
+Validation = HeldOut | torch.Tensor | Sequence[HeldOut]
+# With a deadline, one validation takes at most this share of the time the run has: longer held-out text is
+# cut to its head (the same head at every epoch, so epochs still compare), never below MIN_VALIDATION_CHARS.
+VALIDATION_SHARE = 0.2
+MIN_VALIDATION_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,9 @@ class TrainResult:
     chars_per_s: float
     stopped: Literal["epochs", "early_stop", "time_budget", "diverged"]
     history: list[dict[str, float]] = field(default_factory=list)
+    # What the last validation took, and how many characters it scored: what scoring them again costs.
+    val_seconds: float | None = None
+    val_chars: int = 0
 
     @property
     def best_val_ppl(self) -> float:
@@ -160,7 +169,7 @@ class Trainer:
         self,
         model: CharRNN,
         source: BatchSource,
-        val: HeldOut | torch.Tensor | Sequence[HeldOut],
+        val: Validation,
         config: TrainConfig,
         device: torch.device | None = None,
         sampler: Callable[[CharRNN, str], str] | None = None,
@@ -204,13 +213,41 @@ class Trainer:
         self.best_epoch = -1
         self.bad_epochs = 0
         self.history: list[dict[str, float]] = []
+        # What one validation, and the callback's handling of its event (checkpoint writes), took last:
+        # the time a run with a deadline keeps for them after its last step. Not saved: a resumed run
+        # measures again.
+        self.val_seconds: float | None = None
+        self.val_chars = 0
+        self.eval_event_seconds = 0.0
         torch.manual_seed(config.seed)
 
-    def _validate(self) -> EvalResult:
+    def _validate(self, clock: Clock) -> EvalResult:
+        started = clock()
+        result = self._evaluate()
+        self.val_seconds, self.val_chars = clock() - started, result.chars
+        return result
+
+    def _evaluate(self) -> EvalResult:
         if isinstance(self.val, HeldOut | torch.Tensor):
             return evaluate(self.model, self.val, self.device)
         results = [evaluate(self.model, part, self.device) for part in self.val]
         return EvalResult(nll=sum(r.nll for r in results) / len(results), chars=sum(r.chars for r in results))
+
+    def _fit_validation(self, seconds: float) -> None:
+        """Make one validation fit ``VALIDATION_SHARE`` of ``seconds``, estimated from its first window; on a
+        busy machine, scoring a large model on all of a long held-out text can take longer than the run."""
+        parts = [self.val] if isinstance(self.val, HeldOut | torch.Tensor) else list(self.val)
+        estimate = sum(estimate_seconds(self.model, part, self.device) for part in parts)
+        fraction = min(1.0, VALIDATION_SHARE * seconds / max(estimate, 1e-9))
+        if fraction < 1.0:
+            self.val = _head(self.val, fraction)
+        self.val_seconds = estimate * fraction
+
+    def _finish_seconds(self, step_seconds: float) -> float:
+        """What a run with a deadline must keep after this step: one more step (the check comes after it),
+        the final validation (as long as the last one, or as estimated) with a quarter more for a busier
+        machine, and the checkpoint writes that follow it."""
+        return step_seconds + 1.25 * (self.val_seconds or 0.0) + self.eval_event_seconds
 
     def lr_at(self, progress: float) -> float:
         """Linear warmup, then cosine decay to ``min_lr_ratio`` of the peak."""
@@ -241,14 +278,23 @@ class Trainer:
         self.scaler.update()
         return float(loss.detach()), detach_state(state)
 
-    def run(self, callback: Callback | None = None) -> TrainResult:
+    def run(self, callback: Callback | None = None, deadline: Deadline | None = None) -> TrainResult:
+        """Train until the epochs, early stopping, ``max_minutes`` or ``deadline`` end it.
+
+        ``deadline`` bounds the whole call, the last validation and the callback's handling of its event
+        included: training stops early enough for them to end by then (a first step always runs).
+        """
         emit = callback or (lambda event: None)
+        # What the run keeps time for is timed on the deadline's own clock.
+        clock = deadline.clock if deadline is not None else time.perf_counter
         cfg = self.config
         budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
         chars_per_batch = cfg.batch_size * cfg.seq_len
         stopped: Literal["epochs", "early_stop", "time_budget", "diverged"] = "epochs"
         started = time.perf_counter() - self.elapsed
         chars_seen = 0
+        if deadline is not None and self.val_seconds is None:
+            self._fit_validation(deadline.remaining())
         self.model.train()
         while self.epoch < cfg.epochs:
             losses: list[float] = []
@@ -257,6 +303,7 @@ class Trainer:
             for index, (x, y) in enumerate(self.source.epoch(self.epoch)):
                 if index < self.step_in_epoch:
                     continue  # resuming: these batches were consumed before the interruption
+                step_started = clock()
                 loss, new_state = self._train_step(x, y, state if self.source.carries_state else None)
                 state = new_state
                 self.carry = state if self.source.carries_state else None
@@ -273,12 +320,16 @@ class Trainer:
                 if budget is not None and self.elapsed >= budget:
                     stopped = "time_budget"
                     break
+                step_seconds = clock() - step_started
+                if deadline is not None and deadline.remaining() <= self._finish_seconds(step_seconds):
+                    stopped = "time_budget"
+                    break
             finished_epoch = stopped not in ("time_budget", "diverged")
             if finished_epoch:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self.carry = None
-            val = self._validate()
+            val = self._validate(clock)
             is_best = math.isfinite(val.nll) and val.nll < self.best_val_nll
             if is_best:
                 self.best_val_nll, self.best_epoch, self.bad_epochs = val.nll, self.epoch, 0
@@ -298,7 +349,9 @@ class Trainer:
                 }
             )
             final = stopped != "epochs" or self.epoch >= cfg.epochs
+            emitting = clock()
             emit(EvalEvent(self.epoch, self.step, train_loss, val, is_best, final))
+            self.eval_event_seconds = max(self.eval_event_seconds, clock() - emitting)
             if (
                 self.sampler
                 and cfg.sample_every
@@ -319,6 +372,8 @@ class Trainer:
             chars_per_s=self.step * chars_per_batch / max(seconds, 1e-9),
             stopped=stopped,
             history=self.history,
+            val_seconds=self.val_seconds,
+            val_chars=self.val_chars,
         )
 
     # --- exact resume -------------------------------------------------------------------------------
@@ -371,3 +426,16 @@ class Trainer:
         self.best_val_nll = math.inf if meta["best_val_nll"] is None else meta["best_val_nll"]
         self.best_epoch, self.bad_epochs = meta["best_epoch"], meta["bad_epochs"]
         self.history = list(meta["history"])
+
+
+def _head(val: Validation, fraction: float) -> Validation:
+    """``fraction`` of each held-out text, from its start; ``MIN_VALIDATION_CHARS`` at least."""
+
+    def chars(n: int) -> int:
+        return max(MIN_VALIDATION_CHARS, int(fraction * n))
+
+    if isinstance(val, torch.Tensor):
+        return val[: chars(len(val) - 1) + 1]
+    if isinstance(val, HeldOut):
+        return val.head(chars(len(val.targets)))
+    return [part.head(chars(len(part.targets))) for part in val]

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.process
+import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +39,7 @@ class ProcessRunner:
         self.process: multiprocessing.process.BaseProcess | None = None
 
     async def run(self, spec_path: Path) -> int | None:
-        process = multiprocessing.get_context("spawn").Process(target=run_job, args=(str(spec_path),),
+        process = multiprocessing.get_context("spawn").Process(target=train_child, args=(str(spec_path), os.getpid()),
                                                                name="lyricbot-finetune", daemon=True)
         process.start()
         self.process = process
@@ -52,3 +55,38 @@ class ProcessRunner:
     def interrupt(self) -> None:
         if self.process is not None and self.process.is_alive():
             self.process.kill()
+
+
+PARENT_GONE = 70  # the exit status of a trainer whose parent died; nobody is left to read it but init
+
+
+def train_child(spec_path: str, parent_pid: int) -> None:
+    """The spawned process: ``run_job``, ended as soon as the process that started it is gone.
+
+    A parent that is SIGKILLed (or dies any way that skips its clean-up) cannot kill its trainer, which would
+    train on for its whole budget, an orphan holding a core and writing into MODEL_DIR.
+    """
+    watch_parent(parent_pid)
+    run_job(spec_path)
+
+
+def watch_parent(parent_pid: int) -> None:
+    """Exit this process the moment its parent ``parent_pid`` dies, however it dies.
+
+    ``multiprocessing`` leaves the child the read end of a pipe whose write end only the parent holds
+    (``parent_process().sentinel``): the kernel closes it when the parent exits, so a thread blocked on it wakes
+    at once, with no polling. A parent already gone before this ran has another pid as the child's parent.
+    """
+    if os.getppid() != parent_pid:
+        log.error("the process that started this fine-tune (pid %d) is gone: not training", parent_pid)
+        os._exit(PARENT_GONE)
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing: no pipe to watch
+        return
+    sentinel = parent.sentinel
+
+    def wait() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(PARENT_GONE)  # from a thread: sys.exit would end the thread, not the process
+
+    threading.Thread(target=wait, name="parent-watch", daemon=True).start()

@@ -20,6 +20,7 @@ from bot.db.repos.training import VersionRecord
 from bot.services.generation import LoadedModel
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path, write_atomic
 from charrnn.data import demo_corpus_path, load_corpus
+from charrnn.deadline import Deadline
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
 from charrnn.train import Callback, TrainConfig, select_device
@@ -117,6 +118,7 @@ class ModelStore:
         from_base: bool = False,
         activate: bool = True,
         prefix: str = "v",
+        deadline: Deadline | None = None,
     ) -> str:
         """Train a model on the corpus into a new version directory and make it active.
 
@@ -124,7 +126,11 @@ class ModelStore:
         corpus model started from the base's embeddings and the base fine-tuned) instead of random weights.
         ``activate`` False: leave ``ACTIVE`` alone (a new style's first version: the style row points at it);
         ``prefix`` starts the directory's name, so a style's versions are told apart on disk.
+        ``deadline`` (default: ``minutes`` from now): when all of it, the version in place, is done; a command
+        that started its clock earlier (``lyricbot train``) passes its own, so the budget covers the command.
+        The work directory (training state, the components' last checkpoints) is removed, finished or not.
         """
+        deadline = deadline or Deadline.after(60 * minutes)
         text = self.corpus_text(corpus_path)
         version = time.strftime(f"{prefix}%Y%m%d-%H%M%S", time.gmtime())
         work = self.model_dir / "runs" / version
@@ -136,15 +142,18 @@ class ModelStore:
             minutes,
             "from the pretrained base" if from_base else "from scratch",
         )
-        if from_base:
-            base = load_checkpoint(BASE, device=select_device(self.device))
-            recipe = TransferConfig(minutes=minutes, device=self.device,
-                                    corpus_model=model_config or ModelConfig(vocab_size=1))
-            result = transfer(text, base, work, recipe, callback=callback)
-            result.checkpoint.rename(self.model_dir / version)
-        else:
-            train_model(text, model_config, config, out_dir=work, callback=callback)
-            (work / "best").rename(self.model_dir / version)
+        try:
+            if from_base:
+                base = load_checkpoint(BASE, device=select_device(self.device))
+                recipe = TransferConfig(minutes=minutes, device=self.device,
+                                        corpus_model=model_config or ModelConfig(vocab_size=1))
+                result = transfer(text, base, work, recipe, callback=callback, deadline=deadline)
+                result.checkpoint.rename(self.model_dir / version)
+            else:
+                train_model(text, model_config, config, out_dir=work, callback=callback, deadline=deadline)
+                (work / "best").rename(self.model_dir / version)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         if activate:
             self.activate(version)
         return version

@@ -1,4 +1,4 @@
-"""Training text added after the first model, stored once per content whatever name it came under."""
+"""Training text added after the first model, stored once per content and style whatever name it came under."""
 
 from __future__ import annotations
 
@@ -28,15 +28,17 @@ class DocumentRecord:
 
 
 async def add_document(
-    session: AsyncSession, *, name: str, text: str, added_by: int | None
+    session: AsyncSession, *, name: str, text: str, added_by: int | None, style: str | None = None
 ) -> tuple[DocumentRecord, bool]:
-    """Store a corpus document; ``(existing, False)`` if the same text was stored before, under any name."""
+    """Store a corpus document for ``style`` (None: the default style); ``(existing, False)`` if the same text was
+    stored for that style before, under any name. Another style's copy does not count: each trains its own."""
     sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     row, created = await get_or_insert(
         session,
-        lambda: _document_by_sha256(session, sha256),
+        lambda: _document_by_sha256(session, sha256, style),
         lambda: CorpusDocument(
-            sha256=sha256, name=storable(name[:DOCUMENT_NAME_MAX]), text=text, chars=len(text), added_by=added_by
+            sha256=sha256, name=storable(name[:DOCUMENT_NAME_MAX]), text=text, chars=len(text), added_by=added_by,
+            style=style,
         ),
     )
     return _document_record(row), created
@@ -75,8 +77,10 @@ async def document_texts(session: AsyncSession, *, ids: Sequence[int]) -> dict[i
     return texts
 
 
-async def _document_by_sha256(session: AsyncSession, sha256: str) -> CorpusDocument | None:
-    return await session.scalar(select(CorpusDocument).where(CorpusDocument.sha256 == sha256))
+async def _document_by_sha256(session: AsyncSession, sha256: str, style: str | None) -> CorpusDocument | None:
+    return await session.scalar(
+        select(CorpusDocument).where(CorpusDocument.sha256 == sha256, CorpusDocument.style.is_not_distinct_from(style))
+    )
 
 
 def _document_record(row: CorpusDocument) -> DocumentRecord:
