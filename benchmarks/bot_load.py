@@ -19,7 +19,9 @@ thread), so the cost of the broker hop and the gain of a second worker are both 
 ``--inline`` sends inline queries instead (``@Bot first words``, three candidates each, in one batch), Poisson
 arrivals at ``--rate``, each person's words drawn from a list, so some repeat and are answered from the bot's
 cache (counted apart). Latency is from the query's arrival at the server to the bot's answerInlineQuery; a query
-never answered is lost. Every fourth answered query's first result is chosen, and must become a request row.
+never answered is lost. A query its person's next one supersedes (as typing on does) is answered with no results
+and counted apart too: nobody sees it, so it is neither lost nor in the latencies. Every fourth answered query's
+first result is chosen, and must become a request row.
 """
 
 from __future__ import annotations
@@ -171,15 +173,18 @@ async def inline_run(model_dir: Path, corpus: Path, work: Path, args: argparse.N
                 if rows >= chosen:
                     break
                 await asyncio.sleep(0.1)
-    latencies, fresh, hints, cached = [], [], 0, 0
+    latencies, fresh, hints, cached, superseded = [], [], 0, 0, 0
     seen: set[str] = set()  # result ids already given: a repeat is an answer from the cache
     for _, _, query_id in asked:
         answer = fake.inline_answers.get(query_id)
         if answer is None:
             continue
+        ids = [r["id"] for r in answer["results"]]
+        if not ids:  # the person's next query took its place: answered with nothing to show
+            superseded += 1
+            continue
         latency = answer["answered_at"] - fake.inline_asked_at[query_id]
         latencies.append(latency)
-        ids = [r["id"] for r in answer["results"]]
         if ids == ["hint"]:
             hints += 1
         elif ids[0] in seen:
@@ -193,7 +198,8 @@ async def inline_run(model_dir: Path, corpus: Path, work: Path, args: argparse.N
         "generated": len(fresh),
         "cached": cached,
         "hints": hints,
-        "lost": len(asked) - len(latencies),
+        "superseded": superseded,
+        "lost": len(asked) - len(latencies) - superseded,
         "chosen": chosen,
         "rows": rows,
         "throughput": len(latencies) / (finished - started),
@@ -385,10 +391,11 @@ def report_inline(r: dict[str, float], args: argparse.Namespace) -> None:
     arrivals = f"Poisson arrivals at {args.rate:g}/s" if args.rate > 0 else "all sent at once"
     print(f"{args.requests} inline queries (3 candidates of up to {args.length} characters each) from {args.people} "
           f"people, {arrivals}, model {'base' if args.base else args.model_dir or 'trained'}")  # fmt: skip
-    keys = ["queries", "answered", "generated", "cached", "hints", "lost", "chosen", "rows", "throughput", "p50",
-            "p95", "p95_generated", "seconds"]  # fmt: skip
+    keys = ["queries", "answered", "generated", "cached", "hints", "superseded", "lost", "chosen", "rows",
+            "throughput", "p50", "p95", "p95_generated", "seconds"]  # fmt: skip
     print_table(keys, [tuple(r[k] for k in keys)])
-    print("throughput: answers per second, first query to last answer; p95_generated: answers that generated")
+    print("throughput: answers per second, first query to last answer; p95_generated: answers that generated; "
+          "superseded: dropped for the same person's next query (answered empty, not lost)")  # fmt: skip
     # A busy or timeout hint is an answer, but not lyrics: the verdict counts it as a miss.
     served = r["lost"] == 0 and r["hints"] == 0 and r["rows"] == r["chosen"]
     print(f"nothing lost (every query got lyrics, no hint): {served}; p95 under 1 s: {r['p95'] < 1.0}")

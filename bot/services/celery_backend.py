@@ -14,6 +14,11 @@ that task for good. So the bot sends a task again, under the same id, when no wo
 for a visibility timeout while nothing waits in the queue: it is then neither waiting nor running.
 Fine-tunes are acknowledged at once: they are long and not idempotent, and a killed one is recorded as
 interrupted, as on one machine.
+
+Withdrawal: a request nobody waits for any more (a superseded inline query, a timeout) must not run. Its task
+is taken out of the queue if no worker has it yet, so it no longer counts as waiting work ("busy") either;
+otherwise it is revoked, which every live worker remembers: one that has not started it discards it, and one
+running it drops it from its batch (``bot.worker``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -48,6 +54,10 @@ FINETUNE = "lyricbot.finetune"
 GENERATION_QUEUE = "generation"
 TRAINING_QUEUE = "training"
 RESULTS_CLIENT_NAME = "lyricbot-bot-results"  # the bot's Redis connections, as CLIENT LIST shows them
+
+
+class InvalidJob(ValueError):
+    """A worker refused a generation task whose job breaks the bot's limits (a forged or foreign task)."""
 
 
 class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
@@ -191,6 +201,25 @@ class ResultPoller:
     def started(self, task_id: str) -> bool:
         return task_id in self._started
 
+    async def withdraw(self, task_id: str) -> int:
+        """Take a task out of the generation queue where no worker has taken it yet; the copies removed.
+
+        Kombu keeps a Redis queue as a list of JSON messages with the task id in their headers (the list
+        ``depth`` counts). A worker may take the task meanwhile: then nothing is removed.
+        """
+        removed = 0
+        for raw in await self.broker.lrange(self.queue_key, 0, -1):
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # not a message of ours: left alone
+                message = _text(raw)  # JSON, so UTF-8: the same bytes go back to LREM
+                if task_id in message and json.loads(message)["headers"]["id"] == task_id:
+                    removed += int(await self.broker.lrem(self.queue_key, 0, message))
+        for _ in range(removed):  # no longer waiting: busy answers go by the queue that is left
+            if self.sent_since_read > 0:
+                self.sent_since_read -= 1
+            else:
+                self.depth = max(0, self.depth - 1)
+        return removed
+
     async def _sweep_forever(self) -> None:
         failures = 0
         while True:
@@ -292,6 +321,7 @@ class CeleryGenerationBackend:
         self.poller = ResultPoller(self.app, settings)
         self._finished: collections.deque[float] = collections.deque(maxlen=256)  # completion times
         self._job_seconds = 1.0
+        self._withdrawing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.poller.redis.ping()  # fail at start-up, not at the first request
@@ -299,6 +329,8 @@ class CeleryGenerationBackend:
         self.poller.start()
 
     async def close(self) -> None:
+        if self._withdrawing:  # tasks of superseded requests: taken out before the connections go
+            await asyncio.wait(self._withdrawing, timeout=5.0)
         await self.poller.close()
 
     @property
@@ -333,8 +365,10 @@ class CeleryGenerationBackend:
         future = self.poller.expect(task_id)
         started = time.monotonic()
         deadline = started + timeout
+        # Shielded: a caller cancelled mid-send must not leave a task in the queue behind its withdrawal.
+        sending = asyncio.ensure_future(self._send(task_id, job, timeout))
         try:
-            await self._send(task_id, job, timeout)
+            await asyncio.shield(sending)
             sent = time.monotonic()
             while True:
                 remaining = deadline - time.monotonic()
@@ -347,16 +381,35 @@ class CeleryGenerationBackend:
                     if self._lost(task_id, since=sent):
                         log.warning("task %s was neither waiting nor started after %.0f s: sending it again",
                                     task_id, time.monotonic() - sent)
-                        await self._send(task_id, job, deadline - time.monotonic())
+                        sending = asyncio.ensure_future(self._send(task_id, job, deadline - time.monotonic()))
+                        await asyncio.shield(sending)
                         sent = time.monotonic()
         except TimeoutError:
-            await asyncio.to_thread(self.app.control.revoke, task_id)
+            await self._withdraw(task_id, sending)
+            raise
+        except asyncio.CancelledError:  # nobody waits for it any more (a superseded inline query): it must not run
+            withdrawal = asyncio.create_task(self._withdraw(task_id, sending), name=f"withdraw-{task_id}")
+            self._withdrawing.add(withdrawal)
+            withdrawal.add_done_callback(self._withdrawing.discard)
             raise
         finally:
             self.poller.forget(task_id)
         self._finished.append(time.monotonic())
         self._job_seconds = 0.8 * self._job_seconds + 0.2 * (time.monotonic() - started)
         return decode_result(payload)
+
+    async def _withdraw(self, task_id: str, sending: asyncio.Future[None]) -> None:
+        """Take the task out of the queue, or, where a worker already has it, revoke it."""
+        try:
+            with contextlib.suppress(Exception):  # a failed send: there is nothing in the queue
+                await sending
+            if await self.poller.withdraw(task_id):
+                log.info("task %s withdrawn from the queue before any worker took it", task_id)
+                return
+            await asyncio.to_thread(self.app.control.revoke, task_id)
+            log.info("task %s revoked", task_id)
+        except Exception:  # Redis away: the task's expiry still keeps workers from running it late
+            log.warning("could not withdraw task %s", task_id, exc_info=True)
 
     async def _send(self, task_id: str, job: GenerationJob, timeout: float) -> None:
         await asyncio.to_thread(

@@ -8,6 +8,10 @@ Telegram's 64 bytes), so that the ``chosen_inline_result`` Telegram sends later 
 the exact text that went out. The same cache answers a person's identical query (same words, same settings)
 without generating again, and a query already being generated is awaited rather than started twice.
 
+A newer query of the same person supersedes the older one (Telegram shows only the answer to the words in the
+box): the older generation is stopped, and it is answered with no results. A generation that started still
+counts against the person's rate limit, as ``/write`` does: typing on is not a free generator.
+
 Telegram gives no chat for inline messages: the row has ``source='inline'``, no chat, and the message's
 ``inline_message_id``, which is how a rating pressed under it finds its request.
 """
@@ -115,7 +119,9 @@ class InlineService:
         self.max_entries = max_entries
         self._by_token: OrderedDict[str, _Entry] = OrderedDict()
         self._by_query: dict[tuple[int, str, Preferences], str] = {}
-        self._in_flight: dict[tuple[int, str, Preferences], asyncio.Future[InlineOutcome]] = {}
+        # A query being generated: its answer's future, and the generation (which a newer query may supersede).
+        self._in_flight: dict[tuple[int, str, Preferences], tuple[asyncio.Future[InlineOutcome],
+                                                                   asyncio.Task[InlineOutcome]]] = {}
         self._choosing: dict[str, asyncio.Future[int | None]] = {}
         self._latest: dict[int, asyncio.Task[InlineOutcome]] = {}  # per person: the generation of their latest query
 
@@ -136,17 +142,18 @@ class InlineService:
         key = (person.user_id, query, prefs)
         if (cached := self._fresh(key)) is not None:
             return self._lyrics(cached, cached=True)
-        if (running := self._in_flight.get(key)) is not None:  # the same query again while it is being written
-            outcome = await asyncio.shield(running)
-            return InlineLyrics(outcome.query, outcome.candidates, cached=True) if isinstance(
-                outcome, InlineLyrics) else outcome  # fmt: skip
+        running = self._in_flight.get(key)
+        if running is not None and self._latest.get(person.user_id) is running[1]:
+            return await self._join(running[0])  # the same words again while they are being written
+        # Not joined when a newer query superseded that generation: it ends with no answer to share.
         future: asyncio.Future[InlineOutcome] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
         # Telegram sends a query at every pause in typing: a newer one from the same person makes the older one's
-        # answer unseen, so its generation stops (its rows leave the batch) and its rate-limit slot comes back.
+        # answer unseen, so its generation stops (its rows leave the batch, its Celery task is revoked). The
+        # older one's rate-limit slot stays spent: the generation started.
         if (older := self._latest.get(person.user_id)) is not None and not older.done():
             older.cancel()
         task = self._latest[person.user_id] = asyncio.create_task(self._generate(person, query, prefs, key))
+        self._in_flight[key] = (future, task)
         try:
             outcome = await task
             future.set_result(outcome)
@@ -163,21 +170,36 @@ class InlineService:
             future.exception()  # retrieved here: a waiter may never come
             raise
         finally:
-            del self._in_flight[key]
+            if (mine := self._in_flight.get(key)) is not None and mine[0] is future:  # not a newer one's
+                del self._in_flight[key]
             if self._latest.get(person.user_id) is task:
                 del self._latest[person.user_id]
+
+    @staticmethod
+    async def _join(running: asyncio.Future[InlineOutcome]) -> InlineOutcome:
+        """The outcome of an identical query already being generated; superseded with it if a newer one came."""
+        try:
+            outcome = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if running.cancelled() and (current is None or not current.cancelling()):
+                return InlineHint("superseded")
+            raise
+        return InlineLyrics(outcome.query, outcome.candidates, cached=True) if isinstance(
+            outcome, InlineLyrics) else outcome  # fmt: skip
 
     async def _generate(
         self, person: Person, query: str, prefs: Preferences, key: tuple[int, str, Preferences]
     ) -> InlineOutcome:
         """Generate, within the person's rate limit; the answer is cached under ``key``."""
         # The chat path's limiter: inline queries and /write share each person's budget. Only generations
-        # count: hints and cached answers cost nothing, and a person typing sends many queries.
+        # count: hints, cached answers and queries joining an identical one cost nothing. A superseded
+        # generation counts too: refunding it let a person typing on keep the generator busy for free.
         wait = self.lyrics.limiter.check(person.user_id)
         if wait > 0:
             log.info("rate limited %s's inline query for %.0f s", person.user_id, wait)
             return InlineHint("rate_limited", seconds=math.ceil(wait))
-        job = GenerationJob(prefix=query, temperature=prefs.temperature, length=min(prefs.length, INLINE_MAX_LENGTH),
+        job = GenerationJob(prefix=query, temperature=prefs.temperature, length=self._length(prefs),
                             candidates=INLINE_CANDIDATES, rhyme=prefs.rhyme, version=prefs.version, style=prefs.style,
                             titles=self.lyrics.settings.title_candidates)  # fmt: skip
         started = time.monotonic()
@@ -185,9 +207,6 @@ class InlineService:
             result = await self.lyrics.backend.generate(
                 job, timeout=min(self.lyrics.settings.request_timeout_s, INLINE_TIMEOUT_S)
             )
-        except asyncio.CancelledError:  # superseded: the person typed on before it was written
-            self.lyrics.limiter.refund(person.user_id)
-            raise
         except QueueFull as busy:
             return InlineHint("busy", seconds=math.ceil(busy.wait_s))
         except TimeoutError:
@@ -211,6 +230,10 @@ class InlineService:
         )
         self._store(key, entry)
         return self._lyrics(entry, cached=False)
+
+    def _length(self, prefs: Preferences) -> int:
+        """Short, for a person typing; never below ``min_length``, which workers hold every job to."""
+        return min(prefs.length, max(INLINE_MAX_LENGTH, self.lyrics.settings.min_length))
 
     def _lyrics(self, entry: _Entry, cached: bool) -> InlineLyrics:
         candidates = []
@@ -252,13 +275,18 @@ class InlineService:
         self, *, update_id: int, person: Person, result_id: str, inline_message_id: str | None
     ) -> int | None:
         """Record the result a person sent as an answered request; its id, or None when it was not a lyric
-        (a hint) or was chosen after the cache forgot it (logged: the text is no longer known)."""
+        (a hint), was chosen after the cache forgot it (logged: the text is no longer known), or was offered to
+        someone else (a forged update: only the person whose query produced a result may record it)."""
         token, _, index_text = result_id.partition(".")
         entry = self._by_token.get(token)
         if entry is None or not index_text.isdecimal() or int(index_text) >= len(entry.texts):
             if token != "hint":
                 log.warning("chosen inline result %r is not in the cache (expired, or from before a restart); "
                             "not recorded", result_id)  # fmt: skip
+            return None
+        if entry.user_id != person.user_id:  # Telegram sends a pick only to the person who asked: this is forged
+            log.warning("inline result %r was offered to %s, not to %s who chose it: not recorded", result_id,
+                        entry.user_id, person.user_id)
             return None
         waiting: asyncio.Future[int | None] | None = None
         if inline_message_id is not None:  # a rating pressed at once waits for this row rather than finding none
@@ -272,7 +300,7 @@ class InlineService:
                     session, update_id=update_id, user_id=person.user_id, inline_message_id=inline_message_id,
                     prefix=entry.query, output=entry.texts[int(index_text)], title=entry.titles[int(index_text)],
                     temperature=entry.prefs.temperature, style=entry.prefs.style,
-                    length=min(entry.prefs.length, INLINE_MAX_LENGTH), rhyme=entry.prefs.rhyme,
+                    length=self._length(entry.prefs), rhyme=entry.prefs.rhyme,
                     model_version=entry.model_version, latency_ms=entry.latency_ms,
                 )  # fmt: skip
             if not created:

@@ -4,6 +4,7 @@ the chosen result recorded as a request, stars under the inline message, and the
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -52,7 +53,45 @@ def counted_jobs(h: Harness) -> Iterator[list[GenerationJob]]:
 
 async def inline(h: Harness, text: str, user: int = USER) -> tuple[str, dict[str, Any]]:
     query_id = h.fake.send_inline_query(user, text)
-    return query_id, await h.fake.wait_for_inline_answer(query_id, timeout=30)
+    return query_id, await h.fake.wait_for_inline_answer(query_id, timeout=90)
+
+
+class Gate:
+    """The generation backend held shut: each job is counted as it arrives and waits until ``opened``; a job
+    cancelled while it waits (a superseded query) unwinds only once ``unwound`` is set, as a backend that has
+    work to do on cancellation (revoking a Celery task) does."""
+
+    def __init__(self) -> None:
+        self.jobs: list[GenerationJob] = []
+        self.opened = asyncio.Event()
+        self.unwound = asyncio.Event()
+        self.unwound.set()
+        self.cancelled = 0
+
+
+@contextmanager
+def gated(h: Harness) -> Iterator[Gate]:
+    backend = h.app.bot_data.services.lyrics.backend
+    real = backend.generate
+    gate = Gate()
+
+    async def held(job: GenerationJob, timeout: float) -> GenerationResult:
+        gate.jobs.append(job)
+        try:
+            await gate.opened.wait()
+        except asyncio.CancelledError:
+            gate.cancelled += 1
+            await gate.unwound.wait()
+            raise
+        return await real(job, timeout)
+
+    backend.generate = held  # type: ignore[method-assign]
+    try:
+        yield gate
+    finally:  # nothing left held: the application waits for every handler when it stops
+        gate.unwound.set()
+        gate.opened.set()
+        backend.generate = real  # type: ignore[method-assign]
 
 
 def keyboard(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -169,35 +208,114 @@ def test_inline_rate_limit_answers_with_a_hint_and_the_cache_still_serves(
     run(scenario())
 
 
-def test_typing_on_drops_the_older_query_and_gives_its_slot_back(
+def test_typing_on_drops_the_older_query_but_its_generation_still_counts(
     tmp_path: Path, trained_store: tuple[Path, Path]
 ) -> None:
     """Telegram sends a query at every pause in typing: a newer one from the same person stops the older one's
-    generation (answered with no results), and only the words the person settled on use up their budget."""
+    generation (answered with no results). A generation that started counts against the person's rate limit, as
+    a /write does: typing on is not a free generator. Past the limit, the query is answered with a hint that
+    says to wait, not with silence."""
 
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store, rate_limit_per_minute=3) as h:
+            h.fake.add_user(USER, "Ty", "zh")
+            typed = "天青色等烟雨而我在等你"  # typed letter by letter, as a person types "分开的"
+            asked: list[str] = []
+            with gated(h) as gate:
+                for n in range(1, 4):  # 天, 天青, 天青色: each generates, each stops the one before
+                    asked.append(h.fake.send_inline_query(USER, typed[:n]))
+                    await eventually(lambda n=n: len(gate.jobs) == n)
+                for n in range(4, len(typed) + 1):  # typing on past the limit: no more generations
+                    query_id, answer = await inline(h, typed[:n])
+                    asked.append(query_id)
+                    (hint,) = answer["results"]
+                    assert hint["id"] == "hint" and "太快" in hint["title"] and answer["cache_time"] == 0
+                assert [j.prefix for j in gate.jobs] == ["天", "天青", "天青色"]
+                for query_id in asked[:3]:  # each superseded: answered empty
+                    dropped = await h.fake.wait_for_inline_answer(query_id, timeout=90)
+                    assert dropped["results"] == [] and dropped["cache_time"] == 0
+                assert gate.cancelled == 3
+            refused = await ask(h, "/write 窗外", chat=USER, user=USER)  # one budget, inline or not
+            assert "太快" in refused["text"]
+
+    run(scenario())
+
+
+def test_typing_on_answers_the_words_the_person_settled_on(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     async def scenario() -> None:
         async with bot_running(tmp_path, trained_store, rate_limit_per_minute=2) as h:
             h.fake.add_user(USER, "Ty", "en")
-            backend = h.app.bot_data.services.lyrics.backend
-            with counted_jobs(h) as jobs:
-                counting = backend.generate
-
-                async def slow(job: GenerationJob, timeout: float) -> GenerationResult:
-                    await asyncio.sleep(1.0)  # long enough for the person to type on
-                    return await counting(job, timeout)
-
-                backend.generate = slow  # type: ignore[method-assign]
+            with gated(h) as gate:
                 first = h.fake.send_inline_query(USER, "the")
-                await asyncio.sleep(0.3)
-                _, settled = await inline(h, "the night")
-                dropped = await h.fake.wait_for_inline_answer(first, timeout=30)
+                await eventually(lambda: len(gate.jobs) == 1)
+                settled = h.fake.send_inline_query(USER, "the night")
+                await eventually(lambda: len(gate.jobs) == 2)
+                gate.opened.set()
+                dropped = await h.fake.wait_for_inline_answer(first, timeout=90)
+                answer = await h.fake.wait_for_inline_answer(settled, timeout=90)
             assert dropped["results"] == [] and dropped["cache_time"] == 0
-            assert settled["results"] and settled["results"][0]["id"] != "hint"
-            assert [j.prefix for j in jobs] == ["the night"]  # the dropped one never reached the worker
-            _, next_one = await inline(h, "the road")  # the second of two slots: the dropped query cost none
-            assert next_one["results"][0]["id"] != "hint"
-            _, limited = await inline(h, "the sea")
+            assert answer["results"] and answer["results"][0]["id"] != "hint"
+            _, cached = await inline(h, "the night")  # the same words again: the cache, free
+            assert cached["results"][0]["id"] == answer["results"][0]["id"]
+            _, limited = await inline(h, "the road")  # two generations started: the budget of two is spent
             assert limited["results"][0]["id"] == "hint"
+
+    run(scenario())
+
+
+def test_an_identical_query_waiting_on_a_superseded_one_is_answered(
+    tmp_path: Path, trained_store: tuple[Path, Path]
+) -> None:
+    """The same words twice share one generation. If a newer query supersedes it, the second one is answered
+    (empty, as the first); and the same words typed again after that get a generation of their own rather than
+    waiting on the one being dropped."""
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store) as h:
+            h.fake.add_user(USER, "Id", "en")
+            service = h.app.bot_data.services.inline
+            assert service is not None
+            lyrics = service.lyrics
+            real_vocab = lyrics.vocab
+            looked = 0  # queries past their last await before the cache and the in-flight check
+
+            async def vocab(prefs: Any) -> Any:
+                nonlocal looked
+                result = await real_vocab(prefs)
+                looked += 1
+                return result
+
+            lyrics.vocab = vocab  # type: ignore[method-assign]
+            with gated(h) as gate:
+                # the night, the night (waits on the first), the road: both the night queries are superseded.
+                first = h.fake.send_inline_query(USER, "the night")
+                await eventually(lambda: len(gate.jobs) == 1)
+                again = h.fake.send_inline_query(USER, "the night")
+                await eventually(lambda: looked == 2)  # it is waiting on the first one's generation
+                assert len(gate.jobs) == 1
+                newer = h.fake.send_inline_query(USER, "the road")
+                await eventually(lambda: len(gate.jobs) == 2)
+                for query_id in (first, again):
+                    dropped = await h.fake.wait_for_inline_answer(query_id, timeout=90)
+                    assert dropped["results"] == [] and dropped["cache_time"] == 0
+
+                # the sea, the wind (supersedes it; the sea's generation is slow to unwind), the sea again.
+                gate.unwound.clear()
+                sea = h.fake.send_inline_query(USER, "the sea")
+                await eventually(lambda: len(gate.jobs) == 3)
+                wind = h.fake.send_inline_query(USER, "the wind")
+                await eventually(lambda: len(gate.jobs) == 4)
+                sea_again = h.fake.send_inline_query(USER, "the sea")
+                await eventually(lambda: len(gate.jobs) == 5)  # a generation of its own
+                assert [j.prefix for j in gate.jobs] == ["the night", "the road", "the sea", "the wind", "the sea"]
+                gate.unwound.set()
+                gate.opened.set()
+                for query_id in (newer, sea, wind):
+                    dropped = await h.fake.wait_for_inline_answer(query_id, timeout=90)
+                    assert dropped["results"] == [], query_id
+                answer = await h.fake.wait_for_inline_answer(sea_again, timeout=90)
+                assert answer["results"] and answer["results"][0]["id"] != "hint"
+            assert not service._in_flight and not service._latest  # nothing left behind
 
     run(scenario())
 
@@ -265,6 +383,33 @@ def test_forged_and_repeated_inline_updates_change_nothing(tmp_path: Path, train
             backend.generate = real  # type: ignore[method-assign]
             (hint,) = failed["results"]  # an apology with an error id, not silence
             assert hint["id"] == "hint" and "went wrong" in hint["title"] and "(error " in hint["title"]
+
+    run(scenario())
+
+
+def test_a_result_offered_to_someone_else_is_not_recorded_for_them(
+    tmp_path: Path, trained_store: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram sends a chosen result only to the person who picked it from their own results: a
+    ``chosen_inline_result`` that names another person's result id is forged, and records nothing."""
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store) as h:
+            h.fake.add_user(USER, "Own", "en")
+            h.fake.add_user(OTHER, "Thief", "en")
+            query_id, answer = await inline(h, "the night")
+            result_id = answer["results"][0]["id"]
+            thief = {"id": OTHER, "is_bot": False, "first_name": "Thief", "language_code": "en"}
+            forged = {"result_id": result_id, "from": thief, "query": "the night", "inline_message_id": "IMthief"}
+            with caplog.at_level(logging.WARNING, logger="bot.services.inline"):
+                h.fake.push_raw_update({"update_id": 778_000, "chosen_inline_result": forged})
+                await eventually(lambda: f"offered to {USER}, not to {OTHER}" in caplog.text)
+            assert h.rows("SELECT COUNT(*) FROM requests") == [(0,)]
+            # The owner's own pick: recorded, as theirs.
+            inline_message_id = h.fake.choose_inline_result(USER, query_id, result_id)
+            await eventually(lambda: h.rows("SELECT COUNT(*) FROM requests") == [(1,)])
+            assert h.rows("SELECT user_id, inline_message_id FROM requests") == [(USER, inline_message_id)]
+            assert h.rows("SELECT COUNT(*) FROM users WHERE id = ?", OTHER) == [(0,)]
 
     run(scenario())
 
