@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of PyTorch; GPU users: see "GPU" in the README.
+# The CPU build of PyTorch; GPU users: see "GPU" in docs/charrnn.md.
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: run demo test test-portable lint bench clean pretrained
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The bot: the local sandbox chat when TELEGRAM_BOT_TOKEN is unset, the real bot when it is set.
 run: $(VENV)/.installed
-	$(PY) -m bot run
+	$(PY) -m bot run $(ARGS)
 
 demo: $(VENV)/.installed
 	$(PY) -m charrnn demo

@@ -2,6 +2,8 @@
 
 Every admin handler is wrapped in ``admin_only``: anyone else gets a polite refusal and nothing
 changes; an empty ``ADMIN_IDS`` means nobody is admin. Ids, never usernames, which can change hands.
+The replies are in the admin's language (``bot.i18n``); the lines the services describe (versions, runs,
+documents, reports) stay in English, as the command line prints them too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from telegram.error import TelegramError
 
 from bot.context import Context
 from bot.handlers import Handler, command_argument, person_of, reply, services
+from bot.i18n import language, t
 from bot.services.styles import DEFAULT_STYLE
 from bot.services.training import RunReport, TrainingService
 from charrnn.data import CorpusError
@@ -27,13 +30,17 @@ def training(context: Context) -> TrainingService:
     return context.bot_data.training
 
 
+def lang_of(update: Update) -> str:
+    return language(update.effective_user.language_code if update.effective_user else None)
+
+
 def admin_only(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def wrapper(update: Update, context: Context) -> None:
         user = update.effective_user
         if user is None or user.id not in services(context).settings.admin_ids:
             log.warning("refused admin command from user %s", user.id if user else None)
-            await reply(update, context, "Sorry, that command is only for the bot's admins. / 这个命令只有管理员能用。")
+            await reply(update, context, t(lang_of(update), "admin_only"))
             return
         await handler(update, context)
 
@@ -51,62 +58,63 @@ async def add_corpus(update: Update, context: Context) -> None:
     """/addcorpus [style] as a reply to a text message, or as the caption of an uploaded .txt document."""
     message = update.effective_message
     assert message is not None and update.effective_user is not None
+    lang = lang_of(update)
     style = style_argument(message.text or message.caption or "")
     document = message.document or (message.reply_to_message.document if message.reply_to_message else None)
     if document is not None:
         if not (document.file_name or "").lower().endswith(".txt"):
-            await reply(update, context, "Please upload a UTF-8 .txt file.")
+            await reply(update, context, t(lang, "admin_not_txt"))
             return
         limit = services(context).settings.max_corpus_bytes
         if document.file_size and document.file_size > limit:
-            await reply(update, context, f"That file is too large (limit {limit:,} bytes).")
+            await reply(update, context, t(lang, "admin_too_large", limit=limit))
             return
         file = await document.get_file()
         raw, name = bytes(await file.download_as_bytearray()), document.file_name or "upload.txt"
     elif message.reply_to_message is not None and message.reply_to_message.text:
         raw, name = message.reply_to_message.text.encode("utf-8"), "message"
     else:
-        await reply(update, context, "Reply /addcorpus to a text message, or send it as the caption of a .txt file.")
+        await reply(update, context, t(lang, "admin_corpus_how"))
         return
     await services(context).lyrics.remember(person_of(update))
     try:
         added = await training(context).add_document(name=name, raw=raw, added_by=update.effective_user.id,
                                                      style=style)
     except (CorpusError, LookupError) as exc:
-        await reply(update, context, f"Not added: {exc}")
+        await reply(update, context, t(lang, "admin_not_added", reason=exc))
         return
     if added.duplicate:
-        await reply(update, context, f"Already in the corpus as document {added.document_id}; nothing changed.")
+        await reply(update, context, t(lang, "admin_duplicate", document_id=added.document_id))
         return
-    await reply(update, context, f"Added document {added.document_id}: {added.chars:,} characters, "
-                                 f"{len(added.new_chars)} new to the model's vocabulary.")
+    await reply(update, context, t(lang, "admin_added", document_id=added.document_id, chars=added.chars,
+                                   new=len(added.new_chars)))
 
 
 async def corpus(update: Update, context: Context) -> None:
     """/corpus: documents, sizes, and whether the model has trained on them."""
     lines = await training(context).describe_corpus()
-    await reply(update, context, "\n".join(lines) or "The corpus has no added documents yet.")
+    await reply(update, context, "\n".join(lines) or t(lang_of(update), "admin_corpus_empty"))
 
 
 async def retrain(update: Update, context: Context) -> None:
     """/retrain [style]: start a fine-tuning run of a style (the default's) now (one at a time)."""
-    service = training(context)
+    service, lang = training(context), lang_of(update)
     style = style_argument(update.effective_message.text or "") if update.effective_message else None
     if service.busy():
-        await reply(update, context, "A training run is already going; /jobs shows it.")
+        await reply(update, context, t(lang, "admin_retrain_busy"))
         return
     try:
         new = await service.new_document_ids(style)
     except LookupError as exc:
-        await reply(update, context, f"No training: {exc}.")
+        await reply(update, context, t(lang, "admin_no_training", reason=exc))
         return
     if not new:
-        await reply(update, context, "No new corpus text since the active model was trained: nothing to do.")
+        await reply(update, context, t(lang, "admin_nothing_new"))
         return
     user = update.effective_user
     task = service.start_retrain(trigger="admin", requested_by=user.id if user else None, style=style)
     task.add_done_callback(_log_outcome)
-    await reply(update, context, "Training started. I'll send the result here when it's done.")
+    await reply(update, context, t(lang, "admin_retrain_started"))
 
 
 def _log_outcome(task: asyncio.Task[RunReport | str]) -> None:
@@ -121,7 +129,7 @@ def _log_outcome(task: asyncio.Task[RunReport | str]) -> None:
 async def jobs(update: Update, context: Context) -> None:
     """/jobs: recent training runs."""
     lines = await training(context).describe_runs()
-    await reply(update, context, "\n".join(lines) or "No training runs yet.")
+    await reply(update, context, "\n".join(lines) or t(lang_of(update), "admin_no_runs"))
 
 
 async def models(update: Update, context: Context) -> None:
@@ -136,7 +144,7 @@ async def models(update: Update, context: Context) -> None:
             return
     else:
         lines = await training(context).describe_versions()
-    text = "\n".join(lines) or "No model versions recorded yet."
+    text = "\n".join(lines) or t(lang_of(update), "admin_no_versions")
     if styles is not None:
         text += "\n\n" + await styles.summary()
     await reply(update, context, text)
@@ -154,23 +162,24 @@ async def rollback(update: Update, context: Context) -> None:
         else:
             version = await training(context).rollback(argument or None)
     except (LookupError, ValueError) as exc:
-        await reply(update, context, f"No rollback: {exc}")
+        await reply(update, context, t(lang_of(update), "admin_no_rollback", reason=exc))
         return
-    await reply(update, context, f"Now serving model {version}.")
+    await reply(update, context, t(lang_of(update), "admin_serving", version=version))
 
 
 async def delete_style(update: Update, context: Context) -> None:
     """/delstyle <name>: stop offering a style (its versions stay on disk; its people fall back to the default)."""
     argument = command_argument(update.effective_message) if update.effective_message else ""
-    styles = services(context).styles
+    styles, lang = services(context).styles, lang_of(update)
     assert styles is not None
     if not argument:
-        await reply(update, context, f"Usage: /delstyle <name>. {await styles.summary()}")
+        await reply(update, context, t(lang, "admin_delstyle_usage", styles=await styles.summary()))
         return
     if not await styles.delete(argument):
-        await reply(update, context, f"No style {argument[:40]} to delete. {await styles.summary()}")
+        summary = await styles.summary()
+        await reply(update, context, t(lang, "admin_delstyle_unknown", name=argument[:40], styles=summary))
         return
-    await reply(update, context, f"Style {argument.strip().lower()} deleted; its people now get the default style.")
+    await reply(update, context, t(lang, "admin_style_deleted", name=argument.strip().lower()))
 
 
 async def notify_admins(context_bot: Any, admin_ids: frozenset[int], text: str, chart: bytes | None) -> None:

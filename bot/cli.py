@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from bot.settings import Settings
 
 log = logging.getLogger("lyricbot")
+T = TypeVar("T")
+ADMIN_COMMANDS = ("corpus", "retrain", "models", "rollback")  # one-shot commands that answer in the terminal
+LANGUAGES = ("zh", "en")  # the sandbox person's (bot.sandbox.terminal.LANGUAGES, without importing the sandbox)
 
 
 def ensure_model(settings: Settings) -> None:
@@ -29,6 +34,8 @@ def ensure_model(settings: Settings) -> None:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import Webhook, run
 
+    if args.sandbox:
+        return cmd_sandbox(settings, args)
     if not settings.token:
         if args.webhook:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set: webhook mode needs the bot's token")
@@ -42,6 +49,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from charrnn.deadline import Deadline
+
+    # Started before torch is imported: --minutes is for the whole command, loading and saving included.
+    deadline = Deadline.after(60 * args.minutes) if args.minutes > 0 else None
     from bot.services.models import ModelStore
 
     store = ModelStore(settings.model_dir, settings.device)
@@ -56,7 +67,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     version = store.train_first(
         corpus, args.minutes, callback=ProgressBar(TrainConfig()),
         from_base=not args.from_scratch, activate=not args.style,
-        prefix=f"{args.style.strip().lower()}-v" if args.style else "v",
+        prefix=f"{args.style.strip().lower()}-v" if args.style else "v", deadline=deadline,
     )
     if args.style:
         from bot.styles_cli import register_style
@@ -72,19 +83,62 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from bot.db import migrate
     from bot.db.engine import make_engine
 
-    async def go() -> None:
+    announce(settings, args)
+
+    async def go() -> int:
         engine = make_engine(settings.database_url)
         try:
             if args.action == "upgrade":
                 await migrate.upgrade(engine, args.revision or "head")
             elif args.action == "downgrade":
-                await migrate.downgrade(engine, args.revision or "-1")
+                try:
+                    await migrate.downgrade(engine, args.revision or "-1")
+                except RuntimeError as exc:  # a downgrade that would lose data refuses, and says what to do
+                    print(f"not downgraded: {exc}", file=sys.stderr)
+                    print(f"database revision: {await migrate.current(engine)}", file=sys.stderr)
+                    return 2
             print(f"database revision: {await migrate.current(engine)}")
+            return 0
         finally:
             await engine.dispose()
 
-    asyncio.run(go())
-    return 0
+    return asyncio.run(go())
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """The file's bytes, refused (``CorpusError``) past ``limit`` without reading further: ``/dev/zero``, a pipe
+    or a huge file would otherwise be read whole into memory before the size check."""
+    from charrnn.data import CorpusError
+
+    with path.open("rb") as file:
+        raw = file.read(limit + 1)
+    if len(raw) > limit:
+        raise CorpusError(f"{path.name} is larger than the limit of {limit:,} bytes (MAX_CORPUS_BYTES); not added")
+    return raw
+
+
+async def unless_terminated(work: Coroutine[Any, Any, T]) -> T | None:
+    """``work``'s result, or None when SIGTERM cancelled it first, its clean-up done (a fine-tune kills its
+    trainer and records its run interrupted). SIGTERM's default would end this process on the spot: the
+    trainer would train on as an orphan, and the run would stay ``running``."""
+    task = asyncio.ensure_future(work)
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if terminated and task.cancelled():
+            return None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def style_option(args: argparse.Namespace) -> str | None:
@@ -101,6 +155,8 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services.models import ModelStore
     from bot.services.training import RunReport, TrainingService, format_report
 
+    announce(settings, args)
+
     async def go() -> int:
         engine = make_engine(settings.database_url)
         try:
@@ -111,8 +167,8 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                                       exclusive=lambda: lock.try_hold(engine))
             if args.command == "corpus":
                 path = Path(args.file)
-                added = await service.add_document(name=path.name, raw=path.read_bytes(), added_by=None,
-                                                   style=style_option(args))
+                raw = read_capped(path, settings.max_corpus_bytes)
+                added = await service.add_document(name=path.name, raw=raw, added_by=None, style=style_option(args))
                 state = "already present" if added.duplicate else "added"
                 print(f"document {added.document_id} {state}: {added.chars:,} characters, "
                       f"{len(added.new_chars)} new to the model's vocabulary")
@@ -123,9 +179,13 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                 await instance.acquire(engine)  # a running bot trains itself: /retrain in Telegram
                 try:
                     await service.interrupt_stale()
-                    outcome = await service.retrain(trigger="cli", style=style_option(args))
+                    outcome = await unless_terminated(service.retrain(trigger="cli", style=style_option(args)))
                 finally:
                     await instance.release()
+                if outcome is None:
+                    print("stopped by SIGTERM: the trainer was ended and the run recorded as interrupted",
+                          file=sys.stderr)
+                    return 128 + signal.SIGTERM
                 print(format_report(outcome) if isinstance(outcome, RunReport)
                       else "no new corpus text since the active model was trained" if outcome == "nothing_new"
                       else "a training run is already going")
@@ -149,11 +209,29 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    """The sandbox chat; ``settings`` stay production's, of which it only reads the active model version."""
     from bot.sandbox import run_sandbox
 
-    ensure_model(settings)
-    asyncio.run(run_sandbox(settings))
+    asyncio.run(run_sandbox(settings, lang=args.lang))
     return 0
+
+
+def database_shown(url: str) -> str:
+    """The database URL without its password, for a terminal."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL SQLAlchemy reads: nothing to show of it
+        return "(an unreadable DATABASE_URL)"
+
+
+def announce(settings: Settings, args: argparse.Namespace) -> None:
+    """Say which database and models a command works on: the sandbox keeps its own (``--sandbox``)."""
+    whose = "the sandbox's" if args.sandbox else f"lyricbot --sandbox {args.command} for the sandbox's"
+    print(f"lyricbot {args.command}: database {database_shown(settings.database_url)}, models {settings.model_dir} "
+          f"({whose})", file=sys.stderr)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -167,11 +245,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lyricbot", description="A Telegram bot that writes song lyrics.")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="work on the sandbox's database and models (var/sandbox.db, var/sandbox-models), "
+                             "not DATABASE_URL and MODEL_DIR; with run: the sandbox even with a token")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="migrate, load the model, poll Telegram (the sandbox without a token)")
     run.add_argument("--webhook", metavar="URL",
                      help="receive updates at this public URL instead of polling (default: WEBHOOK_URL; "
                           "needs WEBHOOK_SECRET); several replicas may then share one database")
+    run.add_argument("--lang", choices=LANGUAGES, default="zh", help="the sandbox person's language (default zh)")
     train = sub.add_parser("train", help="train a model on a corpus into MODEL_DIR (from the base) and activate it")
     train.add_argument("--corpus", help="UTF-8 text file (default: CORPUS_PATH or the demo corpus)")
     train.add_argument("--minutes", type=float, default=10.0)
@@ -183,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
     db.add_argument("revision", nargs="?")
-    sub.add_parser("sandbox", help="chat with the real bot through a local Bot API server, in this terminal")
+    sandbox = sub.add_parser("sandbox", help="chat with the real bot through a local Bot API server, in this terminal")
+    sandbox.add_argument("--lang", choices=LANGUAGES, default="zh", help="the language you speak there (default zh)")
     corpus = sub.add_parser("corpus", help="add a UTF-8 text file to the corpus")
     corpus.add_argument("action", choices=["add"])
     corpus.add_argument("file")
@@ -220,12 +303,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.logs import configure_logging
     from bot.services.instance import InstanceLocked
 
-    chat_in_terminal = args.command == "sandbox" or (args.command == "run" and not settings.token)
-    # In the sandbox the terminal is the chat: logs go to a file instead.
+    chat_in_terminal = args.command == "sandbox" or (args.command == "run" and (args.sandbox or not settings.token))
+    # In the sandbox the terminal is the chat: logs go to a file instead. One-shot commands print their answer
+    # to the terminal; the migrations they run on the way are for the log, not for it.
     redact = configure_logging(
-        settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None, secrets=settings.secrets
+        settings.log_level, Path("var/sandbox.log") if chat_in_terminal else None, secrets=settings.secrets,
+        quiet_migrations=args.command in ADMIN_COMMANDS,
     )
     try:
+        if args.sandbox and not chat_in_terminal:
+            if args.command == "worker":
+                raise ValueError("the sandbox generates in its own process: it has no workers")
+            from bot.sandbox.home import for_commands
+
+            settings = for_commands(settings)
         return COMMANDS[args.command](settings, args)
     except InvalidToken:  # its message quotes the token whole
         log.error("Telegram rejected the bot token")

@@ -19,6 +19,9 @@ from types import TracebackType
 
 TOKEN_PATTERN = re.compile(r"bot\d+:[\w-]+|\d{6,}:[\w-]{20,}")
 REDACTED = "<redacted-token>"
+# What Alembic says at INFO on every connection it is handed (which dialect, which DDL mode) and while it sets
+# up its plugins: nothing about the database. Its "Running upgrade" lines do say something, and stay.
+ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
 
 
 class Redactor:
@@ -53,8 +56,19 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def configure_logging(level: str, file: Path | None = None, secrets: Iterable[str | None] = ()) -> Redactor:
-    """Root logging with token redaction on every handler; also installs ``install_excepthooks``."""
+class DropAlembicChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(ALEMBIC_CHATTER)
+
+
+def configure_logging(
+    level: str, file: Path | None = None, secrets: Iterable[str | None] = (), quiet_migrations: bool = False
+) -> Redactor:
+    """Root logging with token redaction on every handler; also installs ``install_excepthooks``.
+
+    ``quiet_migrations``: Alembic only warns (for commands that print their answer in the terminal: the
+    migrations they run on the way are not it).
+    """
     redact = Redactor(secrets)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +79,11 @@ def configure_logging(level: str, file: Path | None = None, secrets: Iterable[st
     httpx = logging.getLogger("httpx")
     httpx.setLevel(logging.WARNING)  # it logs every URL, token included
     httpx.addFilter(RedactTokens(redact))
+    logging.getLogger("alembic").setLevel(logging.WARNING if quiet_migrations else logging.NOTSET)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, DropAlembicChatter) for f in migration.filters):
+        migration.addFilter(DropAlembicChatter())
     install_excepthooks(redact)
     return redact
 

@@ -66,10 +66,14 @@ class FakeTelegram(People):
 
     def __init__(
         self, token: str = "123456:TEST-token", bot_username: str = "LyricBot", bot_id: int = 999,
-        inline_feedback: bool = True, inline_mode: bool = True,
+        inline_feedback: bool = True, inline_mode: bool = True, first_update_id: int = 1,
     ) -> None:  # fmt: skip
         """``inline_feedback``: BotFather's setting; without it Telegram sends no chosen_inline_result.
-        ``inline_mode``: BotFather's /setinline, which getMe reports as ``supports_inline_queries``."""
+        ``inline_mode``: BotFather's /setinline, which getMe reports as ``supports_inline_queries``.
+        ``first_update_id``: where the update ids start. Telegram's never go back, and bots key what they
+        stored by them, so a server started again for a bot that kept its database starts after them."""
+        if first_update_id < 1:
+            raise ValueError(f"first_update_id must be positive, not {first_update_id}")
         self.token = token
         self.inline_feedback = inline_feedback
         self.inline_mode = inline_mode
@@ -91,7 +95,7 @@ class FakeTelegram(People):
         self._sent_at: list[float] = []  # time.perf_counter() of each, for latency measurements
         self._refusals: list[tuple[str, str]] = []
         self._queue: list[_Queued] = []
-        self._next_update_id = self._serial = 1
+        self._next_update_id, self._serial = first_update_id, 1
         self._files: dict[str, File] = {}
         self._open_queries: dict[str, JSONDict] = {}
         self._members: dict[tuple[int, int], JSONDict] = {}  # (chat, user) -> status: set_member()
