@@ -1,6 +1,6 @@
 """The shipped base in both languages: English words after an English prefix, Chinese after a Chinese one.
 
-    python benchmarks/base_languages.py            # the README's figures ("The shipped base model")
+    python benchmarks/base_languages.py            # the figures in docs/charrnn.md ("The shipped base model")
     python benchmarks/base_languages.py --base runs/base3/best
 
 English: the share of the words written after ``The `` that are words of tiny Shakespeare (the issue's

@@ -3,7 +3,7 @@
     python benchmarks/lyric_quality.py                 # Jay Chou, 10 CPU minutes per trained model
     python benchmarks/lyric_quality.py --minutes 2 --samples 10
 
-One table (the README's "Lyric quality"), one row per model and rhyme setting:
+One table ("Lyric quality" in docs/testing.md), one row per model and rhyme setting:
 
 - held-out perplexity on the last 10% of the Jay Chou lyrics (new songs), under the one scoring rule
   (``charrnn.evaluate``: the same events for every vocabulary);

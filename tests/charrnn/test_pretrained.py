@@ -1,6 +1,6 @@
 """The shipped base model: the recorded file, the README's figures, and both languages.
 
-The figures below are the README's ("The shipped base"); ``make pretrained`` produced the file. The
+The figures below are docs/charrnn.md's ("The shipped base model"); ``make pretrained`` produced the file. The
 evaluation runs the same kernels as any CPU inference, so the figures are compared with a tolerance far
 above float rounding and far below any difference that would matter (0.5% in perplexity).
 """
