@@ -197,15 +197,16 @@ def test_sandbox_and_db_commands_from_the_terminal(tmp_path: Path, trained_store
     )
     assert chat.returncode == 0, chat.stderr[-2000:]
     assert "bot> 我不要" in chat.stdout and "★4" in chat.stdout and "/temp <0.1" in chat.stdout
-    db = subprocess.run(
-        [sys.executable, "-m", "bot", "db", "current"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert db.returncode == 0 and f"database revision: {head_revision()}" in db.stdout
+
+    def current(*sandbox: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", *sandbox, "db", "current"], capture_output=True,
+                              text=True, timeout=60, env=env, cwd=tmp_path)
+
+    # The sandbox kept to its own database: DATABASE_URL's was never created, var/sandbox.db was migrated.
+    assert current().returncode == 0 and "database revision: None" in current().stdout
+    sandbox_db = current("--sandbox")
+    assert sandbox_db.returncode == 0 and f"database revision: {head_revision()}" in sandbox_db.stdout
+    assert "sandbox.db" in sandbox_db.stderr
     assert load_checkpoint(model_dir / (model_dir / "ACTIVE").read_text().strip()).vocab
 
 
