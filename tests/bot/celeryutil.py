@@ -103,6 +103,13 @@ class Worker:
         """Ids of the tasks Celery handed this worker (its own "Task ...[id] received" lines)."""
         return set(re.findall(r"lyricbot\.\w+\[([0-9a-f-]+)\] received", self.text()))
 
+    def pause(self) -> None:
+        """SIGSTOP: the worker takes no task until ``resume`` (what it held, it keeps holding)."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """kill -9 of the whole worker (its process group): no goodbye, no acknowledgement."""
         os.killpg(self.process.pid, signal.SIGKILL)
