@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from bot.i18n import LANGUAGES
 from bot.settings import Settings
 
 log = logging.getLogger("lyricbot")
 T = TypeVar("T")
 ADMIN_COMMANDS = ("corpus", "retrain", "models", "rollback")  # one-shot commands that answer in the terminal
-LANGUAGES = ("zh", "en")  # the sandbox person's (bot.sandbox.terminal.LANGUAGES, without importing the sandbox)
 
 
 def ensure_model(settings: Settings) -> None:

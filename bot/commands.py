@@ -17,11 +17,10 @@ from telegram.ext import Application, CommandHandler, filters
 from bot import admin, handlers, settings_commands, settings_panel
 from bot import styles as style_handlers
 from bot.handlers import Handler
-from bot.i18n import t
+from bot.i18n import LANGUAGES, t
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-LANGUAGES = ("en", "zh")
 
 
 @dataclass(frozen=True)

@@ -208,12 +208,12 @@ def _replies_to_prompt(message: Message, bot_id: int) -> bool:
 
 def addressed_text(message: Message, bot_username: str) -> str | None:
     """A group message's text without the ``@bot`` mention that addresses it; None when it does not mention us."""
-    text = message.text or ""
+    units = (message.text or "").encode("utf-16-le")  # entity offsets count UTF-16 code units, as Telegram does
     mention = f"@{bot_username}".casefold()
     for entity in message.entities:
-        # Offsets count UTF-16 code units (Telegram's); parse_entity converts.
         if entity.type == MessageEntity.MENTION and message.parse_entity(entity).casefold() == mention:
-            return text.replace(message.parse_entity(entity), " ", 1).strip()
+            start, end = 2 * entity.offset, 2 * (entity.offset + entity.length)
+            return (units[:start] + b" \x00" + units[end:]).decode("utf-16-le").strip()
     return None
 
 

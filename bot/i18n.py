@@ -193,6 +193,9 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+LANGUAGES = tuple(MESSAGES)  # what the bot speaks: its menus, /help and the sandbox person each pick one of these
+
+
 def language(code: str | None) -> str:
     return "zh" if code and code.lower().startswith("zh") else "en"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -124,6 +125,13 @@ class Settings(BaseSettings):
         urls = (self.database_url, self.celery_broker_url, self.celery_result_backend or "")
         passwords = [urlsplit(url).password for url in urls]
         return [self.token, self.webhook_secret.get_secret_value() if self.webhook_secret else None, *passwords]
+
+    def allows_temperature(self, value: float) -> bool:
+        """Finite and within MIN/MAX_TEMPERATURE: one rule for typed input, buttons and a worker's jobs."""
+        return math.isfinite(value) and self.min_temperature <= value <= self.max_temperature
+
+    def allows_length(self, value: int) -> bool:
+        return self.min_length <= value <= self.max_length
 
     @property
     def tasks_per_worker(self) -> int:

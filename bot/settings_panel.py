@@ -97,8 +97,8 @@ def style_title(name: str, options: list[StyleChoice], lang: str) -> str:
 
 def presets(settings: Settings) -> tuple[list[float], list[int]]:
     """The temperatures and lengths offered as buttons: the usual ones the bot's limits allow."""
-    temperatures = [v for v in TEMPERATURES if settings.min_temperature <= v <= settings.max_temperature]
-    lengths = sorted({v for v in LENGTHS if settings.min_length <= v <= settings.max_length}
+    temperatures = [v for v in TEMPERATURES if settings.allows_temperature(v)]
+    lengths = sorted({v for v in LENGTHS if settings.allows_length(v)}
                      | {settings.default_length})
     return temperatures, lengths
 

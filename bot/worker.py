@@ -91,8 +91,8 @@ def check_job(job: object, timeout: object, settings: Settings) -> tuple[Generat
     if not isinstance(prefix, str) or len(prefix) > settings.max_prefix_chars:
         raise InvalidJob(f"prefix must be text of at most {settings.max_prefix_chars} characters")
     temperature = job["temperature"]
-    if (isinstance(temperature, bool) or not isinstance(temperature, int | float) or not math.isfinite(temperature)
-            or not settings.min_temperature <= temperature <= settings.max_temperature):  # fmt: skip
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not settings.allows_temperature(
+            temperature):
         raise InvalidJob(f"temperature must be from {settings.min_temperature:g} to {settings.max_temperature:g}")
     checked: dict[str, Any] = {"prefix": prefix, "temperature": float(temperature),
                                "length": _int(job, "length", settings.min_length, settings.max_length)}

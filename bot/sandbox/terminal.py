@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot.app import build_application, running
+from bot.i18n import LANGUAGES
 from bot.sandbox.console import QUIT, Console
 from bot.sandbox.home import last_update_id, sandbox_settings, seed_model
 from bot.sandbox.protocol import JSONDict
@@ -29,7 +30,6 @@ from bot.settings import Settings
 
 USER_ID = 1001
 CHAT_ID = 1001
-LANGUAGES = ("zh", "en")
 PATIENCE = 5.0  # seconds a person waits for an answer before the prompt is theirs again
 # Piped input is a script, whose next line may need this line's answer (a button under it): it waits longer.
 SCRIPT_PATIENCE = 120.0

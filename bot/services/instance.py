@@ -89,6 +89,9 @@ class Steady:
     async def confirm(self) -> bool:
         return self.held
 
+    async def held_throughout(self) -> bool:
+        return self.held
+
 
 # How soon a lost advisory lock is noticed: one small query per period on the lock's own connection.
 WATCH_EVERY_S = 5.0
@@ -118,6 +121,7 @@ class AdvisoryLock:
         self._connection: AsyncConnection | None = None
         self._watch: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()  # the watch and confirm() take turns on the connection
+        self._broken = False  # lost at least once since taken (even if taken again since)
 
     def __bool__(self) -> bool:
         return self._connection is not None
@@ -144,6 +148,7 @@ class AdvisoryLock:
                 why = f"its connection failed ({_said(exc)})"
             await _drop(self._connection)
             self._connection = None
+            self._broken = True
             log.warning("%s: %s; taking it again", self.what, why)
             try:
                 self._connection = await asyncio.wait_for(self._take(), CHECK_TIMEOUT_S)
@@ -158,6 +163,11 @@ class AdvisoryLock:
         if self.on_lost is not None:
             self.on_lost(why)
         return False
+
+    async def held_throughout(self) -> bool:
+        """Held now and with no gap since taken: a lock lost and taken again may have let another process act
+        in between (a fine-tune must not promote then, even though it holds the lock again)."""
+        return await self.confirm() and not self._broken
 
     async def release(self) -> None:
         if self._watch is not None and self._watch is not asyncio.current_task():

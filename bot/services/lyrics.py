@@ -366,7 +366,7 @@ class LyricsService:
 
     async def _fail(self, request_id: int, error: str) -> None:
         async with self.sessions.begin() as session:
-            await repo.fail_request(session, request_id=request_id, error=error)
+            await repo.fail_request(session, request_id=request_id, error=error, owner=self.owner)
 
     async def fail(self, request_id: int, error: str) -> None:
         await self._fail(request_id, error)
@@ -397,7 +397,7 @@ class LyricsService:
             value = float(text.strip().replace(",", "."))
         except ValueError:
             return None
-        if not math.isfinite(value) or not self.settings.min_temperature <= value <= self.settings.max_temperature:
+        if not self.settings.allows_temperature(value):
             return None
         return round(value, 3)
 
@@ -406,7 +406,7 @@ class LyricsService:
         if not text.isdecimal() or len(text) > 6:
             return None
         value = int(text)
-        return value if self.settings.min_length <= value <= self.settings.max_length else None
+        return value if self.settings.allows_length(value) else None
 
     async def preferences(self, person: Person, place: Place | None = None) -> Preferences:
         """What a request from ``person`` in ``place`` is written with: a group's settings in a group, else the

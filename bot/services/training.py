@@ -52,6 +52,8 @@ class Hold(Protocol):
 
     async def confirm(self) -> bool: ...
 
+    async def held_throughout(self) -> bool: ...
+
 
 Exclusive = Callable[[], contextlib.AbstractAsyncContextManager[Hold]]
 
@@ -327,7 +329,7 @@ class TrainingService:
                 await style_repo.set_version_style(session, version=version, style=style)
         if not promote:
             return RunReport(run_id, "rejected", reason, metrics, chart)
-        if not await held.confirm():  # another replica may be fine-tuning now: it promotes, not this run
+        if not await held.held_throughout():  # another replica may have fine-tuned meanwhile: it promotes, not we
             return RunReport(run_id, "interrupted", "not promoted: the fine-tune lock was lost while it trained "
                              "(its database connection ended)", metrics, chart)
         try:

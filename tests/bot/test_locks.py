@@ -270,3 +270,23 @@ def test_a_fine_tune_whose_lock_was_lost_is_not_promoted(
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_a_fine_tune_lock_lost_and_taken_again_was_not_held_throughout(postgres_url: str) -> None:
+    """Taken again after a gap, the lock is held now, but another replica may have fine-tuned and promoted in the
+    gap: a fine-tune asks whether it held the lock throughout, and the answer is no."""
+
+    async def scenario() -> None:
+        engine = make_engine(postgres_url)
+        conn = await connect(postgres_url)
+        try:
+            async with FinetuneLock(postgres_url, Path("unused")).try_hold(engine) as held:
+                assert held and await held.held_throughout()
+                await end_session(conn, FINETUNE_KEY)  # the gap: nobody holds it for a moment
+                assert await held.confirm()  # taken again, free as it was
+                assert not await held.held_throughout()
+        finally:
+            await conn.close()
+            await engine.dispose()
+
+    asyncio.run(scenario())

@@ -88,6 +88,10 @@ def test_requests_of_a_replica_that_died_are_taken_over_once_its_lease_ran_out(u
             assert await complete(a, mid_send) and await a.claim_sending(mid_send)
             assert await a.renew_leases() == 2  # A's heartbeat covers both
             assert await b.unfinished() == []
+            async with a.sessions.begin() as session:  # A's heartbeat is late: A still never takes its own
+                await session.execute(text("UPDATE requests SET lease_until = :past"),
+                                      {"past": utcnow() - timedelta(seconds=1)})
+            assert await a.unfinished() == [] and (await status(a, mid_send))[0] is RequestStatus.SENDING
             async with a.sessions.begin() as session:  # A dies: its heartbeat stops and the lease runs out
                 await session.execute(text("UPDATE requests SET lease_until = :past"),
                                       {"past": utcnow() - timedelta(seconds=1)})
@@ -95,8 +99,11 @@ def test_requests_of_a_replica_that_died_are_taken_over_once_its_lease_ran_out(u
             assert [r.id for r in taken] == [waiting]  # B's now: generate and answer it
             # What A was sending may have arrived: given up, never sent twice.
             assert (await status(b, mid_send))[0] is RequestStatus.FAILED
-            # A comes back from a long pause: its late steps find the request is not its own any more.
+            # A comes back from a long pause: its late steps find the request is not its own any more, and its
+            # late failure (a timeout, say) does not take B's request from the person either.
             assert not await complete(a, waiting) and not await a.claim_sending(waiting)
+            await a.fail(waiting, "timeout")
+            assert (await status(b, waiting))[0] is RequestStatus.QUEUED  # still B's to answer
             assert await complete(b, waiting) and await b.claim_sending(waiting)
             assert await a.unfinished() == [] and await b.unfinished() == []
 

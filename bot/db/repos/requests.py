@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Request, RequestStatus, utcnow
@@ -152,9 +152,10 @@ async def mark_answered(session: AsyncSession, *, request_id: int, answer_messag
                status=RequestStatus.ANSWERED.value, answer_message_id=answer_message_id, answered_at=utcnow())
 
 
-async def fail_request(session: AsyncSession, *, request_id: int, error: str) -> bool:
-    """Any state still in someone's hands -> failed; an answered request stays answered."""
-    return await _set(session, request_id, where_status=HELD, status=RequestStatus.FAILED.value,
+async def fail_request(session: AsyncSession, *, request_id: int, error: str, owner: str | None = None) -> bool:
+    """Any state still in someone's hands (``owner``'s, when given) -> failed; an answered request stays answered,
+    and a process whose request was taken over cannot fail it under its new owner."""
+    return await _set(session, request_id, where_status=HELD, owner=owner, status=RequestStatus.FAILED.value,
                       error=storable(error), finished_at=utcnow())
 
 
@@ -200,8 +201,12 @@ async def take_over(
 
 
 def _takeable(owner: str, now: datetime, everyone: bool) -> ColumnElement[bool]:
-    expired = or_(Request.owner.is_(None), Request.lease_until.is_(None), Request.lease_until < now)
-    return or_(expired, Request.owner != owner) if everyone else expired
+    """Another process's request (never this one's own: a late heartbeat must not make it generate a request
+    twice), whose lease ran out unless ``everyone``."""
+    theirs = or_(Request.owner.is_(None), Request.owner != owner)
+    if everyone:
+        return theirs
+    return and_(theirs, or_(Request.lease_until.is_(None), Request.lease_until < now))
 
 
 async def next_candidate(session: AsyncSession, *, request_id: int) -> str | None:
