@@ -26,8 +26,13 @@ run: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m charrnn demo
 
+# Two pytest workers (pytest-xdist), whole files to each so that a file's fixtures are built once, one
+# PyTorch thread each: on 2 cores the suite's waits on servers and subprocesses overlap with the other
+# worker's training, and single-threaded tiny models lose nothing (two threads mostly spin on them).
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.installed lint
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 # The charrnn tests on other CPU kernels: PyTorch's own vector code (ATEN_CPU_CAPABILITY) and the
 # matmuls of oneDNN and MKL, capped at each instruction set, with 1 and 2 threads. A test that holds only
@@ -45,7 +50,8 @@ test-portable: $(VENV)/.installed
 	  esac; \
 	  for threads in $(PORTABLE_THREADS); do \
 	    echo "== charrnn tests: $$kernels OMP_NUM_THREADS=$$threads"; \
-	    env $$kernels OMP_NUM_THREADS=$$threads $(PY) -m pytest -q -m "not heavy" tests/charrnn; \
+	    env $$kernels OMP_NUM_THREADS=$$threads $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
+	      -m "not heavy" tests/charrnn; \
 	  done; \
 	done
 

@@ -50,10 +50,15 @@ async def connect(url: str) -> Any:
 
 
 async def holder(conn: Any, key: int) -> int | None:
-    """The backend pid holding advisory lock ``key``, if any."""
+    """The backend pid holding advisory lock ``key`` in this connection's database, if any.
+
+    Advisory locks are per database but ``pg_locks`` lists the whole server's: without the database filter a
+    test running beside another (pytest -n 2) would find, and end, the other test's bot."""
     pid = await conn.fetchval(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::bigint = $1"
-        " AND objid::bigint = $2 AND objsubid = 1", key >> 32, key & 0xFFFF_FFFF)
+        " AND objid::bigint = $2 AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        key >> 32, key & 0xFFFF_FFFF)
     return None if pid is None else int(pid)
 
 
