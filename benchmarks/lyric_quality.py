@@ -10,6 +10,8 @@ One table ("Lyric quality" in docs/testing.md), one row per model and rhyme sett
 - distinct-1/2 of the samples (variety of wording), the share of samples with a loop (a unit of four
   or more characters three times running), the longest stretch copied verbatim from the corpus
   (median and max over samples), the adjacent-line rhyme rate, the mean line length;
+- stage directions per 1,000 samples (``charrnn.drama.stage_directions``: role markers such as "(正末唱)",
+  the Yuan drama the base learnt from its Yuan qu);
 - what the sampling rules cost in likelihood: the samples' mean log-probability under the model itself
   (nats per character; rhyme trades some of it for the rhyme).
 
@@ -41,6 +43,7 @@ from common import corpus_path, print_table
 from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
 from charrnn.data import load_corpus, split_corpus
+from charrnn.drama import stage_directions
 from charrnn.evaluate import HeldOut, evaluate, reference_vocab
 from charrnn.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_length, median
 from charrnn.mixture import LanguageModel, fit_weights
@@ -75,6 +78,7 @@ def quality_row(label: str, texts: list[str], corpus: str, ppl: float | None, lo
         f"{median(copies):g} / {max(copies)}",
         "-" if rate is None else f"{rate:.0%}",
         mean_line_length(texts),
+        f"{1000 * sum(map(stage_directions, texts)) / len(texts):,.0f}",
         "-" if logprob is None else logprob,
     ]
 
@@ -151,7 +155,7 @@ def main() -> None:
                                     train_text, ppl_of[label], logprob))
     print()
     print_table(["model", "held-out ppl", "distinct-1", "distinct-2", "loops", "copied run (median / max)",
-                 "rhyme rate", "line length", "sample logprob"], rows)
+                 "rhyme rate", "line length", "stage directions per 1,000 samples", "sample logprob"], rows)
     ratio = ppl_of["base + transfer"] / ppl_of["scratch (default GRU)"]
     print(f"\nbase + transfer / scratch perplexity: {ratio:.2f}x (target at most 0.9x); with cross-fitted "
           f"weights {crossed / ppl_of['scratch (default GRU)']:.2f}x")

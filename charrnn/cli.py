@@ -30,7 +30,7 @@ from charrnn.cli_options import (
 )
 from charrnn.data import CorpusError, demo_corpus_path, load_corpus, split_corpus
 from charrnn.evaluate import REFERENCE_MIN_COUNT, HeldOut, evaluate, reference_vocab
-from charrnn.fetch import CORPORA, FetchError, fetch
+from charrnn.fetch import CORPORA, FetchError, fetch, remembering
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sample import SampleConfig
@@ -86,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("out")
     ex.add_argument("--half", action="store_true", help="float16 weights; loading widens them to float32")
 
-    fe = sub.add_parser("fetch", help="download a public corpus (checksum-verified)")
-    fe.add_argument("name", choices=sorted(CORPORA))
-    fe.add_argument("--out", help="file to write (default: data/NAME.txt)")
+    fe = sub.add_parser("fetch", help="download public corpora (checksum-verified)")
+    fe.add_argument("name", nargs="+", choices=sorted(CORPORA))
+    fe.add_argument("--out", help="file to write, for one NAME (default: DIR/NAME.txt)")
+    fe.add_argument("--dir", default="data", help="folder of the files (default: data)")
+    fe.add_argument("--from", dest="source", metavar="FILE",
+                    help="make it from this file instead of downloading (works offline): the chinese-poetry npm "
+                         "tarball, or for a derived corpus its source's text (yuanqu-sung: yuanqu.txt)")
 
     demo = sub.add_parser("demo", help="train a small model on the bundled demo corpus and sing")
     demo.add_argument("--out", default="runs/demo")
@@ -241,8 +245,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    path = fetch(args.name, Path(args.out) if args.out else Path("data") / f"{args.name}.txt")
-    print(f"{args.name}: {path}")
+    if args.out and len(args.name) > 1:
+        raise ValueError("--out names one file: give one corpus, or --dir for several")
+    download = remembering()  # the chinese-poetry corpora share one tarball
+    source = Path(args.source) if args.source else None
+    for name in args.name:
+        out = Path(args.out) if args.out else Path(args.dir) / f"{name}.txt"
+        path = fetch(name, out, download=download, source=source, report=print)
+        print(f"{name}: {path} ({len(path.read_text(encoding='utf-8')):,} characters)")
     return 0
 
 

@@ -29,6 +29,8 @@ FinishReason = Literal["length", "lines", "cancelled"]
 CLASSES = tuple(THIRTEEN_CLASSES)
 # Where a source lost a character: the Song ci and Yuan qu mark it "□"; decoding errors leave U+FFFD.
 PLACEHOLDERS = frozenset({"□", "\ufffd"})
+# Brackets: in the Yuan qu they held role markers and stage directions ("(正末唱)", "［生上］"), not lyrics.
+NEVER_WRITTEN = PLACEHOLDERS | frozenset("()（）【】〔〕［］")
 
 
 @dataclass
@@ -71,8 +73,8 @@ class VocabTables:
         self.size = len(vocab)
         self.device = device
         self.line_break = vocab.encode("\n")[0] if "\n" in vocab else UNK_ID
-        # Never written: <unk>, and the placeholders corpora put where their source lost a character.
-        self.never = torch.tensor([UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s in PLACEHOLDERS],
+        # Never written: <unk>, the placeholders corpora put where their source lost a character, brackets.
+        self.never = torch.tensor([UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s in NEVER_WRITTEN],
                                   dtype=torch.long, device=device)
         # Never penalised for repeating: <unk> padding, whitespace (line breaks are supposed to repeat), and
         # the letters of alphabetic scripts. A Chinese character is a unit of meaning and repeating it is
