@@ -70,7 +70,9 @@ clean:
 # Three stages: BASE_MINUTES from random weights, then BASE2_MINUTES more from stage 1's fp16 export at a
 # lower learning rate (a fresh cosine schedule), then BASE3_MINUTES with Shakespeare read three times per
 # epoch (a quarter of the characters, it had learnt English the least). It needs an idle machine; the
-# export halves the weights (fp16, about 14 MB).
+# export halves the weights (fp16, about 14 MB). Last, the corpora's English words (charrnn.words: the only
+# words its English may spell) go into meta.json alone: training records them, but the shipped weights were
+# trained before it did; on a fresh run the command adds nothing new.
 DATA ?= ../shared/data
 BASE_MINUTES ?= 95
 BASE2_MINUTES ?= 100
@@ -91,3 +93,5 @@ pretrained: $(VENV)/.installed
 	  --warmup-steps 100 --seq-len 128 --batch-size 32 --epochs 100 --patience 0 --max-minutes $(BASE3_MINUTES) \
 	  --seed 2 --sample-every 1 --sample-prefix 春风 --sample-prefix "The " --resume
 	$(PY) -m charrnn export runs/base3/best charrnn/pretrained/base --half
+	$(PY) -m charrnn words charrnn/pretrained/base $(DATA)/shijing.txt $(DATA)/songci.txt $(DATA)/tinyshakespeare.txt \
+	  $(DATA)/yuanqu.txt
