@@ -76,8 +76,10 @@ clean:
 # Three stages: BASE_MINUTES from random weights, then BASE2_MINUTES more from stage 1's fp16 export at a
 # lower learning rate (a fresh cosine schedule), then BASE3_MINUTES with Shakespeare read three times per
 # epoch (a quarter of the characters, it had learnt English the least). It needs an idle machine; the
-# export halves the weights (fp16, about 14 MB). Then stage 4, pretrained-sung (below; the shipped file
-# predates it).
+# export halves the weights (fp16, about 14 MB). The corpora's English words (charrnn.words: the only
+# words its English may spell) then go into stage 3's meta.json alone (training records them, but these
+# weights were trained before it did), and stage 4, pretrained-sung (below), starts from that export.
+# The shipped base is still stage 3's export with its words: stage 4 has not been run yet.
 DATA ?= ../shared/data
 BASE_MINUTES ?= 95
 BASE2_MINUTES ?= 100
@@ -98,6 +100,8 @@ pretrained: $(VENV)/.installed
 	  --warmup-steps 100 --seq-len 128 --batch-size 32 --epochs 100 --patience 0 --max-minutes $(BASE3_MINUTES) \
 	  --seed 2 --sample-every 1 --sample-prefix 春风 --sample-prefix "The " --resume
 	$(PY) -m charrnn export runs/base3/best runs/base-stage3 --half
+	$(PY) -m charrnn words runs/base-stage3 $(DATA)/shijing.txt $(DATA)/songci.txt $(DATA)/tinyshakespeare.txt \
+	  $(DATA)/yuanqu.txt
 	@$(MAKE) --no-print-directory pretrained-sung
 
 # Stage 4, runnable alone: the sung register. Stages 1-3 read the Yuan qu with its drama, so everyday
@@ -107,8 +111,8 @@ pretrained: $(VENV)/.installed
 # against their SHA-256; the ci read more often (the small anthologies four times per epoch, the Song ci
 # twice), Shakespeare twice to keep the English. BASE4_RUN and BASE4_OUT move the run and the export (a
 # trial run: BASE4_MINUTES=0.2 BASE4_RUN=/tmp/base4 BASE4_OUT=/tmp/base4-export). It starts from stage 3's
-# export, runs/base-stage3: the base shipped before this stage (weights-1ba5e876df1e, commit e00a474), which
-# `git show e00a474:charrnn/pretrained/base/...` restores when only stage 4 is to be run again.
+# export with its words, runs/base-stage3: the base shipped before this stage (weights-1ba5e876df1e), which
+# a copy of charrnn/pretrained/base from before stage 4's export restores when only stage 4 is run again.
 SUNG_DATA ?= runs/data
 BASE4_FROM ?= runs/base-stage3
 BASE4_MINUTES ?= 60

@@ -4,10 +4,12 @@
 
 Same model for both: a checkpoint, or the default architecture trained for ``--train-minutes`` on
 the Jay Chou corpus (sampling cost depends on how peaked the distributions are, so an untrained model
-would mislead). Every request generates exactly ``--length`` characters. Latency is from the moment
-all requests arrive to each one's answer, so one-at-a-time latency includes waiting for the requests
-ahead. Each precision is compared with one-at-a-time in the same precision, and the fastest batched
-mode with the fastest one-at-a-time mode.
+would mislead). Every request generates exactly ``--length`` characters (and keeps those up to its last
+whole line). Latency is from the moment all requests arrive to each one's answer, so one-at-a-time
+latency includes waiting for the requests ahead. Each precision is compared with one-at-a-time in the
+same precision, and the fastest batched mode with the fastest one-at-a-time mode. When the checkpoint has
+English words (``charrnn.words``), the batched run is timed with them off and on: what keeping every
+English word a corpus word costs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -31,9 +34,10 @@ PREFIXES = ["我", "天青色等烟雨", "夜", "在风里", "你说", "", "窗�
 
 
 def run_batched(
-    model: CharRNN, vocab: Vocab, configs: list[SampleConfig], max_batch: int, dtype: torch.dtype
+    model: CharRNN, vocab: Vocab, configs: list[SampleConfig], max_batch: int, dtype: torch.dtype,
+    words: frozenset[str] | None = None,
 ) -> list[float]:
-    generator = BatchGenerator(model, vocab, max_batch=max_batch, dtype=dtype)
+    generator = BatchGenerator(model, vocab, max_batch=max_batch, dtype=dtype, words=words)
     started = time.perf_counter()
     ids = {generator.submit(PREFIXES[i % len(PREFIXES)], c): i for i, c in enumerate(configs)}
     latency = [0.0] * len(configs)
@@ -59,13 +63,23 @@ def main() -> None:
     configs = [SampleConfig(max_length=args.length, stop_at_blank_line=False, seed=i) for i in range(args.requests)]
     chars = args.requests * args.length
     rows = []
+    words_cost = []
     for dtype in dict.fromkeys([torch.float32, serving_dtype(device)]):
-        run_batched(model, vocab, configs[:4], max_batch=4, dtype=dtype)  # warm up
+        # Warm up at full batch, both ways: the first 64-row steps pay for allocations the timed runs must not.
+        warm = [replace(c, max_length=8) for c in configs]
+        for words in dict.fromkeys([None, ckpt.words]):
+            run_batched(model, vocab, warm, max_batch=args.requests, dtype=dtype, words=words)
         batched = run_batched(model, vocab, configs, max_batch=args.requests, dtype=dtype)
-        one_by_one = run_batched(model, vocab, configs, max_batch=1, dtype=dtype)  # same requests, one at a time
         name = str(dtype).removeprefix("torch.")
+        modes = [(f"batched ({args.requests} together)", batched)]
+        if ckpt.words is not None:  # right after the same run without them: the machine's load drifts
+            worded = run_batched(model, vocab, configs, max_batch=args.requests, dtype=dtype, words=ckpt.words)
+            modes.append((f"batched ({args.requests} together), corpus words", worded))
+            words_cost.append(f"{name} {max(batched) / max(worded):.2f}x")
+        one_by_one = run_batched(model, vocab, configs, max_batch=1, dtype=dtype)  # same requests, one at a time
+        modes.insert(0, ("one at a time", one_by_one))
         base = chars / max(one_by_one)
-        for mode, latency in (("one at a time", one_by_one), (f"batched ({args.requests} together)", batched)):
+        for mode, latency in modes:
             total = max(latency)
             rows.append((f"{name}, {mode}", chars / total, total, statistics.median(latency),
                          percentile(latency, 0.95), chars / total / base))
@@ -77,6 +91,8 @@ def main() -> None:
     best_single = max(r[1] for r in rows if "one at a time" in r[0])
     best_batched = max(r[1] for r in rows if "batched" in r[0])
     print(f"fastest batched vs fastest one at a time: {best_batched / best_single:.1f}x the throughput")
+    if words_cost:
+        print(f"batched throughput with corpus words on / off ({len(ckpt.words or ())} words): {', '.join(words_cost)}")
 
 
 if __name__ == "__main__":

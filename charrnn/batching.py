@@ -30,8 +30,10 @@ class BatchGenerator:
         device: torch.device | None = None,
         max_batch: int = 64,
         dtype: torch.dtype | None = None,
+        words: frozenset[str] | None = None,
     ) -> None:
-        """``dtype``: run a copy of the model in this precision (see ``serving_dtype``); None keeps it."""
+        """``dtype``: run a copy of the model in this precision (see ``serving_dtype``); None keeps it.
+        ``words``: the model's English words (``Checkpoint.words``); None writes English unconstrained."""
         if len(vocab) != model.config.vocab_size:
             raise ValueError(f"vocabulary has {len(vocab)} symbols, model expects {model.config.vocab_size}")
         if dtype is not None and dtype != next(model.parameters()).dtype:
@@ -40,7 +42,7 @@ class BatchGenerator:
         self.vocab = vocab
         self.device = device or next(model.parameters()).device
         self.max_batch = max_batch
-        self.tables = VocabTables(vocab, self.device)
+        self.tables = VocabTables(vocab, self.device, words)
         self._next_id = 0
         self._pending: list[Row] = []
         self._rows: list[Row] = []
@@ -170,9 +172,10 @@ def generate_many(
     vocab: Vocab,
     requests: Sequence[tuple[str, SampleConfig]],
     max_batch: int = 64,
+    words: frozenset[str] | None = None,
 ) -> list[Generation]:
     """Many requests batched together; results in request order."""
-    generator = BatchGenerator(model, vocab, max_batch=max_batch)
+    generator = BatchGenerator(model, vocab, max_batch=max_batch, words=words)
     ids = [generator.submit(prefix, config) for prefix, config in requests]
     results = generator.run()
     return [results[rid] for rid in ids]

@@ -3,7 +3,9 @@
 A checkpoint is a directory::
 
     meta.json                       model config, vocabulary, training config, metrics, corpus
-                                    SHA-256, parent, and the name + SHA-256 of every file below
+                                    SHA-256, parent, the corpus's English words (``charrnn.words``;
+                                    absent in older checkpoints), and the name + SHA-256 of every
+                                    file below
     weights-<sha12>.safetensors     model weights
     trainstate-<sha12>.safetensors  optional: optimizer, RNG (for exact resume)
 
@@ -21,7 +23,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,6 +36,7 @@ from safetensors.torch import load_file, save
 from charrnn.mixture import MixtureLM
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
+from charrnn.words import words_from_json, words_to_json
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
@@ -63,6 +66,9 @@ class Checkpoint:
     meta: dict[str, Any]
     path: Path
     train_state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = field(default=None, repr=False)
+    # The English words of the corpora it learnt (charrnn.words); None: not recorded (an older checkpoint),
+    # its English is not constrained.
+    words: frozenset[str] | None = field(default=None, repr=False)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -137,11 +143,13 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     weights: dict[str, torch.Tensor] | None = None,
     half: bool = False,
+    words: Collection[str] | None = None,
 ) -> Path:
     """Write (or atomically replace) the checkpoint in ``directory``; returns the directory.
 
     ``weights`` stores a saved ``state_dict`` of the same architecture instead of ``model``'s current one.
     ``half`` stores floating-point weights as float16 (half the size; loading widens them back to float32).
+    ``words``: the English words of its corpora (``charrnn.words.corpus_words``); None records none.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -169,6 +177,7 @@ def save_checkpoint(
         "files": files,
         "train_state": _json_safe(train_state[1]) if train_state is not None else None,
         **(extra or {}),
+        **({"words": words_to_json(words)} if words is not None else {}),
     }
     write_atomic(directory / META, lambda p: p.write_text(json.dumps(meta, ensure_ascii=False, indent=1)))
     keep = {f["name"] for f in files.values()} | {META}
@@ -182,11 +191,11 @@ def resave(checkpoint: Checkpoint, directory: str | Path, half: bool = False) ->
     """Write a loaded single-model checkpoint elsewhere, its description (metrics, lineage, ...) kept."""
     meta = checkpoint.meta
     own = {"format", "version", "created", "model_config", "vocab", "train_config", "metrics", "corpus_sha256",
-           "parent", "files", "train_state"}
+           "parent", "files", "train_state", "words"}
     return save_checkpoint(directory, checkpoint.single, checkpoint.vocab, train_config=meta.get("train_config"),
                            metrics=meta.get("metrics"), corpus_sha256=meta.get("corpus_sha256"),
                            parent=meta.get("parent"), extra={k: v for k, v in meta.items() if k not in own},
-                           half=half)
+                           half=half, words=checkpoint.words)
 
 
 def _json_safe(value: Any) -> Any:
@@ -216,6 +225,28 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     if meta.get("version") != VERSION:
         raise CheckpointError(f"checkpoint version {meta.get('version')} is not supported (expected {VERSION})")
     return meta
+
+
+def _words(directory: Path, meta: dict[str, Any]) -> frozenset[str] | None:
+    if "words" not in meta:
+        return None
+    try:
+        return words_from_json(meta["words"])
+    except ValueError as exc:
+        raise CheckpointError(f"corrupted checkpoint: {directory / META}: {exc}") from None
+
+
+def add_words(directory: str | Path, words: Collection[str]) -> frozenset[str]:
+    """Add English words to a checkpoint's own (``meta.json`` replaced atomically; no other file changes);
+    returns them all. How a checkpoint written before words were recorded gets its corpora's."""
+    directory = resolve(directory)
+    load_checkpoint(directory)  # a checkpoint that is whole, before it is changed
+    meta = read_meta(directory)
+    merged = _words(directory, meta) or frozenset()
+    merged |= frozenset(words)
+    meta["words"] = words_to_json(merged)
+    write_atomic(directory / META, lambda p: p.write_text(json.dumps(meta, ensure_ascii=False, indent=1)))
+    return merged
 
 
 def _load_verified(directory: Path, entry: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -265,7 +296,8 @@ def load_checkpoint(
     train_state = None
     if with_train_state and meta.get("files", {}).get("train_state"):
         train_state = (_load_verified(directory, meta["files"]["train_state"]), meta["train_state"])
-    return Checkpoint(model=model, vocab=vocab, meta=meta, path=directory, train_state=train_state)
+    return Checkpoint(model=model, vocab=vocab, meta=meta, path=directory, train_state=train_state,
+                      words=_words(directory, meta))
 
 
 def save_mixture(
@@ -278,9 +310,10 @@ def save_mixture(
     corpus_sha256: str | None = None,
     parent: str | None = None,
     extra: dict[str, Any] | None = None,
+    words: Collection[str] | None = None,
 ) -> Path:
     """Write a mixture: each component as a checkpoint in a subdirectory of its name, then ``meta.json``
-    (which names them, with their SHA-256) atomically, last."""
+    (which names them, with their SHA-256) atomically, last. ``words``: as ``save_checkpoint``'s."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     mixture = MixtureLM([c.single for _, c in components], [c.vocab for _, c in components], weights)
@@ -306,6 +339,7 @@ def save_mixture(
         "corpus_sha256": corpus_sha256,
         "parent": parent,
         **(extra or {}),
+        **({"words": words_to_json(words)} if words is not None else {}),
     }
     write_atomic(directory / META, lambda p: p.write_text(json.dumps(meta, ensure_ascii=False, indent=1)))
     return directory
@@ -332,4 +366,4 @@ def _load_mixture(directory: Path, meta: dict[str, Any], device: torch.device | 
         raise CheckpointError(f"corrupted checkpoint: {exc}") from None
     if model.fingerprint([sha for _, sha in entries]) != meta.get("fingerprint"):
         raise CheckpointError(f"corrupted checkpoint: {directory / META} does not match its fingerprint")
-    return Checkpoint(model=model.to(device), vocab=union, meta=meta, path=directory)
+    return Checkpoint(model=model.to(device), vocab=union, meta=meta, path=directory, words=_words(directory, meta))

@@ -1,4 +1,4 @@
-"""``python -m charrnn train|transfer|generate|eval|export|fetch|demo``.
+"""``python -m charrnn train|transfer|generate|eval|export|words|fetch|demo``.
 
 Every foreseeable mistake (bad corpus, bad number, missing or corrupted checkpoint) is one line on
 stderr and exit code 2; a traceback means a bug in charrnn. ``base`` names the pretrained model shipped
@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from charrnn.batching import generate_many
-from charrnn.checkpoint import BASE, CheckpointError, load_checkpoint, resave, resolve
+from charrnn.checkpoint import BASE, CheckpointError, add_words, load_checkpoint, resave, resolve
 from charrnn.cli_options import (
     ProgressBar,
     add_model_args,
@@ -37,6 +37,7 @@ from charrnn.sample import SampleConfig
 from charrnn.titles import TITLE_CONTEXT, choose_titles, title_config, titled
 from charrnn.train import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
+from charrnn.words import corpus_words
 
 DEMO_PREFIXES = ("我", "夜", "The ")
 
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint")
     ex.add_argument("out")
     ex.add_argument("--half", action="store_true", help="float16 weights; loading widens them to float32")
+
+    wo = sub.add_parser("words", help="add the English words of corpora to a checkpoint (its weights unchanged)")
+    wo.add_argument("checkpoint", help="a checkpoint directory (written in place)")
+    wo.add_argument("corpus", nargs="+", help="UTF-8 text file(s) it was trained on")
 
     fe = sub.add_parser("fetch", help="download public corpora (checksum-verified)")
     fe.add_argument("name", nargs="+", choices=sorted(CORPORA))
@@ -192,7 +197,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     configs = [replace(base, seed=None if args.seed is None else args.seed + i) for i in range(args.num)]
     title_seeds = [None if args.seed is None else args.seed + args.num + i for i in range(args.titles)]
     requests = [(args.prefix, c) for c in configs] + [(TITLE_CONTEXT, title_config(seed)) for seed in title_seeds]
-    generated = generate_many(ckpt.model, ckpt.vocab, requests)
+    generated = generate_many(ckpt.model, ckpt.vocab, requests, words=ckpt.words)
     results, sampled = generated[: args.num], [g.continuation for g in generated[args.num :]]
     titles = choose_titles(ckpt.model, ckpt.vocab, [r.lyric for r in results], sampled) if sampled else []
     if results and results[0].skipped:
@@ -244,6 +249,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_words(args: argparse.Namespace) -> int:
+    """Record what a checkpoint written before words were recorded learnt: its corpora's English words."""
+    texts = [_read_corpus(name) for name in args.corpus]  # every file readable before the checkpoint changes
+    words = add_words(args.checkpoint, frozenset().union(*map(corpus_words, texts)))
+    print(f"{resolve(args.checkpoint)}: {len(words)} English words")
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     if args.out and len(args.name) > 1:
         raise ValueError("--out names one file: give one corpus, or --dir for several")
@@ -291,13 +304,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         (p, SampleConfig(temperature=0.8, stop_after_lines=4, max_length=120, seed=args.seed + i))
         for i, p in enumerate(DEMO_PREFIXES)
     ]
-    for generation in generate_many(best.model, best.vocab, configs):
+    for generation in generate_many(best.model, best.vocab, configs, words=best.words):
         print(generation.lyric + "\n")
     return 0
 
 
 COMMANDS = {"train": cmd_train, "transfer": cmd_transfer, "generate": cmd_generate, "eval": cmd_eval,
-            "export": cmd_export, "fetch": cmd_fetch, "demo": cmd_demo}
+            "export": cmd_export, "words": cmd_words, "fetch": cmd_fetch, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from charrnn.model import CharRNN
 from charrnn.pipeline import sampler_for
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
 from charrnn.vocab import Vocab
+from charrnn.words import corpus_words, merged
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class FinetuneResult:
     # A mixture's components after the run (one of them fine-tuned), and its weights; empty for one model.
     components: tuple[tuple[str, Checkpoint], ...] = ()
     weights: tuple[float, ...] = ()
+    # The checkpoint's English words and the new text's (charrnn.words); None if the checkpoint had none.
+    words: frozenset[str] | None = None
 
 
 def grow_vocab(model: CharRNN, vocab: Vocab, text: str, min_count: int = 1) -> tuple[Vocab, tuple[str, ...]]:
@@ -69,6 +72,8 @@ def finetune(
     fine-tunes its adapted component and keeps its weights; it is scored as a whole, before and after.
     """
     device = select_device(config.device)
+    # Of the whole text, before a split that may fall inside a word.
+    new_words = corpus_words(new_text if new_val_text is None else new_text + "\n" + new_val_text)
     if new_val_text is None:
         new_text, new_val_text = split_corpus(new_text, config.val_fraction, config.split, config.seed)
     if old_val_text is None:
@@ -91,7 +96,8 @@ def finetune(
         parts, index = [("model", checkpoint)], 0
     model, vocab, added, train = _train(parts[index][1], new_text, old_text, new_val_text, old_val_text, config,
                                         replay_fraction, device, callback)
-    tuned = Checkpoint(model=model, vocab=vocab, meta={"parent": parts[index][1].weights_sha256}, path=Path())
+    tuned = Checkpoint(model=model, vocab=vocab, meta={"parent": parts[index][1].weights_sha256}, path=Path(),
+                       words=merged(parts[index][1].words, new_words))
     if isinstance(checkpoint.model, MixtureLM):
         components = tuple((name, tuned if i == index else part) for i, (name, part) in enumerate(parts))
         known = set(checkpoint.vocab.symbols)  # the mixture's vocabulary grows append-only too
@@ -104,7 +110,7 @@ def finetune(
         components, weights, served, result_vocab = (), (), model, vocab
     after_old, after_new = scores(served, result_vocab)
     outcome = FinetuneResult(served, result_vocab, added, before_old, before_new, after_old, after_new, train,
-                             components, weights)
+                             components, weights, merged(checkpoint.words, new_words))
     if out_dir is not None:
         save_finetuned(outcome, out_dir, train_config=config.to_json(),
                        corpus_sha256=sha256_text(old_text + old_val_text + new_text + new_val_text),
@@ -163,10 +169,10 @@ def save_finetuned(
     metrics = metrics if metrics is not None else finetune_metrics(result)
     if result.components:
         return save_mixture(directory, list(result.components), result.weights, train_config=train_config,
-                            metrics=metrics, corpus_sha256=corpus_sha256, parent=parent)
+                            metrics=metrics, corpus_sha256=corpus_sha256, parent=parent, words=result.words)
     assert isinstance(result.model, CharRNN)
     return save_checkpoint(directory, result.model, result.vocab, train_config=train_config, metrics=metrics,
-                           corpus_sha256=corpus_sha256, parent=parent)
+                           corpus_sha256=corpus_sha256, parent=parent, words=result.words)
 
 
 def finetune_metrics(result: FinetuneResult) -> dict[str, float]:

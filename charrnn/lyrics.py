@@ -79,8 +79,7 @@ def english_words(text: str) -> set[str]:
 
 
 def known_words(texts: Iterable[str], vocabulary: set[str]) -> tuple[float, int]:
-    """The share of the words written that are words of ``vocabulary``, and how many were written.
-
-    A sample's last word is left out: the length limit may have cut it off."""
-    words = [word.lower() for text in texts for word in _WORD.findall(text)[:-1]]
+    """The share of the words written that are words of ``vocabulary`` (the real-word rate), and how many
+    were written. Every word counts, the last one too: the length limit never cuts a word off."""
+    words = [word.lower() for text in texts for word in _WORD.findall(text)]
     return (sum(word in vocabulary for word in words) / len(words) if words else 0.0), len(words)

@@ -22,6 +22,7 @@ from charrnn.model import CharRNN, ModelConfig
 from charrnn.sample import SampleConfig, generate
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
 from charrnn.vocab import Vocab
+from charrnn.words import corpus_words, merged
 
 Corpora = str | Mapping[str, str]  # one text, or several by name (each split on its own)
 
@@ -129,11 +130,13 @@ def replay_source(ids: torch.Tensor, old_ids: torch.Tensor, config: TrainConfig,
     )
 
 
-def sampler_for(vocab: Vocab, length: int, seed: int) -> Callable[[CharRNN, str], str]:
+def sampler_for(
+    vocab: Vocab, length: int, seed: int, words: frozenset[str] | None = None
+) -> Callable[[CharRNN, str], str]:
     """What the trainer calls to show progress samples: fixed seed, so epochs are comparable."""
 
     def sample(model: CharRNN, prefix: str) -> str:
-        return generate(model, vocab, prefix, SampleConfig(max_length=length, seed=seed)).text
+        return generate(model, vocab, prefix, SampleConfig(max_length=length, seed=seed), words).text
 
     return sample
 
@@ -207,6 +210,10 @@ def train_model(
 
     With ``init``, the model starts as that checkpoint, its vocabulary grown append-only with the new
     corpus's characters (old prompts keep their outputs until training moves them).
+
+    The checkpoints record the English words of ``text`` (``charrnn.words``), and the ``init`` checkpoint's when
+    the model grows from it (none at all if it has none: its English is unknown); a model that only borrows
+    its embeddings (``embeddings_only``) has its corpus's alone.
     """
     train_config = train_config or TrainConfig()
     device = select_device(train_config.device)
@@ -241,6 +248,9 @@ def train_model(
         model = CharRNN(replace(base, vocab_size=len(corpus.vocab)))
         if init is not None:
             copy_embeddings(init.checkpoint, model, corpus.vocab)
+    words: frozenset[str] | None = corpus_words(text if isinstance(text, str) else "\n".join(text.values()))
+    if init is not None and grow:
+        words = merged(init.checkpoint.words, words)
     source = make_source(corpus.train_ids, train_config)
     if init is not None and init.replay is not None:
         source = replay_source(corpus.train_ids, torch.tensor(corpus.vocab.encode(init.replay)), train_config,
@@ -251,13 +261,14 @@ def train_model(
         corpus.val,
         train_config,
         device=device,
-        sampler=sampler_for(corpus.vocab, train_config.sample_length, train_config.seed),
+        sampler=sampler_for(corpus.vocab, train_config.sample_length, train_config.seed, words),
     )
     if resumed is not None and resumed.train_state is not None:
         trainer.load_state_dict(*resumed.train_state)
     callbacks = [callback] if callback else []
     if out_dir is not None:
-        extra: dict[str, Any] = {"train_config": train_config.to_json(), "corpus_sha256": corpus.sha256}
+        extra: dict[str, Any] = {"train_config": train_config.to_json(), "corpus_sha256": corpus.sha256,
+                                 "words": words}
         if corpus.parts:
             extra["extra"] = {"corpora": corpus.parts}
         if init is not None:

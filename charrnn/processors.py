@@ -21,6 +21,7 @@ import torch
 
 from charrnn.rhyme import THIRTEEN_CLASSES, han_key, line_key, rhyming_words
 from charrnn.vocab import UNK_ID, Vocab
+from charrnn.words import WordCursor, real_words, word_tables
 
 if TYPE_CHECKING:
     from charrnn.sample import SampleConfig
@@ -45,12 +46,14 @@ class Row:
     rng: random.Random
     generated: list[int] = field(default_factory=list)
     logprob: float = 0.0  # of the generated characters under the untempered model
+    logprobs: list[float] = field(default_factory=list)  # each character's (a sample cut short drops some)
     lines: int = 0  # line breaks generated so far
     seen_ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
     line: str = ""  # the current (last, unfinished) line, prefix included
     rhyme: str | None = None  # the song's rhyme key, set by its first finished line
     line_lengths: list[int] = field(default_factory=list)  # of the finished lines
     forced: list[int] = field(default_factory=list)  # SampleConfig.force's ids: read, not sampled
+    word: WordCursor | None = None  # where it is in the corpus's word trie (charrnn.words)
 
     def note_ngrams(self, since: int = 0) -> None:
         """Record, for the n-gram ban, the n-grams of the context that end at or after position ``since``."""
@@ -68,7 +71,7 @@ def is_alphabetic_letter(symbol: str) -> bool:
 class VocabTables:
     """What the processors need to know about a vocabulary, computed once per vocabulary."""
 
-    def __init__(self, vocab: Vocab, device: torch.device) -> None:
+    def __init__(self, vocab: Vocab, device: torch.device, words: frozenset[str] | None = None) -> None:
         self.vocab = vocab
         self.size = len(vocab)
         self.device = device
@@ -90,6 +93,8 @@ class VocabTables:
             if name is not None:
                 self.class_masks[CLASSES.index(name), index] = True
         self.letters = {s: i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()}
+        # The model's English words (charrnn.words); None for a model without them: nothing is constrained.
+        self.words = word_tables(words, vocab, device) if words is not None else None
 
 
 @dataclass
@@ -213,6 +218,8 @@ def _rhyming_candidates(row: Row, tables: VocabTables) -> torch.Tensor | None:
     if key in CLASSES:
         return tables.class_masks[CLASSES.index(key)]
     words = rhyming_words(key)
+    if tables.words is not None:
+        words = tables.words.among(words)
     if not words:
         return None
     word = _current_word(row.line)
@@ -259,9 +266,11 @@ def top_k_top_p(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return torch.where(probs >= threshold, logits, -math.inf)
 
 
-# The order matters: bans and rewards act on the model's own scale, temperature then reshapes, and the
-# nucleus is cut from the final distribution.
-PROCESSORS: tuple[Processor, ...] = (ban_unknown, repetition_penalty, no_repeat_ngram, rhyme, temperature, top_k_top_p)
+# The order matters: bans and rewards act on the model's own scale (the corpus-word rule last of them: it
+# sees whether the bans before it left a word anywhere to go), temperature then reshapes, and the nucleus is
+# cut from the final distribution.
+PROCESSORS: tuple[Processor, ...] = (ban_unknown, repetition_penalty, no_repeat_ngram, rhyme, real_words, temperature,
+                                     top_k_top_p)
 
 
 def process(logits: torch.Tensor, batch: Batch, processors: Sequence[Processor] = PROCESSORS) -> torch.Tensor:
@@ -313,6 +322,7 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
         row.line += tables.vocab.symbols[token]
     row.generated.append(token)
     row.logprob += logprob
+    row.logprobs.append(logprob)
     if len(row.generated) >= (len(row.forced) if row.forced else cfg.max_length):
         return "length"
     return None

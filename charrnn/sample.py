@@ -30,6 +30,7 @@ from charrnn.processors import (
     process,
 )
 from charrnn.vocab import Vocab
+from charrnn.words import whole_lines_end
 
 MAX_LENGTH = 100_000
 
@@ -49,7 +50,8 @@ class SampleConfig:
     # Forbid any character that would repeat an n-gram already in the text; 0: off. A loop like
     # "我不要再想 我不要再想" is the most common complaint about char-RNN lyrics.
     no_repeat_ngram: int = 0
-    max_length: int = 200  # new characters at most
+    # New characters at most. A sample it stops ends at its last whole line (or word), never in the middle.
+    max_length: int = 200
     stop_after_lines: int = 0  # stop at the N-th generated line break; 0: no limit
     line_mode: bool = False  # one line from a line start (names, titles): stop at the line break
     stop_at_blank_line: bool = True  # a blank line ends a song in lyric corpora
@@ -102,11 +104,20 @@ class Generation:
         return tidy(self.text)
 
 
-def generate(model: LanguageModel, vocab: Vocab, prefix: str = "", config: SampleConfig | None = None) -> Generation:
-    """One request, start to finish: read the prefix, then choose and append until a stop rule fires."""
+def generate(
+    model: LanguageModel,
+    vocab: Vocab,
+    prefix: str = "",
+    config: SampleConfig | None = None,
+    words: frozenset[str] | None = None,
+) -> Generation:
+    """One request, start to finish: read the prefix, then choose and append until a stop rule fires.
+
+    ``words``: the model's English words (``Checkpoint.words``); every English word written is one of them.
+    """
     config = config or SampleConfig()
     device = next(model.parameters()).device
-    tables = VocabTables(vocab, device)
+    tables = VocabTables(vocab, device, words)
     row = new_row(0, prefix, config, vocab, tables)
     batch = Batch.of([row], tables)
     model.eval()
@@ -123,7 +134,13 @@ def generate(model: LanguageModel, vocab: Vocab, prefix: str = "", config: Sampl
 
 
 def result(row: Row, reason: FinishReason, vocab: Vocab) -> Generation:
-    return Generation(row.prefix, vocab.decode(row.generated), row.skipped, row.logprob, reason)
+    """The request's answer. One the length limit stopped ends at its last whole line (or word), never in the
+    middle of one; a teacher-forced row is scored on all of its text."""
+    text = vocab.decode(row.generated)
+    if reason != "length" or row.forced:
+        return Generation(row.prefix, text, row.skipped, row.logprob, reason)
+    end = whole_lines_end(text)
+    return Generation(row.prefix, text[:end], row.skipped, sum(row.logprobs[:end]), reason)
 
 
 def serving_dtype(device: torch.device) -> torch.dtype:

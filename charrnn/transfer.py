@@ -37,6 +37,7 @@ from charrnn.mixture import MixtureLM, fit_weights, union_vocab
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.train import Callback, TrainConfig
+from charrnn.words import merged
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,8 @@ def transfer(
     metrics.update({f"weight_{name}": w for (name, _), w in zip(components, weights, strict=True)})
     metrics["weights_fit_chars"] = len(fit_text)  # less than the validation text when time was short
     save_mixture(out / "mixture", components, weights, train_config=common.to_json(), metrics=metrics,
-                 corpus_sha256=sha256_text(text), parent=base.weights_sha256, extra={"init_from": base_name})
+                 corpus_sha256=sha256_text(text), parent=base.weights_sha256, extra={"init_from": base_name},
+                 words=merged(*(c.words for _, c in components)))
     return TransferResult(out / "mixture", dict(zip([n for n, _ in components], weights, strict=True)), val_ppl,
                           time.perf_counter() - started)
 

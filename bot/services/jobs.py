@@ -47,6 +47,7 @@ class LoadedModel:
     model: LanguageModel
     vocab: Vocab
     version: str
+    words: frozenset[str] | None = None  # its English words (Checkpoint.words): what its English may use
 
 
 Loader = Callable[[str], LoadedModel]  # a model version's name -> the model, verified and ready

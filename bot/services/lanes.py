@@ -59,7 +59,8 @@ class Lane:
 
     def __init__(self, loaded: LoadedModel, max_batch: int, dtype: torch.dtype | None) -> None:
         self.version = loaded.version
-        self.generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=max_batch, dtype=dtype)
+        self.generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=max_batch, dtype=dtype,
+                                        words=loaded.words)
         self.jobs: dict[int, Running] = {}  # by Pending.seq
         self.owner: dict[int, int] = {}  # row id -> job seq
 

@@ -81,7 +81,7 @@ class ModelStore:
         """Load and verify (checksums, no pickle) a version, ready for serving."""
         ckpt = load_checkpoint(self.model_dir / version, device=select_device(self.device))
         ckpt.model.eval()
-        return LoadedModel(ckpt.model, ckpt.vocab, version)
+        return LoadedModel(ckpt.model, ckpt.vocab, version, ckpt.words)
 
     def corpus_text(self, corpus_path: Path | None) -> str:
         return load_corpus(corpus_path or demo_corpus_path())

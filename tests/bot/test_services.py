@@ -169,7 +169,7 @@ def test_worker_refuses_when_full_and_times_out_cleanly() -> None:
                 with pytest.raises(TimeoutError):
                     await job
             ok = await worker.generate(GenerationJob("b", 1.0, 5), timeout=60)  # the timed-out rows were freed
-            assert ok.candidates[0].text.startswith("b") and len(ok.candidates[0].continuation) == 5
+            assert ok.candidates[0].text.startswith("b") and ok.candidates[0].finish_reason == "length"
         finally:
             worker.stop()
 
@@ -234,7 +234,8 @@ def test_a_timeout_after_a_swap_cancels_only_its_own_rows() -> None:
             with pytest.raises(TimeoutError):
                 await doomed
             result = await survivor
-            assert result.model_version == "new" and len(result.candidates[0].continuation) == 3000
+            # (the length limit ends it at its last whole word: a few characters short of 3000)
+            assert result.model_version == "new" and 2900 < len(result.candidates[0].continuation) <= 3000
         finally:
             worker.stop()
 
@@ -296,7 +297,7 @@ def test_a_bad_job_fails_alone() -> None:
             assert isinstance(outcomes[2], ValueError)  # length 0: refused when it joined
             for outcome, prefix in ((outcomes[0], "ab"), (outcomes[3], "cd")):
                 assert isinstance(outcome, GenerationResult)
-                assert all(c.text.startswith(prefix) and len(c.continuation) == 20 for c in outcome.candidates)
+                assert all(c.text.startswith(prefix) and c.finish_reason == "length" for c in outcome.candidates)
         finally:
             worker.stop()
 
