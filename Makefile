@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; GPU users: see "GPU" in docs/charrnn.md.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run demo test test-portable lint bench clean pretrained pretrained-sung
+.PHONY: run demo test test-portable lint bench clean pretrained pretrained-sung forms
 
 # One line per step; pip itself speaks only on errors (-qq also hides warnings about this machine's
 # own pip configuration, which are not the project's business).
@@ -65,6 +65,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/base_languages.py
 	$(PY) benchmarks/lyric_quality.py
+	$(PY) benchmarks/lyric_shape.py
 	$(PY) benchmarks/bot_load.py
 
 clean:
@@ -128,3 +129,8 @@ pretrained-sung: $(VENV)/.installed
 	  --warmup-steps 100 --seq-len 128 --batch-size 32 --epochs 100 --patience 0 --max-minutes $(BASE4_MINUTES) \
 	  --seed 3 --sample-every 1 --sample-prefix 我想你 --sample-prefix "I miss you" --resume
 	$(PY) -m charrnn export $(BASE4_RUN)/best $(BASE4_OUT) --half
+
+# The ci tune forms shipped in charrnn/ci_forms.json: each tune's prevailing pattern and rhyme positions, mined
+# from the Song ci corpus (charrnn.form_mining; tests/charrnn/test_forms.py checks the file is what this makes).
+forms: $(VENV)/.installed
+	$(PY) -m charrnn forms build $(DATA)/songci.txt

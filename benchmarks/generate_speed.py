@@ -10,6 +10,10 @@ latency includes waiting for the requests ahead. Each precision is compared with
 same precision, and the fastest batched mode with the fastest one-at-a-time mode. When the checkpoint has
 English words (``charrnn.words``), the batched run is timed with them off and on: what keeping every
 English word a corpus word costs.
+
+The shape rules (``charrnn.shape``: rhyme by construction and a target length) are timed too: the same
+requests batched with ``rhyme=True, target_length=--length``, their characters counted as written (the
+target ends each on a whole line, so they vary), against the plain batched run in the serving precision.
 """
 
 from __future__ import annotations
@@ -37,14 +41,24 @@ def run_batched(
     model: CharRNN, vocab: Vocab, configs: list[SampleConfig], max_batch: int, dtype: torch.dtype,
     words: frozenset[str] | None = None,
 ) -> list[float]:
+    return run_counted(model, vocab, configs, max_batch, dtype, words)[0]
+
+
+def run_counted(
+    model: CharRNN, vocab: Vocab, configs: list[SampleConfig], max_batch: int, dtype: torch.dtype,
+    words: frozenset[str] | None = None,
+) -> tuple[list[float], int]:
+    """Each request's latency, and the characters written in all."""
     generator = BatchGenerator(model, vocab, max_batch=max_batch, dtype=dtype, words=words)
     started = time.perf_counter()
     ids = {generator.submit(PREFIXES[i % len(PREFIXES)], c): i for i, c in enumerate(configs)}
     latency = [0.0] * len(configs)
+    chars = 0
     while not generator.idle():
-        for rid, _ in generator.step():
+        for rid, generation in generator.step():
             latency[ids[rid]] = time.perf_counter() - started
-    return latency
+            chars += len(generation.continuation)
+    return latency, chars
 
 
 def main() -> None:
@@ -93,6 +107,13 @@ def main() -> None:
     print(f"fastest batched vs fastest one at a time: {best_batched / best_single:.1f}x the throughput")
     if words_cost:
         print(f"batched throughput with corpus words on / off ({len(ckpt.words or ())} words): {', '.join(words_cost)}")
+    dtype = serving_dtype(device)
+    plain, plain_chars = run_counted(model, vocab, configs, args.requests, dtype, ckpt.words)
+    shaped_configs = [SampleConfig(target_length=args.length, rhyme=True, seed=i) for i in range(args.requests)]
+    shaped, shaped_chars = run_counted(model, vocab, shaped_configs, args.requests, dtype, ckpt.words)
+    ratio = (shaped_chars / max(shaped)) / (plain_chars / max(plain))
+    print(f"shape rules (rhyme, target length {args.length}), batched in {str(dtype).removeprefix('torch.')}: "
+          f"{shaped_chars / max(shaped):,.0f} chars/s against {plain_chars / max(plain):,.0f} without: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

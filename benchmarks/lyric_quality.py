@@ -13,7 +13,12 @@ One table ("Lyric quality" in docs/testing.md), one row per model and rhyme sett
 - stage directions per 1,000 samples (``charrnn.drama.stage_directions``: role markers such as "(正末唱)",
   the Yuan drama the base learnt from its Yuan qu);
 - what the sampling rules cost in likelihood: the samples' mean log-probability under the model itself
-  (nats per character; rhyme trades some of it for the rhyme).
+  (nats per character; rhyme trades some of it for the rhyme);
+- the shape of the lyrics (``lyric_shape.py``): rhyme accuracy (rhyme positions on the song's rhyme / all
+  rhyme positions, every line end of a free lyric), format accuracy (the share of ``--form`` lyrics on
+  held-out Song ci tunes whose clause lengths are exact; a vocabulary without "，" separates clauses with
+  a space, so punctuation is not compared) and length accuracy (the share of lyrics within 20% of a target
+  length of 20, 60, 160, 300 or 600 characters).
 
 Samples: ``--samples`` lyrics of 200 characters at the bot's default sampling settings, each from a
 two-character prefix taken from the start of a held-out line, one seed each. The corpus's own figures
@@ -39,6 +44,14 @@ from pathlib import Path
 
 import torch
 from common import corpus_path, print_table
+from lyric_shape import (
+    chinese_openings,
+    corpus_format,
+    format_accuracy,
+    held_out_tunes,
+    length_accuracy,
+    rhyme_accuracy,
+)
 
 from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
@@ -49,7 +62,7 @@ from charrnn.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_l
 from charrnn.mixture import LanguageModel, fit_weights
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.rhyme import rhyme_rate
+from charrnn.rhyme import free_rhymes, rhyme_rate
 from charrnn.sample import Generation, SampleConfig
 from charrnn.train import TrainConfig
 from charrnn.transfer import TransferConfig, component_logprobs, transfer
@@ -66,7 +79,9 @@ def prefixes_of(test_text: str, count: int) -> list[str]:
     return [openings[(i * step) % len(openings)] for i in range(count)]
 
 
-def quality_row(label: str, texts: list[str], corpus: str, ppl: float | None, logprob: float | None) -> list[object]:
+def quality_row(label: str, texts: list[str], corpus: str, ppl: float | None, logprob: float | None,
+                shape: tuple[str, str, str] = ("-", "-", "-")) -> list[object]:
+    """The row's columns; ``shape``: its rhyme, format and length accuracy, formatted."""
     copies = [longest_copied_run(text, corpus) for text in texts]
     rate = rhyme_rate(texts)
     return [
@@ -80,7 +95,18 @@ def quality_row(label: str, texts: list[str], corpus: str, ppl: float | None, lo
         mean_line_length(texts),
         f"{1000 * sum(map(stage_directions, texts)) / len(texts):,.0f}",
         "-" if logprob is None else logprob,
+        *shape,
     ]
+
+
+def shape_columns(model: LanguageModel, vocab: Vocab, generations: list[Generation], rhyme: bool,
+                  blocks: list[tuple[str, list[str]]], openings: list[str]) -> tuple[str, str, str]:
+    """Rhyme accuracy of the samples, format accuracy on held-out tunes, length accuracy (see the docstring)."""
+    hits, total = rhyme_accuracy(generations)
+    exact, _, _, _ = format_accuracy(model, vocab, blocks, use_form=True, rhyme=rhyme, punctuation=False)
+    lengths = length_accuracy(model, vocab, openings, rhyme)
+    within = statistics.fmean(share for share, _, _ in lengths.values())
+    return (f"{hits / total:.0%}" if total else "-"), f"{exact:.0%}", f"{within:.0%}"
 
 
 def cross_fitted_ppl(logprobs: torch.Tensor) -> float:
@@ -143,7 +169,11 @@ def main() -> None:
               file=sys.stderr)
 
     pieces = [test_text[i : i + LENGTH] for i in range(0, len(test_text) - LENGTH, LENGTH)][: args.samples]
-    rows = [quality_row("corpus (held-out part)", pieces, train_text, None, None)]
+    blocks, openings = held_out_tunes(args.samples), chinese_openings(max(2, args.samples // 5))
+    share, _, _ = corpus_format(blocks)
+    corpus_rhyme = sum(free_rhymes(p)[0] for p in pieces) / max(1, sum(free_rhymes(p)[1] for p in pieces))
+    rows = [quality_row("corpus (held-out part)", pieces, train_text, None, None,
+                        (f"{corpus_rhyme:.0%}", f"{share:.0%} (Song ci)", "-"))]
     ppl_of: dict[str, float] = {}
     for label, model, vocab in models:
         model.eval()
@@ -151,11 +181,13 @@ def main() -> None:
         for rhyme in (False, True):
             generations = samples(model, vocab, prefixes, rhyme)
             logprob = statistics.fmean(g.mean_logprob for g in generations)
+            shape = shape_columns(model, vocab, generations, rhyme, blocks, openings)
             rows.append(quality_row(f"{label}, rhyme {'on' if rhyme else 'off'}", [g.lyric for g in generations],
-                                    train_text, ppl_of[label], logprob))
+                                    train_text, ppl_of[label], logprob, shape))
     print()
     print_table(["model", "held-out ppl", "distinct-1", "distinct-2", "loops", "copied run (median / max)",
-                 "rhyme rate", "line length", "stage directions per 1,000 samples", "sample logprob"], rows)
+                 "rhyme rate", "line length", "stage directions per 1,000 samples", "sample logprob",
+                 "rhyme accuracy", "format (held-out tunes)", "length within 20%"], rows)
     ratio = ppl_of["base + transfer"] / ppl_of["scratch (default GRU)"]
     print(f"\nbase + transfer / scratch perplexity: {ratio:.2f}x (target at most 0.9x); with cross-fitted "
           f"weights {crossed / ppl_of['scratch (default GRU)']:.2f}x")

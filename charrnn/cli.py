@@ -1,4 +1,4 @@
-"""``python -m charrnn train|transfer|generate|eval|export|words|fetch|demo``.
+"""``python -m charrnn train|transfer|generate|eval|export|words|fetch|forms|demo``.
 
 Every foreseeable mistake (bad corpus, bad number, missing or corrupted checkpoint) is one line on
 stderr and exit code 2; a traceback means a bug in charrnn. ``base`` names the pretrained model shipped
@@ -31,6 +31,8 @@ from charrnn.cli_options import (
 from charrnn.data import CorpusError, demo_corpus_path, load_corpus, split_corpus
 from charrnn.evaluate import REFERENCE_MIN_COUNT, HeldOut, evaluate, reference_vocab
 from charrnn.fetch import CORPORA, FetchError, fetch, remembering
+from charrnn.form_mining import build as build_forms
+from charrnn.forms import FORMS_PATH, tunes
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sample import SampleConfig
@@ -98,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--from", dest="source", metavar="FILE",
                     help="make it from this file instead of downloading (works offline): the chinese-poetry npm "
                          "tarball, or for a derived corpus its source's text (yuanqu-sung: yuanqu.txt)")
+
+    forms = sub.add_parser("forms", help="the ci tune forms: list them, or mine them from the Song ci corpus")
+    forms_sub = forms.add_subparsers(dest="forms_command", required=True)
+    forms_sub.add_parser("list", help="the shipped tunes with their pattern")
+    build = forms_sub.add_parser("build", help="mine the tune table from songci.txt (what ships was made so)")
+    build.add_argument("corpus", help="the Song ci corpus (../shared/data/songci.txt)")
+    build.add_argument("--out", default=str(FORMS_PATH), help="default: the package's table")
 
     demo = sub.add_parser("demo", help="train a small model on the bundled demo corpus and sing")
     demo.add_argument("--out", default="runs/demo")
@@ -269,6 +278,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forms(args: argparse.Namespace) -> int:
+    if args.forms_command == "build":
+        if not Path(args.corpus).is_file():
+            raise ValueError(f"{args.corpus}: no such file (the Song ci corpus, songci.txt)")
+        table = build_forms(Path(args.corpus), Path(args.out))
+        print(f"{len(table)} tunes written to {args.out}")
+        return 0
+    for tune in tunes().values():
+        print(f"{tune.name}\t{tune.examples} examples, {tune.share:.0%} in this form\t{tune.pattern}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train a small model on the bundled corpus, then sing a few lyrics: the library in one minute."""
     text = load_corpus(demo_corpus_path())
@@ -310,7 +331,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "transfer": cmd_transfer, "generate": cmd_generate, "eval": cmd_eval,
-            "export": cmd_export, "words": cmd_words, "fetch": cmd_fetch, "demo": cmd_demo}
+            "export": cmd_export, "words": cmd_words, "fetch": cmd_fetch, "forms": cmd_forms, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

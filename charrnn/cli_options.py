@@ -14,12 +14,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from charrnn.forms import SONG_FORMS
 from charrnn.model import CELLS, ModelConfig
-from charrnn.sample import MAX_LENGTH, SampleConfig
+from charrnn.sample import MAX_LENGTH, MIN_TARGET, SampleConfig
 from charrnn.train import EvalEvent, SampleEvent, StepEvent, TrainConfig, TrainEvent
 
 # Older, shorter spellings that stay accepted.
-SAMPLE_ALIASES = {"max_length": ["--length"], "stop_after_lines": ["--lines"]}
+SAMPLE_ALIASES = {"target_length": ["--length"], "stop_after_lines": ["--lines"]}
 SAMPLE_HELP = {
     "force": "read this text instead of sampling; its log-likelihood is the score (teacher forcing)",
     "temperature": "below 1 safer, above 1 wilder",
@@ -33,8 +34,11 @@ SAMPLE_HELP = {
     "stop_after_lines": "stop after this many lines; 0: no limit",
     "line_mode": "one line per sample (names, titles)",
     "stop_at_blank_line": "a blank line ends the song",
-    "rhyme": "end lines on the song's rhyme (set by its first line)",
-    "rhyme_boost": "how strongly rhyming characters are preferred at a line's end",
+    "rhyme": "every rhyme position on its rhyme: each line end (the first sets it), or a tune's rhyme positions",
+    "target_length": f"the lyric's length in characters, whole lines, within 20%; {MIN_TARGET} to {MAX_LENGTH}, 0: off",
+    "form": "a ci tune, e.g. 浣溪沙: its lines, punctuation and rhymes (python -m charrnn forms list)",
+    "pattern": "line lengths to write to, e.g. 7,7,5,7 or 4，5A。/7A。 (letters: rhyme groups)",
+    "song": f"a song form: verses and a returning chorus, sized by --length ({', '.join(SONG_FORMS)})",
     "seed": "same seed, same text",
 }
 

@@ -9,7 +9,6 @@ the same code.
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -19,7 +18,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from charrnn.rhyme import THIRTEEN_CLASSES, han_key, line_key, rhyming_words
+from charrnn.rhyme import THIRTEEN_CLASSES, han_key
+from charrnn.shape import Shape, start_shape
+from charrnn.shape_rules import ShapeTables, line_shape
 from charrnn.vocab import UNK_ID, Vocab
 from charrnn.words import WordCursor, real_words, word_tables
 
@@ -49,11 +50,9 @@ class Row:
     logprobs: list[float] = field(default_factory=list)  # each character's (a sample cut short drops some)
     lines: int = 0  # line breaks generated so far
     seen_ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
-    line: str = ""  # the current (last, unfinished) line, prefix included
-    rhyme: str | None = None  # the song's rhyme key, set by its first finished line
-    line_lengths: list[int] = field(default_factory=list)  # of the finished lines
     forced: list[int] = field(default_factory=list)  # SampleConfig.force's ids: read, not sampled
     word: WordCursor | None = None  # where it is in the corpus's word trie (charrnn.words)
+    shape: Shape | None = None  # its plan, rhyme and target length (charrnn.shape); None: free text
 
     def note_ngrams(self, since: int = 0) -> None:
         """Record, for the n-gram ban, the n-grams of the context that end at or after position ``since``."""
@@ -92,9 +91,10 @@ class VocabTables:
         for index, name in enumerate(classes):
             if name is not None:
                 self.class_masks[CLASSES.index(name), index] = True
-        self.letters = {s: i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()}
         # The model's English words (charrnn.words); None for a model without them: nothing is constrained.
         self.words = word_tables(words, vocab, device) if words is not None else None
+        self.shape = ShapeTables(vocab, device, self.class_masks, corpus=words)
+        self.symbols = frozenset(vocab.symbols)
 
 
 @dataclass
@@ -177,73 +177,6 @@ def no_repeat_ngram(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits
 
 
-def rhyme(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """Towards the song's rhyme at the end of a line, never forcing what the model finds implausible.
-
-    The song's rhyme is the last syllable of its first line. Once a line is about as long as the song's
-    lines so far, characters (Chinese) or word continuations (English) that rhyme get ``rhyme_boost``
-    times their probability, and a line break after a rhyming syllable as much; a line break after a
-    syllable that does not rhyme is made ``rhyme_boost`` squared times less likely, until the line runs to
-    twice the usual length. Multiplying probabilities only reorders plausible choices: top-p then still cuts
-    away what the model thinks unlikely.
-    """
-    tables = batch.tables
-    for i, row in enumerate(batch.rows):
-        cfg = row.config
-        if not cfg.rhyme or row.rhyme is None or not row.line_lengths:
-            continue
-        boost = math.log(cfg.rhyme_boost)
-        target = sum(row.line_lengths) / len(row.line_lengths)
-        length = len(row.line.strip())
-        near_end = length + 1 >= max(2.0, target - 1)
-        if near_end:
-            candidates = _rhyming_candidates(row, tables)
-            if candidates is not None:
-                logits[i] = torch.where(candidates, logits[i] + boost, logits[i])
-        if tables.line_break != UNK_ID and length:
-            if line_key(row.line) == row.rhyme:
-                if near_end:
-                    logits[i, tables.line_break] += boost
-            elif length < 2 * target:
-                # A line that would end off the rhyme is discouraged twice as hard (in log terms) as a
-                # rhyming end is encouraged: it goes on until it finds a plausible rhyme.
-                logits[i, tables.line_break] -= 2 * boost
-    return logits
-
-
-def _rhyming_candidates(row: Row, tables: VocabTables) -> torch.Tensor | None:
-    """(V,) mask of the next characters that rhyme (Chinese) or lead into a rhyming word (English)."""
-    key = row.rhyme
-    assert key is not None
-    if key in CLASSES:
-        return tables.class_masks[CLASSES.index(key)]
-    words = rhyming_words(key)
-    if tables.words is not None:
-        words = tables.words.among(words)
-    if not words:
-        return None
-    word = _current_word(row.line)
-    mask = torch.zeros(tables.size, dtype=torch.bool, device=tables.device)
-    for letter, index in tables.letters.items():
-        if word + letter.lower() in _prefixes(words):
-            mask[index] = True
-    return mask
-
-
-@functools.lru_cache(maxsize=64)
-def _prefixes(words: frozenset[str]) -> frozenset[str]:
-    return frozenset(word[:end] for word in words for end in range(1, len(word) + 1))
-
-
-def _current_word(line: str) -> str:
-    """The letters of the word being written at the end of ``line`` ('' at a word boundary)."""
-    end = len(line)
-    start = end
-    while start and (line[start - 1].isascii() and (line[start - 1].isalpha() or line[start - 1] == "'")):
-        start -= 1
-    return line[start:end].lower()
-
-
 def temperature(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits / batch.temperature
 
@@ -266,11 +199,13 @@ def top_k_top_p(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return torch.where(probs >= threshold, logits, -math.inf)
 
 
-# The order matters: bans and rewards act on the model's own scale (the corpus-word rule last of them: it
-# sees whether the bans before it left a word anywhere to go), temperature then reshapes, and the nucleus is
-# cut from the final distribution.
-PROCESSORS: tuple[Processor, ...] = (ban_unknown, repetition_penalty, no_repeat_ngram, rhyme, real_words, temperature,
-                                     top_k_top_p)
+# The order matters: bans and rewards act on the model's own scale, temperature then reshapes, and the
+# nucleus is cut from the final distribution. The shape comes after the bans so that it can fall back when
+# they leave none of its characters; the corpus-word rule last of them: it sees whether the rules before it
+# left a word anywhere to go (the shape's English rhymes are corpus words already).
+PROCESSORS: tuple[Processor, ...] = (
+    ban_unknown, repetition_penalty, no_repeat_ngram, line_shape, real_words, temperature, top_k_top_p
+)
 
 
 def process(logits: torch.Tensor, batch: Batch, processors: Sequence[Processor] = PROCESSORS) -> torch.Tensor:
@@ -302,15 +237,24 @@ def choose(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 
 def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> FinishReason | None:
-    """Append the chosen character and apply the stop rules; the reason when the request is finished."""
+    """Append the chosen character and apply the stop rules; the reason when the request is finished.
+
+    A row with a plan or a target length ends where its shape says (``charrnn.shape``), not at a blank
+    line or ``max_length``; the line break that ends it is not part of the text."""
     cfg = row.config
     row.context.append(token)
     row.note_ngrams(since=len(row.context))
+    shape = row.shape
+    if shape is not None and shape.observe(tables.vocab.symbols[token]) and shape.owns_end:
+        if token != tables.line_break:
+            row.generated.append(token)
+            row.logprob += logprob
+        return "lines"
+    owns_end = shape is not None and shape.owns_end
     if token == tables.line_break:
         row.lines += 1
-        finish_line(row)
         blank_line = len(row.context) >= 2 and row.context[-2] == tables.line_break and bool(row.generated)
-        if not row.forced and (
+        if not row.forced and not owns_end and (
             cfg.line_mode
             or (cfg.stop_after_lines and row.lines >= cfg.stop_after_lines)
             or (cfg.stop_at_blank_line and blank_line)
@@ -318,12 +262,11 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
             if blank_line:
                 row.generated = row.generated[:-1]
             return "lines"
-    else:
-        row.line += tables.vocab.symbols[token]
     row.generated.append(token)
     row.logprob += logprob
     row.logprobs.append(logprob)
-    if len(row.generated) >= (len(row.forced) if row.forced else cfg.max_length):
+    limit = len(row.forced) if row.forced else shape.limit if shape is not None and owns_end else cfg.max_length
+    if len(row.generated) >= limit:
         return "length"
     return None
 
@@ -333,34 +276,19 @@ def forced_or(row: Row, chosen: int) -> int:
     return row.forced[len(row.generated)] if row.forced else chosen
 
 
-def finish_line(row: Row) -> None:
-    """A line ended: it sets the song's rhyme if it is the first to have one, and the usual length."""
-    if row.line.strip():
-        if row.rhyme is None:
-            row.rhyme = line_key(row.line)
-        row.line_lengths.append(len(row.line.strip()))
-    row.line = ""
-
-
 def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: VocabTables) -> Row:
     """A request's starting state: the model reads a line break first (a prefix starts a line, an empty
-    one starts a song), then the prefix's known characters; unknown ones are skipped and reported."""
-    context = [tables.line_break] + [i for i in vocab.encode(prefix) if i != UNK_ID]
+    one starts a song), then its shape's hint (a tune's name) and the prefix's known characters; unknown
+    ones are skipped and reported."""
+    shape = start_shape(prefix, config, tables.symbols)
+    read = (shape.hint if shape is not None else "") + prefix
+    context = [tables.line_break] + [i for i in vocab.encode(read) if i != UNK_ID]
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**63)
     row = Row(rid, prefix, config, context, tuple(vocab.unknown_chars(prefix)), random.Random(seed))
     row.forced = [i for i in vocab.encode(config.force) if i != UNK_ID]
+    row.shape = shape
     row.note_ngrams()
-    start_lines(row)
     return row
-
-
-def start_lines(row: Row) -> None:
-    """Read the prefix's finished lines (they may set the rhyme), keep its last line open."""
-    *finished, last = row.prefix.split("\n")
-    for line in finished:
-        row.line = line
-        finish_line(row)
-    row.line = last
 
 
 def _sorted_descending(probs: torch.Tensor) -> torch.Tensor:

@@ -112,3 +112,34 @@ def rhyming_words(key: str) -> frozenset[str]:
         words = {w for part, ws in pronouncing.rhyme_lookup.items() if re.sub(r"\d", "", part) == key[3:] for w in ws}
         return frozenset(w for w in words if re.fullmatch(r"[a-z']+", w))
     return frozenset()
+
+
+MIN_RHYMING_WORDS = 10  # an English rhyme a song can keep: at least this many words end on it
+
+
+@functools.lru_cache(maxsize=256)
+def ending_words(key: str) -> frozenset[str]:
+    """The words whose own rhyme key (``english_key``) is ``key``: the words a line on ``key`` may end on."""
+    return frozenset(word for word in rhyming_words(key) if english_key(word) == key)
+
+
+def usable(key: str | None) -> bool:
+    """A rhyme a song can keep: a Chinese class, or an English sound that enough words end on (not a
+    spelling fallback, which no dictionary word is known to share)."""
+    if key is None:
+        return False
+    return key in THIRTEEN_CLASSES or (key.startswith("en:") and len(ending_words(key)) >= MIN_RHYMING_WORDS)
+
+
+def free_rhymes(text: str) -> tuple[int, int]:
+    """(rhyme positions on the song's rhyme, rhyme positions) of a free lyric.
+
+    The rhyme positions of free lyrics are every line's end; the song's rhyme is the first line end that
+    has one a song can keep (``usable``), and the lines from there on are counted.
+    """
+    keys = [line_key(line) for line in text.split("\n") if line.strip()]
+    first = next((i for i, key in enumerate(keys) if usable(key)), None)
+    if first is None:
+        return 0, 0
+    rest = keys[first + 1 :]
+    return sum(key == keys[first] for key in rest), len(rest)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from charrnn.forms import plan_of
 from charrnn.lyrics import tidy
 from charrnn.mixture import LanguageModel
 from charrnn.processors import (
@@ -33,6 +34,7 @@ from charrnn.vocab import Vocab
 from charrnn.words import whole_lines_end
 
 MAX_LENGTH = 100_000
+MIN_TARGET = 10  # fewer characters than a line
 
 
 @dataclass(frozen=True)
@@ -50,15 +52,22 @@ class SampleConfig:
     # Forbid any character that would repeat an n-gram already in the text; 0: off. A loop like
     # "我不要再想 我不要再想" is the most common complaint about char-RNN lyrics.
     no_repeat_ngram: int = 0
-    # New characters at most. A sample it stops ends at its last whole line (or word), never in the middle.
+    # New characters at most, for free text (a plan or a target length ends on its own). A sample it stops
+    # ends at its last whole line (or word), never in the middle.
     max_length: int = 200
     stop_after_lines: int = 0  # stop at the N-th generated line break; 0: no limit
     line_mode: bool = False  # one line from a line start (names, titles): stop at the line break
     stop_at_blank_line: bool = True  # a blank line ends a song in lyric corpora
-    # End lines on the song's rhyme (set by its first line), without forcing an implausible character:
-    # near a line's end, rhyming characters get rhyme_boost times their probability (processors.rhyme).
+    # Every rhyme position ends on its rhyme, by construction (charrnn.shape): in free lyrics every line end,
+    # on the song's rhyme (set by its first line); in a tune or a pattern, the form's rhyme positions.
     rhyme: bool = False
-    rhyme_boost: float = 8.0
+    # The lyric's length in visible characters (prefix included, line breaks not): whole lines, no end
+    # before 0.8x, none after 1.2x. 0: off (then max_length cuts, as for any text). A tune or a pattern has
+    # its own length; a song form is sized by it.
+    target_length: int = 0
+    form: str = ""  # a ci tune by name (python -m charrnn forms list): its lines, punctuation and rhymes
+    pattern: str = ""  # clause lengths, punctuation and rhymes, like 7,7,5,7 (charrnn.forms.parse_pattern)
+    song: str = ""  # a song form: verses and a chorus that returns (charrnn.forms.SONG_FORMS)
     seed: int | None = None
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
     # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.
@@ -76,8 +85,9 @@ class SampleConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty >= 1):
             raise ValueError(f"repetition_penalty must be at least 1, got {self.repetition_penalty}")
-        if not (math.isfinite(self.rhyme_boost) and self.rhyme_boost >= 1):
-            raise ValueError(f"rhyme_boost must be at least 1, got {self.rhyme_boost}")
+        if self.target_length and not MIN_TARGET <= self.target_length <= MAX_LENGTH:
+            raise ValueError(f"target length must be 0 (off) or {MIN_TARGET} to {MAX_LENGTH}, got {self.target_length}")
+        plan_of(self.form, self.pattern, self.song, self.target_length)  # a bad name or pattern fails here
         if self.repetition_window < 0 or self.no_repeat_ngram < 0 or self.stop_after_lines < 0:
             raise ValueError("repetition_window, no_repeat_ngram and stop_after_lines cannot be negative")
 

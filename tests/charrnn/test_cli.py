@@ -66,7 +66,7 @@ def test_eval_matches_training_split(trained: tuple[Path, Path], capsys: pytest.
 
 def test_generate_batched_with_seed(trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     _, ckpt = trained
-    args = ["generate", str(ckpt), "--prefix", "我", "--num", "3", "--length", "12", "--seed", "5", "--json"]
+    args = ["generate", str(ckpt), "--prefix", "我", "--num", "3", "--max-length", "12", "--seed", "5", "--json"]
     assert main(args) == 0
     first = last_json(capsys.readouterr().out)
     assert main(args) == 0
@@ -82,8 +82,10 @@ def test_generate_batched_with_seed(trained: tuple[Path, Path], capsys: pytest.C
         ["--temperature", "-1"],
         ["--temperature", "nan"],
         ["--temperature", "inf"],
-        ["--length", "0"],
-        ["--length", "5000000"],
+        ["--max-length", "0"],
+        ["--max-length", "5000000"],
+        ["--length", "5"],
+        ["--form", "no such tune"],
     ],
 )
 def test_bad_sampling_arguments_exit_2_with_one_line(
@@ -127,7 +129,7 @@ def test_module_entry_point_exit_codes(trained: tuple[Path, Path], tmp_path: Pat
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.startswith("error:")
     good = subprocess.run(
-        [sys.executable, "-m", "charrnn", "generate", str(trained[1]), "--length", "5", "--seed", "1"],
+        [sys.executable, "-m", "charrnn", "generate", str(trained[1]), "--max-length", "5", "--seed", "1"],
         capture_output=True,
         text=True,
         timeout=120,

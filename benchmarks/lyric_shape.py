@@ -1,0 +1,162 @@
+"""The shape of the base's lyrics: rhyme at rhyme positions, length on target, ci tunes to the letter.
+
+    python benchmarks/lyric_shape.py                  # 200 samples a measure, about 10 CPU minutes
+    python benchmarks/lyric_shape.py --samples 40
+
+Three measures, on the shipped base at the bot's settings (no_repeat_ngram 8):
+
+- rhyme accuracy: rhyme positions on their rhyme / rhyme positions (``charrnn.rhyme.free_rhymes``: every
+  line end after the first that sets the song's rhyme), Chinese (two-character openings of held-out Jay
+  Chou lines) and English (first words of held-out Shakespeare lines): free text of 200 characters, as
+  the bot asked before (a line cut by the length limit is left out), and with a target of 160;
+- length accuracy: the share of lyrics within 20% of a target of 20, 60, 160, 300 and 600 characters
+  (``charrnn.shape.lyric_length``), and whether they ended on a whole line;
+- format accuracy on held-out tunes: the blocks of the Song ci corpus's held-out tail whose tune is in the
+  table, each written to its tune from its first two characters; the share written exactly (clause
+  lengths and punctuation, ``charrnn.forms.follows``), and the rhyme at the tune's rhyme positions. For
+  comparison: the corpus's own blocks, and the base prompted with the tune's name but no form.
+
+``lyric_quality.py`` reuses these measures for its columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+from common import corpus_path, print_table
+
+from charrnn.batching import generate_many
+from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.data import load_corpus, split_corpus
+from charrnn.form_mining import blocks_of
+from charrnn.forms import follows, plan_rhymes, tune_plan, tunes
+from charrnn.mixture import LanguageModel
+from charrnn.rhyme import free_rhymes
+from charrnn.sample import Generation, SampleConfig
+from charrnn.shape import lyric_length
+from charrnn.vocab import Vocab
+
+BOT = SampleConfig(no_repeat_ngram=8)
+TARGETS = (20, 60, 160, 300, 600)
+
+
+def spread(items: list[str], count: int) -> list[str]:
+    step = max(1, len(items) // count)
+    return [items[(i * step) % len(items)] for i in range(count)]
+
+
+def chinese_openings(count: int) -> list[str]:
+    _, held = split_corpus(load_corpus(corpus_path("jaychou")))
+    return spread([line.replace(" ", "")[:2] for line in held.split("\n") if len(line.replace(" ", "")) >= 4], count)
+
+
+def english_openings(count: int) -> list[str]:
+    _, held = split_corpus(load_corpus(corpus_path("shakespeare")))
+    lines = [line for line in held.split("\n") if len(line) > 20 and line[0].isupper() and not line.endswith(":")]
+    return spread([line.split(" ")[0] + " " for line in lines], count)
+
+
+def held_out_tunes(count: int) -> list[tuple[str, list[str]]]:
+    """(tune, lines) of the held-out Song ci blocks whose tune is in the table."""
+    _, held = split_corpus(load_corpus(corpus_path("songci")))
+    table = tunes()
+    return [(name, lines) for name, lines in blocks_of(held) if name in table and lines][:count]
+
+
+def rhyme_accuracy(generations: list[Generation]) -> tuple[int, int]:
+    """Rhyme positions on the song's rhyme, and all of them; a last line cut by the length limit is left out."""
+    hits = total = 0
+    for g in generations:
+        lyric = g.lyric.rsplit("\n", 1)[0] if g.finish_reason == "length" else g.lyric
+        h, t = free_rhymes(lyric)
+        hits, total = hits + h, total + t
+    return hits, total
+
+
+def length_accuracy(model: LanguageModel, vocab: Vocab, prefixes: list[str], rhyme: bool,
+                    targets: tuple[int, ...] = TARGETS) -> dict[int, tuple[float, float, float]]:
+    """Per target: (share within 20%, median length / target, share ended on a whole line)."""
+    requests = [(prefix, replace(BOT, target_length=n, rhyme=rhyme, seed=i)) for n in targets
+                for i, prefix in enumerate(prefixes)]
+    out: dict[int, list[tuple[float, bool]]] = {n: [] for n in targets}
+    for (_, config), g in zip(requests, generate_many(model, vocab, requests), strict=True):
+        out[config.target_length].append((lyric_length(g.lyric) / config.target_length, g.finish_reason == "lines"))
+    return {n: (sum(0.8 <= r <= 1.2 for r, _ in rows) / len(rows), statistics.median(r for r, _ in rows),
+                sum(whole for _, whole in rows) / len(rows)) for n, rows in out.items()}
+
+
+def format_accuracy(model: LanguageModel, vocab: Vocab, blocks: list[tuple[str, list[str]]], use_form: bool = True,
+                    rhyme: bool = True, punctuation: bool = True) -> tuple[float, int, int, float]:
+    """(share written exactly to the tune, rhyme positions on rhyme, rhyme positions, mean logprob).
+
+    Without the form, the model reads the tune's name as a prompt (what the corpus puts before a ci)."""
+    requests = [(lines[0][:2], replace(BOT, form=name, rhyme=rhyme, seed=i)) if use_form
+                else (f"{name}\n{lines[0][:2]}", replace(BOT, seed=i)) for i, (name, lines) in enumerate(blocks)]
+    generations = generate_many(model, vocab, requests)
+    lyrics = [g.lyric if use_form else g.lyric.split("\n", 1)[1] for g in generations]
+    exact = [follows(lyric, tune_plan(name), punctuation) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
+    rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
+    return (sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
+            statistics.fmean(g.mean_logprob for g in generations))
+
+
+def corpus_format(blocks: list[tuple[str, list[str]]]) -> tuple[float, int, int]:
+    """The same measures on the held-out blocks themselves: how often real ci keep their tune's form."""
+    lyrics = ["\n".join(lines) for _, lines in blocks]
+    exact = [follows(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
+    rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
+    return sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes)
+
+
+def percent(hits: int, total: int) -> str:
+    return f"{hits / total:.1%} ({hits}/{total})" if total else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    base = load_checkpoint(BASE, device=args.device)
+    model, vocab = base.model.eval(), base.vocab
+    started = time.perf_counter()
+    rows = []
+    free = replace(BOT, max_length=200, stop_at_blank_line=False)
+    requests = (("free, 200 characters, rhyme off", free),
+                ("free, 200 characters, rhyme on", replace(free, rhyme=True)),
+                ("target 160, rhyme on", replace(BOT, target_length=160, rhyme=True)))
+    languages = (("Chinese", chinese_openings(args.samples)), ("English", english_openings(args.samples)))
+    for language, prefixes in languages:
+        for label, config in requests:
+            generations = generate_many(model, vocab, [(p, replace(config, seed=i)) for i, p in enumerate(prefixes)])
+            lines = [len(line) for g in generations for line in g.lyric.split("\n") if line.strip()]
+            rows.append([language, label, percent(*rhyme_accuracy(generations)), statistics.fmean(lines),
+                         statistics.fmean(g.mean_logprob for g in generations)])
+    print(f"Rhyme accuracy, the shipped base, {args.samples} samples each:")
+    print_table(["language", "request", "rhyme positions on rhyme", "line length", "sample logprob"], rows)
+
+    per_target = max(4, args.samples // len(TARGETS))
+    openings = chinese_openings(per_target)
+    rows = []
+    for rhyme in (False, True):
+        for n, (share, ratio, whole) in length_accuracy(model, vocab, openings, rhyme).items():
+            rows.append([n, "on" if rhyme else "off", f"{share:.0%}", ratio, f"{whole:.0%}"])
+    print(f"\nLength accuracy, {per_target} Chinese samples per target:")
+    print_table(["target", "rhyme", "within 20%", "median length / target", "ended on a whole line"], rows)
+
+    blocks = held_out_tunes(args.samples)
+    share, hits, total = corpus_format(blocks)
+    rows = [["the held-out ci themselves", f"{share:.1%}", percent(hits, total), "-"]]
+    for use_form, label in ((False, "base, the tune's name as the prompt"), (True, "base, --form TUNE --rhyme")):
+        share, hits, total, logprob = format_accuracy(model, vocab, blocks, use_form)
+        rows.append([label, f"{share:.1%}", percent(hits, total), logprob])
+    print(f"\nFormat accuracy on {len(blocks)} held-out ci ({len({n for n, _ in blocks})} tunes):")
+    print_table(["lyrics", "written exactly to the tune", "rhyme positions on rhyme", "sample logprob"], rows)
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
