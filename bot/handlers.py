@@ -28,6 +28,7 @@ from bot.i18n import MESSAGES, language, t
 from bot.inline import inline_button, share_button
 from bot.permissions import may_change_chat_settings
 from bot.services.admission import ChatOrder, Ticket
+from bot.services.forms import Asked, lines_pattern, lyric_body, parse_write
 from bot.services.inline import InlineService
 from bot.services.lyrics import (
     Duplicate,
@@ -161,16 +162,18 @@ async def start(update: Update, context: Context) -> None:
 
 
 async def write(update: Update, context: Context) -> None:
-    """/write <prefix>: lyrics that continue the prefix (or, sent as a reply, the replied message's text)."""
+    """/write [tune or pattern:] <prefix>: lyrics that continue the prefix (or, sent as a reply, the replied
+    message's text, or new words to a replied lyric's line lengths)."""
     message = update.effective_message
     assert message is not None
-    await _write_or_ask(update, context, prefix_of(message, context.bot.id))
+    await _write_or_ask(update, context, asked_of(message, context.bot.id, services(context).settings.max_length))
 
 
-async def _write_or_ask(update: Update, context: Context, prefix: str) -> None:
-    """A lyric for ``prefix``; in a group without one, ask for the first line (privacy mode lets the answer reach
-    us as a reply to the prompt). The prompt is a reply like any other: it counts against the rate limit."""
-    if not prefix and place_of(update).type != ChatType.PRIVATE:
+async def _write_or_ask(update: Update, context: Context, asked: Asked) -> None:
+    """A lyric for ``asked``; in a group without words or a form, ask for the first line (privacy mode lets the
+    answer reach us as a reply to the prompt). The prompt is a reply like any other: it counts against the rate
+    limit."""
+    if not (asked.words or asked.form or asked.pattern) and place_of(update).type != ChatType.PRIVATE:
         refused = services(context).lyrics.limit(person_of(update), place_of(update))
         if refused is not None:
             await send_outcome(update, context, refused)
@@ -178,22 +181,36 @@ async def _write_or_ask(update: Update, context: Context, prefix: str) -> None:
         lang = language(person_of(update).language_code)
         await reply(update, context, t(lang, "ask_prefix"), markup=ForceReply(selective=True))
         return
-    await _write(update, context, prefix)
+    await _write(update, context, asked)
 
 
-def prefix_of(message: Message, bot_id: int) -> str:
-    """/write's prefix: the text after the command; without one, the text (or caption) of the message the
-    command replies to, or only its quoted part when the person quoted a part, as Telegram lets one do."""
+# What the bot appends under a lyric (their fixed openings): not lines of the lyric when one replies to it.
+_NOTES = tuple(m[key].split("{")[0] for m in MESSAGES.values() for key in ("skipped", "style_gone"))
+
+
+def asked_of(message: Message, bot_id: int, max_chars: int) -> Asked:
+    """What /write asks for: the text after the command (a tune or a pattern before a colon, ``parse_write``).
+
+    As a reply: to a lyric of two lines or more (ours or anyone's), new words to its line lengths (填词), the
+    words after the command (if any) their start, up to ``max_chars`` characters of its lines; to one line, that
+    line continued (or only its quoted part when the person quoted a part, as Telegram lets one do), unless words
+    were given.
+    """
     argument = command_argument(message)
+    asked = parse_write(argument)
     target = message.reply_to_message
-    if argument or target is None:
-        return argument
+    if target is None or asked.form or asked.pattern:
+        return asked
     if message.quote is not None and message.quote.text.strip():
-        return message.quote.text.strip()
+        return asked if argument else Asked(message.quote.text.strip())
     ours = target.from_user is not None and target.from_user.id == bot_id
     if ours and target.text in {m["ask_prefix"] for m in MESSAGES.values()}:
-        return ""  # "/write" sent as the answer to our own prompt: the prompt is no first line
-    return (target.text or target.caption or "").strip()
+        return asked  # "/write" sent as the answer to our own prompt: the prompt is no first line
+    text = target.text or target.caption or ""
+    pattern = lines_pattern(lyric_body(text, _NOTES) if ours else text, max_chars)
+    if pattern is not None:
+        return Asked(asked.words, pattern=pattern)
+    return asked if argument else Asked(text.strip())
 
 
 def _replies_to_prompt(message: Message, bot_id: int) -> bool:
@@ -225,11 +242,11 @@ async def text_message(update: Update, context: Context) -> None:
     assert message is not None
     text = (message.text or "").strip()
     if _replies_to_prompt(message, context.bot.id) or place_of(update).type == ChatType.PRIVATE:
-        await _write(update, context, text)
+        await _write(update, context, parse_write(text))
         return
     addressed = addressed_text(message, context.bot.username)
     if addressed is not None:
-        await _write_or_ask(update, context, addressed)
+        await _write_or_ask(update, context, parse_write(addressed))
 
 
 async def unknown_command(update: Update, context: Context) -> None:
@@ -263,8 +280,8 @@ def readable(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-async def _write(update: Update, context: Context, prefix: str) -> None:
-    prefix = readable(prefix)
+async def _write(update: Update, context: Context, asked: Asked) -> None:
+    prefix = readable(asked.words)
     svc = services(context)
     person, place = person_of(update), place_of(update)
     message = update.effective_message
@@ -275,7 +292,8 @@ async def _write(update: Update, context: Context, prefix: str) -> None:
         return
     async with typing(context, place.chat_id):
         outcome = await svc.lyrics.write(
-            update_id=update.update_id, person=person, place=place, message_id=message.message_id, prefix=prefix
+            update_id=update.update_id, person=person, place=place, message_id=message.message_id, prefix=prefix,
+            form=asked.form, pattern=asked.pattern,
         )
     await send_outcome(update, context, outcome)
 

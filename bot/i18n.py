@@ -43,18 +43,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "temp_show": "Your temperature is {value}. Lower is safer, higher is wilder. Set it with /temp 0.8",
         "temp_usage": "Usage: /temp <number from {low} to {high}>, for example /temp 0.8",
         "temp_set": "Temperature set to {value}.",
-        "len_show": "Answers are up to {value} characters. Set it with /len 200",
-        "len_usage": "Usage: /len <whole number from {low} to {high}>, for example /len 200",
-        "len_set": "Answer length set to {value} characters.",
+        "len_show": "Answers are about {value} characters long, in whole lines. Set it with /len 200",
+        "len_usage": "Usage: /len <whole number from {low} to {high}>: a lyric of about that many characters (within a "
+                     "fifth), in whole lines; for example /len 200",
+        "len_set": "Answers will be about {value} characters long, in whole lines.",
         "rhyme_show": "Rhymes are {value}. Switch them with /rhyme on or /rhyme off",
         "rhyme_usage": "Usage: /rhyme on or /rhyme off",
         "rhyme_set": "Rhymes are now {value}.",
         "temp_show_group": "This group's temperature is {value}. Lower is safer, higher is wilder. Its administrators "
                            "set it with /temp 0.8 or /settings",
         "temp_set_group": "This group's temperature is now {value}.",
-        "len_show_group": "Answers in this group are up to {value} characters. Its administrators set it with /len 200 "
+        "len_show_group": "Answers in this group are about {value} characters. Its administrators set it with /len 200 "
                           "or /settings",
-        "len_set_group": "Answers in this group are now up to {value} characters.",
+        "len_set_group": "Answers in this group are now about {value} characters.",
         "rhyme_show_group": "Rhymes are {value} in this group. Its administrators switch them with /rhyme on|off or "
                             "/settings",
         "rhyme_set_group": "Rhymes are now {value} in this group.",
@@ -65,7 +66,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "panel_private": "Your settings",
         "panel_group": "This group's settings: they apply to every /write here, whoever asks (personal settings "
                        "do not), and only its administrators can change them.",
-        "panel_body": "Temperature: {temperature} (lower is safer, higher is wilder)\nLength: up to {length} "
+        "panel_body": "Temperature: {temperature} (lower is safer, higher is wilder)\nLength: about {length} "
                       "characters\nRhymes: {rhyme}\nStyle: {style}",
         "panel_footer": "Tap a button to change a setting; /temp, /len and /rhyme work too.",
         "panel_rhyme": "\u266a Rhymes: {value}",
@@ -137,15 +138,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "temp_show": "你的温度是 {value}。越低越稳，越高越野。用 /temp 0.8 来设置",
         "temp_usage": "用法：/temp <{low} 到 {high} 之间的数>，例如 /temp 0.8",
         "temp_set": "温度已设为 {value}。",
-        "len_show": "歌词最长 {value} 个字。用 /len 200 来设置",
-        "len_usage": "用法：/len <{low} 到 {high} 之间的整数>，例如 /len 200",
-        "len_set": "歌词长度已设为 {value} 个字。",
+        "len_show": "歌词大约 {value} 个字，整行结束。用 /len 200 来设置",
+        "len_usage": ("用法：/len <{low} 到 {high} 之间的整数>：歌词大约这么多字（上下五分之一），整行结束；"
+                      "例如 /len 200"),
+        "len_set": "歌词长度已设为大约 {value} 个字，整行结束。",
         "rhyme_show": "押韵现在是{value}的。用 /rhyme on 或 /rhyme off 来切换",
         "rhyme_usage": "用法：/rhyme on 或 /rhyme off",
         "rhyme_set": "押韵已{value}。",
         "temp_show_group": "这个群的温度是 {value}。越低越稳，越高越野。群管理员可以用 /temp 0.8 或 /settings 来设置",
         "temp_set_group": "这个群的温度已设为 {value}。",
-        "len_show_group": "这个群里的歌词最长 {value} 个字。群管理员可以用 /len 200 或 /settings 来设置",
+        "len_show_group": "这个群里的歌词大约 {value} 个字。群管理员可以用 /len 200 或 /settings 来设置",
         "len_set_group": "这个群里的歌词长度已设为 {value} 个字。",
         "rhyme_show_group": "这个群的押韵现在是{value}的。群管理员可以用 /rhyme on|off 或 /settings 来切换",
         "rhyme_set_group": "这个群的押韵已{value}。",
@@ -155,7 +157,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "panel_private": "你的设置",
         "panel_group": ("这个群的设置：群里每一次 /write 都用它，不管是谁发的（个人设置在群里不生效），"
                         "只有群管理员能修改。"),
-        "panel_body": ("温度：{temperature}（越低越稳，越高越野）\n长度：最多 {length} 个字\n押韵：{rhyme}\n"
+        "panel_body": ("温度：{temperature}（越低越稳，越高越野）\n长度：大约 {length} 个字\n押韵：{rhyme}\n"
                        "风格：{style}"),
         "panel_footer": "点按钮修改设置；/temp、/len 和 /rhyme 也照样能用。",
         "panel_rhyme": "\u266a 押韵：{value}",

@@ -11,6 +11,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# charrnn.sample.MIN_TARGET (a test holds them equal): the shortest lyric length the library aims at, a line.
+# Not imported: settings are read before torch is (bot.cli times its commands from before the import).
+LENGTH_FLOOR = 10
+
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 
 
@@ -54,7 +58,8 @@ class Settings(BaseSettings):
 
     # Limits
     max_prefix_chars: int = Field(default=200, ge=1, le=2000)
-    min_length: int = Field(default=20, ge=1)
+    # /len asks for a lyric of about that many visible characters, in whole lines (charrnn's target_length).
+    min_length: int = Field(default=20, ge=LENGTH_FLOOR)
     max_length: int = Field(default=600, ge=1, le=3000)
     queue_size: int = Field(default=64, ge=1)
     max_batch: int = Field(default=64, ge=1)
@@ -68,7 +73,7 @@ class Settings(BaseSettings):
     default_temperature: float = Field(default=0.8, gt=0)
     min_temperature: float = 0.1
     max_temperature: float = 2.0
-    default_length: int = Field(default=160, ge=1)
+    default_length: int = Field(default=160, ge=LENGTH_FLOOR)
     default_rhyme: bool = True  # lines end on the song's rhyme (/rhyme off per person)
     candidates: int = Field(default=4, ge=1, le=16)
     # Titles sampled per request, the one that fits each lyric best kept (charrnn.titles); 0: no titles.

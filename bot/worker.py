@@ -43,6 +43,7 @@ from bot.services.celery_backend import (
     make_celery,
 )
 from bot.services.finetune_job import run_job
+from bot.services.forms import known_tune, pattern_chars, pattern_text
 from bot.services.generation import GenerationJob, LocalGenerationWorker
 from bot.services.models import ModelStore
 from bot.services.styles import STYLE_NAME, VERSION_NAME
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 REVOKE_CHECK_S = 0.25  # how often a task thread looks whether its task was revoked while it runs
 _FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationJob))
 _REQUIRED = frozenset({"prefix", "temperature", "length"})
+MAX_PATTERN_CHARS = 4096  # a pattern string: a few characters per line of a lyric of MAX_LENGTH at most
 
 
 def _declared_max(field: str) -> int:
@@ -72,6 +74,24 @@ def _name(value: object, pattern: re.Pattern[str], what: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidJob(f"{what} {str(value)[:80]!r} is not a plain name")
     return value
+
+
+def _form(job: dict[str, Any], settings: Settings) -> dict[str, str]:
+    """The job's form, as the bot sends one: a tune by its table name, or a pattern whose lyric is no longer than
+    MAX_LENGTH (a forged one of 400 lines of 40 would hold a batch row for 16,000 characters); never both."""
+    form, pattern = job.get("form", ""), job.get("pattern", "")
+    if not isinstance(form, str) or not isinstance(pattern, str):
+        raise InvalidJob("form and pattern must be text")
+    if form and pattern:
+        raise InvalidJob("a job has a form or a pattern, not both")
+    if form and known_tune(form) != form:
+        raise InvalidJob(f"form {form[:40]!r} is not a tune's name")
+    if pattern:
+        if len(pattern) > MAX_PATTERN_CHARS or pattern_text(pattern) != pattern:
+            raise InvalidJob(f"pattern {pattern[:40]!r} is not a pattern of lines")
+        if pattern_chars(pattern) > settings.max_length:
+            raise InvalidJob(f"pattern writes more than {settings.max_length} characters")
+    return {name: value for name, value in (("form", form), ("pattern", pattern)) if value}
 
 
 def check_job(job: object, timeout: object, settings: Settings) -> tuple[GenerationJob, float]:
@@ -114,6 +134,7 @@ def check_job(job: object, timeout: object, settings: Settings) -> tuple[Generat
             raise InvalidJob(f"no model version {version!r} in MODEL_DIR")
     if (style := job.get("style")) is not None:
         checked["style"] = _name(style, STYLE_NAME, "style")
+    checked.update(_form(job, settings))
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
         raise InvalidJob("timeout must be a positive number of seconds")
     return GenerationJob(**checked), min(float(timeout), settings.request_timeout_s)

@@ -36,7 +36,7 @@ from charrnn.forms import FORMS_PATH, tunes
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sample import SampleConfig
-from charrnn.titles import TITLE_CONTEXT, choose_titles, title_config, titled
+from charrnn.titles import TITLE_CONTEXT, choose_titles, form_title, title_config, titled
 from charrnn.train import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
 from charrnn.words import corpus_words
@@ -204,11 +204,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     configs = [replace(base, seed=None if args.seed is None else args.seed + i) for i in range(args.num)]
-    title_seeds = [None if args.seed is None else args.seed + args.num + i for i in range(args.titles)]
+    sampled_titles = 0 if base.form else args.titles  # a tune's lyric is titled by its tune (form_title)
+    title_seeds = [None if args.seed is None else args.seed + args.num + i for i in range(sampled_titles)]
     requests = [(args.prefix, c) for c in configs] + [(TITLE_CONTEXT, title_config(seed)) for seed in title_seeds]
     generated = generate_many(ckpt.model, ckpt.vocab, requests, words=ckpt.words)
     results, sampled = generated[: args.num], [g.continuation for g in generated[args.num :]]
     titles = choose_titles(ckpt.model, ckpt.vocab, [r.lyric for r in results], sampled) if sampled else []
+    if args.titles and base.form:
+        titles = [form_title(base.form)] * len(results)
     if results and results[0].skipped:
         print(f"note: left out characters the model has never seen: {''.join(results[0].skipped)}", file=sys.stderr)
     texts = [r.text if args.raw else r.lyric for r in results]

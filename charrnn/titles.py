@@ -12,12 +12,14 @@ is titled the way pop songs usually are: by its hook, the line it repeats, or el
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
 from charrnn.batching import generate_many
+from charrnn.forms import find_tune, tunes
 from charrnn.lyrics import lines_of
 from charrnn.mixture import LanguageModel
 from charrnn.sample import SampleConfig
@@ -74,10 +76,27 @@ def hook_title(lyric: str) -> str | None:
     return "".join(words)[:MAX_TITLE_CHARS] or None
 
 
+def is_tune_name(text: str) -> bool:
+    """A ci tune's name (or one of its other names): the title of a lyric in that tune's form, and of no other."""
+    return text.strip() in _tune_names()
+
+
+@functools.cache
+def _tune_names() -> frozenset[str]:
+    return frozenset(alias for name in tunes() for alias in (name, *name.split("・")))
+
+
 def title_options(candidates: Sequence[str]) -> list[str]:
     """The sampled candidates that read as titles, each once, in order. Only Chinese ones: titles are fitted to
-    Chinese lyrics alone (``scored``), and a model that learned both languages samples both."""
-    return list(dict.fromkeys(c.strip() for c in candidates if is_title(c) and not is_english(c)))
+    Chinese lyrics alone (``scored``), and a model that learned both languages samples both. Never a tune's name:
+    the lyric is not written in that tune's form (one that is is titled by its tune, ``form_title``)."""
+    return list(dict.fromkeys(c.strip() for c in candidates
+                              if is_title(c) and not is_english(c) and not is_tune_name(c)))
+
+
+def form_title(form: str) -> str:
+    """The title of a lyric written in a ci tune's form: the tune's name, as every Song ci is titled."""
+    return find_tune(form).name
 
 
 def scored(lyric: str, vocab: Vocab) -> bool:

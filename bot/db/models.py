@@ -141,6 +141,9 @@ class Request(Base):
     temperature: Mapped[float] = mapped_column(Float)
     length: Mapped[int] = mapped_column(Integer)
     rhyme: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The form it is written in (bot.services.forms): a ci tune's name or a pattern string; None: free lines.
+    form: Mapped[str | None] = mapped_column(String(64))
+    pattern: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True, default=RequestStatus.QUEUED.value)
     output: Mapped[str | None] = mapped_column(Text)
     candidates: Mapped[list[str] | None] = mapped_column(JSON_VALUE)  # the spares besides `output`, in showing order

@@ -113,6 +113,12 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def job_fields(job: GenerationJob) -> dict[str, Any]:
+    """A job as a task's JSON. An empty form or pattern is left out: a worker from before forms (which refuses
+    fields it does not know) still serves free lyrics during a rolling upgrade."""
+    return {name: value for name, value in asdict(job).items() if value != "" or name not in ("form", "pattern")}
+
+
 def encode_result(result: GenerationResult, worker: str) -> dict[str, Any]:
     return {
         "candidates": [asdict(g) for g in result.candidates],
@@ -413,7 +419,7 @@ class CeleryGenerationBackend:
 
     async def _send(self, task_id: str, job: GenerationJob, timeout: float) -> None:
         await asyncio.to_thread(
-            self.app.send_task, GENERATE, kwargs={"job": asdict(job), "timeout": timeout}, task_id=task_id,
+            self.app.send_task, GENERATE, kwargs={"job": job_fields(job), "timeout": timeout}, task_id=task_id,
             queue=GENERATION_QUEUE, expires=max(1.0, timeout),  # nobody waits for it after that: never run it
         )
 

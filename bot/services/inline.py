@@ -24,11 +24,12 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.db import repository as repo
-from bot.services.generation import GenerationJob, QueueFull
-from bot.services.lyrics import LyricsService, Person, Preferences
+from bot.services.forms import parse_write
+from bot.services.generation import QueueFull
+from bot.services.lyrics import LyricsService, Person, Preferences, job_for
 from bot.services.quality import rank
 from charrnn.titles import titled
 
@@ -199,9 +200,10 @@ class InlineService:
         if wait > 0:
             log.info("rate limited %s's inline query for %.0f s", person.user_id, wait)
             return InlineHint("rate_limited", seconds=math.ceil(wait))
-        job = GenerationJob(prefix=query, temperature=prefs.temperature, length=self._length(prefs),
-                            candidates=INLINE_CANDIDATES, rhyme=prefs.rhyme, version=prefs.version, style=prefs.style,
-                            titles=self.lyrics.settings.title_candidates)  # fmt: skip
+        asked = parse_write(query)  # the syntax of /write: 浣溪沙：一曲新词, 7,7,5,7：春风
+        prefs = replace(prefs, form=asked.form, pattern=asked.pattern)
+        job = job_for(asked.words, prefs, candidates=INLINE_CANDIDATES, titles=self.lyrics.settings.title_candidates,
+                      length=self._length(prefs))
         started = time.monotonic()
         try:
             result = await self.lyrics.backend.generate(

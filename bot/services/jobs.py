@@ -32,6 +32,9 @@ class GenerationJob:
     # The named style the version belongs to; None: the default style. Only a default-style job may move the
     # version that jobs naming none get (see LocalGenerationWorker._lane_for): styles are served side by side.
     style: str | None = None
+    # The lyric's form (charrnn.forms), at most one of the two: a ci tune by its table name, or a pattern string.
+    form: str = ""
+    pattern: str = ""
 
 
 @dataclass(frozen=True)

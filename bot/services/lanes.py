@@ -15,8 +15,8 @@ import torch
 
 from bot.services.jobs import GenerationJob, GenerationResult, LoadedModel
 from charrnn.batching import BatchGenerator
-from charrnn.sample import Generation, SampleConfig
-from charrnn.titles import TITLE_CONTEXT, fit_requests, pick, scored, title_config, title_options
+from charrnn.sample import MAX_LENGTH, MIN_TARGET, Generation, SampleConfig
+from charrnn.titles import TITLE_CONTEXT, fit_requests, form_title, pick, scored, title_config, title_options
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,25 @@ class Running:
 Slot = int | tuple[int, int]
 
 
+def lyric_config(job: GenerationJob, seed: int, lines: bool = True) -> SampleConfig:
+    """How one candidate of ``job`` is sampled: ``job.length`` visible characters in whole lines (``target_length``:
+    what /len promises), or the form's own length; ``max_length`` is only a guard, twice the length. A length under
+    ``MIN_TARGET`` (shorter than a line: no person's /len is), or a model that cannot write a line break
+    (``lines`` False: no line would ever end), is a plain cut at the length, as it was before."""
+    target = job.length if job.length >= MIN_TARGET and lines else 0
+    return SampleConfig(
+        temperature=job.temperature,
+        max_length=min(2 * job.length, MAX_LENGTH) if target else job.length,
+        target_length=target,
+        form=job.form,
+        pattern=job.pattern,
+        stop_after_lines=job.stop_after_lines,
+        no_repeat_ngram=8,
+        rhyme=job.rhyme,
+        seed=seed,
+    )
+
+
 class Lane:
     """One model version's ``BatchGenerator`` and the jobs running on it.
 
@@ -74,16 +93,10 @@ class Lane:
         rows: dict[int, Slot] = {}
         try:
             for index in range(job.candidates):
-                config = SampleConfig(
-                    temperature=job.temperature,
-                    max_length=job.length,
-                    stop_after_lines=job.stop_after_lines,
-                    no_repeat_ngram=8,
-                    rhyme=job.rhyme,
-                    seed=seeds.randrange(2**63),
-                )
+                config = lyric_config(job, seeds.randrange(2**63), lines="\n" in self.generator.vocab)
                 rows[self.generator.submit(job.prefix, config)] = index
-            for index in range(job.titles):  # title rows: short, line mode, batched with everything else
+            # Title rows: short, line mode, batched with everything else; a tune's lyric is titled by its tune.
+            for index in range(0 if job.form else job.titles):
                 rows[self.generator.submit(TITLE_CONTEXT, title_config(seeds.randrange(2**63)))] = -1 - index
         except Exception:
             for rid in rows:
@@ -120,7 +133,7 @@ class Lane:
         """Once a job's lyrics and sampled titles are done, add one teacher-forced row per (lyric, title) that
         scores the lyric's opening under the title, in this same batch; True if any were added. Adding rows to
         a running batch costs little; scoring each job in a pass of its own cost a third of the throughput."""
-        if not running.pending.job.titles:
+        if not running.pending.job.titles or running.pending.job.form:
             return False
         sampled = [g.continuation for slot, g in running.results.items() if isinstance(slot, int) and slot < 0]
         running.options = title_options(sampled)
@@ -145,9 +158,13 @@ class Lane:
 
     @staticmethod
     def _titles(running: Running, candidates: tuple[Generation, ...]) -> tuple[str | None, ...]:
-        """Each candidate's title: the best-fitting option, or its hook."""
-        if not running.pending.job.titles:
+        """Each candidate's title: its tune's name for a lyric in a tune's form, else the best-fitting option, or its
+        hook."""
+        job = running.pending.job
+        if not job.titles:
             return ()
+        if job.form:
+            return tuple(form_title(job.form) for _ in candidates)
         options = running.options or []
         titles = []
         for i, candidate in enumerate(candidates):

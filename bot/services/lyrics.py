@@ -65,6 +65,9 @@ class Preferences:
     style: str | None = None  # the named style written in; None: the default style
     version: str | None = None  # that style's active version; None: the one the backend serves now
     style_gone: str | None = None  # a deleted style the setting named: the default is used, and the person told
+    # The request's own form (bot.services.forms), not a setting: a tune's name or a pattern string; "": free lines.
+    form: str = ""
+    pattern: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,16 @@ class Duplicate:
 
 
 WriteOutcome = Lyric | Refused | Duplicate
+
+
+def job_for(
+    prefix: str, prefs: Preferences, *, candidates: int, titles: int, length: int | None = None
+) -> GenerationJob:
+    """The generation job for ``prefix`` written with ``prefs``: a tune always rhymes, as the tune does."""
+    length = prefs.length if length is None else length
+    return GenerationJob(prefix=prefix, temperature=prefs.temperature, length=length,
+                         candidates=candidates, rhyme=prefs.rhyme or bool(prefs.form), version=prefs.version,
+                         style=prefs.style, titles=titles, form=prefs.form, pattern=prefs.pattern)
 
 
 def _has_spare(record: repo.RequestRecord) -> bool:
@@ -142,14 +155,16 @@ class LyricsService:
         message_id: int | None,
         prefix: str,
         parent_id: int | None = None,
+        form: str = "",
+        pattern: str = "",
     ) -> tuple[int, bool, Preferences]:
         """Write the request row first; returns (request id, created, the preferences it is written with)."""
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
             await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
-            prefs = self._with_defaults(
+            prefs = replace(self._with_defaults(
                 await repo.applicable_settings(session, user_id=person.user_id, group_id=group_id(place))
-            )
+            ), form=form, pattern=pattern)
             if self.styles is not None:
                 chosen = await self.styles.resolve(session, user_id=person.user_id, chat_id=place.chat_id,
                                                    chat_type=place.type)
@@ -166,6 +181,8 @@ class LyricsService:
                 rhyme=prefs.rhyme,
                 parent_id=parent_id,
                 lease=self._lease(),
+                form=form,
+                pattern=pattern,
             )
             if created and prefs.style is not None:
                 await style_repo.set_request_style(session, request_id=record.id, style=prefs.style)
@@ -215,13 +232,17 @@ class LyricsService:
         return Refused("rate_limited", seconds=math.ceil(wait), tell=tell)
 
     async def write(
-        self, *, update_id: int | None, person: Person, place: Place, message_id: int | None, prefix: str
+        self, *, update_id: int | None, person: Person, place: Place, message_id: int | None, prefix: str,
+        form: str = "", pattern: str = "",
     ) -> WriteOutcome:
-        """A lyric for ``prefix``, or the reason there is none; call ``admit`` first. Never raises for input."""
+        """A lyric for ``prefix``, or the reason there is none; call ``admit`` first. Never raises for input.
+
+        ``form`` (a tune's table name) or ``pattern`` (``bot.services.forms``): the form it is written in."""
         if len(prefix) > self.settings.max_prefix_chars:
             return Refused("prefix_too_long", length=len(prefix))
         request_id, created, prefs = await self.register(
-            update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix
+            update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix, form=form,
+            pattern=pattern,
         )
         if not created:  # a redelivery that raced past admit(): the unique update_id caught it
             return Duplicate(request_id)
@@ -234,9 +255,7 @@ class LyricsService:
         if not mine:
             log.warning("request %s was taken over by another process; not generating it here", request_id)
             return Duplicate(request_id)
-        job = GenerationJob(prefix=prefix, temperature=prefs.temperature, length=prefs.length,
-                            candidates=self.settings.candidates, rhyme=prefs.rhyme, version=prefs.version,
-                            style=prefs.style, titles=self.settings.title_candidates)
+        job = job_for(prefix, prefs, candidates=self.settings.candidates, titles=self.settings.title_candidates)
         started = time.monotonic()
         try:
             result = await self.backend.generate(job, timeout=self.settings.request_timeout_s)
@@ -328,7 +347,7 @@ class LyricsService:
         request_id = original.id
         new_id, created, prefs = await self.register(
             update_id=update_id, person=person, place=place, message_id=None, prefix=original.prefix,
-            parent_id=request_id,
+            parent_id=request_id, form=original.form, pattern=original.pattern,
         )
         if not created:
             return Duplicate(new_id)
@@ -425,7 +444,7 @@ class LyricsService:
     async def stored_preferences(self, record: repo.RequestRecord) -> Preferences:
         """What a stored request is generated with after a restart: its own settings, and its style's version now
         (the default style's if the style was deleted since)."""
-        prefs = Preferences(record.temperature, record.length, record.rhyme)
+        prefs = Preferences(record.temperature, record.length, record.rhyme, form=record.form, pattern=record.pattern)
         if self.styles is None:
             return prefs
         async with self.sessions() as session:

@@ -25,6 +25,8 @@ from bot.services.celery_backend import GENERATE, GENERATION_QUEUE, InvalidJob
 from bot.services.generation import GenerationJob, GenerationResult
 from bot.settings import Settings
 from bot.worker import GenerationRuntime, worker_app
+from charrnn.forms import follows, tune_plan
+from charrnn.lyrics import tidy
 
 from .celeryutil import REDIS_URL, celery_env, redis_prefix, workers
 from .conftest import bot_running
@@ -95,6 +97,14 @@ FORGED: dict[str, tuple[object, str]] = {  # id -> (job, what the refusal says)
     "unknown-field": ({**GOOD, "__class__": "os.system"}, "unknown job fields"),
     "missing-field": ({"prefix": "我", "temperature": 0.8}, "missing job fields: length"),
     "not-an-object": (["我", 0.8, 20], "not an object"),
+    "unknown-form": ({**GOOD, "form": "不是词牌"}, "not a tune's name"),
+    "alias-form": ({**GOOD, "form": "忆江南"}, "not a tune's name"),  # the bot sends the table's name
+    "form-not-text": ({**GOOD, "form": 7}, "form and pattern must be text"),
+    "form-and-pattern": ({**GOOD, "form": "浣溪沙", "pattern": "7,7"}, "not both"),
+    "bad-pattern": ({**GOOD, "pattern": "7,x"}, "not a pattern"),
+    "one-line-pattern": ({**GOOD, "pattern": "7"}, "not a pattern"),
+    "huge-pattern": ({**GOOD, "pattern": "/".join(["40"] * 100)}, "writes more than 300"),
+    "endless-pattern-text": ({**GOOD, "pattern": "7," * 5000 + "7"}, "not a pattern"),
 }
 
 
@@ -223,3 +233,12 @@ def test_forged_tasks_on_the_broker_are_refused_and_the_bot_apologises(
                 assert h.rows("SELECT status FROM requests") == [("failed",)]
 
         asyncio.run(scenario())
+
+
+def test_a_job_in_a_tune_is_served_in_that_tunes_form_and_titled_by_it(served: Served) -> None:
+    """The form travels to the worker as plain text, and the worker writes it (the tiny model has no punctuation)."""
+    app, *_ = served
+    result = call(app, {**GOOD, "prefix": "我", "form": "浣溪沙", "candidates": 2, "titles": 2})
+    lyrics = [tidy(c["prefix"] + c["continuation"]) for c in result["candidates"]]
+    assert all(follows(lyric, tune_plan("浣溪沙"), punctuation=False) for lyric in lyrics), lyrics
+    assert result["titles"] == ["浣溪沙", "浣溪沙"]

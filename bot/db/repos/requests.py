@@ -52,6 +52,8 @@ class RequestRecord:
     started_at: datetime | None
     finished_at: datetime | None
     answered_at: datetime | None
+    form: str = ""  # a ci tune's name; "": none
+    pattern: str = ""  # a pattern string (charrnn.forms); "": none
 
 
 async def create_request(
@@ -67,6 +69,8 @@ async def create_request(
     rhyme: bool = False,
     parent_id: int | None = None,
     lease: Lease | None = None,
+    form: str = "",
+    pattern: str = "",
 ) -> tuple[RequestRecord, bool]:
     """Store a new request, owned by ``lease.owner``; ``(existing, False)`` if this Telegram update was stored
     before (a redelivery)."""
@@ -81,6 +85,8 @@ async def create_request(
             temperature=temperature,
             length=length,
             rhyme=rhyme,
+            form=form or None,
+            pattern=pattern or None,
             status=RequestStatus.QUEUED.value,
             candidate_index=0,
             parent_id=parent_id,
@@ -352,4 +358,6 @@ def _request_record(row: Request) -> RequestRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         answered_at=row.answered_at,
+        form=row.form or "",
+        pattern=row.pattern or "",
     )
