@@ -63,6 +63,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/right_size.py
 	$(PY) benchmarks/base_languages.py
 	$(PY) benchmarks/lyric_quality.py
 	$(PY) benchmarks/lyric_shape.py
@@ -87,7 +88,7 @@ BASE2_MINUTES ?= 100
 BASE3_MINUTES ?= 75
 pretrained: $(VENV)/.installed
 	$(PY) -m charrnn train $(DATA)/shijing.txt $(DATA)/songci.txt $(DATA)/tinyshakespeare.txt $(DATA)/yuanqu.txt \
-	  --out runs/base --cell lstm --layers 2 --embed 512 --hidden 512 --dropout 0.2 --seq-len 128 \
+	  --out runs/base --cell lstm --layers 2 --embed 512 --hidden 512 --tie --dropout 0.2 --seq-len 128 --amp \
 	  --batch-size 32 --lr 2e-3 --weight-decay 0.01 --warmup-steps 200 --epochs 100 --patience 0 \
 	  --max-minutes $(BASE_MINUTES) --seed 0 --sample-every 1 --sample-prefix 春风 --sample-prefix "The " --resume
 	$(PY) -m charrnn export runs/base/best runs/base-stage1 --half

@@ -3,8 +3,9 @@
     python benchmarks/quality.py                      # Jay Chou, then tiny Shakespeare, 10 min each
     python benchmarks/quality.py --corpus jaychou --minutes 2
 
-Every model sees the same split (the last 10% of the corpus, whole songs) and the same unknown-
-character rule (characters seen fewer than ``unk_min_count`` times in training are ``<unk>``).
+The default model is the one ``charrnn train --max-minutes MINUTES`` chooses for the corpus
+(``charrnn.sizing``). Every model sees the same split (the last 10% of the corpus, whole songs) and the
+same unknown-character rule (characters seen fewer than ``unk_min_count`` times in training are ``<unk>``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import torch
 from common import corpus_path, print_table
 
 from charrnn.data import load_corpus
-from charrnn.model import ModelConfig
 from charrnn.ngram import kneser_ney_nll, unigram_nll
 from charrnn.pipeline import prepare_corpus, train_model
+from charrnn.sizing import size_for_text
 from charrnn.train import TrainConfig
 
 
-def run(name: str, minutes: float, model_config: ModelConfig, train_config: TrainConfig) -> None:
+def run(name: str, minutes: float, dropout: float | None) -> None:
     text = load_corpus(corpus_path(name))
+    # The model and schedule `charrnn train --max-minutes MINUTES` would choose (charrnn.sizing).
+    sizing = size_for_text(text, minutes, "cpu").override(dropout=dropout)
+    model_config, train_config = sizing.model_config(), sizing.train_config(TrainConfig(device="cpu"))
     corpus = prepare_corpus(text, train_config)
     train, val, v = corpus.train_ids.tolist(), corpus.val_ids.tolist(), len(corpus.vocab)
     baselines = {
@@ -36,13 +40,13 @@ def run(name: str, minutes: float, model_config: ModelConfig, train_config: Trai
     print(
         f"\n== {name}: {len(text):,} characters, {len(val):,} held out, vocabulary {v} "
         f"(<unk> below {train_config.unk_min_count} occurrences), budget {minutes:g} min, "
-        f"{torch.get_num_threads()} threads"
+        f"{torch.get_num_threads()} threads\n{sizing.describe()}"
     )
     started = time.perf_counter()
     result, model, _ = train_model(text, model_config, replace(train_config, max_minutes=minutes))
     seconds = time.perf_counter() - started
     c = model.config
-    which = "default" if c.dropout == ModelConfig(vocab_size=1).dropout else f"dropout {c.dropout:g}"
+    which = f"default, dropout {c.dropout:g}" if not sizing.chosen else f"dropout {c.dropout:g}"
     label = f"{c.cell.upper()} {c.layers}x{c.hidden} ({which}, {result.epochs_run} epochs, {seconds:.0f} s)"
     rows = [(label, math.exp(result.best_val_nll), result.best_val_nll, result.best_val_nll / math.log(2), 1.0)]
     for baseline, nll in baselines.items():
@@ -60,12 +64,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--dropout", type=float, default=None, help="override the default dropout")
     args = parser.parse_args()
-    model_config = ModelConfig(vocab_size=1)
-    if args.dropout is not None:
-        model_config = replace(model_config, dropout=args.dropout)
     names = ["jaychou", "shakespeare"] if args.corpus == "both" else [args.corpus]
     for name in names:
-        run(name, args.minutes, model_config, TrainConfig(device="cpu"))
+        run(name, args.minutes, args.dropout)
 
 
 if __name__ == "__main__":

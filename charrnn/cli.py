@@ -36,6 +36,7 @@ from charrnn.forms import FORMS_PATH, tunes
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sample import SampleConfig
+from charrnn.sizing import size_for_text
 from charrnn.titles import TITLE_CONTEXT, choose_titles, form_title, title_config, titled
 from charrnn.train import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
@@ -134,17 +135,6 @@ def _read_corpora(names: Sequence[str]) -> str | dict[str, str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     text = _read_corpora(args.corpus)
-    defaults = ModelConfig(vocab_size=1)
-    model_config = ModelConfig(
-        vocab_size=1,
-        cell=args.cell,
-        layers=args.layers,
-        embed=args.embed,
-        hidden=args.hidden,
-        dropout=defaults.dropout if args.dropout is None else args.dropout,
-        tie_weights=not (args.no_tie or args.adaptive_softmax),
-        adaptive_cutoffs=args.adaptive_softmax,
-    )
     train_config = train_config_from(args, DEMO_PREFIXES[:2])
     device = select_device(train_config.device)  # fail fast on a device that is not there
     init = None
@@ -152,8 +142,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         replay = _read_corpus(args.replay) if args.replay else None
         init = InitFrom(load_checkpoint(args.init_from, device=device), args.init_from, args.dropout, replay,
                         args.replay_fraction)
+        model_config = None  # the checkpoint's own
     elif args.replay:
         raise ValueError("--replay mixes old text into fine-tuning: it needs --init-from")
+    else:
+        sizing = size_for_text(text, train_config.max_minutes, device.type).override(
+            cell=args.cell, layers=args.layers, hidden=args.hidden, embed=args.embed, dropout=args.dropout,
+            tie=False if args.adaptive_softmax else args.tie, batch_size=args.batch_size, seq_len=args.seq_len,
+            lr=args.lr, amp=args.amp,
+        )
+        print(sizing.describe(), file=sys.stderr)
+        model_config = replace(sizing.model_config(), adaptive_cutoffs=args.adaptive_softmax)
+        train_config = sizing.train_config(train_config)
     result, _, vocab = train_model(
         text, model_config, train_config, out_dir=args.out, callback=ProgressBar(train_config), resume=args.resume,
         init=init,

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from charrnn.forms import SONG_FORMS
-from charrnn.model import CELLS, ModelConfig
+from charrnn.model import CELLS
 from charrnn.sample import MAX_LENGTH, MIN_TARGET, SampleConfig
 from charrnn.train import EvalEvent, SampleEvent, StepEvent, TrainConfig, TrainEvent
 
@@ -71,14 +71,16 @@ def finite_float(text: str) -> float:
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    defaults = ModelConfig(vocab_size=1)
-    p.add_argument("--cell", choices=CELLS, default=defaults.cell)
-    p.add_argument("--layers", type=positive_int, default=defaults.layers)
-    p.add_argument("--hidden", type=positive_int, default=defaults.hidden)
-    p.add_argument("--embed", type=positive_int, default=defaults.embed)
+    """Model flags; the ones left out are sized to the corpus and the time budget (``charrnn.sizing``)."""
+    sized = "default: sized to the corpus and --max-minutes"
+    p.add_argument("--cell", choices=CELLS, default=None, help=sized)
+    p.add_argument("--layers", type=positive_int, default=None, help=sized)
+    p.add_argument("--hidden", type=positive_int, default=None, help=sized)
+    p.add_argument("--embed", type=positive_int, default=None, help=sized)
     p.add_argument("--dropout", type=finite_float, default=None,
-                   help=f"default {defaults.dropout}; with --init-from, the checkpoint's own")
-    p.add_argument("--no-tie", action="store_true", help="separate input and output embeddings")
+                   help=f"{sized}; with --init-from, the checkpoint's own")
+    p.add_argument("--tie", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"one matrix for the input and output embeddings; {sized}")
     p.add_argument("--adaptive-softmax", type=cutoffs, default=(), metavar="CUTOFFS",
                    help="an adaptive softmax for large vocabularies, e.g. 1000,3000 (implies --no-tie)")
 
@@ -96,9 +98,10 @@ def cutoffs(value: str) -> tuple[int, ...]:
 def add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--seq-len", type=positive_int, default=d.seq_len)
-    p.add_argument("--lr", type=finite_float, default=d.lr)
+    sized = "default: sized to the corpus and --max-minutes"
+    p.add_argument("--batch-size", type=positive_int, default=None, help=sized)
+    p.add_argument("--seq-len", type=positive_int, default=None, help=sized)
+    p.add_argument("--lr", type=finite_float, default=None, help=sized)
     p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--clip", type=finite_float, default=d.clip)
@@ -107,6 +110,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=finite_float, default=None, help="time budget")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"mixed precision (bfloat16 on CPUs that have it, float16 on CUDA); {sized}")
     p.add_argument("--unk-min-count", type=positive_int, default=d.unk_min_count)
     p.add_argument("--split", choices=("tail", "lines"), default=d.split)
     p.add_argument("--repeat", action="append", type=corpus_repeat, default=[], metavar="NAME=K",
@@ -116,11 +121,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def train_config_from(args: argparse.Namespace, sample_prefixes: tuple[str, ...]) -> TrainConfig:
+    """The flags as a ``TrainConfig``; a sized flag left out takes ``TrainConfig``'s default (``Sizing``
+    replaces those when the run is sized)."""
+    d = TrainConfig()
     return TrainConfig(
         epochs=args.epochs,
-        batch_size=args.batch_size,
-        seq_len=args.seq_len,
-        lr=args.lr,
+        batch_size=d.batch_size if args.batch_size is None else args.batch_size,
+        seq_len=d.seq_len if args.seq_len is None else args.seq_len,
+        lr=d.lr if args.lr is None else args.lr,
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps,
         clip=args.clip,
@@ -129,6 +137,7 @@ def train_config_from(args: argparse.Namespace, sample_prefixes: tuple[str, ...]
         max_minutes=args.max_minutes,
         seed=args.seed,
         device=args.device,
+        amp=d.amp if args.amp is None else args.amp,
         unk_min_count=args.unk_min_count,
         split=args.split,
         sample_every=args.sample_every,

@@ -29,6 +29,7 @@ class ModelConfig:
     vocab_size: int
     # Defaults chosen by held-out perplexity on the Jay Chou corpus (63k characters) under a 10-minute
     # CPU budget: one wide GRU layer beat two narrower ones and every LSTM tried (README, "Quality").
+    # `charrnn train` sizes its model to each corpus (charrnn.sizing); for a small lyric corpus, this one.
     cell: CellType = "gru"
     layers: int = 1
     embed: int = 512

@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from charrnn.evaluate import HeldOut, position_logprobs, reference_vocab
 from charrnn.mixture import MixtureLM, fit_weights, union_vocab
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
-from charrnn.train import Callback, TrainConfig
+from charrnn.sizing import size_for_text
+from charrnn.train import Callback, TrainConfig, select_device
 from charrnn.words import merged
 
 
@@ -44,9 +45,10 @@ from charrnn.words import merged
 class TransferConfig:
     minutes: float = 10.0  # for both components together
     corpus_share: float = 0.5  # of the time, for the corpus model; the rest adapts the base
-    # The small-corpus architecture (ModelConfig's defaults: GRU 1x512, tied, dropout 0.8).
-    corpus_model: ModelConfig = field(default_factory=lambda: ModelConfig(vocab_size=1))
-    corpus_lr: float = 3e-3
+    # The corpus model; None: sized to the corpus and its share of the time (``charrnn.sizing``: on the Jay
+    # Chou lyrics, GRU 1x512, dropout 0.8, at 3e-3), with the base's embedding width, tied (it starts there).
+    corpus_model: ModelConfig | None = None
+    corpus_lr: float | None = None  # None: the sizing's
     # The base, fine-tuned: more dropout than it was trained with (a small corpus), a gentle rate.
     adapted_dropout: float = 0.5
     adapted_lr: float = 1e-3
@@ -109,9 +111,15 @@ def transfer(
     train_text, val_text = split_corpus(text, common.val_fraction, common.split, common.seed)
     weights_need = 1.5 * (adapted.val_seconds or 0.0) / max(1, adapted.val_chars) * len(val_text)
     weights_by = written_by.earlier(min(weights_cap, weights_need))
-    corpus_config = replace(common, lr=config.corpus_lr, warmup_steps=100, patience=8,
-                            max_minutes=minutes_until(weights_by))
-    corpus, _, _ = train_model(text, config.corpus_model, corpus_config, out_dir=out / "work" / "corpus",
+    corpus_config = replace(common, warmup_steps=100, patience=8, max_minutes=minutes_until(weights_by))
+    corpus_model = config.corpus_model
+    if corpus_model is None:
+        sizing = size_for_text(text, corpus_config.max_minutes, select_device(config.device).type).override(
+            embed=base.single.config.embed, tie=True)
+        corpus_model, corpus_config = sizing.model_config(), sizing.train_config(corpus_config)
+    if config.corpus_lr is not None:
+        corpus_config = replace(corpus_config, lr=config.corpus_lr)
+    corpus, _, _ = train_model(text, corpus_model, corpus_config, out_dir=out / "work" / "corpus",
                                callback=callback, init=InitFrom(base, base_name, embeddings_only=True),
                                deadline=weights_by)
     # The best checkpoints become the mixture's components where they are: written once, not copied.

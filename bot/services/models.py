@@ -23,6 +23,7 @@ from charrnn.data import demo_corpus_path, load_corpus
 from charrnn.deadline import Deadline
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
+from charrnn.sizing import size_for_text
 from charrnn.train import Callback, TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
 
@@ -135,6 +136,12 @@ class ModelStore:
         version = time.strftime(f"{prefix}%Y%m%d-%H%M%S", time.gmtime())
         work = self.model_dir / "runs" / version
         config = replace(train_config or TrainConfig(), max_minutes=minutes, device=self.device)
+        if not from_base and model_config is None:  # sized to the corpus and the budget, as `charrnn train` is
+            sizing = size_for_text(text, minutes, select_device(self.device).type)
+            log.info("%s", sizing.describe())
+            model_config = sizing.model_config()
+            if train_config is None:
+                config = sizing.train_config(config)
         log.info(
             "training a model on %s (%d characters, %.1f min, %s)",
             corpus_path or "the demo corpus",
@@ -145,8 +152,7 @@ class ModelStore:
         try:
             if from_base:
                 base = load_checkpoint(BASE, device=select_device(self.device))
-                recipe = TransferConfig(minutes=minutes, device=self.device,
-                                        corpus_model=model_config or ModelConfig(vocab_size=1))
+                recipe = TransferConfig(minutes=minutes, device=self.device, corpus_model=model_config)
                 result = transfer(text, base, work, recipe, callback=callback, deadline=deadline)
                 result.checkpoint.rename(self.model_dir / version)
             else:
