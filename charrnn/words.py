@@ -210,10 +210,12 @@ def _node(row: Row, tables: WordTables) -> int:
 
 def whole_lines_end(text: str) -> int:
     """Where a sample the length limit stopped should end: at its last line break (left out, as a stop at a
-    line's end leaves it out), else after its last whole word; a word still being written is dropped."""
+    line's end leaves it out) when a whole line comes before it, else after its last whole word; a word still
+    being written is dropped."""
     line_end = text.rfind("\n")
-    if line_end >= 0:
+    if line_end >= 0 and text[:line_end].strip():
         return line_end
+    # No whole line written (at most the break that ended the prefix's line): its whole words, not nothing.
     if not text or text[-1] not in WORD_CHARS:
         return len(text)
     end = len(text)

@@ -229,3 +229,12 @@ def test_the_length_limit_never_stops_mid_word_or_mid_line(symbols: str) -> None
     cut = generate(tiny.model, tiny.vocab, "the ", replace(SONG, max_length=30, temperature=2.0, seed=3))
     forced = generate(tiny.model, tiny.vocab, "the ", replace(SONG, force=cut.continuation))
     assert forced.continuation == cut.continuation and forced.logprob == pytest.approx(cut.logprob, rel=1e-5)
+
+
+def test_a_cut_keeps_the_whole_words_of_a_first_unfinished_line() -> None:
+    """The break that ends the prefix's own line is no whole line of the sample: cutting back to it left the
+    bot with nothing to show ("I could not write anything worth showing") for an English opening."""
+    from charrnn.words import whole_lines_end
+
+    for text, kept in [("\nfoo bar ba", "\nfoo bar"), ("ab\ncd ef", "ab"), ("foo bar", "foo"), ("x\n", "x")]:
+        assert text[: whole_lines_end(text)] == kept
