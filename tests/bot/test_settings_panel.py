@@ -261,7 +261,9 @@ def test_write_as_a_reply_continues_the_replied_message(
     tmp_path: Path, trained_store: tuple[Path, Path], lang: str, line: str
 ) -> None:
     async def scenario() -> None:
-        async with bot_running(tmp_path, trained_store, max_prefix_chars=50) as h:
+        # Six candidates: the tiny test model knows no English letter and now and then writes nothing after an
+        # English opening (a known rough edge, issue 17's notes); what is tested here is the reply's plumbing.
+        async with bot_running(tmp_path, trained_store, max_prefix_chars=50, candidates=6) as h:
             h.fake.add_user(USER, "Ann", lang)
             h.fake.add_user(MEMBER, "Mo", lang)
             h.fake.add_chat(GROUP, "supergroup", "Lyrics club")
