@@ -37,7 +37,7 @@ from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sample import SampleConfig
 from charrnn.sizing import size_for_text
-from charrnn.titles import TITLE_CONTEXT, choose_titles, form_title, title_config, titled
+from charrnn.titles import choose_titles, form_title, titled
 from charrnn.train import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
 from charrnn.words import corpus_words
@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--num", type=positive_int, default=1, help="samples, generated as one batch")
     gen.add_argument("--raw", action="store_true", help="the text as generated, spaces and empty lines kept")
     gen.add_argument("--titles", type=positive_int, default=0, metavar="N",
-                     help="title each lyric: sample N titles in line mode, keep the one that fits it best")
+                     help="title each lyric by its own words: the phrase it repeats, its short opening, or the "
+                          "best fitting of up to N words of its opening line")
     gen.add_argument("--device", default="auto")
     gen.add_argument("--json", action="store_true")
 
@@ -204,14 +205,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     configs = [replace(base, seed=None if args.seed is None else args.seed + i) for i in range(args.num)]
-    sampled_titles = 0 if base.form else args.titles  # a tune's lyric is titled by its tune (form_title)
-    title_seeds = [None if args.seed is None else args.seed + args.num + i for i in range(sampled_titles)]
-    requests = [(args.prefix, c) for c in configs] + [(TITLE_CONTEXT, title_config(seed)) for seed in title_seeds]
-    generated = generate_many(ckpt.model, ckpt.vocab, requests, words=ckpt.words)
-    results, sampled = generated[: args.num], [g.continuation for g in generated[args.num :]]
-    titles = choose_titles(ckpt.model, ckpt.vocab, [r.lyric for r in results], sampled) if sampled else []
-    if args.titles and base.form:
-        titles = [form_title(base.form)] * len(results)
+    results = generate_many(ckpt.model, ckpt.vocab, [(args.prefix, c) for c in configs], words=ckpt.words)
+    titles: list[str | None] = []
+    if args.titles:  # a tune's lyric is titled by its tune, any other by its own words
+        titles = ([form_title(base.form)] * len(results) if base.form
+                  else choose_titles(ckpt.model, ckpt.vocab, [r.lyric for r in results], args.titles))
     if results and results[0].skipped:
         print(f"note: left out characters the model has never seen: {''.join(results[0].skipped)}", file=sys.stderr)
     texts = [r.text if args.raw else r.lyric for r in results]

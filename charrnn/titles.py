@@ -1,13 +1,16 @@
-"""Titles for lyrics: sampled in line mode at a song's start, then chosen by how well each fits the lyric.
+"""Titles for lyrics, from the lyric's own words.
 
-Every lyric corpus the base model learned from puts a song's title on the line after a blank one: the tune
-name (词牌) of a Song ci, the title of a Yuan qu or of a song in the Book of Songs. A model asked for one
-line after a blank line (``line_mode``) therefore writes a title, but one that knows nothing of the lyric
-that will follow, since titles come first. So several are sampled and the one under which the model finds
-the lyric's opening most likely (``log p(lyric | title)``) is kept: the title that "predicts" the song.
+A song is titled by its words: the phrase it keeps returning to (the hook), its opening phrase when that is
+short (《晴天》, 《我想你》, and the Book of Songs, whose 关雎 is the first words of 关关雎鸠), and otherwise
+one of its short phrases. Which one is the model's choice: every lyric corpus the base learned puts a
+song's title on the line after a blank one, so each phrase is read as a title line and the one under which
+the model finds the lyric's opening likeliest (``log p(head | title)``) is kept: the title that "predicts"
+the song. The phrases are whole (a phrase never cuts a word); a lyric of long lines offers the units where
+verse breaks them instead.
 
-English corpora have no titles (tiny Shakespeare's blocks open with a speaker's name), so an English lyric
-is titled the way pop songs usually are: by its hook, the line it repeats, or else its first words.
+A tune's name (词牌) titles a lyric only when the lyric is in that tune's form (``form_title``); a tune name
+on any other lyric would misname it. English lyrics are titled the way pop songs are: by the line they
+repeat, or else their first words.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from charrnn.vocab import Vocab
 
 TITLE_CONTEXT = "\n\n"  # a blank line: in every lyric corpus, the title line comes next
 MAX_TITLE_CHARS = 12
+SHORT_OPENING = 6  # an opening phrase this short (in Han characters) is the song's title as it stands
 # How much of a lyric a title is scored against: about its first line. Each (lyric, title) pair is a
 # teacher-forced row in the running batch for this many steps: what titles cost the worker.
 HEAD_CHARS = 10
@@ -36,12 +40,7 @@ _TITLE_PUNCTUATION = frozenset("·・、 '-")  # allowed inside a title: 木兰�
 _ENGLISH_WORDS = 6
 MAX_ENGLISH_TITLE_CHARS = 40  # six words of a hook
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
-
-
-def title_config(seed: int | None, max_chars: int = MAX_TITLE_CHARS, temperature: float = 0.8) -> SampleConfig:
-    """How a title candidate is sampled: one short line, plain temperature (no rhyme, no line rules)."""
-    return SampleConfig(temperature=temperature, max_length=max_chars, line_mode=True, seed=seed,
-                        repetition_penalty=1.0)
+_HAN_PHRASE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")  # a clause: Han characters between punctuation
 
 
 def is_title(text: str) -> bool:
@@ -76,6 +75,33 @@ def hook_title(lyric: str) -> str | None:
     return "".join(words)[:MAX_TITLE_CHARS] or None
 
 
+def own_title(lyric: str) -> str | None:
+    """A title read straight off the lyric, when it has one: an English lyric's hook; a Chinese lyric's phrase
+    that returns (its chorus), else its opening phrase when that is short. None: a Chinese lyric whose title
+    is one of its words, chosen by the model (``title_options``)."""
+    if is_english(lyric):
+        return hook_title(lyric)
+    phrases: list[str] = [p for p in _HAN_PHRASE.findall(lyric) if is_title(p) and not is_tune_name(p)]
+    returning = [p for p, times in Counter(phrases).items() if times > 1 and len(p) >= 2]
+    if returning:
+        return max(returning, key=len)  # the longest that returns: the chorus line, not a word within it
+    opening: str = next(iter(_HAN_PHRASE.findall(lyric)), "")
+    return opening if 2 <= len(opening) <= SHORT_OPENING and opening in phrases else None
+
+
+def title_options(lyric: str, limit: int) -> list[str]:
+    """The words a Chinese lyric without its ``own_title`` may be titled by, in order, at most ``limit``: its
+    short phrases (whole: a phrase never cuts a word), line by line from the first; while there are none, the
+    units of its long ones, where verse breaks a line (the first two characters and the last three of a line
+    of five or seven, 炊烟 and 千万里 of 炊烟袅袅隔江千万里). Never a tune's name, never a structural marker."""
+    def named(words: list[str]) -> list[str]:
+        return [w for w in dict.fromkeys(words) if is_title(w) and not is_tune_name(w)]
+
+    phrases = [p for line in lines_of(lyric) for p in _HAN_PHRASE.findall(line)]
+    short = named([p for p in phrases if 2 <= len(p) <= SHORT_OPENING])
+    return (short or named([w for p in phrases if len(p) > SHORT_OPENING for w in (p[:2], p[-3:])]))[:limit]
+
+
 def is_tune_name(text: str) -> bool:
     """A ci tune's name (or one of its other names): the title of a lyric in that tune's form, and of no other."""
     return text.strip() in _tune_names()
@@ -86,22 +112,15 @@ def _tune_names() -> frozenset[str]:
     return frozenset(alias for name in tunes() for alias in (name, *name.split("・")))
 
 
-def title_options(candidates: Sequence[str]) -> list[str]:
-    """The sampled candidates that read as titles, each once, in order. Only Chinese ones: titles are fitted to
-    Chinese lyrics alone (``scored``), and a model that learned both languages samples both. Never a tune's name:
-    the lyric is not written in that tune's form (one that is is titled by its tune, ``form_title``)."""
-    return list(dict.fromkeys(c.strip() for c in candidates
-                              if is_title(c) and not is_english(c) and not is_tune_name(c)))
-
-
 def form_title(form: str) -> str:
     """The title of a lyric written in a ci tune's form: the tune's name, as every Song ci is titled."""
     return find_tune(form).name
 
 
-def scored(lyric: str, vocab: Vocab) -> bool:
-    """Whether a lyric's title is chosen by fit (a Chinese lyric with characters the model knows), not by hook."""
-    return not is_english(lyric) and any(c in vocab for c in lyric)
+def fitted(lyric: str, vocab: Vocab) -> bool:
+    """Whether a lyric's title is chosen by the model among its words: Chinese, with no ``own_title``, and
+    with characters the model knows."""
+    return not is_english(lyric) and own_title(lyric) is None and any(c in vocab for c in lyric)
 
 
 def fit_requests(lyric: str, titles: Sequence[str], head_chars: int = HEAD_CHARS) -> list[tuple[str, SampleConfig]]:
@@ -113,26 +132,28 @@ def fit_requests(lyric: str, titles: Sequence[str], head_chars: int = HEAD_CHARS
 
 
 def pick(lyric: str, titles: Sequence[str], scores: Sequence[float]) -> str | None:
-    """The best-fitting of the ``title_options``, or the lyric's hook when there are none."""
+    """The lyric's ``own_title``, else the best-scored of its ``title_options``, else its hook."""
+    own = own_title(lyric)
+    if own is not None:
+        return own
     if not titles:
         return hook_title(lyric)
     return max(zip(scores, titles, strict=True), key=lambda pair: pair[0])[1]  # the first of equals: max keeps it
 
 
-def choose_titles(
-    model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], candidates: Sequence[str]
-) -> list[str | None]:
-    """One title per lyric, fitted in one batch (``generate_many``); the serving worker does the same in its
-    running batch."""
-    titles = title_options(candidates)
-    heads = {i: "".join(c for c in lyric if c in vocab) for i, lyric in enumerate(lyrics) if scored(lyric, vocab)}
-    requests = [r for i in heads for r in fit_requests(heads[i], titles)]
-    results = iter(generate_many(model, vocab, requests)) if titles else iter(())
+def choose_titles(model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], limit: int) -> list[str | None]:
+    """One title per lyric, its words fitted in one batch (``generate_many``, at most ``limit`` per lyric); the
+    serving worker does the same in its running batch."""
+    heads = {i: "".join(c for c in lyric if c in vocab) for i, lyric in enumerate(lyrics) if fitted(lyric, vocab)}
+    options = {i: title_options(heads[i], limit) for i in heads}
+    requests = [r for i in heads for r in fit_requests(heads[i], options[i])]
+    results = iter(generate_many(model, vocab, requests))
     chosen: list[str | None] = []
     for i, lyric in enumerate(lyrics):
-        scores = [next(results).logprob for _ in titles] if i in heads and titles else []
-        chosen.append(pick(lyric, titles if scores else [], scores))
+        titles = options.get(i, [])
+        chosen.append(pick(lyric, titles, [next(results).logprob for _ in titles]))
     return chosen
+
 
 def titled(lyric: str, title: str | None) -> str:
     """The lyric as shown: its title on the first line (in 《》 where the title is Chinese), a blank line, the lyric."""

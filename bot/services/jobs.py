@@ -28,7 +28,7 @@ class GenerationJob:
     stop_after_lines: int = 0
     rhyme: bool = False
     version: str | None = None  # the model version to run on; None: the one the backend serves now
-    titles: int = 0  # title candidates to sample (charrnn.titles); 0: no titles
+    titles: int = 0  # the most words of a lyric fitted as its title (charrnn.titles); 0: no titles
     # The named style the version belongs to; None: the default style. Only a default-style job may move the
     # version that jobs naming none get (see LocalGenerationWorker._lane_for): styles are served side by side.
     style: str | None = None

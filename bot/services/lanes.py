@@ -1,5 +1,5 @@
-"""One model version's running batch (a lane) and the jobs on it: their candidate rows, their title rows, and
-the teacher-forced rows that fit titles to lyrics (``charrnn.titles``), all stepping together.
+"""One model version's running batch (a lane) and the jobs on it: their candidate rows and the teacher-forced
+rows that fit each lyric's words as its title (``charrnn.titles``), all stepping together.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from bot.services.jobs import GenerationJob, GenerationResult, LoadedModel
 from charrnn.batching import BatchGenerator
 from charrnn.sample import MAX_LENGTH, MIN_TARGET, Generation, SampleConfig
-from charrnn.titles import TITLE_CONTEXT, fit_requests, form_title, pick, scored, title_config, title_options
+from charrnn.titles import fit_requests, fitted, form_title, pick, title_options
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,14 @@ class Pending:
 @dataclass
 class Running:
     pending: Pending
-    # generator row id -> its slot: a candidate (0, 1, ...), a sampled title (-1, -2, ...), or the fit of
-    # title option j to candidate i, (i, j): a teacher-forced row, added once the others are done
+    # generator row id -> its slot: a candidate (0, 1, ...), or the fit of title option j to candidate i,
+    # (i, j): a teacher-forced row, added once the candidates are done
     rows: dict[int, Slot]
     results: dict[Slot, Generation] = field(default_factory=dict)
-    options: list[str] | None = None  # the titles being fitted, once fitting started
+    options: dict[int, list[str]] | None = None  # each candidate's words being fitted, once fitting started
 
     def candidates(self) -> tuple[Generation, ...]:
-        return tuple(self.results[i] for i in sorted(k for k in self.results if isinstance(k, int) and k >= 0))
+        return tuple(self.results[i] for i in sorted(k for k in self.results if isinstance(k, int)))
 
 
 Slot = int | tuple[int, int]
@@ -95,9 +95,6 @@ class Lane:
             for index in range(job.candidates):
                 config = lyric_config(job, seeds.randrange(2**63), lines="\n" in self.generator.vocab)
                 rows[self.generator.submit(job.prefix, config)] = index
-            # Title rows: short, line mode, batched with everything else; a tune's lyric is titled by its tune.
-            for index in range(0 if job.form else job.titles):
-                rows[self.generator.submit(TITLE_CONTEXT, title_config(seeds.randrange(2**63)))] = -1 - index
         except Exception:
             for rid in rows:
                 self.generator.cancel(rid)
@@ -130,27 +127,28 @@ class Lane:
         return finished, failed
 
     def _fit_titles(self, running: Running) -> bool:
-        """Once a job's lyrics and sampled titles are done, add one teacher-forced row per (lyric, title) that
-        scores the lyric's opening under the title, in this same batch; True if any were added. Adding rows to
-        a running batch costs little; scoring each job in a pass of its own cost a third of the throughput."""
-        if not running.pending.job.titles or running.pending.job.form:
+        """Once a job's lyrics are done, add one teacher-forced row per (lyric, word of it) that scores the word
+        as the lyric's title, in this same batch; True if any were added. Adding rows to a running batch costs
+        little; scoring each job in a pass of its own cost a third of the throughput."""
+        job = running.pending.job
+        running.options = {}
+        if not job.titles or job.form:  # a tune's lyric is titled by its tune
             return False
-        sampled = [g.continuation for slot, g in running.results.items() if isinstance(slot, int) and slot < 0]
-        running.options = title_options(sampled)
         vocab = self.generator.vocab
-        lyrics = [g.lyric for g in running.candidates()]
         added: dict[int, Slot] = {}
         try:
-            for i, lyric in enumerate(lyrics):
-                if not scored(lyric, vocab):
+            for i, candidate in enumerate(running.candidates()):
+                if not fitted(candidate.lyric, vocab):
                     continue
-                known = "".join(c for c in lyric if c in vocab)
-                for j, (prefix, config) in enumerate(fit_requests(known, running.options)):
+                known = "".join(c for c in candidate.lyric if c in vocab)
+                running.options[i] = title_options(known, job.titles)
+                for j, (prefix, config) in enumerate(fit_requests(known, running.options[i])):
                     added[self.generator.submit(prefix, config)] = (i, j)
-        except Exception:  # titles are a nicety: the lyrics go out with their hooks as titles
+        except Exception:  # titles are a nicety: the lyrics go out with their own first words as titles
             log.exception("could not fit titles for job %s", running.pending.seq)
             for rid in added:
                 self.generator.cancel(rid)
+            running.options = {}
             return False
         running.rows.update(added)
         self.owner.update(dict.fromkeys(added, running.pending.seq))
@@ -158,19 +156,19 @@ class Lane:
 
     @staticmethod
     def _titles(running: Running, candidates: tuple[Generation, ...]) -> tuple[str | None, ...]:
-        """Each candidate's title: its tune's name for a lyric in a tune's form, else the best-fitting option, or its
-        hook."""
+        """Each candidate's title: its tune's name for a lyric in a tune's form, else its own words
+        (``charrnn.titles.pick``)."""
         job = running.pending.job
         if not job.titles:
             return ()
         if job.form:
             return tuple(form_title(job.form) for _ in candidates)
-        options = running.options or []
         titles = []
         for i, candidate in enumerate(candidates):
+            options = (running.options or {}).get(i, [])
             scores = [running.results[(i, j)].logprob for j in range(len(options)) if (i, j) in running.results]
-            fitted = len(scores) == len(options)  # else not fitted (English, nothing known): the hook
-            titles.append(pick(candidate.lyric, options if fitted else [], scores if fitted else []))
+            complete = len(scores) == len(options)
+            titles.append(pick(candidate.lyric, options if complete else [], scores if complete else []))
         return tuple(titles)
 
     def cancel(self, seq: int) -> None:

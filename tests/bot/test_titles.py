@@ -1,8 +1,9 @@
-"""Every lyric gets a title, shown as its first line: sampled in the worker's batch, chosen per candidate."""
+"""Every lyric gets a title from its own words, shown as its first line: fitted in the worker's batch, per candidate."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from bot.services.celery_backend import decode_result, encode_result
@@ -23,7 +24,12 @@ def split_title(text: str) -> tuple[str, str]:
     return first, rest
 
 
-def test_the_worker_titles_each_candidate_from_titles_sampled_in_the_same_batch(
+def words_of(text: str) -> str:
+    """A text's letters and characters alone, lower-cased: where a title's words are found."""
+    return re.sub(r"[\W_]", "", text).lower()
+
+
+def test_the_worker_titles_each_candidate_by_its_own_words_fitted_in_the_same_batch(
     trained_store: tuple[Path, Path],
 ) -> None:
     model_dir, _ = trained_store
@@ -41,7 +47,9 @@ def test_the_worker_titles_each_candidate_from_titles_sampled_in_the_same_batch(
         assert len(titled.titles) == len(titled.candidates) == 3 and plain.titles == ()
         assert all(t is None or is_title(t) for t in titled.titles), titled.titles
         assert any(t is not None for t in titled.titles)
-        # Title rows take their own seeds after the lyric rows': the lyrics are what they are without titles.
+        for title, generation in zip(titled.titles, titled.candidates, strict=True):  # each from its own lyric
+            assert title is None or words_of(title) in words_of(generation.lyric), (title, generation.lyric)
+        # Fit rows come after the lyric rows: the lyrics are what they are without titles.
         assert [g.text for g in titled.candidates] == [g.text for g in plain.candidates]
         # Titles travel through Celery's JSON as they are.
         assert decode_result(encode_result(titled, "w1")).titles == titled.titles
@@ -67,5 +75,6 @@ def test_a_lyric_is_shown_under_its_title_and_the_row_keeps_it(
                 assert lyric.startswith(prefix) and rows[prefix]
                 assert answer["text"] == titled(lyric, rows[prefix]) == outputs[prefix]  # the row holds what was seen
                 assert title in (rows[prefix], f"《{rows[prefix]}》")
+                assert words_of(rows[prefix]) in words_of(lyric)  # the lyric's own words
 
     asyncio.run(main())

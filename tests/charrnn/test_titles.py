@@ -1,4 +1,4 @@
-"""Titles: candidates sampled in line mode, the one that fits the lyric kept; English lyrics titled by their hook."""
+"""Titles from the lyric's own words: its hook, its short opening, or the phrase of it the model fits best."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from charrnn.titles import (
     TITLE_CONTEXT,
     choose_titles,
     fit_requests,
+    fitted,
     form_title,
     hook_title,
     is_title,
     is_tune_name,
-    title_config,
+    own_title,
+    pick,
     title_options,
     titled,
 )
@@ -80,33 +82,58 @@ def test_characters_the_model_never_saw_are_left_out_of_the_forced_text(tiny_tra
                                                 *fit_requests("我不要😀再想你", ["烟雨"])])
     assert noisy.continuation == clean.continuation == "我不要再想你"
     assert math.isclose(noisy.logprob, clean.logprob, abs_tol=SCORE_ATOL)
-    assert choose_titles(model, vocab, ["😀😀"], ["烟雨"]) == [None]  # nothing to score, no words to use
+    assert choose_titles(model, vocab, ["😀😀"], 4) == [None]  # nothing to score, no words to use
+
+
+@pytest.mark.parametrize(
+    ("lyric", "title"),
+    [("晴天\n故事的小黄花，从出生那年就飘着", "晴天"),  # a short opening phrase is the title as it stands
+     ("我想你，想你在每个夜里。\n说好的幸福呢，我想你。", "我想你"),  # the phrase that returns
+     ("窗外的麻雀在电线杆上多嘴，你说这一句很有夏天的感觉\n手中的铅笔，在纸上来来回回\n手中的铅笔，在纸上来来回回",
+      "在纸上来来回回"),  # the longest that returns: the chorus line, not a word within it
+     ("walking in the rain again\nI hold on\nwalking in the rain again", "Walking in the rain again"),
+     ("炊烟袅袅升起隔江千万里，天青色等烟雨。", None),  # a long opening: the model chooses among its phrases
+     ("浣溪沙，一曲新词酒一杯。", None)],  # a tune's name is no title for a lyric not in its form
+)
+def test_a_lyric_titled_by_what_it_repeats_or_its_short_opening(lyric: str, title: str | None) -> None:
+    assert own_title(lyric) == title
+    assert pick(lyric, [], []) == (title or hook_title(lyric))
+
+
+def test_the_options_are_whole_short_phrases_else_where_verse_breaks_a_long_line() -> None:
+    assert title_options("炊烟袅袅升起隔江千万里，天青色等烟雨。\n而我在等你", 8) == ["天青色等烟雨", "而我在等你"]
+    assert title_options("炊烟袅袅升起隔江千万里，\n月色被打捞起晕开了结局", 8) == ["炊烟", "千万里", "月色", "了结局"]
+    assert title_options("把酒醒来欲拈青飞渐苦断，坐沈香枕懒还欢。", 3) == ["把酒", "渐苦断", "坐沈"]
+    assert title_options("浣溪沙，一曲新词酒一杯。", 8) == ["一曲", "酒一杯"]  # never a tune's name
+    assert title_options("前腔，尾声", 8) == [] and title_options("the rain", 8) == []
 
 
 def test_a_tune_name_titles_only_a_lyric_in_that_tunes_form() -> None:
-    """Sampled tune names (词牌) are never put on a lyric: one not written in the tune's form would be misnamed, even
-    famous opening lines of the tune (they are not its whole form). Such a lyric gets its own words instead; a
-    lyric written in the form gets the tune's name (``form_title``, which the bot and the CLI use)."""
+    """A tune's name (词牌) is never put on a lyric that opens with it: the lyric is not written in the tune's
+    form. Such a lyric gets its own words instead; a lyric written in the form gets the tune's name
+    (``form_title``, which the bot and the CLI use)."""
     base = load_checkpoint(BASE)
     tunes = ["水调歌头", "浣溪沙", "菩萨蛮", "念奴娇", "蝶恋花", "江城子", "望江南"]
     assert all(is_tune_name(t) for t in tunes) and not is_tune_name("天青色")
-    assert title_options([*tunes, "静夜思"]) == ["静夜思"]
-    songs = ["明月几时有，把酒问青天。不知天上宫阙，今夕是何年。",
-             "十年生死两茫茫，不思量，自难忘。千里孤坟，无处话凄凉。"]
-    assert choose_titles(base.model, base.vocab, songs, tunes) == [hook_title(song) for song in songs]
+    songs = [f"{tune}，明月几时有，把酒问青天，不知天上宫阙今夕是何年。" for tune in tunes]
+    chosen = choose_titles(base.model, base.vocab, songs, 4)
+    assert all(title in ("明月几时有", "把酒问青天") for title in chosen), chosen
     assert form_title("浣溪沙") == "浣溪沙" and form_title("忆江南") == "望江南・忆江南"
 
 
-def test_sampled_candidates_from_the_base_read_as_titles() -> None:
-    """Line mode after a blank line writes tune names and titles: most candidates pass ``is_title``."""
+def test_the_base_titles_a_lyric_by_the_phrase_that_predicts_its_opening() -> None:
+    """Among a lyric's phrases, the base keeps the one under which its opening is likeliest: the scores are
+    the fit rows' own, checked here against the same rows run one at a time."""
     base = load_checkpoint(BASE)
-    candidates = generate_many(base.model, base.vocab, [(TITLE_CONTEXT, title_config(seed=s)) for s in range(16)])
-    titles = [c.continuation for c in candidates if is_title(c.continuation)]
-    assert len(titles) >= 10, [c.continuation for c in candidates]
-    lyric = "天青色等烟雨，而我在等你。炊烟袅袅升起，隔江千万里。"
-    (chosen,) = choose_titles(base.model, base.vocab, [lyric], [c.continuation for c in candidates])
-    assert (chosen in titles and not is_tune_name(chosen)) or chosen == hook_title(lyric)
-    english = choose_titles(base.model, base.vocab, ["the rain falls down\non the city"], titles)
+    lyric = "炊烟袅袅升起隔江千万里，\n月色被打捞起晕开了结局，如传世的青花瓷"
+    assert fitted(lyric, base.vocab) and not fitted("晴天\n故事的小黄花", base.vocab)
+    options = title_options(lyric, 4)
+    scores = [generate_many(base.model, base.vocab, [row])[0].logprob for row in fit_requests(lyric, options)]
+    (chosen,) = choose_titles(base.model, base.vocab, [lyric], 4)
+    best = max(scores)
+    assert chosen in options and is_title(chosen)
+    assert scores[options.index(chosen)] >= best - SCORE_ATOL, (options, scores, chosen)
+    english = choose_titles(base.model, base.vocab, ["the rain falls down\non the city"], 4)
     assert english == ["The rain falls down"]
 
 
@@ -119,6 +146,8 @@ def test_generate_titles_from_the_command_line(capsys: pytest.CaptureFixture[str
     assert main([*args, "--titles", "4", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and all(is_title(row["title"]) for row in rows), rows
+    for row in rows:  # each title is the lyric's own words
+        assert row["title"] in row["text"], rows
     assert main([*args, "--json"]) == 0  # the same lyrics without titles: title rows come after the lyric rows
     assert [row["text"] for row in json.loads(capsys.readouterr().out)] == [row["text"] for row in rows]
     assert main([*args, "--titles", "4"]) == 0
