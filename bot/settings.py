@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=64, ge=1)
     rate_limit_per_minute: int = Field(default=6, ge=1)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    # Telegram stops waiting for an inline answer after about 10 s (the query id then expires): a later one is wasted.
+    inline_timeout_s: float = Field(default=8.0, gt=0)
     # How long a request stays its process's own without a heartbeat (renewed every third of it): after a crash,
     # another replica takes over its requests once this has run out. Above any clock skew between replicas.
     request_lease_s: float = Field(default=30.0, ge=3)
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
     default_length: int = Field(default=160, ge=LENGTH_FLOOR)
     default_rhyme: bool = True  # lines end on the song's rhyme (/rhyme off per person)
     candidates: int = Field(default=4, ge=1, le=16)
-    # Titles sampled per request, the one that fits each lyric best kept (charrnn.titles); 0: no titles.
+    # Titles from each lyric's own words: at most this many are fitted, the best kept (charrnn.titles); 0: none.
     title_candidates: int = Field(default=4, ge=0, le=16)
     copy_threshold: int = Field(default=12, ge=4)  # verbatim corpus runs this long are never shown
     torch_threads: int = Field(default=1, ge=1)

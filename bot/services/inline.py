@@ -36,8 +36,6 @@ from charrnn.titles import titled
 log = logging.getLogger(__name__)
 
 INLINE_CANDIDATES = 3
-# Telegram stops waiting for an answer after about 10 s (the query id then expires); a later answer is wasted.
-INLINE_TIMEOUT_S = 8.0
 # Longer lyrics make a person wait while typing; the description shows only the first lines anyway.
 INLINE_MAX_LENGTH = 200
 TITLE_CHARS = 64  # a title is one line in the results list; longer ones are cut by the client anyway
@@ -207,7 +205,7 @@ class InlineService:
         started = time.monotonic()
         try:
             result = await self.lyrics.backend.generate(
-                job, timeout=min(self.lyrics.settings.request_timeout_s, INLINE_TIMEOUT_S)
+                job, timeout=min(self.lyrics.settings.request_timeout_s, self.lyrics.settings.inline_timeout_s)
             )
         except QueueFull as busy:
             return InlineHint("busy", seconds=math.ceil(busy.wait_s))

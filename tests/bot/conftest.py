@@ -76,6 +76,8 @@ def make_settings(tmp_path: Path, trained_store: tuple[Path, Path], fake: FakeTe
         "rate_limit_per_minute": 1000,
         "copy_threshold": 40,  # the tiny model memorises its corpus; the copy filter has its own tests
         "title_candidates": 0,  # titles have their own tests (test_titles.py); others read the lyric's first words
+        # A generous ceiling, not Telegram's 8 s: a busy test machine must not turn answers into "took too long".
+        "inline_timeout_s": 120.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
