@@ -67,11 +67,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "panel_group": "This group's settings: they apply to every /write here, whoever asks (personal settings "
                        "do not), and only its administrators can change them.",
         "panel_body": "Temperature: {temperature} (lower is safer, higher is wilder)\nLength: about {length} "
-                      "characters\nRhymes: {rhyme}\nStyle: {style}",
+                      "characters\nRhymes: {rhyme}\nForm: {form}\nStyle: {style}",
         "panel_footer": "Tap a button to change a setting; /temp, /len and /rhyme work too.",
         "panel_rhyme": "\u266a Rhymes: {value}",
         "panel_style": "\U0001f3a8 Style: {style} \u25b8",
         "panel_styles": "Pick a style:",
+        "panel_form": "\U0001f4dc Form: {form} \u25b8",
+        "panel_forms": ("Pick a form: free lines, or a ci tune (词牌), whose line lengths and rhymes every /write then "
+                        "follows (its length is the tune's). A /write that names its own form still wins."),
+        "form_free": "free lines",
+        "form_set": "Form set to {value}.",
+        "form_set_group": "This group's form is now {value}.",
         "panel_back": "\u2039 Back",
         "panel_done": "Done",
         "panel_stale": "That button is out of date. Send /settings for a fresh panel.",
@@ -158,11 +164,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "panel_group": ("这个群的设置：群里每一次 /write 都用它，不管是谁发的（个人设置在群里不生效），"
                         "只有群管理员能修改。"),
         "panel_body": ("温度：{temperature}（越低越稳，越高越野）\n长度：大约 {length} 个字\n押韵：{rhyme}\n"
-                       "风格：{style}"),
+                       "形式：{form}\n风格：{style}"),
         "panel_footer": "点按钮修改设置；/temp、/len 和 /rhyme 也照样能用。",
         "panel_rhyme": "\u266a 押韵：{value}",
         "panel_style": "\U0001f3a8 风格：{style} \u25b8",
         "panel_styles": "选一个风格：",
+        "panel_form": "\U0001f4dc 形式：{form} \u25b8",
+        "panel_forms": ("选一个形式：自由长短句，或者一个词牌；之后每次 /write 都按它的句长和韵脚填"
+                        "（长度就是词牌的长度）。/write 里自己写明的形式优先。"),
+        "form_free": "自由长短句",
+        "form_set": "形式已设为 {value}。",
+        "form_set_group": "这个群的形式已设为 {value}。",
         "panel_back": "\u2039 返回",
         "panel_done": "完成",
         "panel_stale": "这个按钮已经过时了。发 /settings 打开新的设置面板。",

@@ -187,6 +187,7 @@ class UserSettings(Base):
     temperature: Mapped[float | None] = mapped_column(Float)  # None: the bot's default
     length: Mapped[int | None] = mapped_column(Integer)
     rhyme: Mapped[bool | None] = mapped_column(Boolean)
+    form: Mapped[str | None] = mapped_column(String(64))  # a ci tune's name; "" or None: free lines
     style: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -202,6 +203,7 @@ class ChatSettings(Base):
     temperature: Mapped[float | None] = mapped_column(Float)  # None: the bot's default
     length: Mapped[int | None] = mapped_column(Integer)
     rhyme: Mapped[bool | None] = mapped_column(Boolean)
+    form: Mapped[str | None] = mapped_column(String(64))  # a ci tune's name; "" or None: free lines
     style: Mapped[str | None] = mapped_column(String(32))
     updated_by: Mapped[int | None] = mapped_column(BigInteger)  # a Telegram user id; no key, it is a log
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -24,6 +24,7 @@ from bot.db import repository as repo
 from bot.db.models import RequestStatus, utcnow
 from bot.db.repos import styles as style_repo
 from bot.services.admission import RateLimiter, RefusalThrottle
+from bot.services.forms import known_tune
 from bot.services.generation import GenerationBackend, GenerationJob, QueueFull
 from bot.services.quality import CopyGuard, rank
 from bot.services.styles import StyleService
@@ -65,7 +66,8 @@ class Preferences:
     style: str | None = None  # the named style written in; None: the default style
     version: str | None = None  # that style's active version; None: the one the backend serves now
     style_gone: str | None = None  # a deleted style the setting named: the default is used, and the person told
-    # The request's own form (bot.services.forms), not a setting: a tune's name or a pattern string; "": free lines.
+    # The form written in (bot.services.forms): a tune's table name, the person's or group's setting unless the
+    # request names its own; a pattern string, only ever the request's own; "": free lines.
     form: str = ""
     pattern: str = ""
 
@@ -162,9 +164,11 @@ class LyricsService:
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
             await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
-            prefs = replace(self._with_defaults(
+            prefs = self._with_defaults(
                 await repo.applicable_settings(session, user_id=person.user_id, group_id=group_id(place))
-            ), form=form, pattern=pattern)
+            )
+            # The request's own form or pattern wins; else the setting's tune.
+            prefs = replace(prefs, form=form or ("" if pattern else prefs.form), pattern=pattern)
             if self.styles is not None:
                 chosen = await self.styles.resolve(session, user_id=person.user_id, chat_id=place.chat_id,
                                                    chat_type=place.type)
@@ -181,7 +185,7 @@ class LyricsService:
                 rhyme=prefs.rhyme,
                 parent_id=parent_id,
                 lease=self._lease(),
-                form=form,
+                form=prefs.form,
                 pattern=pattern,
             )
             if created and prefs.style is not None:
@@ -194,6 +198,7 @@ class LyricsService:
             temperature=s.default_temperature if stored.temperature is None else stored.temperature,
             length=s.default_length if stored.length is None else stored.length,
             rhyme=s.default_rhyme if stored.rhyme is None else stored.rhyme,
+            form=known_tune(stored.form or "") or "",  # a tune no longer in the table is free lines
         )
 
     async def admit(
@@ -480,23 +485,25 @@ class LyricsService:
 
     async def set_preferences(
         self, person: Person, *, place: Place | None = None, temperature: float | None = None,
-        length: int | None = None, rhyme: bool | None = None,
+        length: int | None = None, rhyme: bool | None = None, form: str | None = None,
     ) -> None:
         """Change what is given; leave the rest. In a group (``place``) it is the group's settings that change:
-        the caller has checked that ``person`` administers it (``bot.permissions``)."""
+        the caller has checked that ``person`` administers it (``bot.permissions``). ``form``: a tune's table
+        name (``bot.services.forms.known_tune``), or "" for free lines."""
         temperature_ = repo.UNSET if temperature is None else temperature
         length_ = repo.UNSET if length is None else length
         rhyme_ = repo.UNSET if rhyme is None else rhyme
+        form_ = repo.UNSET if form is None else form
         chat_id = group_id(place)
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)
             if chat_id is None or place is None:
                 await repo.set_settings(session, user_id=person.user_id, temperature=temperature_, length=length_,
-                                        rhyme=rhyme_)
+                                        rhyme=rhyme_, form=form_)
                 return
             await repo.upsert_chat(session, chat_id=chat_id, type=place.type, title=place.title)
             await repo.set_chat_settings(session, chat_id=chat_id, updated_by=person.user_id,
-                                         temperature=temperature_, length=length_, rhyme=rhyme_)
+                                         temperature=temperature_, length=length_, rhyme=rhyme_, form=form_)
 
     async def rate(
         self, *, request_id: int, person: Person, place: Place, button_message_id: int | None, stars: int

@@ -115,6 +115,54 @@ def test_write_in_a_tune_a_pattern_and_to_a_replied_lyrics_lines(
     run(scenario())
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_form_row_of_settings_writes_every_write_in_the_chosen_tune(
+    tmp_path: Path, trained_store: tuple[Path, Path], lang: str
+) -> None:
+    """/settings has a form row: free lines or a ci tune. A chosen tune is how every /write is written (rhyming,
+    titled by the tune) until free lines are chosen again; a /write that names its own form still wins, and a
+    forged tune is refused."""
+    from .test_settings_panel import WORDS, buttons, message, tap, ticked
+
+    async def scenario() -> None:
+        async with bot_running(tmp_path, trained_store, title_candidates=3) as h:
+            h.fake.add_user(USER, "Lin", lang)
+            panel = await ask(h, "/settings")
+            pid = panel["message_id"]
+            assert "s:f" in buttons(panel)
+            await tap(h, USER, USER, pid, "s:f")
+            choices = message(h, USER, pid)
+            assert {"s:f:-", "s:f:浣溪沙", "s:f:菩萨蛮", "s:b"} <= set(buttons(choices))
+            assert ticked(choices) == ["s:f:-"]  # free lines until a tune is chosen
+            answer = await tap(h, USER, USER, pid, "s:f:浣溪沙")
+            assert "浣溪沙" in answer["text"] and not answer.get("show_alert")
+            redrawn = message(h, USER, pid)
+            assert "s:t:0.8" in ticked(redrawn) and "浣溪沙" in redrawn["text"]
+            assert h.rows("SELECT form FROM user_settings WHERE user_id = ?", USER) == [("浣溪沙",)]
+            for forged in ("s:f:no-such-tune", "s:f:浣纱溪", "s:f:" + "调" * 20):
+                refused = await tap(h, USER, USER, pid, forged, forge=True)
+                assert refused.get("show_alert") is True and WORDS[lang]["stale"] in refused["text"], forged
+            assert h.rows("SELECT form FROM user_settings") == [("浣溪沙",)]
+
+            tune = (await ask(h, "/write 天青"))["text"]
+            title, _, lyric = tune.partition("\n\n")
+            assert title == "《浣溪沙》" and lyric.startswith("天青"), tune
+            assert follows(lyric, tune_plan("浣溪沙"), punctuation=False), lyric
+            own = (await ask(h, "/write 7,7：窗外"))["text"]  # the request's own pattern wins over the setting
+            assert follows(own.partition("\n\n")[2], parse_pattern("7,7"), punctuation=False), own
+            assert h.rows("SELECT prefix, form, pattern FROM requests ORDER BY id") == [
+                ("天青", "浣溪沙", None), ("窗外", None, "7,7")]
+
+            await tap(h, USER, USER, pid, "s:f")
+            await tap(h, USER, USER, pid, "s:f:-")
+            assert h.rows("SELECT form FROM user_settings") == [("",)]
+            free = (await ask(h, "/write 窗外"))["text"]
+            assert not free.startswith("《浣溪沙》"), free
+            assert h.rows("SELECT form FROM requests ORDER BY id DESC LIMIT 1") == [(None,)]
+
+    run(scenario())
+
+
 def test_restart_writes_a_left_over_request_in_its_form(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     from bot.sandbox import FakeTelegram
     from bot.services.lyrics import Person, Place

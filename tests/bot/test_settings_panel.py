@@ -373,6 +373,13 @@ def test_chat_settings_partial_update_and_which_settings_apply(url: str) -> None
         await repository.set_chat_settings(session, chat_id=GROUP, updated_by=GROUP, length=300)
         group = await repository.get_chat_settings(session, chat_id=GROUP)
         assert (group.temperature, group.length, group.rhyme, group.updated_by) == (0.5, 300, None, GROUP)
+        assert group.form is None  # the bot's default: free lines
+        await repository.set_chat_settings(session, chat_id=GROUP, updated_by=ADMIN, form="浣溪沙")
+        group = await repository.get_chat_settings(session, chat_id=GROUP)
+        assert (group.form, group.length) == ("浣溪沙", 300)
+        await repository.upsert_chat(session, chat_id=GROUP - 1, type="supergroup", title="Club")
+        assert await repository.move_chat_settings(session, from_chat_id=GROUP, to_chat_id=GROUP - 1) is True
+        assert (await repository.get_chat_settings(session, chat_id=GROUP - 1)).form == "浣溪沙"
         own = await repository.applicable_settings(session, user_id=MEMBER, group_id=None)
         assert (own.temperature, own.rhyme) == (1.9, False)
         await repository.set_chat_settings(session, chat_id=GROUP, updated_by=ADMIN, temperature=None)

@@ -1,4 +1,4 @@
-"""A group's own settings (temperature, length, rhyme), and which settings apply where.
+"""A group's own settings (temperature, length, rhyme, form), and which settings apply where.
 
 In a private chat a person writes with their own settings (``user_settings``); in a group every ``/write``
 uses the group's (``chat_settings``), which only its administrators change, and what the group never set
@@ -25,6 +25,7 @@ class ChatSettingsRecord:
     temperature: float | None  # None: the bot's default
     length: int | None
     rhyme: bool | None
+    form: str | None  # a ci tune's name; "": free lines chosen; None: the bot's default
     updated_by: int | None  # who changed them last (a Telegram user id, or the group for an anonymous admin)
     updated_at: datetime | None  # None: never set
 
@@ -35,8 +36,8 @@ StoredSettings = UserSettingsRecord | ChatSettingsRecord
 async def get_chat_settings(session: AsyncSession, *, chat_id: int) -> ChatSettingsRecord:
     row = await session.get(ChatSettings, chat_id, populate_existing=True)
     if row is None:
-        return ChatSettingsRecord(chat_id=chat_id, temperature=None, length=None, rhyme=None, updated_by=None,
-                                  updated_at=None)
+        return ChatSettingsRecord(chat_id=chat_id, temperature=None, length=None, rhyme=None, form=None,
+                                  updated_by=None, updated_at=None)
     return _record(row)
 
 
@@ -48,6 +49,7 @@ async def set_chat_settings(
     temperature: float | Literal[_Unset.UNSET] | None = UNSET,
     length: int | Literal[_Unset.UNSET] | None = UNSET,
     rhyme: bool | Literal[_Unset.UNSET] | None = UNSET,
+    form: str | Literal[_Unset.UNSET] | None = UNSET,
 ) -> ChatSettingsRecord:
     """Change the given fields only; None puts a field back to the bot's default. The chat row must exist."""
     row, _ = await get_or_insert(
@@ -55,7 +57,7 @@ async def set_chat_settings(
         lambda: session.get(ChatSettings, chat_id),
         lambda: ChatSettings(chat_id=chat_id, temperature=None, length=None, rhyme=None),
     )
-    apply_settings(row, temperature=temperature, length=length, rhyme=rhyme)
+    apply_settings(row, temperature=temperature, length=length, rhyme=rhyme, form=form)
     row.updated_by = updated_by
     await session.flush()
     return _record(row)
@@ -71,7 +73,7 @@ async def move_chat_settings(session: AsyncSession, *, from_chat_id: int, to_cha
     if old is None or await session.get(ChatSettings, to_chat_id) is not None:
         return False
     session.add(ChatSettings(chat_id=to_chat_id, temperature=old.temperature, length=old.length, rhyme=old.rhyme,
-                             style=old.style, updated_by=old.updated_by, updated_at=utcnow()))
+                             form=old.form, style=old.style, updated_by=old.updated_by, updated_at=utcnow()))
     await session.flush()
     return True
 
@@ -85,4 +87,4 @@ async def applicable_settings(session: AsyncSession, *, user_id: int, group_id: 
 
 def _record(row: ChatSettings) -> ChatSettingsRecord:
     return ChatSettingsRecord(chat_id=row.chat_id, temperature=row.temperature, length=row.length, rhyme=row.rhyme,
-                              updated_by=row.updated_by, updated_at=row.updated_at)
+                              form=row.form, updated_by=row.updated_by, updated_at=row.updated_at)

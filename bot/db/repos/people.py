@@ -44,6 +44,7 @@ class UserSettingsRecord:
     temperature: float | None  # None: the bot's default
     length: int | None
     rhyme: bool | None
+    form: str | None  # a ci tune's name; "": free lines chosen; None: the bot's default
     updated_at: datetime | None  # None: never set
 
 
@@ -85,7 +86,8 @@ async def upsert_chat(session: AsyncSession, *, chat_id: int, type: str, title: 
 async def get_settings(session: AsyncSession, *, user_id: int) -> UserSettingsRecord:
     row = await session.get(UserSettings, user_id, populate_existing=True)
     if row is None:
-        return UserSettingsRecord(user_id=user_id, temperature=None, length=None, rhyme=None, updated_at=None)
+        return UserSettingsRecord(user_id=user_id, temperature=None, length=None, rhyme=None, form=None,
+                                  updated_at=None)
     return _settings_record(row)
 
 
@@ -96,6 +98,7 @@ async def set_settings(
     temperature: float | Literal[_Unset.UNSET] | None = UNSET,
     length: int | Literal[_Unset.UNSET] | None = UNSET,
     rhyme: bool | Literal[_Unset.UNSET] | None = UNSET,
+    form: str | Literal[_Unset.UNSET] | None = UNSET,
 ) -> UserSettingsRecord:
     """Change the given fields only; None puts a field back to the bot's default."""
     row, _ = await get_or_insert(
@@ -103,7 +106,7 @@ async def set_settings(
         lambda: session.get(UserSettings, user_id),
         lambda: UserSettings(user_id=user_id, temperature=None, length=None, rhyme=None),
     )
-    apply_settings(row, temperature=temperature, length=length, rhyme=rhyme)
+    apply_settings(row, temperature=temperature, length=length, rhyme=rhyme, form=form)
     await session.flush()
     return _settings_record(row)
 
@@ -114,6 +117,7 @@ def apply_settings(
     temperature: float | Literal[_Unset.UNSET] | None,
     length: int | Literal[_Unset.UNSET] | None,
     rhyme: bool | Literal[_Unset.UNSET] | None,
+    form: str | Literal[_Unset.UNSET] | None = UNSET,
 ) -> None:
     """Set the fields given (``UNSET`` leaves one as it is, None puts it back to the bot's default): a person's
     settings and a group's change the same way."""
@@ -123,6 +127,8 @@ def apply_settings(
         row.length = length
     if rhyme is not UNSET:
         row.rhyme = rhyme
+    if form is not UNSET:
+        row.form = form
     row.updated_at = utcnow()
 
 
@@ -135,5 +141,6 @@ def _update(row: User | Chat, fields: dict[str, str | None]) -> None:
 
 def _settings_record(row: UserSettings) -> UserSettingsRecord:
     return UserSettingsRecord(
-        user_id=row.user_id, temperature=row.temperature, length=row.length, rhyme=row.rhyme, updated_at=row.updated_at
+        user_id=row.user_id, temperature=row.temperature, length=row.length, rhyme=row.rhyme, form=row.form,
+        updated_at=row.updated_at,
     )
