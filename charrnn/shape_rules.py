@@ -53,6 +53,9 @@ class ShapeTables:
         self.full_stop = self.ids.get("。")
         self.letters = {s: i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()}
         self.device = device
+        # English rhyme masks by (rhyme key, word so far, after a word's end): built once each, letter by letter
+        # in Python, then read as they are (a copy is taken before any change). Bounded by the rhyme words' stems.
+        self.english_masks: dict[tuple[str, str, bool], torch.Tensor | None] = {}
 
     def _ids(self, symbols: str, device: torch.device) -> torch.Tensor:
         return torch.tensor([self.ids[s] for s in symbols if s in self.ids], dtype=torch.long, device=device)
@@ -159,28 +162,33 @@ def english_rhyme_mask(line: str, key: str | None, tables: ShapeTables) -> torch
     if not words:
         return None
     word = current_word(line)
-    mask = torch.zeros(tables.size, dtype=torch.bool, device=tables.device)
-    if not word:
-        if line and not line[-1].isspace():
-            if tables.space is None:
-                return None
-            mask[tables.space] = True
-            return mask
+    if word and word not in word_prefixes(words):
+        word = "-"  # a word that leads to no rhyme: whichever it is, the mask is the same (a space)
+    after_word = not word and bool(line) and not line[-1].isspace()
+    cache_key = (key, word, after_word)
+    if cache_key not in tables.english_masks:
+        tables.english_masks[cache_key] = _english_rhyme_mask(word, after_word, words, tables)
+    return tables.english_masks[cache_key]
+
+
+def _english_rhyme_mask(word: str, after_word: bool, words: frozenset[str], tables: ShapeTables) -> torch.Tensor | None:
+    allowed: list[int | None]
+    if after_word or word == "-":
+        allowed = [tables.space]  # end the word (or the punctuation) first; the next one must rhyme
+    elif not word:
         starts = {w[0] for w in words}
-        for letter, index in tables.letters.items():
-            mask[index] = letter.lower() in starts
+        allowed = [index for letter, index in tables.letters.items() if letter.lower() in starts]
     else:
         stems = word_prefixes(words)
-        if word not in stems:
-            if tables.space is None:
-                return None
-            mask[tables.space] = True  # a word that leads to no rhyme: end it, the next one must rhyme
-            return mask
-        for letter, index in tables.letters.items():
-            mask[index] = letter.islower() and word + letter in stems
-        if word in words and tables.line_break is not None:
-            mask[tables.line_break] = True
-    return mask if bool(mask.any()) else None
+        allowed = [index for letter, index in tables.letters.items() if letter.islower() and word + letter in stems]
+        if word in words:
+            allowed.append(tables.line_break)
+    indices = [i for i in allowed if i is not None]
+    if not indices:
+        return None
+    mask = torch.zeros(tables.size, dtype=torch.bool, device=tables.device)
+    mask[torch.tensor(indices, dtype=torch.long, device=tables.device)] = True
+    return mask
 
 
 @functools.lru_cache(maxsize=256)

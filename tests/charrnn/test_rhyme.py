@@ -102,6 +102,12 @@ def test_the_english_rule_spells_towards_rhyming_words() -> None:
     assert allowed("we walk in the ligh") == {"t"} and "\n" in allowed("we walk in the light")
     assert allowed("we walk in the,") == {" "}  # a word after punctuation starts after a space
     assert allowed("we walk in the xyzzy") == {" "}  # a word that starts no rhyme is ended for one that does
+    # Each mask is built once per (key, word so far): the words that lead to no rhyme share one, so the cache is
+    # bounded by the rhyme words' stems whatever is written; asked again, the same answers come back.
+    for word in ("xyzzy", "qqq", "zebra", "kxq"):
+        assert allowed(f"we walk in the {word}") == {" "}
+    assert sum(1 for key in tables.english_masks if key[1] == "-") == 1
+    assert allowed("we walk in the ligh") == {"t"} and "\n" in allowed("we walk in the light")
 
 
 def test_free_rhymes_count_every_line_after_the_first() -> None:
