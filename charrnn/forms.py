@@ -29,6 +29,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from charrnn.lyrics import lines_of
 from charrnn.rhyme import THIRTEEN_CLASSES, line_key
 
 FORMS_PATH = Path(__file__).with_name("ci_forms.json")
@@ -194,16 +195,24 @@ def tunes() -> dict[str, Tune]:
     return {name: Tune(name, **fields) for name, fields in data["tunes"].items()}
 
 
-def find_tune(name: str) -> Tune:
-    """A tune by its name or one of its other names (``望江南・忆江南`` answers to both); ``ValueError``
-    lists close names for an unknown one."""
+def tune_named(name: str) -> Tune | None:
+    """The tune called ``name`` or known by it as one of its other names (``望江南・忆江南`` answers to both; of
+    two tunes sharing a name, the one with more examples); None for anything else, near misses included."""
     table = tunes()
     name = name.strip()
     if name in table:
         return table[name]
     aliases = [tune for tune in table.values() if name in tune.name.split("・")]
-    if aliases:
-        return max(aliases, key=lambda tune: tune.examples)
+    return max(aliases, key=lambda tune: tune.examples) if aliases else None
+
+
+def find_tune(name: str) -> Tune:
+    """A tune by its name or one of its other names (``tune_named``); ``ValueError`` lists close names for an
+    unknown one."""
+    tune = tune_named(name)
+    if tune is not None:
+        return tune
+    table, name = tunes(), name.strip()
     names = list(table) + [alias for tune in table for alias in tune.split("・")]
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.3)
     if not close:
@@ -271,15 +280,11 @@ def plan_of(form: str = "", pattern: str = "", song: str = "", target: int = 0, 
 # --- checking a lyric against its plan ------------------------------------------------------------
 
 
-def lines_of_text(text: str) -> list[str]:
-    return [line.strip() for line in text.split("\n") if line.strip()]
-
-
 def follows(text: str, plan: Plan, punctuation: bool = True) -> bool:
     """The lyric has the plan's lines: each fixed clause exactly its length (and its punctuation, unless
     ``punctuation`` is False: a vocabulary without "，" separates clauses with a space), each returning
     line a verbatim copy."""
-    lines = lines_of_text(text)
+    lines = lines_of(text)
     if len(lines) != len(plan.lines):
         return False
     for line, spec in zip(lines, plan.lines, strict=True):
@@ -303,7 +308,7 @@ def plan_rhymes(text: str, plan: Plan) -> tuple[int, int]:
     """
     keys = dict(plan.keys)
     hits = total = 0
-    for line, spec in zip(lines_of_text(text), plan.lines, strict=False):
+    for line, spec in zip(lines_of(text), plan.lines, strict=False):
         if spec.repeat_of is not None:
             continue
         ends = [chars for chars, _ in _PIECES.findall(line)]

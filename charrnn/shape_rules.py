@@ -19,6 +19,7 @@ from charrnn.forms import CLAUSE_ENDS, Clause
 from charrnn.rhyme import THIRTEEN_CLASSES, ending_words, is_han, line_key, usable
 from charrnn.shape import LATIN, OVERRUN, Shape, visible
 from charrnn.vocab import Vocab
+from charrnn.words import trailing_word
 
 if TYPE_CHECKING:
     from charrnn.processors import Batch
@@ -204,10 +205,7 @@ def word_prefixes(words: frozenset[str]) -> frozenset[str]:
 
 def current_word(line: str) -> str:
     """The letters of the word being written at the end of ``line`` ('' at a word boundary), lower case."""
-    start = len(line)
-    while start and line[start - 1].isascii() and (line[start - 1].isalpha() or line[start - 1] == "'"):
-        start -= 1
-    return line[start:].lower()
+    return trailing_word(line).lower()
 
 
 def _force(logits: torch.Tensor, index: int | None) -> None:

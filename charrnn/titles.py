@@ -15,14 +15,13 @@ repeat, or else their first words.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
 from charrnn.batching import generate_many
-from charrnn.forms import find_tune, tunes
+from charrnn.forms import find_tune, tune_named
 from charrnn.lyrics import lines_of
 from charrnn.mixture import LanguageModel
 from charrnn.sample import SampleConfig
@@ -104,12 +103,7 @@ def title_options(lyric: str, limit: int) -> list[str]:
 
 def is_tune_name(text: str) -> bool:
     """A ci tune's name (or one of its other names): the title of a lyric in that tune's form, and of no other."""
-    return text.strip() in _tune_names()
-
-
-@functools.cache
-def _tune_names() -> frozenset[str]:
-    return frozenset(alias for name in tunes() for alias in (name, *name.split("・")))
+    return bool(text.strip()) and tune_named(text) is not None
 
 
 def form_title(form: str) -> str:

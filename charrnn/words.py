@@ -133,10 +133,7 @@ class WordTables:
 
     def start(self, prefix: str) -> int:
         """The node after the person's text: an unfinished last word continues, or is left free."""
-        end = len(prefix)
-        while end and prefix[end - 1] in WORD_CHARS:
-            end -= 1
-        node = self.find(prefix[end:])
+        node = self.find(trailing_word(prefix))
         return self.free if node is None else node
 
     def follow(self, node: int, token: int) -> int:
@@ -216,9 +213,13 @@ def whole_lines_end(text: str) -> int:
     if line_end >= 0 and text[:line_end].strip():
         return line_end
     # No whole line written (at most the break that ended the prefix's line): its whole words, not nothing.
-    if not text or text[-1] not in WORD_CHARS:
-        return len(text)
+    word = trailing_word(text)
+    return len(text[: len(text) - len(word)].rstrip()) if word else len(text)
+
+
+def trailing_word(text: str) -> str:
+    """The English word at the end of ``text`` as written (its letters and apostrophes); '' after anything else."""
     end = len(text)
     while end and text[end - 1] in WORD_CHARS:
         end -= 1
-    return len(text[:end].rstrip())
+    return text[end:]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from charrnn.forms import Plan, find_tune, format_pattern, parse_pattern, pattern_of, tunes
+from charrnn.forms import Plan, format_pattern, parse_pattern, pattern_of, tune_named
 
 COLONS = ":："
 _BARE_PATTERN = re.compile(r"\d+(?:\s*[,，]\s*\d+)+")  # 7，7，5，7: full-width commas separate lines here
@@ -29,14 +29,10 @@ class Asked:
 
 
 def known_tune(name: str) -> str | None:
-    """The table name of a tune called ``name`` (or by one of its other names); None for anything else."""
-    name = name.strip()
-    if not name or len(name) > 32:
-        return None
-    table = tunes()
-    if name not in table and not any(name in tune.split("・") for tune in table):
-        return None  # find_tune would answer with close names: words are not a near-miss of a tune
-    return find_tune(name).name
+    """The table name of a tune called ``name`` (or by one of its other names); None for anything else, near
+    misses of a tune's name included: words are not a misspelt tune."""
+    tune = tune_named(name) if len(name) <= 32 else None
+    return tune.name if tune is not None else None
 
 
 def pattern_text(text: str) -> str | None:

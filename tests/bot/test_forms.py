@@ -16,7 +16,8 @@ from bot.services.forms import Asked, lines_pattern, lyric_body, parse_write
 from bot.services.jobs import GenerationJob
 from bot.services.lanes import lyric_config
 from bot.settings import LENGTH_FLOOR, Settings
-from charrnn.forms import follows, lines_of_text, parse_pattern, tune_plan
+from charrnn.forms import follows, parse_pattern, tune_plan
+from charrnn.lyrics import lines_of
 from charrnn.sample import MIN_TARGET
 from charrnn.shape import lyric_length, visible
 from charrnn.titles import is_tune_name
@@ -109,8 +110,8 @@ def test_write_in_a_tune_a_pattern_and_to_a_replied_lyrics_lines(
             title, _, lyric = filled.partition("\n\n")
             assert lyric.startswith("而我") and title != "《浣溪沙》", filled
             original = tune["text"].partition("\n\n")[2]
-            assert [visible(line) for line in lines_of_text(lyric)] == [
-                visible(line) for line in lines_of_text(original)], (original, lyric)
+            assert [visible(line) for line in lines_of(lyric)] == [
+                visible(line) for line in lines_of(original)], (original, lyric)
 
     run(scenario())
 
