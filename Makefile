@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; GPU users: see "GPU" in docs/charrnn.md.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run demo test test-portable lint bench clean pretrained pretrained-sung forms
+.PHONY: run demo test test-portable lint bench clean pretrained pretrained-sung forms topics
 
 # One line per step; pip itself speaks only on errors (-qq also hides warnings about this machine's
 # own pip configuration, which are not the project's business).
@@ -130,6 +130,11 @@ pretrained-sung: $(VENV)/.installed
 	  --warmup-steps 100 --seq-len 128 --batch-size 32 --epochs 100 --patience 0 --max-minutes $(BASE4_MINUTES) \
 	  --seed 3 --sample-every 1 --sample-prefix 我想你 --sample-prefix "I miss you" --resume
 	$(PY) -m charrnn export $(BASE4_RUN)/best $(BASE4_OUT) --half
+
+# The keyword plan's table shipped in charrnn/topics.json: for the 3,000 most widespread two-character words of
+# the base's Chinese corpora (titles left out), the words that share their songs most (charrnn.topics).
+topics: $(VENV)/.installed
+	$(PY) -m charrnn topics build $(DATA)/songci.txt $(DATA)/shijing.txt $(DATA)/yuanqu.txt
 
 # The ci tune forms shipped in charrnn/ci_forms.json: each tune's prevailing pattern and rhyme positions, mined
 # from the Song ci corpus (charrnn.form_mining; tests/charrnn/test_forms.py checks the file is what this makes).

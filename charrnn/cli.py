@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import sys
 import time
 from collections.abc import Sequence
@@ -35,9 +36,11 @@ from charrnn.form_mining import build as build_forms
 from charrnn.forms import FORMS_PATH, tunes
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
+from charrnn.processors import PLANNED_LINES
 from charrnn.sample import SampleConfig
 from charrnn.sizing import size_for_text
 from charrnn.titles import choose_titles, form_title, titled
+from charrnn.topics import TOPICS_PATH, build_topics, keyword_plan, save_topics
 from charrnn.train import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
 from charrnn.words import corpus_words
@@ -109,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     build = forms_sub.add_parser("build", help="mine the tune table from songci.txt (what ships was made so)")
     build.add_argument("corpus", help="the Song ci corpus (../shared/data/songci.txt)")
     build.add_argument("--out", default=str(FORMS_PATH), help="default: the package's table")
+
+    topics_parser = sub.add_parser("topics", help="the keyword plan's table of related words (charrnn.topics)")
+    topics_sub = topics_parser.add_subparsers(dest="topics_command", required=True)
+    topics_build = topics_sub.add_parser("build", help="count which words share songs in lyric corpora")
+    topics_build.add_argument("corpus", nargs="+", help="lyric corpora, songs between blank lines, title first")
+    topics_build.add_argument("--out", default=str(TOPICS_PATH), help="default: the package's table")
+    topics_sub.add_parser("show", help="a prefix's keyword plan").add_argument("prefix")
 
     demo = sub.add_parser("demo", help="train a small model on the bundled demo corpus and sing")
     demo.add_argument("--out", default="runs/demo")
@@ -291,6 +301,16 @@ def cmd_forms(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topics(args: argparse.Namespace) -> int:
+    if args.topics_command == "build":
+        table = build_topics(_read_corpus(name) for name in args.corpus)
+        save_topics(table, Path(args.out))
+        print(f"{len(table)} words with their related ones written to {args.out}")
+        return 0
+    print(" ".join(keyword_plan(args.prefix, PLANNED_LINES, random.Random(0))) or "(nothing in the table relates)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train a small model on the bundled corpus, then sing a few lyrics: the library in one minute."""
     text = load_corpus(demo_corpus_path())
@@ -332,7 +352,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "transfer": cmd_transfer, "generate": cmd_generate, "eval": cmd_eval,
-            "export": cmd_export, "words": cmd_words, "fetch": cmd_fetch, "forms": cmd_forms, "demo": cmd_demo}
+            "export": cmd_export, "words": cmd_words, "fetch": cmd_fetch, "forms": cmd_forms, "topics": cmd_topics,
+            "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,6 +39,7 @@ SAMPLE_HELP = {
     "form": "a ci tune, e.g. 浣溪沙: its lines, punctuation and rhymes (python -m charrnn forms list)",
     "pattern": "line lengths to write to, e.g. 7,7,5,7 or 4，5A。/7A。 (letters: rhyme groups)",
     "song": f"a song form: verses and a returning chorus, sized by --length ({', '.join(SONG_FORMS)})",
+    "topics": "a keyword plan: a word related to the prefix for each Chinese line (charrnn.topics)",
     "seed": "same seed, same text",
 }
 

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from charrnn.rhyme import THIRTEEN_CLASSES, han_key
-from charrnn.shape import Shape, start_shape
+from charrnn.shape import Shape, start_shape, visible
 from charrnn.shape_rules import ShapeTables, line_shape
+from charrnn.topics import keyword_plan
 from charrnn.vocab import UNK_ID, Vocab
 from charrnn.words import WordCursor, real_words, word_tables
 
@@ -33,6 +34,14 @@ CLASSES = tuple(THIRTEEN_CLASSES)
 PLACEHOLDERS = frozenset({"□", "\ufffd"})
 # Brackets: in the Yuan qu they held role markers and stage directions ("(正末唱)", "［生上］"), not lyrics.
 NEVER_WRITTEN = PLACEHOLDERS | frozenset("()（）【】〔〕［］")
+# The keyword plan (topic_words): how much likelier a line's keyword gets, and how many lines are planned (a longer
+# lyric uses the words again, in turn). Its own random stream, so the plan does not shift the sample's. Measured on
+# the base, 16 lyrics of 80 characters: lines with their keyword 0% (no plan), 9% (x8), 29% (x20), 54% (x50), 73%
+# (x120); mean log-likelihood per character -4.06 without, -4.09 at x120.
+FIRST_CHAR_BOOST = math.log(100.0)
+SECOND_CHAR_BOOST = math.log(300.0)
+PLANNED_LINES = 8
+PLAN_SEED = 0x7091C5
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Row:
     forced: list[int] = field(default_factory=list)  # SampleConfig.force's ids: read, not sampled
     word: WordCursor | None = None  # where it is in the corpus's word trie (charrnn.words)
     shape: Shape | None = None  # its plan, rhyme and target length (charrnn.shape); None: free text
+    keywords: list[tuple[int, int]] = field(default_factory=list)  # its keyword plan's words, as ids, one a line
 
     def note_ngrams(self, since: int = 0) -> None:
         """Record, for the n-gram ban, the n-grams of the context that end at or after position ``since``."""
@@ -177,6 +187,29 @@ def no_repeat_ngram(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits
 
 
+def topic_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Steer each line of a planned row (``SampleConfig.topics``) towards its keyword (``charrnn.topics``): its
+    first character likelier while the phrase has room for the word, its second much likelier right after the
+    first. A nudge on the model's scale, not a rule: the shape's rules come after and still decide."""
+    for i, row in enumerate(batch.rows):
+        shape = row.shape
+        if not row.keywords or shape is None or shape.done or shape.pending:
+            continue
+        first, second = row.keywords[row.lines % len(row.keywords)]  # one word a line, the prefix's first
+        text = shape.text
+        symbols = batch.tables.vocab.symbols
+        if symbols[first] + symbols[second] in text:
+            continue
+        if text and text[-1] == symbols[first]:
+            logits[i, second] += SECOND_CHAR_BOOST
+            continue
+        clause = shape.current_clause()
+        room = clause.low - shape.count if clause is not None and clause.fixed else shape.bounds[1] - visible(text)
+        if room >= 2:
+            logits[i, first] += FIRST_CHAR_BOOST
+    return logits
+
+
 def temperature(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits / batch.temperature
 
@@ -204,7 +237,7 @@ def top_k_top_p(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 # they leave none of its characters; the corpus-word rule last of them: it sees whether the rules before it
 # left a word anywhere to go (the shape's English rhymes are corpus words already).
 PROCESSORS: tuple[Processor, ...] = (
-    ban_unknown, repetition_penalty, no_repeat_ngram, line_shape, real_words, temperature, top_k_top_p
+    ban_unknown, repetition_penalty, no_repeat_ngram, topic_words, line_shape, real_words, temperature, top_k_top_p
 )
 
 
@@ -287,6 +320,9 @@ def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: V
     row = Row(rid, prefix, config, context, tuple(vocab.unknown_chars(prefix)), random.Random(seed))
     row.forced = [i for i in vocab.encode(config.force) if i != UNK_ID]
     row.shape = shape
+    if config.topics and shape is not None and not shape.latin:
+        plan = keyword_plan(prefix, PLANNED_LINES, random.Random(seed ^ PLAN_SEED), allowed=tables.symbols)
+        row.keywords = [(a, b) for a, b in (vocab.encode(word) for word in plan)]
     row.note_ngrams()
     return row
 

@@ -68,6 +68,9 @@ class SampleConfig:
     form: str = ""  # a ci tune by name (python -m charrnn forms list): its lines, punctuation and rhymes
     pattern: str = ""  # clause lengths, punctuation and rhymes, like 7,7,5,7 (charrnn.forms.parse_pattern)
     song: str = ""  # a song form: verses and a chorus that returns (charrnn.forms.SONG_FORMS)
+    # A keyword plan (charrnn.topics): one word related to the prefix for each line, which the line is steered
+    # to contain; Chinese lines of a shaped lyric (a target length, a form or a pattern) only.
+    topics: bool = False
     seed: int | None = None
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
     # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.
