@@ -5,9 +5,9 @@
     python benchmarks/blind_pairs.py --score var/blind/answers.json --key var/blind/key.json
 
 Numbers cannot see sense, so a reader judges it (issue 17). Each pair is a piece of the corpus's held-out tail
-(never trained on) and the model's lyric from the same opening, in the same form: a Song ci's tune
-(``form``: its lines, clause lengths and rhymes), a Jay Chou passage's line lengths (``pattern``, as the bot's
-填词 writes to a replied lyric). Ours is what the bot would show: the best of four candidates (the bot's
+(never trained on) and the model's lyric from the same opening, in the same form: the real one's lines, clause
+lengths and rhyme positions (``pattern_of``, as the bot's 填词 writes to a replied lyric; a tune's table form
+could differ from this ci's variant of it). Ours is what the bot would show: the best of four candidates (the bot's
 ``rank``), rhyme on, titles left off both. The order within each pair is shuffled by a seed and written to
 ``key.json``, apart from ``pairs.md``, which is all the reader gets.
 
@@ -54,12 +54,12 @@ def opening_of(line: str, most: int = 4) -> str:
 
 
 def songci_pieces(count: int) -> list[tuple[str, dict[str, str]]]:
-    """(real lyric, how ours is asked for) for held-out Song ci in a tune of the table, spread over the tail."""
+    """(real lyric, how ours is asked for) for held-out Song ci of a known tune, spread over the tail."""
     _, held = split_corpus(load_corpus(corpus_path("songci")))
     table = tunes()
     blocks = [(name, lines) for name, lines in blocks_of(held) if name in table and 2 <= len(lines) <= 12]
     step = max(1, len(blocks) // count)
-    return [("\n".join(lines), {"form": name}) for name, lines in blocks[::step][:count]]
+    return [(text, {"pattern": pattern_of(text)}) for text in ("\n".join(lines) for _, lines in blocks[::step][:count])]
 
 
 def jaychou_pieces(count: int) -> list[tuple[str, dict[str, str]]]:
