@@ -53,16 +53,18 @@ def opening_of(line: str, most: int = 4) -> str:
     return (match.group(0) if match else line.strip())[:most]
 
 
-def songci_pieces(count: int) -> list[tuple[str, dict[str, str]]]:
-    """(real lyric, how ours is asked for) for held-out Song ci of a known tune, spread over the tail."""
+def songci_pieces(count: int, seed: int) -> list[tuple[str, dict[str, str]]]:
+    """(real lyric, how ours is asked for) for held-out Song ci of a known tune, spread over the tail (where the
+    spread starts depends on the seed: another seed, other ci)."""
     _, held = split_corpus(load_corpus(corpus_path("songci")))
     table = tunes()
     blocks = [(name, lines) for name, lines in blocks_of(held) if name in table and 2 <= len(lines) <= 12]
     step = max(1, len(blocks) // count)
-    return [(text, {"pattern": pattern_of(text)}) for text in ("\n".join(lines) for _, lines in blocks[::step][:count])]
+    chosen = blocks[seed % step :: step][:count]
+    return [(text, {"pattern": pattern_of(text)}) for text in ("\n".join(lines) for _, lines in chosen)]
 
 
-def jaychou_pieces(count: int) -> list[tuple[str, dict[str, str]]]:
+def jaychou_pieces(count: int, seed: int) -> list[tuple[str, dict[str, str]]]:
     """(real passage, its line lengths) for passages of the held-out Jay Chou songs, no line repeated within."""
     _, held = split_corpus(load_corpus(corpus_path("jaychou")))
     lines = [" ".join(line.split()) for line in held.split("\n") if line.strip()]
@@ -72,11 +74,11 @@ def jaychou_pieces(count: int) -> list[tuple[str, dict[str, str]]]:
         if len(set(passage)) == len(passage) and all(len(line.replace(" ", "")) >= 4 for line in passage):
             passages.append("\n".join(passage))
     step = max(1, len(passages) // count)
-    return [(text, {"pattern": pattern_of(text)}) for text in passages[::step][:count]]
+    return [(text, {"pattern": pattern_of(text)}) for text in passages[seed % step :: step][:count]]
 
 
 def build(args: argparse.Namespace) -> None:
-    pieces = songci_pieces(args.pairs) if args.corpus == "songci" else jaychou_pieces(args.pairs)
+    pieces = (songci_pieces if args.corpus == "songci" else jaychou_pieces)(args.pairs, args.seed)
     ckpt = load_checkpoint(args.checkpoint)
     requests = [(opening_of(real), SampleConfig(rhyme=True, no_repeat_ngram=8, seed=args.seed * 1000 + 10 * n + k,
                                                 topics=args.topics, **asked))  # type: ignore[arg-type]
