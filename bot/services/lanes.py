@@ -64,6 +64,7 @@ def lyric_config(job: GenerationJob, seed: int, lines: bool = True) -> SampleCon
         stop_after_lines=job.stop_after_lines,
         no_repeat_ngram=8,
         rhyme=job.rhyme,
+        topics=True,  # a keyword plan for Chinese lines: blind readers scored craft 1.75 vs 1.3, sense level (1.25)
         seed=seed,
     )
 
