@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -236,7 +236,3 @@ def _cycle(source: RandomSampling, epoch: int) -> Iterator[Batch]:
     while True:
         yield from source.epoch(epoch * 997 + round_)
         round_ += 1
-
-
-def as_ids(ids: Sequence[int]) -> torch.Tensor:
-    return torch.tensor(ids, dtype=torch.long)

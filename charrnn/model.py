@@ -179,12 +179,6 @@ class CharRNN(nn.Module):
         if self.config.layers > 1:
             self.rnn.dropout = dropout
 
-    def init_state(self, batch_size: int, device: torch.device | None = None) -> State:
-        shape = (self.config.layers, batch_size, self.config.hidden)
-        device = device or self.embedding.weight.device
-        h = torch.zeros(shape, device=device)
-        return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
-
     def grow_vocab(self, vocab_size: int) -> None:
         """Add rows for new characters so that the model, before any training, behaves as it did.
 

@@ -89,10 +89,6 @@ def line_key(line: str) -> str | None:
     return han_key(unit) if is_han(unit) else english_key(unit)
 
 
-def unit_key(unit: str) -> str | None:
-    return han_key(unit) if is_han(unit) else english_key(unit)
-
-
 def rhyme_rate(texts: Iterable[str]) -> float | None:
     """Share of adjacent non-empty line pairs that rhyme, over all the texts; None with no pair."""
     pairs = rhyming = 0
