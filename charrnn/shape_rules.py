@@ -84,6 +84,8 @@ def constrain(shape: Shape, logits: torch.Tensor, tables: ShapeTables) -> None:
         allowed: torch.Tensor | None = tables.han
         if shape.rhyme and clause.rhyme is not None and shape.count == clause.low - 1:
             allowed = _han_rhyme_mask(shape.keys.get(clause.rhyme), tables)
+            if allowed is not None and _restrict(logits, _fresh(allowed, shape, tables)):
+                return
         if allowed is None or not _restrict(logits, allowed):
             _restrict(logits, tables.han)  # the class is missing or banned: any Chinese character
         return
@@ -115,7 +117,7 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
             if ends and closing is not None:
                 mask = mask.clone()
                 mask[closing] = True
-            if _restrict(logits, mask):
+            if (not latin and _restrict(logits, _fresh(mask, shape, tables))) or _restrict(logits, mask):
                 return
     if rhymed and not latin and count >= low and brk is not None:
         if ends:
@@ -206,6 +208,17 @@ def word_prefixes(words: frozenset[str]) -> frozenset[str]:
 def current_word(line: str) -> str:
     """The letters of the word being written at the end of ``line`` ('' at a word boundary), lower case."""
     return trailing_word(line).lower()
+
+
+def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:
+    """``mask`` without the characters the song's rhymes already ended on: a ci does not rhyme on one twice (重韵)
+    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible."""
+    used = [tables.ids[c] for c in shape.rhymed if c in tables.ids]
+    if not used:
+        return mask
+    fresh = mask.clone()
+    fresh[used] = False
+    return fresh
 
 
 def _force(logits: torch.Tensor, index: int | None) -> None:
