@@ -132,9 +132,11 @@ pretrained-sung: $(VENV)/.installed
 	$(PY) -m charrnn export $(BASE4_RUN)/best $(BASE4_OUT) --half
 
 # The keyword plan's table shipped in charrnn/topics.json: for the 3,000 most widespread two-character words of
-# the base's Chinese corpora (titles left out), the words that share their songs most (charrnn.topics).
+# the base's Chinese corpora, sung text only (titles left out; the Yuan qu without its drama, whose role markers
+# 正末, 末云 would otherwise be "related" to everything), the words that share their songs most (charrnn.topics).
 topics: $(VENV)/.installed
-	$(PY) -m charrnn topics build $(DATA)/songci.txt $(DATA)/shijing.txt $(DATA)/yuanqu.txt
+	$(PY) -m charrnn fetch yuanqu-sung --from $(DATA)/yuanqu.txt --dir $(SUNG_DATA)
+	$(PY) -m charrnn topics build $(DATA)/songci.txt $(DATA)/shijing.txt $(SUNG_DATA)/yuanqu-sung.txt
 
 # The ci tune forms shipped in charrnn/ci_forms.json: each tune's prevailing pattern and rhyme positions, mined
 # from the Song ci corpus (charrnn.form_mining; tests/charrnn/test_forms.py checks the file is what this makes).

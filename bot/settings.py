@@ -147,6 +147,8 @@ class Settings(BaseSettings):
         another idles: by default, two batches' worth (requests running, and the next ones ready)."""
         if self.worker_concurrency is not None:
             return self.worker_concurrency
+        # A request's rows: its candidates, then the short rows that fit its titles (up to candidates x titles,
+        # a few steps each); counted as candidates + titles, as when title rows ran beside the lyrics.
         rows_per_request = self.candidates + self.title_candidates
         return 2 * max(1, self.max_batch // max(1, rows_per_request))
 

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--raw", action="store_true", help="the text as generated, spaces and empty lines kept")
     gen.add_argument("--titles", type=positive_int, default=0, metavar="N",
                      help="title each lyric by its own words: the phrase it repeats, its short opening, or the "
-                          "best fitting of up to N words of its opening line")
+                          "best fitting of up to N of its phrases")
     gen.add_argument("--device", default="auto")
     gen.add_argument("--json", action="store_true")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from charrnn.forms import CHINESE_LINE, DEFAULT_SONG_LENGTH, LATIN_LINE, Clause, Plan, find_tune, plan_of
-from charrnn.rhyme import is_han, last_unit, line_key, usable
+from charrnn.rhyme import is_han, line_key, usable
 
 if TYPE_CHECKING:
     from charrnn.sample import SampleConfig
@@ -61,7 +61,7 @@ class Shape:
     symbols: frozenset[str]  # the vocabulary's: only these can be forced
     hint: str = ""  # read by the model before the prefix, not part of the text: a tune's name line
     keys: dict[int, str] = field(default_factory=dict)  # rhyme group -> its key
-    rhymed: set[str] = field(default_factory=set)  # the characters its rhyme positions ended on: not again (重韵)
+    rhymed: set[str] = field(default_factory=set)  # what its fixed rhyme clauses ended on: not again (重韵)
     line: int = 0  # plan line
     clause: int = 0
     count: int = 0  # Chinese characters of the current fixed clause
@@ -177,8 +177,6 @@ class Shape:
     def _close_free_line(self, clause: Clause | None, line: str) -> None:
         group = clause.rhyme if clause is not None else 0
         key = line_key(line)
-        if group is not None and is_han(last_unit(line)):
-            self.rhymed.add(last_unit(line))
         if group is not None and group not in self.keys and usable(key):
             assert key is not None
             self.keys[group] = key

@@ -54,9 +54,10 @@ class ShapeTables:
         self.full_stop = self.ids.get("。")
         self.letters = {s: i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()}
         self.device = device
-        # English rhyme masks by (rhyme key, word so far, after a word's end): built once each, letter by letter
-        # in Python, then read as they are (a copy is taken before any change). Bounded by the rhyme words' stems.
-        self.english_masks: dict[tuple[str, str, bool], torch.Tensor | None] = {}
+        # The characters an English rhyme allows by (rhyme key, word so far, after a word's end): found once each,
+        # letter by letter in Python, kept as index lists (a whole mask each would be V bytes: 350 MB for the
+        # base's 62k stems), turned into a mask by one indexing. Bounded by the rhyme words' stems.
+        self.english_allowed: dict[tuple[str, str, bool], torch.Tensor | None] = {}
 
     def _ids(self, symbols: str, device: torch.device) -> torch.Tensor:
         return torch.tensor([self.ids[s] for s in symbols if s in self.ids], dtype=torch.long, device=device)
@@ -117,7 +118,7 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
             if ends and closing is not None:
                 mask = mask.clone()
                 mask[closing] = True
-            if (not latin and _restrict(logits, _fresh(mask, shape, tables))) or _restrict(logits, mask):
+            if _restrict(logits, mask):
                 return
     if rhymed and not latin and count >= low and brk is not None:
         if ends:
@@ -169,12 +170,19 @@ def english_rhyme_mask(line: str, key: str | None, tables: ShapeTables) -> torch
         word = "-"  # a word that leads to no rhyme: whichever it is, the mask is the same (a space)
     after_word = not word and bool(line) and not line[-1].isspace()
     cache_key = (key, word, after_word)
-    if cache_key not in tables.english_masks:
-        tables.english_masks[cache_key] = _english_rhyme_mask(word, after_word, words, tables)
-    return tables.english_masks[cache_key]
+    if cache_key not in tables.english_allowed:
+        tables.english_allowed[cache_key] = _english_rhyme_allowed(word, after_word, words, tables)
+    allowed = tables.english_allowed[cache_key]
+    if allowed is None:
+        return None
+    mask = torch.zeros(tables.size, dtype=torch.bool, device=tables.device)
+    mask[allowed] = True
+    return mask
 
 
-def _english_rhyme_mask(word: str, after_word: bool, words: frozenset[str], tables: ShapeTables) -> torch.Tensor | None:
+def _english_rhyme_allowed(
+    word: str, after_word: bool, words: frozenset[str], tables: ShapeTables
+) -> torch.Tensor | None:
     allowed: list[int | None]
     if after_word or word == "-":
         allowed = [tables.space]  # end the word (or the punctuation) first; the next one must rhyme
@@ -187,11 +195,7 @@ def _english_rhyme_mask(word: str, after_word: bool, words: frozenset[str], tabl
         if word in words:
             allowed.append(tables.line_break)
     indices = [i for i in allowed if i is not None]
-    if not indices:
-        return None
-    mask = torch.zeros(tables.size, dtype=torch.bool, device=tables.device)
-    mask[torch.tensor(indices, dtype=torch.long, device=tables.device)] = True
-    return mask
+    return torch.tensor(indices, dtype=torch.long, device=tables.device) if indices else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -212,7 +216,8 @@ def current_word(line: str) -> str:
 
 def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:
     """``mask`` without the characters the song's rhymes already ended on: a ci does not rhyme on one twice (重韵)
-    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible."""
+    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. For the
+    fixed clauses of a tune or a pattern only: free lines (modern lyrics) repeat their rhyme words as songs do."""
     used = [tables.ids[c] for c in shape.rhymed if c in tables.ids]
     if not used:
         return mask

@@ -88,13 +88,16 @@ def own_title(lyric: str) -> str | None:
     return opening if 2 <= len(opening) <= SHORT_OPENING and opening in phrases else None
 
 
-def title_options(lyric: str, limit: int) -> list[str]:
+def title_options(lyric: str, limit: int, vocab: Vocab | None = None) -> list[str]:
     """The words a Chinese lyric without its ``own_title`` may be titled by, in order, at most ``limit``: its
     short phrases (whole: a phrase never cuts a word), line by line from the first; while there are none, the
     units of its long ones, where verse breaks a line (the first two characters and the last three of a line
-    of five or seven, 炊烟 and 千万里 of 炊烟袅袅隔江千万里). Never a tune's name, never a structural marker."""
-    def named(words: list[str]) -> list[str]:
-        return [w for w in dict.fromkeys(words) if is_title(w) and not is_tune_name(w)]
+    of five or seven, 炊烟 and 千万里 of 炊烟袅袅隔江千万里). Never a tune's name, never a structural marker,
+    and with ``vocab``, only words the model can read."""
+
+    def named(words: list[str]) -> list[str]:  # and spelt in characters the model knows, when that is given
+        return [w for w in dict.fromkeys(words) if is_title(w) and not is_tune_name(w)
+                and (vocab is None or all(c in vocab for c in w))]
 
     phrases = [p for line in lines_of(lyric) for p in _HAN_PHRASE.findall(line)]
     short = named([p for p in phrases if 2 <= len(p) <= SHORT_OPENING])
@@ -135,18 +138,24 @@ def pick(lyric: str, titles: Sequence[str], scores: Sequence[float]) -> str | No
     return max(zip(scores, titles, strict=True), key=lambda pair: pair[0])[1]  # the first of equals: max keeps it
 
 
+def title_requests(lyric: str, vocab: Vocab, limit: int) -> tuple[list[str], list[tuple[str, SampleConfig]]]:
+    """The words of ``lyric`` that may title it (at most ``limit``, each spelt in characters the model knows) and
+    one fit request per word; nothing for a lyric that needs no fitting (``fitted``). The options come from the
+    lyric as written (leaving an unknown character out would join two phrases into a word it never had); the
+    head they are scored against is what the model can read of it."""
+    if not fitted(lyric, vocab):
+        return [], []
+    options = title_options(lyric, limit, vocab)
+    return options, fit_requests("".join(c for c in lyric if c in vocab), options)
+
+
 def choose_titles(model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], limit: int) -> list[str | None]:
     """One title per lyric, its words fitted in one batch (``generate_many``, at most ``limit`` per lyric); the
     serving worker does the same in its running batch."""
-    heads = {i: "".join(c for c in lyric if c in vocab) for i, lyric in enumerate(lyrics) if fitted(lyric, vocab)}
-    options = {i: title_options(heads[i], limit) for i in heads}
-    requests = [r for i in heads for r in fit_requests(heads[i], options[i])]
-    results = iter(generate_many(model, vocab, requests))
-    chosen: list[str | None] = []
-    for i, lyric in enumerate(lyrics):
-        titles = options.get(i, [])
-        chosen.append(pick(lyric, titles, [next(results).logprob for _ in titles]))
-    return chosen
+    planned = [title_requests(lyric, vocab, limit) for lyric in lyrics]
+    results = iter(generate_many(model, vocab, [r for _, requests in planned for r in requests]))
+    return [pick(lyric, options, [next(results).logprob for _ in options])
+            for lyric, (options, _) in zip(lyrics, planned, strict=True)]
 
 
 def titled(lyric: str, title: str | None) -> str:

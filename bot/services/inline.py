@@ -27,7 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from bot.db import repository as repo
-from bot.services.forms import parse_write
+from bot.services.forms import parse_write, written_form
 from bot.services.generation import QueueFull
 from bot.services.lyrics import LyricsService, Person, Preferences, job_for
 from bot.services.quality import rank
@@ -198,7 +198,7 @@ class InlineService:
         if wait > 0:
             log.info("rate limited %s's inline query for %.0f s", person.user_id, wait)
             return InlineHint("rate_limited", seconds=math.ceil(wait))
-        asked = parse_write(query)  # the syntax of /write: 浣溪沙：一曲新词, 7,7,5,7：春风
+        asked = written_form(prefs.form, parse_write(query))  # /write's syntax and its form setting: 浣溪沙：一曲新词
         prefs = replace(prefs, form=asked.form, pattern=asked.pattern)
         job = job_for(asked.words, prefs, candidates=INLINE_CANDIDATES, titles=self.lyrics.settings.title_candidates,
                       length=self._length(prefs))

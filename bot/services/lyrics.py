@@ -24,7 +24,7 @@ from bot.db import repository as repo
 from bot.db.models import RequestStatus, utcnow
 from bot.db.repos import styles as style_repo
 from bot.services.admission import RateLimiter, RefusalThrottle
-from bot.services.forms import known_tune
+from bot.services.forms import Asked, known_tune, written_form
 from bot.services.generation import GenerationBackend, GenerationJob, QueueFull
 from bot.services.quality import CopyGuard, rank
 from bot.services.styles import StyleService
@@ -167,8 +167,8 @@ class LyricsService:
             prefs = self._with_defaults(
                 await repo.applicable_settings(session, user_id=person.user_id, group_id=group_id(place))
             )
-            # The request's own form or pattern wins; else the setting's tune.
-            prefs = replace(prefs, form=form or ("" if pattern else prefs.form), pattern=pattern)
+            written = written_form(prefs.form, Asked(prefix, form=form, pattern=pattern))
+            prefs = replace(prefs, form=written.form, pattern=written.pattern)
             if self.styles is not None:
                 chosen = await self.styles.resolve(session, user_id=person.user_id, chat_id=place.chat_id,
                                                    chat_type=place.type)

@@ -56,6 +56,7 @@ def test_a_replied_lyric_gives_its_line_lengths_without_its_title_and_notes() ->
 def test_a_job_asks_for_its_length_in_whole_lines_with_a_guard_of_twice_it() -> None:
     config = lyric_config(GenerationJob("我", 0.8, 300, form="", pattern="7,7"), seed=1)
     assert (config.target_length, config.max_length, config.pattern, config.topics) == (300, 600, "7,7", True)
+    assert not lyric_config(GenerationJob("我", 0.8, 300), seed=1).topics  # free lines: no keyword plan
     short = lyric_config(GenerationJob("我", 0.8, 5), seed=1)  # shorter than a line: a plain cut, as before
     assert (short.target_length, short.max_length) == (0, 5)
     assert LENGTH_FLOOR == MIN_TARGET
@@ -151,8 +152,10 @@ def test_the_form_row_of_settings_writes_every_write_in_the_chosen_tune(
             assert follows(lyric, tune_plan("浣溪沙"), punctuation=False), lyric
             own = (await ask(h, "/write 7,7：窗外"))["text"]  # the request's own pattern wins over the setting
             assert follows(own.partition("\n\n")[2], parse_pattern("7,7"), punctuation=False), own
+            english = (await ask(h, "/write The night"))["text"]  # a ci tune is Chinese: English goes free
+            assert not english.startswith("《浣溪沙》"), english
             assert h.rows("SELECT prefix, form, pattern FROM requests ORDER BY id") == [
-                ("天青", "浣溪沙", None), ("窗外", None, "7,7")]
+                ("天青", "浣溪沙", None), ("窗外", None, "7,7"), ("The night", None, None)]
 
             await tap(h, USER, USER, pid, "s:f")
             await tap(h, USER, USER, pid, "s:f:-")

@@ -23,6 +23,7 @@ from charrnn.titles import (
     own_title,
     pick,
     title_options,
+    title_requests,
     titled,
 )
 
@@ -106,6 +107,17 @@ def test_the_options_are_whole_short_phrases_else_where_verse_breaks_a_long_line
     assert title_options("把酒醒来欲拈青飞渐苦断，坐沈香枕懒还欢。", 3) == ["把酒", "渐苦断", "坐沈"]
     assert title_options("浣溪沙，一曲新词酒一杯。", 8) == ["一曲", "酒一杯"]  # never a tune's name
     assert title_options("前腔，尾声", 8) == [] and title_options("the rain", 8) == []
+
+
+def test_options_come_from_the_lyric_as_written_never_across_a_character_the_model_lacks() -> None:
+    """Leaving an unknown character out would join two phrases into a word the lyric never had (把酒问青天 of
+    把酒问😀青天); a phrase with a character the model cannot read is no option."""
+    base = load_checkpoint(BASE)
+    assert "㐀" not in base.vocab
+    options, requests = title_requests("明月几时有把酒问😀青天不知天上宫阙。\n对㐀长空", base.vocab, 8)
+    assert options == ["明月", "把酒问", "青天", "上宫阙"] and len(requests) == len(options)
+    assert all("😀" not in config.force for _, config in requests)  # the head is what the model can read
+    assert title_requests("晴天\n故事的小黄花", base.vocab, 8) == ([], [])  # its own title needs no fitting
 
 
 def test_a_tune_name_titles_only_a_lyric_in_that_tunes_form() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.drama import clean
 from charrnn.processors import PLAN_SEED, PLANNED_LINES
 from charrnn.sample import SampleConfig
 from charrnn.topics import TOPICS_PATH, build_topics, cohesive, keyword_plan, save_topics, songs_of, topics, words_of
@@ -53,11 +54,13 @@ def test_a_plan_is_drawn_from_the_prefixs_relations_and_never_repeats_the_prefix
 
 
 def test_the_shipped_table_is_what_the_recorded_command_builds(tmp_path: Path) -> None:
-    corpora = [real_corpus(name).read_text(encoding="utf-8") for name in ("songci.txt", "shijing.txt", "yuanqu.txt")]
-    save_topics(build_topics(corpora), tmp_path / "topics.json")
+    songci, shijing = (real_corpus(name).read_text(encoding="utf-8") for name in ("songci.txt", "shijing.txt"))
+    sung = clean(real_corpus("yuanqu.txt").read_text(encoding="utf-8")).text  # make topics: yuanqu-sung
+    save_topics(build_topics([songci, shijing, sung]), tmp_path / "topics.json")
     assert (tmp_path / "topics.json").read_text(encoding="utf-8") == TOPICS_PATH.read_text(encoding="utf-8")
     table = topics()
-    assert len(table) > 2500 and {"清风", "中秋"} <= set(table["明月"]) and "江南" in table["烟雨"]
+    assert len(table) > 2500 and {"一轮", "中秋"} <= set(table["明月"]) and "江南" in table["烟雨"]
+    assert not {"正末", "末云", "末唱"} & {w for related in table.values() for w in related}  # no drama
 
 
 def test_planned_lines_of_the_base_contain_their_keywords() -> None:
@@ -78,4 +81,4 @@ def test_planned_lines_of_the_base_contain_their_keywords() -> None:
             for i, line in enumerate(g.lyric.split("\n")):
                 hits, lines = hits + (plan[i % len(plan)] in line), lines + 1
         shares[planned] = hits / lines
-    assert shares[True] >= 0.5 and shares[False] <= 0.15, shares
+    assert shares[True] >= 0.4 and shares[False] <= 0.1, shares
