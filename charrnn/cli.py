@@ -1,4 +1,4 @@
-"""``python -m charrnn train|transfer|generate|eval|export|words|fetch|forms|demo``.
+"""``python -m charrnn train|transfer|generate|eval|export|words|fetch|forms|topics|demo``.
 
 Every foreseeable mistake (bad corpus, bad number, missing or corrupted checkpoint) is one line on
 stderr and exit code 2; a traceback means a bug in charrnn. ``base`` names the pretrained model shipped
