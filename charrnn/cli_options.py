@@ -40,6 +40,7 @@ SAMPLE_HELP = {
     "pattern": "line lengths to write to, e.g. 7,7,5,7 or 4，5A。/7A。 (letters: rhyme groups)",
     "song": f"a song form: verses and a returning chorus, sized by --length ({', '.join(SONG_FORMS)})",
     "topics": "a keyword plan: a word related to the prefix for each Chinese line (charrnn.topics)",
+    "one_script": "write in the prefix's script only: no Latin letters after Chinese, no Han after English",
     "seed": "same seed, same text",
 }
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from charrnn.rhyme import THIRTEEN_CLASSES, han_key
+from charrnn.rhyme import THIRTEEN_CLASSES, han_key, is_han
 from charrnn.shape import Shape, start_shape, visible
 from charrnn.shape_rules import ShapeTables, line_shape
 from charrnn.topics import keyword_plan
@@ -42,6 +42,7 @@ NEVER_WRITTEN = PLACEHOLDERS | frozenset("()（）【】〔〕［］")
 FIRST_CHAR_BOOST = math.log(300.0)
 SECOND_CHAR_BOOST = math.log(1200.0)
 PLANNED_LINES = 8
+SCRIPT_MIN = 20  # characters of a script a vocabulary needs before a row may be held to it
 PLAN_SEED = 0x7091C5
 
 
@@ -64,6 +65,7 @@ class Row:
     word: WordCursor | None = None  # where it is in the corpus's word trie (charrnn.words)
     shape: Shape | None = None  # its plan, rhyme and target length (charrnn.shape); None: free text
     keywords: list[tuple[int, int]] = field(default_factory=list)  # its keyword plan's words, as ids, one a line
+    script: str = ""  # "zh" or "en": the prefix's script, the only one written (SampleConfig.one_script); "": any
 
     def note_ngrams(self, since: int = 0) -> None:
         """Record, for the n-gram ban, the n-grams of the context that end at or after position ``since``."""
@@ -106,6 +108,14 @@ class VocabTables:
         self.words = word_tables(words, vocab, device) if words is not None else None
         self.shape = ShapeTables(vocab, device, self.class_masks, corpus=words)
         self.symbols = frozenset(vocab.symbols)
+        # What a row of each script may not write (SampleConfig.one_script): the other script, where the
+        # vocabulary has its own (a Chinese-only model after an English opening still writes Chinese).
+        latin = [i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()]
+        han = [i for i, s in enumerate(vocab.symbols) if is_han(s)]
+        self.other_script = {
+            script: torch.tensor(ids, dtype=torch.long, device=device)
+            for script, ids, own in (("zh", latin, han), ("en", han, latin)) if ids and len(own) >= SCRIPT_MIN
+        }
 
 
 @dataclass
@@ -146,6 +156,15 @@ def ban_unknown(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """``<unk>`` is a modelling device (the mass of every rare character), never an answer; nor is a lost
     character's placeholder (the Song ci corpus has 1,266 lines with "□"), which reads as a broken font."""
     logits[:, batch.tables.never] = -math.inf
+    return logits
+
+
+def one_script(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """A Chinese lyric writes no Latin letter, an English one no Han character (``SampleConfig.one_script``)."""
+    for script, banned in batch.tables.other_script.items():
+        rows = [i for i, row in enumerate(batch.rows) if row.script == script]
+        if rows:
+            logits[torch.tensor(rows, device=logits.device)[:, None], banned[None, :]] = -math.inf
     return logits
 
 
@@ -250,7 +269,8 @@ def top_k_top_p(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 # they leave none of its characters; the corpus-word rule last of them: it sees whether the rules before it
 # left a word anywhere to go (the shape's English rhymes are corpus words already).
 PROCESSORS: tuple[Processor, ...] = (
-    ban_unknown, repetition_penalty, no_repeat_ngram, topic_words, line_shape, real_words, temperature, top_k_top_p
+    ban_unknown, one_script, repetition_penalty, no_repeat_ngram, topic_words, line_shape, real_words, temperature,
+    top_k_top_p,
 )
 
 
@@ -333,11 +353,20 @@ def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: V
     row = Row(rid, prefix, config, context, tuple(vocab.unknown_chars(prefix)), random.Random(seed))
     row.forced = [i for i in vocab.encode(config.force) if i != UNK_ID]
     row.shape = shape
+    if config.one_script:
+        row.script = script_of(prefix)
     if config.topics and shape is not None and not shape.latin:
         plan = keyword_plan(prefix, PLANNED_LINES, random.Random(seed ^ PLAN_SEED), allowed=tables.symbols)
         row.keywords = [(a, b) for a, b in (vocab.encode(word) for word in plan)]
     row.note_ngrams()
     return row
+
+
+def script_of(text: str) -> str:
+    """"zh" for text with Han characters and no Latin letter, "en" for the other way round, else ""."""
+    han = any(is_han(c) for c in text)
+    latin = any(c.isascii() and c.isalpha() for c in text)
+    return "zh" if han and not latin else "en" if latin and not han else ""
 
 
 def _sorted_descending(probs: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,9 @@ class SampleConfig:
     # A keyword plan (charrnn.topics): one word related to the prefix for each line, which the line is steered
     # to contain; Chinese lines of a shaped lyric (a target length, a form or a pattern) only.
     topics: bool = False
+    # One script, the prefix's: after a Chinese opening no Latin letter ("I莫与他家…" came out of a base that also
+    # learnt Shakespeare), after an English one no Han character; where the model can write that script at all.
+    one_script: bool = True
     seed: int | None = None
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
     # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.

@@ -289,3 +289,25 @@ def test_the_repetition_penalty_spares_letters_but_not_han_characters() -> None:
     assert int(process(torch.tensor([probs]).log(), written).argmax()) == latin.encode("a")[0]
     # 我 just written is penalised below 你; once both are recent, both are, and 我 leads again.
     assert generate(constant_model(han, probs), han, "我", config).continuation == "你" + "我" * 9
+
+
+def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_trained: Tiny) -> None:
+    """The base learnt Shakespeare beside the ci, and 5 of 64 of its lyrics after everyday Chinese openings wrote
+    Latin letters ("I莫与他家…"); held to one script, none do, and English openings write no Han character. A
+    Chinese-only model after an English opening still writes Chinese: it has no English to keep to."""
+    from charrnn.checkpoint import BASE, load_checkpoint
+    from charrnn.processors import script_of
+
+    assert [script_of(t) for t in ("我想你", "The night", "我 love 你", "…")] == ["zh", "en", "", ""]
+    base = load_checkpoint(BASE)
+    config = SampleConfig(no_repeat_ngram=8, rhyme=True, target_length=120)
+    openings = ["我想你", "我在", "我们的爱", "秋天的雨", "明天", "你说", "离开", "回家", "夜里", "天青色", "窗外",
+                "想念", "今天", "春风", "妈妈", "朋友"]
+    chinese = generate_many(base.model, base.vocab, [(p, replace(config, seed=s)) for p in openings for s in range(4)],
+                            words=base.words)
+    assert not [g.continuation for g in chinese if any(c.isascii() and c.isalpha() for c in g.continuation)]
+    english = generate_many(base.model, base.vocab, [(p, replace(config, seed=s)) for p in ("I miss you", "The night")
+                                                     for s in range(4)], words=base.words)
+    assert not [g.continuation for g in english if any("\u4e00" <= c <= "\u9fff" for c in g.continuation)]
+    (tiny,) = generate_many(tiny_trained.model, tiny_trained.vocab, [("The night", replace(config, seed=1))])
+    assert any("\u4e00" <= c <= "\u9fff" for c in tiny.continuation), tiny.continuation
