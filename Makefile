@@ -81,7 +81,7 @@ clean:
 # export halves the weights (fp16, about 14 MB). The corpora's English words (charrnn.words: the only
 # words its English may spell) then go into stage 3's meta.json alone (training records them, but these
 # weights were trained before it did), and stage 4, pretrained-sung (below), starts from that export.
-# The shipped base is still stage 3's export with its words: stage 4 has not been run yet.
+# The shipped base is stage 4's export (weights-93392d30ad2e): make pretrained-sung, run 2026-12-02.
 DATA ?= ../shared/data
 BASE_MINUTES ?= 95
 BASE2_MINUTES ?= 100
