@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from charrnn.lookahead import look_ahead
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, concat_states, select_state
 from charrnn.processors import Batch, Row, VocabTables, advance, choose, forced_or, new_row, process
@@ -97,7 +98,9 @@ class BatchGenerator:
             assert self._logits is not None
             if self._batch is None:
                 self._batch = Batch.of(self._rows, self.tables)
-            chosen = choose(process(self._logits, self._batch), self._batch).tolist()
+            assert self._state is not None
+            processed = look_ahead(self.model, self._state, process(self._logits, self._batch), self._rows, self.tables)
+            chosen = choose(processed, self._batch).tolist()
             tokens = [forced_or(row, token) for row, token in zip(self._rows, chosen, strict=True)]
             logprobs = F.log_softmax(self._logits, dim=-1).gather(1, torch.tensor(tokens, device=self.device)[:, None])
             finished: list[tuple[int, Generation]] = []

@@ -41,6 +41,7 @@ SAMPLE_HELP = {
     "song": f"a song form: verses and a returning chorus, sized by --length ({', '.join(SONG_FORMS)})",
     "topics": "a keyword plan: a word related to the prefix for each Chinese line (charrnn.topics)",
     "one_script": "write in the prefix's script only: no Latin letters after Chinese, no Han after English",
+    "look_ahead": "before a tune's rhyme, choose the character the rhyme can follow (one model step ahead)",
     "seed": "same seed, same text",
 }
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.forms import plan_of
+from charrnn.lookahead import look_ahead
 from charrnn.lyrics import tidy
 from charrnn.mixture import LanguageModel
 from charrnn.processors import (
@@ -74,6 +75,8 @@ class SampleConfig:
     # One script, the prefix's: after a Chinese opening no Latin letter ("I莫与他家…" came out of a base that also
     # learnt Shakespeare), after an English one no Han character; where the model can write that script at all.
     one_script: bool = True
+    # Before a tune's or a pattern's rhyme, choose the character the rhyme can follow (charrnn.lookahead).
+    look_ahead: bool = True
     seed: int | None = None
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
     # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.
@@ -141,7 +144,8 @@ def generate(
         logits, state = model.prime([row.context])
         while True:
             logits = logits.float()
-            token = forced_or(row, int(choose(process(logits, batch), batch)[0]))
+            processed = look_ahead(model, state, process(logits, batch), [row], tables)
+            token = forced_or(row, int(choose(processed, batch)[0]))
             logprob = float(F.log_softmax(logits, dim=-1)[0, token])
             reason = advance(row, token, logprob, tables)
             if reason is not None:

@@ -214,6 +214,18 @@ def current_word(line: str) -> str:
     return trailing_word(line).lower()
 
 
+def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
+    """When the character after the next one is a fixed clause's rhyme: the characters that rhyme will allow
+    (``constrain``'s own choice); None otherwise. What ``charrnn.lookahead`` steers the next character towards."""
+    if shape.done or shape.pending or not shape.rhyme:
+        return None
+    clause = shape.current_clause()
+    if clause is None or not clause.fixed or clause.rhyme is None or shape.count != clause.low - 2:
+        return None
+    allowed = _han_rhyme_mask(shape.keys.get(clause.rhyme), tables)
+    return None if allowed is None else _fresh(allowed, shape, tables)
+
+
 def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:
     """``mask`` without the characters the song's rhymes already ended on: a ci does not rhyme on one twice (重韵)
     while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. For the
