@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from charrnn.lookahead import look_ahead
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, concat_states, select_state
-from charrnn.processors import Batch, Row, VocabTables, advance, choose, forced_or, new_row, process
+from charrnn.processors import SAMPLING, SHAPING, Batch, Row, VocabTables, advance, choose, forced_or, new_row, process
 from charrnn.sample import Generation, SampleConfig, result
 from charrnn.vocab import Vocab
 
@@ -99,8 +99,9 @@ class BatchGenerator:
             if self._batch is None:
                 self._batch = Batch.of(self._rows, self.tables)
             assert self._state is not None
-            processed = look_ahead(self.model, self._state, process(self._logits, self._batch), self._rows, self.tables)
-            chosen = choose(processed, self._batch).tolist()
+            shaped = look_ahead(self.model, self._state, process(self._logits, self._batch, SHAPING), self._rows,
+                                self.tables)
+            chosen = choose(process(shaped, self._batch, SAMPLING), self._batch).tolist()
             tokens = [forced_or(row, token) for row, token in zip(self._rows, chosen, strict=True)]
             logprobs = F.log_softmax(self._logits, dim=-1).gather(1, torch.tensor(tokens, device=self.device)[:, None])
             finished: list[tuple[int, Generation]] = []

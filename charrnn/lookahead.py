@@ -27,9 +27,10 @@ LOOKAHEAD_CANDIDATES = 8
 
 def look_ahead(model: LanguageModel, state: State, logits: torch.Tensor, rows: Sequence[Row],
                tables: VocabTables) -> torch.Tensor:
-    """``logits`` (processed, ``(B, V)``) with each row before a rhyme narrowed to its likeliest characters,
-    each weighed by the model's probability of the rhyme after it. ``state``: the rows' state after reading
-    their context, as ``model.step`` takes it. Other rows, and teacher-forced ones, are left as they are."""
+    """``logits`` (``(B, V)``, through ``SHAPING``: on the model's scale, before the temperature and the nucleus)
+    with each row before a rhyme narrowed to its likeliest characters, each weighed by the model's probability
+    of the rhyme after it. ``state``: the rows' state after reading their context, as ``model.step`` takes it.
+    Other rows, and teacher-forced ones, are left as they are; the song's first rhyme (any class will do) too."""
     masks: dict[int, torch.Tensor] = {}
     for i, row in enumerate(rows):
         planned = row.shape is not None and row.config.look_ahead and not row.forced

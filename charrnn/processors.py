@@ -111,10 +111,11 @@ class VocabTables:
         # What a row of each script may not write (SampleConfig.one_script): the other script, where the
         # vocabulary has its own (a Chinese-only model after an English opening still writes Chinese).
         latin = [i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()]
+        cased = [i for i, s in enumerate(vocab.symbols) if is_alphabetic_letter(s)]  # Latin, Cyrillic, Greek...
         han = [i for i, s in enumerate(vocab.symbols) if is_han(s)]
         self.other_script = {
             script: torch.tensor(ids, dtype=torch.long, device=device)
-            for script, ids, own in (("zh", latin, han), ("en", han, latin)) if ids and len(own) >= SCRIPT_MIN
+            for script, ids, own in (("zh", cased, han), ("en", han, latin)) if ids and len(own) >= SCRIPT_MIN
         }
 
 
@@ -268,10 +269,11 @@ def top_k_top_p(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 # nucleus is cut from the final distribution. The shape comes after the bans so that it can fall back when
 # they leave none of its characters; the corpus-word rule last of them: it sees whether the rules before it
 # left a word anywhere to go (the shape's English rhymes are corpus words already).
-PROCESSORS: tuple[Processor, ...] = (
-    ban_unknown, one_script, repetition_penalty, no_repeat_ngram, topic_words, line_shape, real_words, temperature,
-    top_k_top_p,
+SHAPING: tuple[Processor, ...] = (
+    ban_unknown, repetition_penalty, one_script, no_repeat_ngram, topic_words, line_shape, real_words
 )
+SAMPLING: tuple[Processor, ...] = (temperature, top_k_top_p)  # after the look-ahead (charrnn.lookahead), if any
+PROCESSORS: tuple[Processor, ...] = SHAPING + SAMPLING
 
 
 def process(logits: torch.Tensor, batch: Batch, processors: Sequence[Processor] = PROCESSORS) -> torch.Tensor:
@@ -355,9 +357,12 @@ def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: V
     row.shape = shape
     if config.one_script:
         row.script = script_of(prefix)
+        form = shape.plan if shape is not None else None
+        if row.script == "en" and form is not None and any(c.fixed for line in form.lines for c in line.clauses):
+            row.script = ""  # a tune or a pattern counts Han characters: an English opening is followed by Chinese
     if config.topics and shape is not None and not shape.latin:
-        plan = keyword_plan(prefix, PLANNED_LINES, random.Random(seed ^ PLAN_SEED), allowed=tables.symbols)
-        row.keywords = [(a, b) for a, b in (vocab.encode(word) for word in plan)]
+        words = keyword_plan(prefix, PLANNED_LINES, random.Random(seed ^ PLAN_SEED), allowed=tables.symbols)
+        row.keywords = [(a, b) for a, b in (vocab.encode(word) for word in words)]
     row.note_ngrams()
     return row
 

@@ -21,6 +21,8 @@ from charrnn.lookahead import look_ahead
 from charrnn.lyrics import tidy
 from charrnn.mixture import LanguageModel
 from charrnn.processors import (
+    SAMPLING,
+    SHAPING,
     Batch,
     FinishReason,
     Row,
@@ -144,8 +146,8 @@ def generate(
         logits, state = model.prime([row.context])
         while True:
             logits = logits.float()
-            processed = look_ahead(model, state, process(logits, batch), [row], tables)
-            token = forced_or(row, int(choose(processed, batch)[0]))
+            shaped = look_ahead(model, state, process(logits, batch, SHAPING), [row], tables)
+            token = forced_or(row, int(choose(process(shaped, batch, SAMPLING), batch)[0]))
             logprob = float(F.log_softmax(logits, dim=-1)[0, token])
             reason = advance(row, token, logprob, tables)
             if reason is not None:

@@ -222,8 +222,12 @@ def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
     clause = shape.current_clause()
     if clause is None or not clause.fixed or clause.rhyme is None or shape.count != clause.low - 2:
         return None
-    allowed = _han_rhyme_mask(shape.keys.get(clause.rhyme), tables)
-    return None if allowed is None else _fresh(allowed, shape, tables)
+    key = shape.keys.get(clause.rhyme)
+    allowed = _han_rhyme_mask(key, tables) if key is not None else None  # the first rhyme: any class will do
+    if allowed is None:
+        return None
+    fresh = _fresh(allowed, shape, tables)
+    return fresh if bool(fresh.any()) else allowed
 
 
 def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:

@@ -33,7 +33,7 @@ def line_end_logprobs(model: torch.nn.Module, vocab: object, lyric: str) -> list
 
 def test_rhymes_read_as_the_model_would_end_the_line() -> None:
     """24 tune lyrics of the base: with the look-ahead the line-final characters are far likelier under the model
-    (measured -4.94 nats against -5.70 without; -4.55 with no rhyme at all), and every tune is still exact and
+    (measured -4.70 nats against -5.70 without; -4.55 with no rhyme at all), and every tune is still exact and
     rhymes at every rhyme position."""
     base = load_checkpoint(BASE)
     config = SampleConfig(rhyme=True, no_repeat_ngram=8)
@@ -48,7 +48,7 @@ def test_rhymes_read_as_the_model_would_end_the_line() -> None:
             assert follows(g.lyric, plan) and hits == total > 0, g.lyric
             ends += line_end_logprobs(base.model, base.vocab, g.lyric)
         means[ahead] = statistics.mean(ends)
-    assert means[True] > means[False] + 0.4, means
+    assert means[True] > means[False] + 0.6, means
 
 
 def test_the_look_ahead_is_the_same_alone_and_in_a_crowd() -> None:
