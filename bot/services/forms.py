@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 
 from charrnn.forms import Plan, format_pattern, parse_pattern, pattern_of, tune_named
+from charrnn.shape import LATIN
 
 COLONS = ":："
 _BARE_PATTERN = re.compile(r"\d+(?:\s*[,，]\s*\d+)+")  # 7，7，5，7: full-width commas separate lines here
 _PATTERN_START = re.compile(r"\d")
-_LATIN = re.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def written_form(setting: str, asked: Asked) -> Asked:
     """The form ``asked`` is written in: its own tune or pattern when it names one, else the tune of the person's
     or group's form setting (``setting``, a table name or "" for free lines), for Chinese words only: a ci tune
     is Chinese, and an English opening ("I miss you") is no ci's first line."""
-    if asked.form or asked.pattern or not setting or _LATIN.search(asked.words):
+    if asked.form or asked.pattern or not setting or LATIN.search(asked.words):
         return asked
     return Asked(asked.words, form=setting)
 
