@@ -25,7 +25,7 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
 COPY pyproject.toml README.md ./
 COPY charrnn ./charrnn
 COPY bot ./bot
-RUN pip install '.[postgres,celery]'
+RUN pip install '.[postgres,celery]' && pip install --no-deps "tinysoundfont>=0.3.7,<0.4"
 
 # Run as an unprivileged user. /var/lib/lyricbot is where compose mounts the shared volume (MODEL_DIR,
 # CORPUS_PATH); a new named volume takes this directory's owner. It is also the working directory, so

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; GPU users: see "GPU" in docs/charrnn.md.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run demo test test-portable lint bench clean pretrained pretrained-sung forms topics
+.PHONY: run demo test test-portable lint bench clean pretrained pretrained-sung pretrained-tune forms topics
 
 # One line per step; pip itself speaks only on errors (-qq also hides warnings about this machine's
 # own pip configuration, which are not the project's business).
@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install -qq "$(TORCH_SPEC)"
 	@echo "[3/3] lyricbot and its dependencies"
 	@$(PY) -m pip install -qq -e '.[dev]'
+	@$(PY) -m pip install -qq --no-deps "tinysoundfont>=0.3.7,<0.4"  # see pyproject.toml: without PyAudio
 	@touch $@
 
 # The bot: the local sandbox chat when TELEGRAM_BOT_TOKEN is unset, the real bot when it is set.
@@ -130,6 +131,20 @@ pretrained-sung: $(VENV)/.installed
 	  --warmup-steps 100 --seq-len 128 --batch-size 32 --epochs 100 --patience 0 --max-minutes $(BASE4_MINUTES) \
 	  --seed 3 --sample-every 1 --sample-prefix 我想你 --sample-prefix "I miss you" --resume
 	$(PY) -m charrnn export $(BASE4_RUN)/best $(BASE4_OUT) --half
+
+# The shipped tune model (charrnn/pretrained/tune), which sets lyrics to melodies (charrnn.music): folk tunes in
+# ABC from the installed music21 package, the collections free for any use (charrnn.music.corpus; the corpus's
+# SHA-256 is printed), one LSTM 2x512 with a small embedding (a 49-character alphabet) over 256-character windows
+# (a tune is 200), stopped by the clock, exported in half precision (about 6.6 MB). TUNE_MINUTES=0.2 for a trial.
+TUNE_MINUTES ?= 45
+TUNE_RUN ?= runs/tune
+TUNE_OUT ?= charrnn/pretrained/tune
+pretrained-tune: $(VENV)/.installed
+	$(PY) -m charrnn fetch tunes --dir $(SUNG_DATA)
+	$(PY) -m charrnn train $(SUNG_DATA)/tunes.txt --out $(TUNE_RUN) --cell lstm --layers 2 --embed 64 --hidden 512 \
+	  --no-tie --dropout 0.2 --seq-len 256 --batch-size 32 --lr 3e-3 --weight-decay 0.01 --warmup-steps 100 \
+	  --epochs 100 --patience 0 --max-minutes $(TUNE_MINUTES) --seed 0 --sample-every 0 --resume
+	$(PY) -m charrnn export $(TUNE_RUN)/best $(TUNE_OUT) --half
 
 # The keyword plan's table shipped in charrnn/topics.json: for the 3,000 most widespread two-character words of
 # the base's Chinese corpora, sung text only (titles left out; the Yuan qu without its drama, whose role markers

@@ -42,17 +42,19 @@ FORMAT = "charrnn-checkpoint"
 VERSION = 1
 META = "meta.json"
 BASE = "base"  # wherever a checkpoint is expected, the pretrained model shipped with the package
+TUNE = "tune"  # the shipped tune model, which sets lyrics to melodies (charrnn.music)
 MIXTURE = "mixture"  # meta "kind" of a mixture: one subdirectory (a checkpoint) per component
 
 
-def pretrained_path() -> Path:
-    """The shipped base model's directory (``make pretrained`` writes it)."""
-    return Path(str(resources.files("charrnn") / "pretrained" / BASE))
+def pretrained_path(name: str = BASE) -> Path:
+    """A shipped model's directory: ``base`` (``make pretrained`` writes it) or ``tune`` (``make pretrained-tune``)."""
+    return Path(str(resources.files("charrnn") / "pretrained" / name))
 
 
 def resolve(name: str | Path) -> Path:
-    """``base`` is the shipped model; anything else is a checkpoint directory (``./base`` for a local one)."""
-    return pretrained_path() if str(name) == BASE else Path(name)
+    """``base`` and ``tune`` are the shipped models; anything else is a checkpoint directory (``./base`` for a
+    local one)."""
+    return pretrained_path(str(name)) if str(name) in (BASE, TUNE) else Path(name)
 
 
 class CheckpointError(ValueError):

@@ -8,6 +8,7 @@ with the package wherever a checkpoint is expected.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import random
@@ -18,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from charrnn.batching import generate_many
-from charrnn.checkpoint import BASE, CheckpointError, add_words, load_checkpoint, resave, resolve
+from charrnn.checkpoint import BASE, CheckpointError, add_words, load_checkpoint, resave, resolve, write_atomic
 from charrnn.cli_options import (
     ProgressBar,
     add_model_args,
@@ -35,6 +36,9 @@ from charrnn.fetch import CORPORA, FetchError, fetch, remembering
 from charrnn.form_mining import build as build_forms
 from charrnn.forms import FORMS_PATH, tunes
 from charrnn.model import ModelConfig
+from charrnn.music import cli as music_cli
+from charrnn.music.corpus import TUNE_CORPUS as TUNES
+from charrnn.music.corpus import build_tunes
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.processors import PLANNED_LINES
 from charrnn.sample import SampleConfig
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--json", action="store_true")
 
+    music_cli.add_parser(sub)
+
     gen = sub.add_parser("generate", help="sample lyrics from a checkpoint")
     gen.add_argument("checkpoint", help=f"a checkpoint directory, or '{BASE}'")
     add_sample_args(gen)
@@ -99,12 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     wo.add_argument("corpus", nargs="+", help="UTF-8 text file(s) it was trained on")
 
     fe = sub.add_parser("fetch", help="download public corpora (checksum-verified)")
-    fe.add_argument("name", nargs="+", choices=sorted(CORPORA))
+    fe.add_argument("name", nargs="+", choices=sorted([*CORPORA, TUNES]),
+                    help=f"{TUNES}: folk tunes in ABC from the installed music21 package (charrnn.music.corpus)")
     fe.add_argument("--out", help="file to write, for one NAME (default: DIR/NAME.txt)")
     fe.add_argument("--dir", default="data", help="folder of the files (default: data)")
     fe.add_argument("--from", dest="source", metavar="FILE",
                     help="make it from this file instead of downloading (works offline): the chinese-poetry npm "
                          "tarball, or for a derived corpus its source's text (yuanqu-sung: yuanqu.txt)")
+    fe.add_argument("--non-commercial", action="store_true",
+                    help=f"{TUNES}: add the collections licensed for non-commercial use only (Essen folksongs)")
 
     forms = sub.add_parser("forms", help="the ci tune forms: list them, or mine them from the Song ci corpus")
     forms_sub = forms.add_subparsers(dest="forms_command", required=True)
@@ -284,6 +293,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     source = Path(args.source) if args.source else None
     for name in args.name:
         out = Path(args.out) if args.out else Path(args.dir) / f"{name}.txt"
+        if name == TUNES:
+            text, _ = build_tunes(non_commercial=args.non_commercial, report=print)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(out, functools.partial(Path.write_text, data=text, encoding="utf-8"))
+            print(f"{name}: {out}")
+            continue
         path = fetch(name, out, download=download, source=source, report=print)
         print(f"{name}: {path} ({len(path.read_text(encoding='utf-8')):,} characters)")
     return 0
@@ -353,14 +368,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": cmd_train, "transfer": cmd_transfer, "generate": cmd_generate, "eval": cmd_eval,
             "export": cmd_export, "words": cmd_words, "fetch": cmd_fetch, "forms": cmd_forms, "topics": cmd_topics,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "sing": music_cli.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (CorpusError, CheckpointError, FetchError, ValueError) as exc:
+    except (CorpusError, CheckpointError, FetchError, ValueError) as exc:  # SingError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

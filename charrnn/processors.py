@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from charrnn.music.melody import MelodyCursor, parse_melody
 from charrnn.rhyme import THIRTEEN_CLASSES, han_key, is_han
 from charrnn.shape import Shape, start_shape, visible
 from charrnn.shape_rules import ShapeTables, line_shape
@@ -66,6 +67,7 @@ class Row:
     shape: Shape | None = None  # its plan, rhyme and target length (charrnn.shape); None: free text
     keywords: list[tuple[int, int]] = field(default_factory=list)  # its keyword plan's words, as ids, one a line
     script: str = ""  # "zh" or "en": the prefix's script, the only one written (SampleConfig.one_script); "": any
+    melody: MelodyCursor | None = None  # a tune row's place in its melody plan (charrnn.music.melody)
 
     def note_ngrams(self, since: int = 0) -> None:
         """Record, for the n-gram ban, the n-grams of the context that end at or after position ``since``."""
@@ -108,6 +110,7 @@ class VocabTables:
         self.words = word_tables(words, vocab, device) if words is not None else None
         self.shape = ShapeTables(vocab, device, self.class_masks, corpus=words)
         self.symbols = frozenset(vocab.symbols)
+        self.ids = {s: i for i, s in enumerate(vocab.symbols)}
         # What a row of each script may not write (SampleConfig.one_script): the other script, where the
         # vocabulary has its own (a Chinese-only model after an English opening still writes Chinese).
         latin = [i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()]
@@ -243,6 +246,20 @@ def topic_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits
 
 
+def melody_grammar(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """A tune row (``SampleConfig.melody``) writes only what keeps its melody fitting its lyric: one note a
+    syllable, whole bars, long clause ends, the tonic last (``charrnn.music.melody``). Last of the masks: the
+    rules before it may not take away what the melody needs."""
+    ids = batch.tables.ids
+    for i, row in enumerate(batch.rows):
+        if row.melody is not None:
+            allowed = [ids[c] for c in row.melody.allowed() if c in ids]
+            keep = logits[i, allowed].clone()
+            logits[i] = -math.inf
+            logits[i, allowed] = torch.where(torch.isfinite(keep), keep, 0.0)  # never a dead end
+    return logits
+
+
 def temperature(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits / batch.temperature
 
@@ -270,7 +287,7 @@ def top_k_top_p(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 # they leave none of its characters; the corpus-word rule last of them: it sees whether the rules before it
 # left a word anywhere to go (the shape's English rhymes are corpus words already).
 SHAPING: tuple[Processor, ...] = (
-    ban_unknown, repetition_penalty, one_script, no_repeat_ngram, topic_words, line_shape, real_words
+    ban_unknown, repetition_penalty, one_script, no_repeat_ngram, topic_words, line_shape, real_words, melody_grammar
 )
 SAMPLING: tuple[Processor, ...] = (temperature, top_k_top_p)  # after the look-ahead (charrnn.lookahead), if any
 PROCESSORS: tuple[Processor, ...] = SHAPING + SAMPLING
@@ -312,6 +329,11 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
     cfg = row.config
     row.context.append(token)
     row.note_ngrams(since=len(row.context))
+    if row.melody is not None:  # a tune ends where its plan does, never at a length
+        row.generated.append(token)
+        row.logprob += logprob
+        row.logprobs.append(logprob)
+        return "lines" if row.melody.observe(tables.vocab.symbols[token]) else None
     shape = row.shape
     if shape is not None and shape.observe(tables.vocab.symbols[token]) and shape.owns_end:
         if token != tables.line_break:
@@ -355,6 +377,8 @@ def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: V
     row = Row(rid, prefix, config, context, tuple(vocab.unknown_chars(prefix)), random.Random(seed))
     row.forced = [i for i in vocab.encode(config.force) if i != UNK_ID]
     row.shape = shape
+    if config.melody:
+        row.melody = MelodyCursor(parse_melody(config.melody))
     if config.one_script:
         row.script = script_of(prefix)
         form = shape.plan if shape is not None else None

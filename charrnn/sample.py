@@ -20,6 +20,7 @@ from charrnn.forms import plan_of
 from charrnn.lookahead import look_ahead
 from charrnn.lyrics import tidy
 from charrnn.mixture import LanguageModel
+from charrnn.music.melody import parse_melody
 from charrnn.processors import (
     SAMPLING,
     SHAPING,
@@ -83,6 +84,9 @@ class SampleConfig:
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
     # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.
     force: str = ""
+    # A melody for a lyric (charrnn.music.melody): "4/4 C 3+4,7,5" is the meter, the key and each line's syllables;
+    # the row writes ABC notes that fit it (a tune model's row, after the tune's header as its prefix).
+    melody: str = ""
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -99,6 +103,8 @@ class SampleConfig:
         if self.target_length and not MIN_TARGET <= self.target_length <= MAX_LENGTH:
             raise ValueError(f"target length must be 0 (off) or {MIN_TARGET} to {MAX_LENGTH}, got {self.target_length}")
         plan_of(self.form, self.pattern, self.song, self.target_length)  # a bad name or pattern fails here
+        if self.melody:
+            parse_melody(self.melody)
         if self.repetition_window < 0 or self.no_repeat_ngram < 0 or self.stop_after_lines < 0:
             raise ValueError("repetition_window, no_repeat_ngram and stop_after_lines cannot be negative")
 

@@ -1,0 +1,164 @@
+"""Setting a lyric to music: the melody plan of its syllables, the tune model's notes, the ABC a musician reads.
+
+``melody_request`` turns a lyric and a person's choices into the tune row's prefix and ``SampleConfig`` (one
+phrase a line, one note a syllable: ``charrnn.music.melody``); ``sing`` runs any number of them in one batch
+of the tune model (``generate_many``: the same batched generation as the lyrics) and ``song_of`` reads what it
+wrote back into a ``Song``: the tune moved to the chosen key, with the lyric under its notes in ``w:`` lines.
+The key and the tempo follow the lyric's mood (``charrnn.music.lyric.is_sad``: A minor and slower, else C major)
+unless the person chose them; the meter is 4/4 unless chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from charrnn.batching import generate_many
+from charrnn.mixture import LanguageModel
+from charrnn.music.abc import AbcSkip, Key, Tune, length_text, note_text, parse_key, read_tune, transpose
+from charrnn.music.lyric import SungLine, is_sad, sung_lines, words_line
+from charrnn.music.melody import MelodyError, MelodyPlan, parse_melody
+from charrnn.sample import SampleConfig
+from charrnn.vocab import Vocab
+
+METERS = ("4/4", "3/4", "6/8", "2/4")
+MAX_LINES = 24
+MAX_SYLLABLES = 240
+GLAD_TEMPO, SAD_TEMPO = 96, 72  # quarter notes a minute (dotted quarters in 6/8: two thirds of it)
+TEMPERATURE = 0.8
+
+
+class SingError(ValueError):
+    """A lyric that cannot be sung as asked; the message says why, for the person."""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What a person may choose; empty or zero: follow the lyric."""
+
+    meter: str = ""
+    key: str = ""  # "D", "Bb", "F#m", "Em"
+    tempo: int = 0  # quarter notes a minute, 40-200
+
+    def __post_init__(self) -> None:
+        if self.meter and self.meter not in METERS:
+            raise SingError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
+        if self.key:
+            try:
+                key = parse_key(self.key)
+            except AbcSkip:
+                raise SingError(f"a key like D, Bb, F#m or Em, got {self.key!r}") from None
+            if key.mode not in ("", "m"):
+                raise SingError(f"a major or minor key, like D or F#m, got {self.key!r}")
+        if self.tempo and not 40 <= self.tempo <= 200:
+            raise SingError(f"tempo must be 40 to 200 beats a minute, got {self.tempo}")
+
+
+@dataclass(frozen=True)
+class SongRequest:
+    title: str
+    lines: tuple[SungLine, ...]
+    plan: MelodyPlan
+    key: Key  # the key it will be in
+    tempo: int
+
+
+@dataclass(frozen=True)
+class Song:
+    title: str
+    lines: tuple[SungLine, ...]
+    tune: Tune  # one line a phrase, in the chosen key
+    tempo: int
+
+    @property
+    def beat(self) -> Fraction:
+        """The beat Q: counts, as a fraction of a whole note: a dotted quarter in 6/8, else a quarter."""
+        return Fraction(3, 8) if self.tune.meter_text == "6/8" else Fraction(1, 4)
+
+    @property
+    def abc(self) -> str:
+        """The tune as ABC for musicians: the lyric under its notes (``w:``), spaces at the beats."""
+        return self.abc_with()
+
+    @property
+    def key_name(self) -> str:
+        key = self.tune.key
+        return f"{key.tonic.replace('b', '♭').replace('#', '♯')} {'minor' if key.mode == 'm' else 'major'}"
+
+    def abc_with(self, subtitle: bool = False) -> str:
+        """``abc``; with ``subtitle``, the key and the tempo as a second title line (what a lead sheet shows
+        above the music, and Verovio does not draw from ``Q:``)."""
+        beat_units = self.beat / Fraction(1, 8)
+        symbol = "♩." if self.beat == Fraction(3, 8) else "♩"
+        head = ["X:1", f"T:{self.title}" if self.title else "",
+                f"T:{self.key_name}, {symbol} = {self.tempo}" if subtitle else "", f"M:{self.tune.meter_text}", "L:1/8",
+                f"Q:{self.beat.numerator}/{self.beat.denominator}={self.tempo}", f"K:{self.tune.key}"]
+        body = []
+        for music, line in zip(self.tune.lines, self.lines, strict=True):
+            bars = []
+            for bar in music:
+                accidentals: dict[int, int] = {}
+                text, position = "", Fraction(0)
+                for note in bar:
+                    if position and position % beat_units == 0:
+                        text += " "
+                    text += note_text(note, self.tune.key, accidentals)
+                    position += note.length
+                bars.append(text)
+            body.append(" | ".join(bars) + " |")
+            body.append("w: " + words_line(line.syllables))
+        body[-2] += "]"
+        return "\n".join([h for h in head if h] + body) + "\n"
+
+
+def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") -> SongRequest:
+    """What the tune model must write for this lyric; ``SingError`` when it cannot be sung."""
+    lines = tuple(sung_lines(lyric))
+    if not lines:
+        raise SingError("there is nothing to sing: no line has a word")
+    if len(lines) > MAX_LINES:
+        raise SingError(f"{len(lines)} lines are too many to sing at once (at most {MAX_LINES})")
+    syllables = sum(len(line.syllables) for line in lines)
+    if syllables > MAX_SYLLABLES:
+        raise SingError(f"{syllables} syllables are too many to sing at once (at most {MAX_SYLLABLES})")
+    sad = is_sad(lyric)
+    key = parse_key(choices.key) if choices.key else Key("A", "m") if sad else Key("C", "")
+    plain = "Am" if key.mode == "m" else "C"
+    counts = ",".join("+".join(str(len(clause)) for clause in line.clauses) for line in lines)
+    try:
+        plan = parse_melody(f"{choices.meter or '4/4'} {plain} {counts}")
+    except MelodyError as error:
+        raise SingError(str(error)) from None
+    tempo = choices.tempo or (SAD_TEMPO if sad else GLAD_TEMPO)
+    if plan.meter == "6/8" and not choices.tempo:
+        tempo = tempo * 2 // 3
+    return SongRequest(title, lines, plan, key, tempo)
+
+
+def config_of(request: SongRequest, seed: int | None = None) -> SampleConfig:
+    """The tune row's sampling: no repetition penalty (a tune repeats its notes), the melody's grammar."""
+    spec = f"{request.plan.meter} {request.plan.key} " + ",".join(
+        "+".join(str(c) for c in phrase) for phrase in request.plan.phrases)
+    return SampleConfig(temperature=TEMPERATURE, repetition_penalty=1.0, melody=spec, seed=seed,
+                        stop_at_blank_line=False)
+
+
+def song_of(request: SongRequest, written: str) -> Song:
+    """The song from the notes the tune row wrote (after its header), in the chosen key."""
+    tune = read_tune(request.plan.header + written)
+    tune = transpose(tune, request.key) if str(request.key) != str(tune.key) else tune
+    return Song(request.title, request.lines, replace(tune, title=request.title), request.tempo)
+
+
+def sing(model: LanguageModel, vocab: Vocab, requests: Sequence[SongRequest],
+         seeds: Sequence[int | None] | None = None) -> list[Song]:
+    """Melodies for many lyrics in one batch of the tune model."""
+    seeds = seeds if seeds is not None else [None] * len(requests)
+    jobs = [(request.plan.header, config_of(request, seed)) for request, seed in zip(requests, seeds, strict=True)]
+    results = generate_many(model, vocab, jobs)
+    return [song_of(request, result.continuation) for request, result in zip(requests, results, strict=True)]
+
+
+__all__ = ["Choices", "SingError", "Song", "SongRequest", "config_of", "length_text", "melody_request", "sing",
+           "song_of"]
