@@ -36,12 +36,13 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     ChosenInlineResultHandler,
+    CommandHandler,
     InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
-from bot import admin, commands, handlers, settings_panel
+from bot import admin, commands, handlers, settings_panel, song_handlers
 from bot import inline as inline_handlers
 from bot import styles as style_handlers
 from bot.context import CONTEXT_TYPES
@@ -68,6 +69,8 @@ from bot.services.schedule import (
     make_scheduler,
     register,
 )
+from bot.services.singer import Singer
+from bot.services.songs import SongService
 from bot.services.styles import StyleService
 from bot.services.training import TrainingService
 from bot.settings import Settings
@@ -118,6 +121,7 @@ class Runtime:
         self.settings = settings
         self.engine: AsyncEngine | None = None
         self.backend: GenerationBackend | None = None
+        self.singer: Singer | None = None
         self.leftovers: asyncio.Task[None] | None = None
         self.training: TrainingService | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -152,6 +156,9 @@ class Runtime:
         bot_services = BotServices(settings=s, lyrics=lyrics, order=ChatOrder(), typing=TypingIndicator(
             lambda chat_id: application.bot.send_chat_action(chat_id, ChatAction.TYPING)))
         bot_services.inline = InlineService(lyrics)
+        self.singer = Singer(s.tune_checkpoint, workers=s.sing_workers, queue_size=s.sing_queue,
+                             threads=s.torch_threads)
+        bot_services.songs = SongService(lyrics, bot_services.inline, self.singer, s.token or "")
 
         async def notify(text: str, chart: bytes | None) -> None:
             await admin.notify_admins(application.bot, s.admin_ids, text, chart)
@@ -231,6 +238,8 @@ class Runtime:
                 log.warning("left-over requests were not all answered before shutdown", exc_info=True)
         if self.backend is not None:
             await self.backend.close()
+        if self.singer is not None:
+            await self.singer.close()
 
     async def close(self, application: Application) -> None:  # type: ignore[type-arg]
         """Last hook, reached even when start-up failed half-way (then ``stop`` never ran)."""
@@ -308,6 +317,9 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
     application = builder.build()
     # PTB's webhook server reads a body before checking the secret; this one does not (see bot.webhook).
     application.updater = SafeUpdater(application.bot, application.update_queue)
+    # Before the commands: /start with a tune link sings (bot.song_handlers); a plain /start is /help.
+    application.add_handler(CommandHandler("start", song_handlers.tune_link, block=False,
+                                           filters=filters.Regex(rf"^/start {song_handlers.LINK_PREFIX}")))
     commands.register(application)
     new_messages = filters.UpdateType.MESSAGE  # an edited message never starts a second generation
     ordered = handlers.in_order
@@ -320,6 +332,8 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
                                                  pattern=style_handlers.CALLBACK_PATTERN, block=False))
     # The /settings panel only edits its own message, so no answer order to keep (taps in a chat take turns).
     application.add_handler(CallbackQueryHandler(settings_panel.tap, pattern=settings_panel.PATTERN, block=False))
+    application.add_handler(CallbackQueryHandler(song_handlers.music_button, pattern=song_handlers.PATTERN,
+                                                 block=False))
     application.add_handler(CallbackQueryHandler(ordered(handlers.button), block=False))
     # Inline mode: no chat, so no answer order to keep; block=False, as a person types several queries at once.
     application.add_handler(InlineQueryHandler(inline_handlers.inline_query, block=False))

@@ -14,7 +14,7 @@ from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, filters
 
-from bot import admin, handlers, settings_commands, settings_panel
+from bot import admin, handlers, settings_commands, settings_panel, song_handlers
 from bot import styles as style_handlers
 from bot.handlers import Handler
 from bot.i18n import LANGUAGES, t
@@ -47,6 +47,8 @@ COMMANDS: tuple[Command, ...] = (
                                                     "zh": "用按钮调整所有设置（群里是群的设置，由管理员修改）"}),
     Command("style", style_handlers.style, {"en": "the style I write in: pick one (in groups, admins pick)",
                                             "zh": "写歌词的风格：选一个（群里由管理员选）"}, usage="[name]"),
+    Command("tune", song_handlers.tune, {"en": "a melody for a lyric: reply /tune to it (or add the words)",
+                                         "zh": "给歌词配旋律：用 /tune 回复它（或在后面写上歌词）"}, usage="[words]"),
     Command("top", handlers.top, {"en": "the best-rated lyrics", "zh": "评分最高的歌词"}),
     Command("stats", handlers.stats, {"en": "your own numbers", "zh": "你的统计"}),
     Command("help", handlers.start, {"en": "what I can do", "zh": "我能做什么"}, aliases=("start",)),
@@ -88,8 +90,9 @@ def help_lines(lang: str, settings: Settings, with_admin: bool) -> list[str]:
             continue
         usage = command.usage.format(min_length=settings.min_length, max_length=settings.max_length)
         if lang == "zh":
-            usage = (usage.replace("<first words>", "<开头>").replace("[version]", "[版本]")
-                     .replace("[style]", "[风格]").replace("[name]", "[名字]").replace("<name>", "<名字>"))
+            usage = (usage.replace("<first words>", "<开头>").replace("[words]", "[歌词]")
+                     .replace("[version]", "[版本]").replace("[style]", "[风格]").replace("[name]", "[名字]")
+                     .replace("<name>", "<名字>"))
         lines.append(" ".join(filter(None, (f"/{command.name}", usage, "-", command.description[lang]))))
     return lines
 

@@ -40,6 +40,7 @@ from bot.services.lyrics import (
     WriteOutcome,
     group_id,
 )
+from bot.services.songs import SongService
 from bot.services.styles import StyleService
 from bot.settings import Settings
 from bot.typing_indicator import TypingIndicator
@@ -85,6 +86,7 @@ class BotServices:
     typing: TypingIndicator
     styles: StyleService | None = None  # /style and the admin commands per style (bot.styles)
     inline: InlineService | None = None  # inline mode (bot.inline); built with the rest in post_init
+    songs: SongService | None = None  # melodies (bot.song_handlers); built with the rest in post_init
 
 
 def services(context: Context) -> BotServices:
@@ -135,7 +137,8 @@ def lyric_keyboard(request_id: int, lang: str, prefix: str = "", share: bool = T
     """Stars, "write again", and "send to a chat" where the bot has inline mode (getMe's
     ``supports_inline_queries``): without it the button would open an inline query nobody answers."""
     stars = [InlineKeyboardButton("\u2605" * 1 + str(n), callback_data=f"r:{request_id}:{n}") for n in range(1, 6)]
-    again = [InlineKeyboardButton(t(lang, "write_again"), callback_data=f"a:{request_id}")]
+    again = [InlineKeyboardButton(t(lang, "write_again"), callback_data=f"a:{request_id}"),
+             InlineKeyboardButton(t(lang, "tune_button"), callback_data=f"m:{request_id}")]  # bot.song_handlers
     return InlineKeyboardMarkup([stars, again, *([[share_button(prefix, lang)]] if share else [])])
 
 

@@ -62,7 +62,8 @@ def share_button(prefix: str, lang: str) -> InlineKeyboardButton:
 def inline_keyboard(prefix: str, lang: str) -> InlineKeyboardMarkup:
     """Under a lyric sent through inline mode: stars (no "write again": there is no chat to write into)."""
     stars = [InlineKeyboardButton(f"\u2605{n}", callback_data=f"{INLINE_STARS}{n}") for n in range(1, 6)]
-    return InlineKeyboardMarkup([stars, [share_button(prefix, lang)]])
+    music = InlineKeyboardButton(t(lang, "tune_button"), callback_data="im")  # bot.song_handlers.INLINE_MUSIC
+    return InlineKeyboardMarkup([stars, [share_button(prefix, lang), music]])
 
 
 def _hint(hint: InlineHint, lang: str, bot_username: str) -> InlineQueryResultArticle:

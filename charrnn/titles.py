@@ -158,6 +158,19 @@ def choose_titles(model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], lim
             for lyric, (options, _) in zip(lyrics, planned, strict=True)]
 
 
+def untitled(text: str) -> tuple[str, str]:
+    """``titled`` undone: (title, lyric) for a text that starts with a title line (in 《》, or a short English
+    line) and a blank line; ("", text) for any other."""
+    head, blank, rest = text.strip().partition("\n\n")
+    if not blank or "\n" in head or not rest.strip():
+        return "", text
+    if head.startswith("《") and head.endswith("》"):
+        return head[1:-1], rest
+    if is_english(head) and len(head.split()) <= 6 and rest.count("\n") >= 1:
+        return head, rest
+    return "", text
+
+
 def titled(lyric: str, title: str | None) -> str:
     """The lyric as shown: its title on the first line (in 《》 where the title is Chinese), a blank line, the lyric."""
     if not title:

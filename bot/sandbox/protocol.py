@@ -76,6 +76,10 @@ CHANNEL_BOT: JSONDict = {"id": 136817688, "is_bot": True, "first_name": "Channel
 # getChatMember's statuses the fake plays (a restricted member is not: it is a member with many more fields).
 MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "left", "kicked"})
 MAX_CALLBACK_ANSWER = 200  # characters of answerCallbackQuery's text (a toast or a popup)
+# Uploads, as the Bot API documents them: a photo at most 10 MB, its width and height at most 10000 together and
+# at most 20 to 1; a document or a voice message at most 50 MB, a voice message an OGG file of Opus audio.
+MAX_PHOTO_BYTES, MAX_FILE_BYTES = 10 * 1024 * 1024, 50 * 1024 * 1024
+MAX_PHOTO_SIDES, MAX_PHOTO_RATIO = 10_000, 20
 # Telegram's wording for two refusals the server makes.
 CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are exactly the same "
@@ -116,6 +120,25 @@ class File:
     def as_document(self) -> JSONDict:
         return {"file_id": self.file_id, "file_unique_id": f"u{self.file_id}", "file_name": self.name,
                 "mime_type": self.mime_type, "file_size": len(self.content)}  # fmt: skip
+
+
+def image_size(content: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG or a baseline/progressive JPEG, read from its header; None for anything else."""
+    if content[:8] == b"\x89PNG\r\n\x1a\n" and content[12:16] == b"IHDR":
+        return int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")
+    if content[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(content) and content[i] == 0xFF:
+            marker, length = content[i + 1], int.from_bytes(content[i + 2 : i + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2):
+                return int.from_bytes(content[i + 7 : i + 9], "big"), int.from_bytes(content[i + 5 : i + 7], "big")
+            i += 2 + length
+    return None
+
+
+def is_ogg_opus(content: bytes) -> bool:
+    """An Ogg stream whose first packet is an Opus header (RFC 7845): what Telegram plays as a voice message."""
+    return content[:4] == b"OggS" and content[28:36] == b"OpusHead"
 
 
 def _u16(text: str) -> int:

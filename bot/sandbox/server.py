@@ -36,6 +36,10 @@ from bot.sandbox.protocol import (
     ACTIONS,
     CONFLICT,
     MAX_CALLBACK_ANSWER,
+    MAX_FILE_BYTES,
+    MAX_PHOTO_BYTES,
+    MAX_PHOTO_RATIO,
+    MAX_PHOTO_SIDES,
     NOT_MODIFIED,
     QUERY_INVALID,
     File,
@@ -45,7 +49,9 @@ from bot.sandbox.protocol import (
     chat_member,
     checked_inline_answer,
     checked_text,
+    image_size,
     inline_markup,
+    is_ogg_opus,
     public,
     read_params,
 )
@@ -154,6 +160,10 @@ class FakeTelegram(People):
     def sent(self, chat_id: int | None = None) -> list[JSONDict]:
         """Messages the bot sent, current after edits, with any keyboard (Telegram echoes only inline ones)."""
         return [copy.deepcopy(m) for m in self._sent if chat_id is None or m["chat"]["id"] == chat_id]
+
+    def file_content(self, file_id: str) -> bytes:
+        """What a stored file holds (a photo, a voice message or a document the bot sent, or one a person did)."""
+        return self._files[file_id].content
 
     def sent_count(self, chat_id: int | None = None) -> int:
         """How many messages the bot sent (to ``chat_id``): ``len(sent())`` without copying them, for load
@@ -464,6 +474,10 @@ class FakeTelegram(People):
     def _m_answerCallbackQuery(self, p: JSONDict) -> bool:
         if len(str(p.get("text", ""))) > MAX_CALLBACK_ANSWER:  # checked first: the query stays open, as in Telegram
             raise bad("MESSAGE_TOO_LONG")
+        url = p.get("url")  # without a game, only a link that opens this bot with a start payload
+        if url is not None and not re.fullmatch(rf"https://t\.me/{self.bot_user['username']}\?start=[A-Za-z0-9_-]{{1,64}}",
+                                                str(url)):
+            raise bad("URL_INVALID")
         if self._open_queries.pop(str(p.get("callback_query_id", "")), None) is None:
             raise bad("query is too old and response timeout expired or query ID is invalid")
         self.answered_callbacks.append(p)
@@ -471,14 +485,40 @@ class FakeTelegram(People):
 
     def _m_sendPhoto(self, p: JSONDict) -> JSONDict:
         chat, caption = self._chat(p), checked_text(p, "caption") if "caption" in p else {}
-        stored = self._media(p, "photo", "photos")  # sizes are not decoded; PTB needs only the fields
+        upload = p.get("photo")
+        if isinstance(upload, File):  # checked before it is stored, as Telegram refuses it whole
+            if len(upload.content) > MAX_PHOTO_BYTES:
+                raise bad("file is too big")
+            dimensions = image_size(upload.content)
+            if dimensions is None:
+                raise bad("IMAGE_PROCESS_FAILED")
+            width, height = dimensions
+            if width + height > MAX_PHOTO_SIDES or max(width, height) > MAX_PHOTO_RATIO * max(1, min(width, height)):
+                raise bad("PHOTO_INVALID_DIMENSIONS")
+        stored = self._media(p, "photo", "photos")
+        width, height = image_size(stored.content) or (0, 0)
         size = {"file_id": stored.file_id, "file_unique_id": f"u{stored.file_id}", "file_size": len(stored.content),
-                "width": 0, "height": 0}  # fmt: skip
+                "width": width, "height": height}  # fmt: skip
         return self._send(chat, p, {"photo": [size], **caption})
 
     def _m_sendDocument(self, p: JSONDict) -> JSONDict:
         chat, caption = self._chat(p), checked_text(p, "caption") if "caption" in p else {}
+        if isinstance(upload := p.get("document"), File) and len(upload.content) > MAX_FILE_BYTES:
+            raise bad("file is too big")
         return self._send(chat, p, {"document": self._media(p, "document", "documents").as_document(), **caption})
+
+    def _m_sendVoice(self, p: JSONDict) -> JSONDict:
+        """A voice message: an OGG file of Opus audio (anything else Telegram would not show as one)."""
+        chat, caption = self._chat(p), checked_text(p, "caption") if "caption" in p else {}
+        if isinstance(upload := p.get("voice"), File):
+            if len(upload.content) > MAX_FILE_BYTES:
+                raise bad("file is too big")
+            if not is_ogg_opus(upload.content):
+                raise bad("VOICE_FORMAT_INVALID: a voice message must be an OGG file encoded with Opus")
+        stored = self._media(p, "voice", "voice")
+        voice = {"file_id": stored.file_id, "file_unique_id": f"u{stored.file_id}", "file_size": len(stored.content),
+                 "duration": int(p.get("duration") or 0), "mime_type": "audio/ogg"}  # fmt: skip
+        return self._send(chat, p, {"voice": voice, **caption})
 
     def _m_getFile(self, p: JSONDict) -> JSONDict:
         if (stored := self._files.get(str(p.get("file_id", "")))) is None:

@@ -37,7 +37,8 @@ NO_REPLY = "(no reply yet: it will show here when it comes)"
 INTRO = """lyricbot sandbox: you are {name} (user id {user_id}, language {lang}; --lang zh|en changes it), chatting
 with the real bot through a local Bot API server. It serves model {version}, in a database of its own.
 Type your first words (分开, The night: plain text is a /write), or /settings  /temp 0.8  /len 120  /top  /help
-!N presses button N under the bot's last message (!5 gives five stars, !6 writes again).
+!N presses button N under the bot's last message (!5 gives five stars, !6 writes again, !7 sings it:
+the lead sheet, the voice message and the ABC file land in sandbox-files/).
 @LyricBot 分开 asks inline mode for three lyrics; #N sends one, and !N presses its buttons.
 /reply TEXT sends TEXT as a reply to your previous message (paste a song, then /reply /addcorpus);
 /replybot TEXT replies to the bot's last message; /file PATH [CAPTION] sends a file (/file song.txt /addcorpus).
@@ -55,8 +56,10 @@ Offer = tuple[str, list[dict[str, Any]]]
 def render(message: dict[str, object]) -> str:
     text = str(message.get("text") or message.get("caption") or "")
     document = message.get("document")
+    voice = message.get("voice")
     attached = f"[file {document.get('file_name', '')}] " if isinstance(document, dict) else (
-        "[picture] " if "photo" in message else "")  # fmt: skip
+        "[picture] " if "photo" in message else
+        f"[voice message, {voice.get('duration', 0)} s] " if isinstance(voice, dict) else "")  # fmt: skip
     lines = [f"bot> {line}" for line in (attached + text).splitlines() or [""]]
     markup = message.get("reply_markup")
     if isinstance(markup, dict) and markup.get("inline_keyboard"):
@@ -235,8 +238,14 @@ class Chat:
             self.show("(that button is no longer there)")
             return
         writes = data.startswith("a:")  # "write again" answers with a new lyric, the others with a popup or an edit
+        sings = data.startswith("m:")  # 🎵: a picture, a voice message and a file (or a refusal in words)
+
+        def sung() -> bool:
+            sent = self.fake.sent(CHAT_ID)[before:]
+            return len(sent) >= 3 or any("text" in m for m in sent)
+
         await self.wait(lambda: len(self.fake.answered_callbacks) > answered
-                        and (not writes or self.fake.sent_count(CHAT_ID) > before))  # fmt: skip
+                        and (not writes or self.fake.sent_count(CHAT_ID) > before) and (not sings or sung()))
 
     async def ask_inline(self, words: str) -> None:
         """An inline query; the results the bot offers for it are shown numbered, for #N."""
@@ -281,8 +290,24 @@ class Chat:
     def _show_message(self, message: JSONDict) -> None:
         self._looks[message["message_id"]] = shown = render(message)
         self.show(shown)
+        saved = self._save_media(message)
+        if saved is not None:
+            self.show(f"     (saved as {saved}: open it to see or hear it)")
         if isinstance(message.get("reply_markup"), dict) and "inline_keyboard" in message["reply_markup"]:
             self.last_keyboard = message
+
+    def _save_media(self, message: JSONDict) -> Path | None:
+        """A picture, a voice message or a file the bot sent, written to sandbox-files/ in the working folder."""
+        for kind, suffix in (("photo", ".png"), ("voice", ".ogg"), ("document", "")):
+            media = message.get(kind)
+            item = media[-1] if isinstance(media, list) and media else media
+            if isinstance(item, dict) and "file_id" in item:
+                name = item.get("file_name") or f"{kind}-{message['message_id']}{suffix}"
+                path = Path("sandbox-files") / f"{message['message_id']}-{Path(str(name)).name}"
+                path.parent.mkdir(exist_ok=True)
+                path.write_bytes(self.fake.file_content(str(item["file_id"])))
+                return path
+        return None
 
     def _show_popups(self) -> None:
         for answer in self.fake.answered_callbacks[self._popups:]:

@@ -317,7 +317,7 @@ class InlineService:
 
         The message id comes from Telegram, not from button data, so it cannot be forged to rate another lyric.
         """
-        request_id = await self._request_for(inline_message_id)
+        request_id = await self.request_for(inline_message_id)
         if request_id is None:
             log.info("a rating under inline message %s, which no request records", inline_message_id)
             return False
@@ -327,7 +327,7 @@ class InlineService:
             await repo.rate(session, request_id=request_id, user_id=person.user_id, stars=stars)
         return True
 
-    async def _request_for(self, inline_message_id: str) -> int | None:
+    async def request_for(self, inline_message_id: str) -> int | None:
         if (recording := self._choosing.get(inline_message_id)) is not None:
             try:
                 return await asyncio.wait_for(asyncio.shield(recording), 5.0)

@@ -296,7 +296,7 @@ class LyricsService:
             return Duplicate(request_id)
         return Lyric(request_id, shown[0], ranked[0].skipped, style_gone=prefs.style_gone, prefix=prefix)
 
-    async def _own_button(
+    async def own_button(
         self, request_id: int, place: Place, button_message_id: int | None
     ) -> repo.RequestRecord | None:
         """The request behind a button, only if the button sits under that request's own answer.
@@ -316,6 +316,10 @@ class LyricsService:
             return None
         return original
 
+    async def record(self, request_id: int) -> repo.RequestRecord | None:
+        """A request by id, once its answer is sent (``_settled``)."""
+        return await self._settled(request_id)
+
     async def _settled(self, request_id: int) -> repo.RequestRecord | None:
         """The request, once its answer's message id is known: a tap can come the moment the lyric appears,
         before Telegram's reply to our sendMessage has reached us and been recorded. Waits while it is being
@@ -334,7 +338,7 @@ class LyricsService:
         """A "write again" press: its own button, by the person who asked. Showing a candidate already generated
         costs nothing, so only a press that must generate anew counts against the rate limit (``write_again``
         checks again when a second press took the last spare meanwhile)."""
-        original = await self._own_button(request_id, place, button_message_id)
+        original = await self.own_button(request_id, place, button_message_id)
         if original is None:
             return Refused("button_foreign")
         if original.user_id != person.user_id:
@@ -509,7 +513,7 @@ class LyricsService:
         self, *, request_id: int, person: Person, place: Place, button_message_id: int | None, stars: int
     ) -> bool:
         """Anyone who sees a lyric may rate it, once each (a new rating replaces theirs), with its own buttons."""
-        if await self._own_button(request_id, place, button_message_id) is None:
+        if await self.own_button(request_id, place, button_message_id) is None:
             return False
         async with self.sessions.begin() as session:
             await _upsert_person(session, person)

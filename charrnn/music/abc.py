@@ -293,21 +293,27 @@ def transpose(tune: Tune, key: Key) -> Tune:
     if key.mode != tune.key.mode:
         raise ValueError(f"cannot move a tune in {tune.key} to {key}: another mode")
     old_tonic = LETTERS.index(tune.key.tonic[0])
-    new_tonic = LETTERS.index(key.tonic[0])
     semitones = (_pitch_class(key.tonic) - _pitch_class(tune.key.tonic)) % 12
-    steps = (new_tonic - old_tonic) % 7
-    if semitones > 6 or (semitones == 6 and steps > 3):
+    if semitones > 6:
         semitones -= 12
-        steps -= 7
-    if semitones == 0 and steps:  # enharmonic keys (F# and Gb): the letter decides
-        steps = steps if steps <= 3 else steps - 7
+    # The letters move by the diatonic steps whose natural span is nearest the semitones: E to Eb is no step
+    # and one semitone down, not a seventh.
+    ahead = (LETTERS.index(key.tonic[0]) - old_tonic) % 7
+    if semitones == 6 and ahead > 3:  # a tritone: up by a fourth's letters, down by a fifth's (so back is back)
+        semitones = -6
+
+    def span(steps: int) -> int:
+        start = 28 + old_tonic
+        return _natural_midi(start + steps) - _natural_midi(start)
+
+    steps = min((ahead, ahead - 7), key=lambda s: abs(span(s) - semitones))
 
     def moved(note: Note) -> Note:
         if note.rest:
             return note
         step = note.step + steps
         midi = note.midi + semitones
-        alter = midi - (12 * (step // 7) + NATURAL[step % 7] + 12)
+        alter = midi - _natural_midi(step)
         if abs(alter) > 2:
             raise AbcSkip("a note that cannot be spelt")
         return replace(note, step=step, alter=alter)
@@ -319,6 +325,10 @@ def transpose(tune: Tune, key: Key) -> Tune:
 def plain_key(key: Key) -> Key:
     """The key of ``key``'s mode without sharps or flats: G -> C, Em -> Am, Ador -> Ddor."""
     return Key("FCGDAEB"[1 - MODES[key.mode]], key.mode)  # the tonic sits where the mode puts it from C
+
+
+def _natural_midi(step: int) -> int:
+    return 12 * (step // 7) + NATURAL[step % 7] + 12
 
 
 def _pitch_class(tonic: str) -> int:
@@ -337,11 +347,15 @@ def length_text(length: Fraction) -> str:
 
 
 def note_text(note: Note, key: Key, accidentals: dict[int, int]) -> str:
-    """One note, its accidental written only where the signature and the bar so far would say otherwise."""
+    """One note, with its accidental wherever it is off the signature (or back on it within the bar)."""
     if note.rest:
         return "z" + length_text(note.length)
-    expected = accidentals.get(note.step, key.alter(LETTERS[note.step % 7]))
-    mark = "" if note.alter == expected else {2: "^^", 1: "^", 0: "=", -1: "_", -2: "__"}[note.alter]
+    signature = key.alter(LETTERS[note.step % 7])
+    earlier = accidentals.get(note.step, signature)
+    # Written again on every note off the signature: ABC carries an accidental to the end of the bar, but not
+    # every reader does (music21 does not), and a repeated one is unambiguous to all.
+    marked = note.alter != signature or note.alter != earlier
+    mark = {2: "^^", 1: "^", 0: "=", -1: "_", -2: "__"}[note.alter] if marked else ""
     accidentals[note.step] = note.alter
     octave, index = divmod(note.step, 7)
     letter = LETTERS[index] if octave <= 4 else LETTERS[index].lower()

@@ -52,6 +52,9 @@ COLLECTIONS = (
 )
 SEED = 0
 TUNE_CORPUS = "tunes"  # its name for charrnn fetch
+# The corpus the shipped tune model learnt (make pretrained-tune), built from music21 10.5.1's files: another
+# music21 may carry other files, and the text then differs (the builder prints its SHA-256).
+TUNES_SHA256 = {"10.5.1": "a76a995022ed486f76e5a4b28e6838c8f0bd0a80be79b9e636d12c31fb6de680"}
 
 
 @dataclass

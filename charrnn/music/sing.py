@@ -23,8 +23,8 @@ from charrnn.sample import SampleConfig
 from charrnn.vocab import Vocab
 
 METERS = ("4/4", "3/4", "6/8", "2/4")
-MAX_LINES = 24
-MAX_SYLLABLES = 240
+MAX_LINES = 32  # a lead sheet a phone can show: 32 staves stay within Telegram's photo limits
+MAX_SYLLABLES = 320
 GLAD_TEMPO, SAD_TEMPO = 96, 72  # quarter notes a minute (dotted quarters in 6/8: two thirds of it)
 TEMPERATURE = 0.8
 

@@ -199,9 +199,9 @@ def test_documents_round_trip_both_ways() -> None:
         assert sent.document is not None and sent.caption == "loss"
         back = await (await bot.get_file(sent.document.file_id)).download_as_bytearray()
         assert bytes(back) == b"\x89PNG chart bytes"
-        photo = await bot.send_photo(USER, b"\x89PNG photo", caption="plot")
+        photo = await bot.send_photo(USER, png_header(640, 480), caption="plot")
         assert photo.photo and fake.sent(USER)[-1]["caption"] == "plot"
-        assert fake.requests[-1][1]["photo"]["size"] == len(b"\x89PNG photo")
+        assert fake.requests[-1][1]["photo"]["size"] == len(png_header(640, 480))
 
     with_bot(scenario)
 
@@ -380,3 +380,50 @@ def test_without_inline_feedback_telegram_sends_no_chosen_result() -> None:
             assert [u.inline_query is not None for u in updates] == [True]
 
     asyncio.run(main())
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The first bytes of a PNG of that size: all the fake reads of a photo (Telegram decodes the whole file)."""
+    size = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + size + bytes(64)
+
+
+def test_photos_voice_messages_and_documents_are_checked_like_telegram() -> None:
+    async def scenario(fake: FakeTelegram, bot: Bot) -> None:
+        fake.send_text(USER, USER, "/start")  # the person opens the chat
+        await bot.get_updates()
+        photo = await bot.send_photo(USER, png_header(1400, 300), caption="a lead sheet")
+        assert (photo.photo[0].width, photo.photo[0].height) == (1400, 300)
+        for width, height in ((9000, 1001), (4000, 150)):  # sides over 10000 together; over 20 to 1
+            with pytest.raises(BadRequest, match=r"(?i)photo_invalid_dimensions"):
+                await bot.send_photo(USER, png_header(width, height))
+        with pytest.raises(BadRequest, match=r"(?i)image_process_failed"):
+            await bot.send_photo(USER, b"not a picture")
+
+        opus = b"OggS" + bytes(24) + b"OpusHead" + bytes(100)
+        voice = await bot.send_voice(USER, opus, duration=timedelta(seconds=12))
+        assert voice.voice is not None and voice.voice.mime_type == "audio/ogg"
+        assert fake.sent(USER)[-1]["voice"]["duration"] == 12
+        with pytest.raises(BadRequest, match=r"(?i)ogg file encoded with opus"):
+            await bot.send_voice(USER, b"OggS" + bytes(24) + b"\x01vorbis" + bytes(100))  # Vorbis is no voice
+        with pytest.raises(BadRequest, match=r"(?i)ogg file encoded with opus"):
+            await bot.send_voice(USER, b"ID3" + bytes(100))  # nor is an MP3
+        assert [m.get("photo") is not None or m.get("voice") is not None for m in fake.sent(USER)] == [True, True]
+
+    with_bot(scenario)
+
+
+def test_a_callback_answer_may_only_open_this_bot_with_a_start_payload() -> None:
+    async def scenario(fake: FakeTelegram, bot: Bot) -> None:
+        fake.send_text(USER, USER, "/start")
+        offset = (await bot.get_updates())[-1].update_id + 1
+        sent = await bot.send_message(USER, "x", reply_markup=InlineKeyboardMarkup(
+            [[InlineKeyboardButton("go", callback_data="go")]]))
+        fake.press_button(USER, USER, sent.message_id, "go")
+        (update,) = await bot.get_updates(offset=offset)
+        assert update.callback_query is not None
+        with pytest.raises(BadRequest, match=r"(?i)url_invalid"):
+            await update.callback_query.answer(url="https://example.com/")
+        assert await update.callback_query.answer(url="https://t.me/LyricBot?start=tune-1-abc")
+
+    with_bot(scenario)

@@ -464,7 +464,7 @@ def test_inline_mode_in_the_sandbox_terminal(tmp_path: Path, trained_store: tupl
            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "TELEGRAM_BOT_TOKEN": ""}  # fmt: skip
     chat = subprocess.run(
         [sys.executable, "-m", "bot", "sandbox"],
-        input="@LyricBot 我不要\n#1\n!4\n/write 天青色\n!7\n/quit\n",
+        input="@LyricBot 我不要\n#1\n!4\n/write 天青色\n!8\n/quit\n",
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert chat.returncode == 0, chat.stderr[-2000:]

@@ -1,0 +1,134 @@
+"""Singing in Telegram: /tune, the 🎵 button under lyrics, and the private link that sings an inline lyric.
+
+The answer is three messages: the lead sheet (a photo, its caption the title, key and tempo), the tune as a
+voice message (OGG Opus), and the ABC file with the words under the notes. In a group they reply to the lyric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from datetime import timedelta
+
+from telegram import Message, ReplyParameters, Update
+from telegram.constants import ChatAction, ChatType
+from telegram.error import BadRequest
+
+from bot.context import Context
+from bot.handlers import command_argument, person_of, place_of, send_outcome, services
+from bot.i18n import language, t
+from bot.services.singer import SongAsk, SongFiles
+from bot.services.songs import LINK_PREFIX, SongRefused, SongService
+from charrnn.titles import untitled
+
+log = logging.getLogger(__name__)
+
+MUSIC = "m:"  # m:<request>: the 🎵 under a lyric in a chat
+INLINE_MUSIC = "im"  # under a lyric sent through inline mode: the request is found by the inline message
+PATTERN = rf"^({MUSIC}\d+|{INLINE_MUSIC})$"
+
+
+async def tune(update: Update, context: Context) -> None:
+    """/tune: sing the lyric it replies to, or the words after it."""
+    message = update.effective_message
+    assert message is not None
+    replied = message.reply_to_message
+    text = command_argument(message) or (replied.text or replied.caption or "" if replied is not None else "")
+    lang = language(person_of(update).language_code)
+    if not text.strip():
+        await _reply(update, context, t(lang, "tune_usage"))
+        return
+    title, lyric = untitled(text)
+    await sing(update, context, SongAsk(lyric, title), under=replied or message)
+
+
+async def music_button(update: Update, context: Context) -> None:
+    """🎵 under a lyric: sing it here; under an inline message, a link to hear it in private."""
+    query = update.callback_query
+    assert query is not None
+    songs = _songs(context)
+    lang = language(person_of(update).language_code)
+    if query.inline_message_id is not None:
+        payload = await songs.link_for_inline(query.inline_message_id)
+        with contextlib.suppress(BadRequest):
+            if payload is None:
+                await query.answer(t(lang, "inline_not_recorded"), show_alert=True)
+            else:
+                await query.answer(url=f"https://t.me/{context.bot.username}?start={payload}")
+        return
+    under = query.message if isinstance(query.message, Message) else None
+    request_id = int((query.data or "").removeprefix(MUSIC) or 0)
+    ask = await songs.for_button(request_id=request_id, place=place_of(update),
+                                     button_message_id=under.message_id if under is not None else None)
+    with contextlib.suppress(BadRequest):
+        await query.answer(None if ask is not None else t(lang, "button_foreign"), show_alert=ask is None)
+    if ask is not None:
+        await sing(update, context, ask, under=under)
+
+
+async def tune_link(update: Update, context: Context) -> None:
+    """/start tune-<request>-<signature>: the lyric of an inline message, sung in the private chat."""
+    message = update.effective_message
+    assert message is not None
+    ask = await _songs(context).for_link(command_argument(message).strip())
+    if ask is None:
+        await _reply(update, context, t(language(person_of(update).language_code), "sing_link_bad"))
+        return
+    await sing(update, context, ask, under=None)
+
+
+async def sing(update: Update, context: Context, ask: SongAsk, under: Message | None) -> None:
+    chat = update.effective_chat
+    assert chat is not None
+    with contextlib.suppress(Exception):  # an indicator only
+        await context.bot.send_chat_action(chat.id, ChatAction.RECORD_VOICE)
+    result = await _songs(context).sing(ask, person_of(update), place_of(update))
+    if isinstance(result, SongRefused):
+        if result.reason == "sing_cannot":
+            await _reply(update, context, t(language(person_of(update).language_code), "sing_cannot",
+                                            detail=result.detail))
+        else:
+            await send_outcome(update, context, result)
+        return
+    await deliver(update, context, result, under)
+
+
+async def deliver(update: Update, context: Context, song: SongFiles, under: Message | None) -> None:
+    """The lead sheet, the voice message, the ABC file; in a group, each a reply to the lyric."""
+    chat = update.effective_chat
+    assert chat is not None
+    lang = language(person_of(update).language_code)
+    quote = None
+    if chat.type != ChatType.PRIVATE and under is not None:
+        quote = ReplyParameters(message_id=under.message_id, allow_sending_without_reply=True)
+    title = f"{song.title} \u00b7 " if song.title else ""
+    tonic, _, mode = song.key.partition(" ")
+    caption = t(lang, "sing_caption", title=title, tonality=t(lang, f"key_{mode}", tonic=tonic), tempo=song.tempo)
+    name = "".join(c for c in song.title if c.isalnum())[:40] or "tune"
+    await context.bot.send_photo(chat.id, io.BytesIO(song.png), caption=caption, reply_parameters=quote,
+                                 filename=f"{name}.png")
+    await context.bot.send_voice(chat.id, io.BytesIO(song.ogg), duration=timedelta(seconds=round(song.seconds)),
+                                 reply_parameters=quote, filename=f"{name}.ogg")
+    await context.bot.send_document(chat.id, io.BytesIO(song.abc.encode("utf-8")), filename=f"{name}.abc",
+                                    caption=t(lang, "sing_abc_caption"), reply_parameters=quote)
+    log.info("sang a tune of %.0f s in chat %s", song.seconds, chat.id)
+
+
+def _songs(context: Context) -> SongService:
+    songs = services(context).songs
+    if songs is None:
+        raise RuntimeError("the song service is used before the application started")
+    return songs
+
+
+async def _reply(update: Update, context: Context, text: str) -> None:
+    chat, message = update.effective_chat, update.effective_message
+    assert chat is not None
+    quote = None
+    if chat.type != ChatType.PRIVATE and message is not None:
+        quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+    await context.bot.send_message(chat.id, text, reply_parameters=quote)
+
+
+__all__ = ["INLINE_MUSIC", "LINK_PREFIX", "MUSIC", "PATTERN", "music_button", "tune", "tune_link"]

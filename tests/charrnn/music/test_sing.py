@@ -1,0 +1,96 @@
+"""Setting lyrics to music with the shipped tune model: one note a syllable, one phrase a line, whole bars, the
+tonic last, the key asked for; music21 (an independent reader) agrees. One batch sings many lyrics, each as it
+would alone."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from xml.etree import ElementTree
+
+import pytest
+
+from charrnn.checkpoint import TUNE, Checkpoint, load_checkpoint
+from charrnn.music.sing import Choices, SingError, Song, melody_request, sing
+
+LYRICS = [
+    ("浣溪沙", "一曲新词酒一杯，去年天气旧亭台。\n夕阳西下几时回？\n"
+               "无可奈何花落去，似曾相识燕归来。\n小园香径独徘徊。"),
+    ("", "I cry alone in the cold dark night\nThe tears are gone but the pain is here"),
+    ("春晓", "春眠不觉晓\n处处闻啼鸟\n夜来风雨声\n花落知多少"),
+]
+
+
+@pytest.fixture(scope="module")
+def tune() -> Checkpoint:
+    return load_checkpoint(TUNE)
+
+
+@pytest.fixture(scope="module")
+def songs(tune: Checkpoint) -> list[Song]:
+    requests = [melody_request(lyric, title=title) for title, lyric in LYRICS]
+    requests.append(melody_request(LYRICS[2][1], Choices(key="Eb", meter="3/4", tempo=120)))
+    requests.append(melody_request(LYRICS[2][1], Choices(meter="6/8")))
+    return sing(tune.model, tune.vocab, requests, seeds=[1, 2, 3, 4, 5])
+
+
+def test_one_note_a_syllable_one_phrase_a_line_whole_bars(songs: list[Song]) -> None:
+    for song in songs:
+        assert len(song.tune.lines) == len(song.lines)
+        bar = song.tune.meter / Fraction(1, 8)
+        for music, line in zip(song.tune.lines, song.lines, strict=True):
+            assert sum(1 for b in music for n in b if not n.rest) == len(line.syllables)
+            assert all(sum(n.length for n in b) == bar for b in music)
+        last = [n for n in song.tune.notes if not n.rest][-1]
+        assert (last.midi - {"C": 0, "A": 9, "E": 3}[song.tune.key.tonic[0]]) % 12 == 0  # the tonic
+
+
+def test_the_key_follows_the_mood_or_the_choice(songs: list[Song]) -> None:
+    assert str(songs[0].tune.key) == "C" and songs[0].tempo == 96  # glad enough
+    assert str(songs[1].tune.key) == "Am" and songs[1].tempo == 72  # cry, alone, cold, dark, tears, pain
+    chosen = songs[3]
+    assert (str(chosen.tune.key), chosen.tune.meter_text, chosen.tempo) == ("Eb", "3/4", 120)
+    assert songs[4].tune.meter_text == "6/8" and "Q:3/8=64" in songs[4].abc
+
+
+def test_music21_reads_the_notes_and_bars_of_the_abc(songs: list[Song]) -> None:
+    """An independent reader: music21 finds every note and every bar full. (music21 10.5 reads ``w:`` lines and
+    drops them, so the syllables are checked with Verovio's reader below.)"""
+    converter = pytest.importorskip("music21").converter
+    for song in songs:
+        score = converter.parse(song.abc, format="abc")
+        assert len(score.flatten().notes) == sum(len(line.syllables) for line in song.lines)
+        part = score.parts[0] if score.parts else score
+        measures = list(part.getElementsByClass("Measure"))
+        assert measures and all(m.duration.quarterLength == m.barDuration.quarterLength for m in measures)
+
+
+def test_verovio_puts_each_syllable_under_its_note(songs: list[Song]) -> None:
+    """What the lead sheet shows: Verovio's ABC reader, its score as MEI, a <syl> in every note, in order."""
+    verovio = pytest.importorskip("verovio")
+    for song in songs:
+        toolkit = verovio.toolkit()
+        toolkit.setOptions({"inputFrom": "abc"})
+        assert toolkit.loadData(song.abc)
+        root = ElementTree.fromstring(toolkit.getMEI())
+        notes = root.iter("{http://www.music-encoding.org/ns/mei}note")
+        sung = [(note.find(".//{http://www.music-encoding.org/ns/mei}syl").text or "") for note in notes]
+        assert sung == [s.rstrip("-") for line in song.lines for s in line.syllables]
+
+
+def test_a_lyric_sings_the_same_alone_and_in_a_batch(tune: Checkpoint, songs: list[Song]) -> None:
+    (alone,) = sing(tune.model, tune.vocab, [melody_request(LYRICS[2][1], title="春晓")], seeds=[3])
+    assert alone.abc == songs[2].abc
+
+
+@pytest.mark.parametrize(("lyric", "choices", "reason"), [
+    ("，。！", {}, "nothing to sing"),
+    ("\n".join(["我们一起唱"] * 40), {}, "40 lines"),
+    ("我" * 60, {}, "too many to sing"),
+    ("春眠不觉晓", {"key": "H"}, "a key like"),
+    ("春眠不觉晓", {"key": "Ddor"}, "major or minor"),
+    ("春眠不觉晓", {"tempo": 500}, "tempo"),
+    ("春眠不觉晓", {"meter": "5/4"}, "meter"),
+])
+def test_what_cannot_be_sung_says_why(lyric: str, choices: dict[str, object], reason: str) -> None:
+    with pytest.raises(SingError, match=reason):
+        melody_request(lyric, Choices(**choices))  # type: ignore[arg-type]
