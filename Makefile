@@ -69,6 +69,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/lyric_quality.py
 	$(PY) benchmarks/lyric_shape.py
 	$(PY) benchmarks/bot_load.py
+	$(PY) benchmarks/melody.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Melodies (bot.services.singer): the tune model, its worker processes (started on the first song) and how
     # many songs may wait before a press is told to come back.
     tune_checkpoint: str = "tune"
-    sing_workers: int = Field(default=1, ge=1)
+    sing_workers: int = Field(default=2, ge=1)
     sing_queue: int = Field(default=32, ge=1)
     # auto: bfloat16 where the hardware does it natively (charrnn.sample.serving_dtype), else float32.
     serving_precision: Literal["auto", "float32", "bfloat16"] = "auto"

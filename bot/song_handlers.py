@@ -16,17 +16,18 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest
 
 from bot.context import Context
-from bot.handlers import command_argument, person_of, place_of, send_outcome, services
+from bot.handlers import command_argument, person_of, place_of, reply, send_outcome, services
 from bot.i18n import language, t
 from bot.services.singer import SongAsk, SongFiles
-from bot.services.songs import LINK_PREFIX, SongRefused, SongService
+from bot.services.songs import LINK_PREFIX, SongRefused, SongService, read_choices
+from charrnn.music.sing import SingError
 from charrnn.titles import untitled
 
 log = logging.getLogger(__name__)
 
 MUSIC = "m:"  # m:<request>: the 🎵 under a lyric in a chat
 INLINE_MUSIC = "im"  # under a lyric sent through inline mode: the request is found by the inline message
-PATTERN = rf"^({MUSIC}\d+|{INLINE_MUSIC})$"
+PATTERN = rf"^({MUSIC}.*|{INLINE_MUSIC})$"  # forged m: data too: answered here, as foreign
 
 
 async def tune(update: Update, context: Context) -> None:
@@ -34,13 +35,19 @@ async def tune(update: Update, context: Context) -> None:
     message = update.effective_message
     assert message is not None
     replied = message.reply_to_message
-    text = command_argument(message) or (replied.text or replied.caption or "" if replied is not None else "")
     lang = language(person_of(update).language_code)
+    try:
+        choices, text = read_choices(command_argument(message))
+    except SingError as error:
+        await reply(update, context, t(lang, "sing_cannot", detail=str(error)))
+        return
+    if not text.strip() and replied is not None:
+        text = replied.text or replied.caption or ""
     if not text.strip():
-        await _reply(update, context, t(lang, "tune_usage"))
+        await reply(update, context, t(lang, "tune_usage"))
         return
     title, lyric = untitled(text)
-    await sing(update, context, SongAsk(lyric, title), under=replied or message)
+    await sing(update, context, SongAsk(lyric, title, choices=choices), under=replied or message)
 
 
 async def music_button(update: Update, context: Context) -> None:
@@ -58,8 +65,10 @@ async def music_button(update: Update, context: Context) -> None:
                 await query.answer(url=f"https://t.me/{context.bot.username}?start={payload}")
         return
     under = query.message if isinstance(query.message, Message) else None
-    request_id = int((query.data or "").removeprefix(MUSIC) or 0)
-    ask = await songs.for_button(request_id=request_id, place=place_of(update),
+    data = query.data or ""
+    ask = None
+    if data.startswith(MUSIC) and data[len(MUSIC):].isdecimal() and int(data[len(MUSIC):]) < 2**63:
+        ask = await songs.for_button(request_id=int(data[len(MUSIC):]), place=place_of(update),
                                      button_message_id=under.message_id if under is not None else None)
     with contextlib.suppress(BadRequest):
         await query.answer(None if ask is not None else t(lang, "button_foreign"), show_alert=ask is None)
@@ -73,7 +82,7 @@ async def tune_link(update: Update, context: Context) -> None:
     assert message is not None
     ask = await _songs(context).for_link(command_argument(message).strip())
     if ask is None:
-        await _reply(update, context, t(language(person_of(update).language_code), "sing_link_bad"))
+        await reply(update, context, t(language(person_of(update).language_code), "sing_link_bad"))
         return
     await sing(update, context, ask, under=None)
 
@@ -86,7 +95,7 @@ async def sing(update: Update, context: Context, ask: SongAsk, under: Message | 
     result = await _songs(context).sing(ask, person_of(update), place_of(update))
     if isinstance(result, SongRefused):
         if result.reason == "sing_cannot":
-            await _reply(update, context, t(language(person_of(update).language_code), "sing_cannot",
+            await reply(update, context, t(language(person_of(update).language_code), "sing_cannot",
                                             detail=result.detail))
         else:
             await send_outcome(update, context, result)
@@ -105,6 +114,7 @@ async def deliver(update: Update, context: Context, song: SongFiles, under: Mess
     title = f"{song.title} \u00b7 " if song.title else ""
     tonic, _, mode = song.key.partition(" ")
     caption = t(lang, "sing_caption", title=title, tonality=t(lang, f"key_{mode}", tonic=tonic), tempo=song.tempo)
+
     name = "".join(c for c in song.title if c.isalnum())[:40] or "tune"
     await context.bot.send_photo(chat.id, io.BytesIO(song.png), caption=caption, reply_parameters=quote,
                                  filename=f"{name}.png")
@@ -120,15 +130,6 @@ def _songs(context: Context) -> SongService:
     if songs is None:
         raise RuntimeError("the song service is used before the application started")
     return songs
-
-
-async def _reply(update: Update, context: Context, text: str) -> None:
-    chat, message = update.effective_chat, update.effective_message
-    assert chat is not None
-    quote = None
-    if chat.type != ChatType.PRIVATE and message is not None:
-        quote = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-    await context.bot.send_message(chat.id, text, reply_parameters=quote)
 
 
 __all__ = ["INLINE_MUSIC", "LINK_PREFIX", "MUSIC", "PATTERN", "music_button", "tune", "tune_link"]

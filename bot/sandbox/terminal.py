@@ -30,6 +30,7 @@ from bot.settings import Settings
 
 USER_ID = 1001
 CHAT_ID = 1001
+SANDBOX_FILES = Path("var/sandbox-files")  # what the bot sends that is no text: pictures, voice, files
 PATIENCE = 5.0  # seconds a person waits for an answer before the prompt is theirs again
 # Piped input is a script, whose next line may need this line's answer (a button under it): it waits longer.
 SCRIPT_PATIENCE = 120.0
@@ -38,7 +39,7 @@ INTRO = """lyricbot sandbox: you are {name} (user id {user_id}, language {lang};
 with the real bot through a local Bot API server. It serves model {version}, in a database of its own.
 Type your first words (分开, The night: plain text is a /write), or /settings  /temp 0.8  /len 120  /top  /help
 !N presses button N under the bot's last message (!5 gives five stars, !6 writes again, !7 sings it:
-the lead sheet, the voice message and the ABC file land in sandbox-files/).
+the lead sheet, the voice message and the ABC file land in var/sandbox-files/).
 @LyricBot 分开 asks inline mode for three lyrics; #N sends one, and !N presses its buttons.
 /reply TEXT sends TEXT as a reply to your previous message (paste a song, then /reply /addcorpus);
 /replybot TEXT replies to the bot's last message; /file PATH [CAPTION] sends a file (/file song.txt /addcorpus).
@@ -297,14 +298,15 @@ class Chat:
             self.last_keyboard = message
 
     def _save_media(self, message: JSONDict) -> Path | None:
-        """A picture, a voice message or a file the bot sent, written to sandbox-files/ in the working folder."""
+        """A picture, a voice message or a file the bot sent, written to var/sandbox-files/ (beside the sandbox's
+        database and models) to open."""
         for kind, suffix in (("photo", ".png"), ("voice", ".ogg"), ("document", "")):
             media = message.get(kind)
             item = media[-1] if isinstance(media, list) and media else media
             if isinstance(item, dict) and "file_id" in item:
                 name = item.get("file_name") or f"{kind}-{message['message_id']}{suffix}"
-                path = Path("sandbox-files") / f"{message['message_id']}-{Path(str(name)).name}"
-                path.parent.mkdir(exist_ok=True)
+                path = SANDBOX_FILES / f"{message['message_id']}-{Path(str(name)).name}"
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(self.fake.file_content(str(item["file_id"])))
                 return path
         return None

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from bot.services.inline import InlineService
 from bot.services.lyrics import LyricsService, Person, Place, Refused
 from bot.services.singer import Failed, Singer, SingerBusy, SongAsk, SongFiles
+from charrnn.music.sing import METERS, Choices
 from charrnn.titles import untitled
 
 log = logging.getLogger(__name__)
 
 LINK_PREFIX = "tune-"
+# What /tune may say before the words: a key (D, Bb, F#m), a meter (3/4), a tempo (a number of beats a minute).
+_KEY, _TEMPO = re.compile(r"[A-G][#b♯♭]?m?"), re.compile(r"(?:♩=?)?(\d{2,3})")
 _LINK = re.compile(r"tune-(\d{1,15})-([0-9a-f]{16})")
 
 
@@ -33,6 +36,28 @@ class SongRefused(Refused):
     """No song; ``detail`` is the singer's reason (a line too long to sing...), for ``sing_cannot``."""
 
     detail: str = ""
+
+
+def read_choices(text: str) -> tuple[Choices, str]:
+    """``/tune G 3/4 100`` (then the words on the next lines, or none in a reply): the choices of a first line
+    made of nothing else, and the rest. A first line with any other word is the lyric's: "A day in the life"
+    is not in A. ``SingError`` for a choice out of range (a tempo of 500)."""
+    first, _, later = text.partition("\n")
+    key = meter = ""
+    tempo = 0
+    words = first.split()
+    for word in words:
+        if not key and _KEY.fullmatch(word):
+            key = word.replace("♯", "#").replace("♭", "b")
+        elif not meter and word in METERS:
+            meter = word
+        elif not tempo and (match := _TEMPO.fullmatch(word)):
+            tempo = int(match.group(1))
+        else:
+            return Choices(), text
+    if not words:
+        return Choices(), text
+    return Choices(meter=meter, key=key, tempo=tempo), later.strip()
 
 
 class SongService:

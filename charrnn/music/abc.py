@@ -28,7 +28,8 @@ MODES = {"": 0, "maj": 0, "ion": 0, "m": -3, "min": -3, "aeo": -3, "dor": -2, "p
          "loc": -5}
 MODE_NAMES = {0: "", -3: "m", -2: "dor", -4: "phr", 1: "lyd", -1: "mix", -5: "loc"}
 UNIT = Fraction(1, 8)  # L:1/8, the unit length of everything we write
-# Note lengths in units that the plain dialect writes (others, like the 1/3 of a triplet, skip the tune).
+# A note's written length must be a whole number of 32nds (a third, as in a tuplet, skips the tune); a broken
+# rhythm or a chord's length may then cut it finer (C/>>D: 7/8 and 1/8 of a unit), written as it is.
 WRITABLE = frozenset(Fraction(n, d) for d in (1, 2, 4) for n in range(1, 33))
 
 
@@ -121,7 +122,7 @@ def read_tune(text: str) -> Tune:
     body: list[str] = []
     for raw in text.split("\n"):
         line = raw.split("%", 1)[0].rstrip() if not raw.startswith("%%") else ""
-        field = re.match(r"([A-Za-z]):(.*)", line)
+        field = re.match(r"([A-Za-z]):(?![|:])(.*)", line)  # "B:|c2|" is music (a note and a repeat)
         if (field and not body) or (field and field.group(1) in "KML" and body):
             name, value = field.group(1), field.group(2).strip()
             if body:
@@ -204,8 +205,9 @@ def _read_body(source: str, key: Key, scale: Fraction) -> tuple[tuple[tuple[Note
                 if not notes:
                     raise AbcSkip("an empty chord")
                 top = max(notes, key=lambda n: n.midi)
-                top = replace(top, length=notes[0].length * _length(chord.group(2)), tie="-" in chord.group(1))
-                bar.append(replace(top, length=top.length * broken))
+                top = replace(top, length=notes[0].length * _length(chord.group(2)) * broken,
+                              tie="-" in chord.group(1))
+                bar.append(top)
                 broken = Fraction(1)
                 i += chord.end()
             elif c in "^_=ABCDEFGabcdefgzx":

@@ -17,6 +17,7 @@ A minor), and each line's syllables, ``+`` where a clause ends inside a line.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -38,13 +39,14 @@ class MelodyPlan:
     key: str  # "C" or "Am": the plain key the tune model writes in
     phrases: tuple[tuple[int, ...], ...]  # per line, its clauses' syllable counts
 
-    @property
+    # Cached: the grammar asks these tens of thousands of times a melody.
+    @functools.cached_property
     def bar(self) -> int:
         """Sixteenths in a bar."""
         top, bottom = (int(x) for x in self.meter.split("/"))
         return top * 16 // bottom
 
-    @property
+    @functools.cached_property
     def long(self) -> int:
         """The shortest note a clause may end on: a beat (a dotted quarter in 6/8, 9/8)."""
         top, bottom = (int(x) for x in self.meter.split("/"))
@@ -55,20 +57,27 @@ class MelodyPlan:
         return self.key[0]
 
     def syllables(self, phrase: int) -> int:
-        return sum(self.phrases[phrase])
+        return self._syllables[phrase]
 
     def long_notes(self, phrase: int) -> frozenset[int]:
         """Indices (in the phrase) of the notes that end a clause."""
-        ends, total = set(), 0
-        for count in self.phrases[phrase]:
-            total += count
-            ends.add(total - 1)
-        return frozenset(ends)
+        return self._long_notes[phrase]
+
+    @functools.cached_property
+    def _syllables(self) -> tuple[int, ...]:
+        return tuple(sum(phrase) for phrase in self.phrases)
+
+    @functools.cached_property
+    def _long_notes(self) -> tuple[frozenset[int], ...]:
+        return tuple(frozenset(itertools.accumulate(c - 1 if i == 0 else c for i, c in enumerate(phrase)))
+                     for phrase in self.phrases)
 
     def bars(self, phrase: int) -> int:
-        """Whole bars for a phrase: a quarter a syllable on average, the clause ends' long notes included."""
-        n = self.syllables(phrase)
-        return max(1, math.ceil(n * 4 / self.bar))
+        """Whole bars for a phrase: a quarter a syllable on average, and room for its clause ends' long notes
+        ("Oh, my love" in 6/8: two dotted quarters and a sixteenth do not fit one bar)."""
+        n, longs = self.syllables(phrase), len(self.long_notes(phrase))
+        shortest = longs * self.long + (n - longs)
+        return max(1, math.ceil(n * 4 / self.bar), math.ceil(shortest / self.bar))
 
     @property
     def header(self) -> str:

@@ -10,22 +10,25 @@ unless the person chose them; the meter is 4/4 unless chosen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+
+import torch
 
 from charrnn.batching import generate_many
 from charrnn.mixture import LanguageModel
 from charrnn.music.abc import AbcSkip, Key, Tune, length_text, note_text, parse_key, read_tune, transpose
 from charrnn.music.lyric import SungLine, is_sad, sung_lines, words_line
-from charrnn.music.melody import MelodyError, MelodyPlan, parse_melody
+from charrnn.music.melody import MelodyCursor, MelodyError, MelodyPlan, parse_melody
 from charrnn.sample import SampleConfig
 from charrnn.vocab import Vocab
 
 METERS = ("4/4", "3/4", "6/8", "2/4")
 MAX_LINES = 32  # a lead sheet a phone can show: 32 staves stay within Telegram's photo limits
 MAX_SYLLABLES = 320
-GLAD_TEMPO, SAD_TEMPO = 96, 72  # quarter notes a minute (dotted quarters in 6/8: two thirds of it)
+GLAD_TEMPO, SAD_TEMPO = 96, 72  # quarter notes a minute (in 6/8, dotted quarters: two thirds of it)
 TEMPERATURE = 0.8
 
 
@@ -39,7 +42,7 @@ class Choices:
 
     meter: str = ""
     key: str = ""  # "D", "Bb", "F#m", "Em"
-    tempo: int = 0  # quarter notes a minute, 40-200
+    tempo: int = 0  # beats a minute, 40-200: quarter notes, dotted quarters in 6/8
 
     def __post_init__(self) -> None:
         if self.meter and self.meter not in METERS:
@@ -82,6 +85,11 @@ class Song:
         return self.abc_with()
 
     @property
+    def tempo_mark(self) -> str:
+        """The tempo as a lead sheet writes it: "♩ = 96", "♩. = 64"."""
+        return f"{'♩.' if self.beat == Fraction(3, 8) else '♩'} = {self.tempo}"
+
+    @property
     def key_name(self) -> str:
         key = self.tune.key
         return f"{key.tonic.replace('b', '♭').replace('#', '♯')} {'minor' if key.mode == 'm' else 'major'}"
@@ -90,9 +98,8 @@ class Song:
         """``abc``; with ``subtitle``, the key and the tempo as a second title line (what a lead sheet shows
         above the music, and Verovio does not draw from ``Q:``)."""
         beat_units = self.beat / Fraction(1, 8)
-        symbol = "♩." if self.beat == Fraction(3, 8) else "♩"
         head = ["X:1", f"T:{self.title}" if self.title else "",
-                f"T:{self.key_name}, {symbol} = {self.tempo}" if subtitle else "", f"M:{self.tune.meter_text}", "L:1/8",
+                f"T:{self.key_name}, {self.tempo_mark}" if subtitle else "", f"M:{self.tune.meter_text}", "L:1/8",
                 f"Q:{self.beat.numerator}/{self.beat.denominator}={self.tempo}", f"K:{self.tune.key}"]
         body = []
         for music, line in zip(self.tune.lines, self.lines, strict=True):
@@ -128,6 +135,7 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
     counts = ",".join("+".join(str(len(clause)) for clause in line.clauses) for line in lines)
     try:
         plan = parse_melody(f"{choices.meter or '4/4'} {plain} {counts}")
+        MelodyCursor(plan)  # every phrase fits its bars (in 6/8 a clause end takes a dotted quarter)
     except MelodyError as error:
         raise SingError(str(error)) from None
     tempo = choices.tempo or (SAD_TEMPO if sad else GLAD_TEMPO)
@@ -156,8 +164,23 @@ def sing(model: LanguageModel, vocab: Vocab, requests: Sequence[SongRequest],
     """Melodies for many lyrics in one batch of the tune model."""
     seeds = seeds if seeds is not None else [None] * len(requests)
     jobs = [(request.plan.header, config_of(request, seed)) for request, seed in zip(requests, seeds, strict=True)]
-    results = generate_many(model, vocab, jobs)
+    # PyTorch's oneDNN LSTM repacks the weights on every call: one step of the tune model took 7.9 ms with it and
+    # 0.7 ms without (batch 1; 1.4 ms for 5), and a melody is hundreds of single steps. (A process-wide switch,
+    # restored after: call this from one thread, as the singer's workers and the CLI do.)
+    with _without_onednn():
+        results = generate_many(model, vocab, jobs)
     return [song_of(request, result.continuation) for request, result in zip(requests, results, strict=True)]
+
+
+@contextlib.contextmanager
+def _without_onednn() -> Iterator[None]:
+    """oneDNN off (``torch.backends.mkldnn.flags`` would also warn about TF32 on every call)."""
+    before = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(before)
 
 
 __all__ = ["Choices", "SingError", "Song", "SongRequest", "config_of", "length_text", "melody_request", "sing",

@@ -4,6 +4,7 @@ Telegram would not take), on the shipped tune model in a worker process."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import subprocess
@@ -11,7 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.services.songs import LINK_PREFIX
+import pytest
+
+from bot.services.singer import Singer, SingerBusy, SongAsk, SongFiles
+from bot.services.songs import LINK_PREFIX, read_choices
+from charrnn.checkpoint import TUNE
+from charrnn.music.sing import Choices, SingError
 
 from .conftest import Harness, bot_running
 from .test_e2e import GROUP, USER, ask, buttons, eventually, run
@@ -92,6 +98,11 @@ def test_the_music_button_sings_a_lyric_in_private_and_in_a_group(
             h.fake.forge_callback(OTHER, GROUP, group_lyric["message_id"], f"m:{request_id}")
             await eventually(lambda: len(h.fake.answered_callbacks) == answered + 1)
             assert h.fake.answered_callbacks[-1]["show_alert"] is True
+            for forged in ("im", "m:99999999999999999999999", "m:-1"):  # inline data in a chat; no request
+                answered = len(h.fake.answered_callbacks)
+                h.fake.forge_callback(OTHER, GROUP, group_lyric["message_id"], forged)
+                await eventually(lambda n=answered: len(h.fake.answered_callbacks) == n + 1)
+                assert h.fake.answered_callbacks[-1]["show_alert"] is True
             assert len(h.fake.sent(GROUP)) == before
 
     run(scenario())
@@ -113,6 +124,11 @@ def test_tune_sings_a_replied_text_or_its_words_and_refuses_clearly(
             h.fake.send_text(USER, USER, "/tune", reply_to_message_id=mine["message_id"])
             abc = abc_of(h, check_song(await song_after(h, USER, before)))
             assert "w: Yes-ter-day all my troub-les seemed so far a-way" in abc
+
+            before = len(h.fake.sent(USER))  # the key, meter and tempo chosen on /tune's first line
+            h.fake.send_text(USER, USER, "/tune D 3/4 100", reply_to_message_id=mine["message_id"])
+            abc = abc_of(h, check_song(await song_after(h, USER, before)))
+            assert "K:D\n" in abc and "M:3/4" in abc and "Q:1/4=100" in abc and "w: Yes-ter-day" in abc
 
             before = len(h.fake.sent(USER))
             h.fake.send_text(USER, USER, "/tune 《春晓》\n\n春眠不觉晓\n处处闻啼鸟")
@@ -164,7 +180,34 @@ def test_the_sandbox_terminal_sings_and_saves_the_files(tmp_path: Path, trained_
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert chat.returncode == 0, chat.stderr[-2000:]
     assert "bot> [picture]" in chat.stdout and "bot> [voice message," in chat.stdout, chat.stdout[-1500:]
-    saved = sorted(p.suffix for p in (tmp_path / "sandbox-files").iterdir())
+    saved = sorted(p.suffix for p in (tmp_path / "var" / "sandbox-files").iterdir())
     assert saved == [".abc", ".ogg", ".png"]
-    abc = next((tmp_path / "sandbox-files").glob("*.abc")).read_text(encoding="utf-8")
+    abc = next((tmp_path / "var" / "sandbox-files").glob("*.abc")).read_text(encoding="utf-8")
     assert "w: 天 青 色" in abc
+
+
+def test_the_first_line_of_tune_may_choose_key_meter_and_tempo() -> None:
+    assert read_choices("G 3/4 100\n春风又绿江南岸") == (Choices(meter="3/4", key="G", tempo=100), "春风又绿江南岸")
+    assert read_choices("F#m ♩=80") == (Choices(key="F#m", tempo=80), "")  # in a reply: the words are the reply's
+    assert read_choices("B♭ 6/8") == (Choices(meter="6/8", key="Bb"), "")
+    for lyric in ("A day in the life", "G is for the garden\nwe grew", "春风又绿江南岸", ""):
+        assert read_choices(lyric) == (Choices(), lyric)  # a first line with words of its own is the lyric's
+    with pytest.raises(SingError, match="tempo"):
+        read_choices("C 500")
+
+
+def test_a_full_queue_refuses_at_once_and_loses_nothing_queued() -> None:
+    async def scenario() -> None:
+        singer = Singer(TUNE, workers=1, queue_size=1)
+        try:
+            first = asyncio.ensure_future(singer.sing(SongAsk("春风又绿江南岸", "")))
+            second = asyncio.ensure_future(singer.sing(SongAsk("明月何时照我还", "")))
+            # Both reach the queue before its feeder runs: the first fills it, the second is refused at once.
+            with pytest.raises(SingerBusy):
+                await second
+            sung = await asyncio.wait_for(first, SONG_TIMEOUT)
+            assert isinstance(sung, SongFiles) and "w: 春 风 又 绿 江 南 岸" in sung.abc
+        finally:
+            await singer.close()
+
+    run(scenario())

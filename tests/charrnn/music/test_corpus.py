@@ -36,6 +36,7 @@ def test_the_corpus_is_the_one_the_shipped_model_learnt(corpus: tuple[str, objec
     assert corpus[1].sha256 == pinned  # type: ignore[attr-defined]
 
 
+@pytest.mark.heavy
 def test_the_non_commercial_collection_only_when_asked() -> None:
     _, report = build_tunes(non_commercial=True)
     assert report.kept["essenFolksong"] > 5000
