@@ -137,6 +137,8 @@ pretrained-sung: $(VENV)/.installed
 # ABC from the installed music21 package, the collections free for any use (charrnn.music.corpus; the corpus's
 # SHA-256 is printed), one LSTM 2x512 with a small embedding (a 49-character alphabet) over 256-character windows
 # (a tune is 200), stopped by the clock, exported in half precision (about 6.6 MB). TUNE_MINUTES=0.2 for a trial.
+# The shipped one is this target's export (weights-ac2b6c221417, corpus sha256 a76a9950...), run 2026-12-02:
+# 23 epochs in 45 minutes beside other work, best held-out perplexity 2.867 at epoch 22.
 TUNE_MINUTES ?= 45
 TUNE_RUN ?= runs/tune
 TUNE_OUT ?= charrnn/pretrained/tune
