@@ -10,6 +10,10 @@ from charrnn.cli import main
 from charrnn.music.abc import read_tune, split_tunes
 from charrnn.music.corpus import TUNES_SHA256, build_tunes
 
+# Plain Python over 4,400 tunes (seconds each build): nothing here depends on the CPU's kernels, so the
+# make test-portable matrix leaves it to make test.
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def corpus() -> tuple[str, object]:
@@ -36,7 +40,6 @@ def test_the_corpus_is_the_one_the_shipped_model_learnt(corpus: tuple[str, objec
     assert corpus[1].sha256 == pinned  # type: ignore[attr-defined]
 
 
-@pytest.mark.heavy
 def test_the_non_commercial_collection_only_when_asked() -> None:
     _, report = build_tunes(non_commercial=True)
     assert report.kept["essenFolksong"] > 5000

@@ -40,6 +40,7 @@ def test_the_shipped_file_is_the_recorded_one() -> None:
     assert sum(f.stat().st_size for f in files) <= MAX_BYTES
 
 
+@pytest.mark.heavy  # the corpus built and counted in plain Python: make test runs it, the portable matrix not
 def test_it_beats_a_kneser_ney_5_gram_on_the_held_out_tunes(corpus: str, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     tune = load_checkpoint(TUNE)
     train, val = split_corpus(corpus, 0.1, "tail")
