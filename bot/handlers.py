@@ -188,7 +188,7 @@ async def _write_or_ask(update: Update, context: Context, asked: Asked) -> None:
 
 
 # What the bot appends under a lyric (their fixed openings): not lines of the lyric when one replies to it.
-_NOTES = tuple(m[key].split("{")[0] for m in MESSAGES.values() for key in ("skipped", "style_gone"))
+BOT_NOTES = tuple(m[key].split("{")[0] for m in MESSAGES.values() for key in ("skipped", "style_gone"))
 
 
 def asked_of(message: Message, bot_id: int, max_chars: int) -> Asked:
@@ -210,7 +210,7 @@ def asked_of(message: Message, bot_id: int, max_chars: int) -> Asked:
     if ours and target.text in {m["ask_prefix"] for m in MESSAGES.values()}:
         return asked  # "/write" sent as the answer to our own prompt: the prompt is no first line
     text = target.text or target.caption or ""
-    pattern = lines_pattern(lyric_body(text, _NOTES) if ours else text, max_chars)
+    pattern = lines_pattern(lyric_body(text, BOT_NOTES) if ours else text, max_chars)
     if pattern is not None:
         return Asked(asked.words, pattern=pattern)
     return asked if argument else Asked(text.strip())

@@ -16,8 +16,9 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest
 
 from bot.context import Context
-from bot.handlers import command_argument, person_of, place_of, reply, send_outcome, services
+from bot.handlers import BOT_NOTES, command_argument, person_of, place_of, reply, send_outcome, services
 from bot.i18n import language, t
+from bot.services.forms import without_notes
 from bot.services.singer import SongAsk, SongFiles
 from bot.services.songs import LINK_PREFIX, SongRefused, SongService, read_choices
 from charrnn.music.sing import SingError
@@ -43,6 +44,8 @@ async def tune(update: Update, context: Context) -> None:
         return
     if not text.strip() and replied is not None:
         text = replied.text or replied.caption or ""
+        if replied.from_user is not None and replied.from_user.id == context.bot.id:
+            text = without_notes(text, BOT_NOTES)  # our lyric: its notes ("never seen: x") are no lines to sing
     if not text.strip():
         await reply(update, context, t(lang, "tune_usage"))
         return

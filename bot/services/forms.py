@@ -105,6 +105,12 @@ def lyric_body(text: str, notes: tuple[str, ...] = ()) -> str:
     blocks = re.split(r"\n\s*\n", text.strip())
     if len(blocks) > 1 and "\n" not in blocks[0].strip():
         blocks = blocks[1:]
+    return without_notes("\n\n".join(blocks), notes)
+
+
+def without_notes(text: str, notes: tuple[str, ...]) -> str:
+    """The text without the notes the bot appends under a lyric (its last blocks starting with one of ``notes``)."""
+    blocks = re.split(r"\n\s*\n", text.strip())
     while len(blocks) > 1 and any(blocks[-1].startswith(note) for note in notes if note):
         blocks = blocks[:-1]
     return "\n\n".join(blocks)

@@ -79,12 +79,18 @@ class Report:
         return out
 
 
-def music21_corpus() -> Path:
-    """The installed music21's corpus folder (``FileNotFoundError`` when music21 is not installed)."""
-    spec = importlib.util.find_spec("music21")
+def installed(package: str) -> Path:
+    """An installed package's folder, found without importing it (music21 takes seconds to import);
+    ``FileNotFoundError`` when it is not installed."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("music21 is not installed: pip install music21")
-    return Path(next(iter(spec.submodule_search_locations))) / "corpus"
+        raise FileNotFoundError(f"{package} is not installed: pip install {package}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def music21_corpus() -> Path:
+    """The installed music21's corpus folder."""
+    return installed("music21") / "corpus"
 
 
 def reason_of(error: AbcSkip) -> str:

@@ -143,6 +143,7 @@ class MelodyCursor:
     closing: bool = False  # the phrase's last bar line is written: a line break or the end comes next
     done: bool = False
     notes: list[int] = field(default_factory=list)  # notes written per phrase (for tests and reports)
+    _allowed: str | None = field(default=None, repr=False)  # what allowed() said for the state as it is
 
     def __post_init__(self) -> None:
         for i in range(len(self.plan.phrases)):
@@ -162,7 +163,13 @@ class MelodyCursor:
     # What may come next -------------------------------------------------------------------------------
 
     def allowed(self) -> str:
-        """The characters the tune may write next (never empty while the tune is not done)."""
+        """The characters the tune may write next (never empty while the tune is not done). Kept until the next
+        character: the processor asks, then ``observe`` checks, once each a step."""
+        if self._allowed is None:
+            self._allowed = self._compute_allowed()
+        return self._allowed
+
+    def _compute_allowed(self) -> str:
         if self.done:
             return ""
         if not self.token:
@@ -219,7 +226,7 @@ class MelodyCursor:
         probe = MelodyCursor.__new__(MelodyCursor)
         probe.plan, probe.phrase, probe.index, probe.room, probe.bars_left = (
             self.plan, self.phrase, self.index + (not rest), self.room - length, self.bars_left)
-        probe.token, probe.closing, probe.done, probe.notes = "", False, False, []
+        probe.token, probe.closing, probe.done, probe.notes, probe._allowed = "", False, False, [], None
         return set(probe._starts())
 
     @staticmethod
@@ -235,6 +242,7 @@ class MelodyCursor:
         raises ``ValueError`` (a bug, never a model's choice: the processor masks everything else)."""
         if char not in self.allowed():
             raise ValueError(f"{char!r} does not fit the melody here (allowed: {self.allowed()!r})")
+        self._allowed = None
         if self.token and char not in ",'/0123456789":
             self._finish_token()
         if char == "|":

@@ -14,7 +14,6 @@ callers run off their event loop.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import struct
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charrnn.music.corpus import installed
 from charrnn.music.sing import Song
 
 RATE = 24_000  # Opus's wideband rate: a melody on a phone speaker loses nothing, and half the work of 48 kHz
@@ -39,10 +39,10 @@ class RenderError(RuntimeError):
 
 
 def _package_file(package: str, *parts: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise RenderError(f"{package} is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    try:
+        path = installed(package).joinpath(*parts)
+    except FileNotFoundError as error:
+        raise RenderError(str(error)) from None
     if not path.is_file():
         raise RenderError(f"{path} is missing")
     return path

@@ -19,7 +19,7 @@ import torch
 
 from charrnn.batching import generate_many
 from charrnn.mixture import LanguageModel
-from charrnn.music.abc import AbcSkip, Key, Tune, length_text, note_text, parse_key, read_tune, transpose
+from charrnn.music.abc import AbcSkip, Key, Tune, note_text, parse_key, read_tune, transpose
 from charrnn.music.lyric import SungLine, is_sad, sung_lines, words_line
 from charrnn.music.melody import MelodyCursor, MelodyError, MelodyPlan, parse_melody
 from charrnn.sample import SampleConfig
@@ -182,6 +182,3 @@ def _without_onednn() -> Iterator[None]:
     finally:
         torch._C._set_mkldnn_enabled(before)
 
-
-__all__ = ["Choices", "SingError", "Song", "SongRequest", "config_of", "length_text", "melody_request", "sing",
-           "song_of"]

@@ -31,6 +31,13 @@ async def song_after(h: Harness, chat: int, before: int) -> list[dict[str, Any]]
     return (await h.fake.wait_for_sent(chat, before + 3, timeout=SONG_TIMEOUT))[before:]
 
 
+async def tune(h: Harness, text: str, reply_to: int | None = None) -> list[dict[str, Any]]:
+    """/tune as the person sends it; the three messages of its song."""
+    before = len(h.fake.sent(USER))
+    h.fake.send_text(USER, USER, text, reply_to_message_id=reply_to)
+    return await song_after(h, USER, before)
+
+
 def check_song(messages: list[dict[str, Any]], syllables: int | None = None) -> str:
     photo, voice, document = messages
     (size,) = photo["photo"]
@@ -120,21 +127,22 @@ def test_tune_sings_a_replied_text_or_its_words_and_refuses_clearly(
             words = "Yesterday, all my troubles seemed so far away\nNow it looks as though they're here to stay"
             await ask(h, words)  # plain text in private is a /write: the bot answers it with a lyric
             (mine,) = [m for m in h.fake.messages(USER) if m.get("text") == words and m["from"]["id"] == USER]
-            before = len(h.fake.sent(USER))
-            h.fake.send_text(USER, USER, "/tune", reply_to_message_id=mine["message_id"])
-            abc = abc_of(h, check_song(await song_after(h, USER, before)))
+            abc = abc_of(h, check_song(await tune(h, "/tune", reply_to=mine["message_id"])))
             assert "w: Yes-ter-day all my troub-les seemed so far a-way" in abc
 
-            before = len(h.fake.sent(USER))  # the key, meter and tempo chosen on /tune's first line
-            h.fake.send_text(USER, USER, "/tune D 3/4 100", reply_to_message_id=mine["message_id"])
-            abc = abc_of(h, check_song(await song_after(h, USER, before)))
+            # The key, meter and tempo chosen on /tune's first line.
+            abc = abc_of(h, check_song(await tune(h, "/tune D 3/4 100", reply_to=mine["message_id"])))
             assert "K:D\n" in abc and "M:3/4" in abc and "Q:1/4=100" in abc and "w: Yes-ter-day" in abc
 
-            before = len(h.fake.sent(USER))
-            h.fake.send_text(USER, USER, "/tune 《春晓》\n\n春眠不觉晓\n处处闻啼鸟")
-            song = await song_after(h, USER, before)
+            song = await tune(h, "/tune 《春晓》\n\n春眠不觉晓\n处处闻啼鸟")
             abc = abc_of(h, check_song(song))
             assert "T:春晓" in abc and "w: 春 眠 不 觉 晓" in abc and song[0]["caption"].startswith("春晓")
+
+            # Our own lyric, replied to: the note under it (characters it never saw) is no line of the song.
+            lyric = await ask(h, "/write 我不要\u2603")
+            assert "never seen" in lyric["text"]
+            abc = abc_of(h, check_song(await tune(h, "/tune", reply_to=lyric["message_id"])))
+            assert "seen" not in abc and "think" not in abc and "w: 我 不 要" in abc
 
             too_long = await ask(h, "/tune " + "\n".join(["我们一起唱"] * 40))
             assert "can't sing" in too_long["text"] and "40 lines" in too_long["text"]
