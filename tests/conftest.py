@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,13 @@ def jaychou_path() -> Path:
 @pytest.fixture
 def shakespeare_path() -> Path:
     return real_corpus("tinyshakespeare.txt")
+
+
+def han_share(text: str) -> float:
+    """Share of Han characters among the letters and digits of ``text``.
+
+    Punctuation and line breaks are left out: a ci of three-character lines carries a comma every three
+    characters, and that says nothing about which language the model wrote.
+    """
+    letters = [ch for ch in text if unicodedata.category(ch)[0] in "LN"]
+    return sum("\u4e00" <= ch <= "\u9fff" for ch in letters) / max(len(letters), 1)

@@ -18,7 +18,7 @@ from charrnn.cli import main
 from charrnn.data import load_corpus
 from charrnn.lyrics import english_words, known_words
 
-from ..conftest import real_corpus
+from ..conftest import han_share, real_corpus
 
 BASE_WEIGHTS_SHA256 = "93392d30ad2ee89ce2c53bdda44a7c4091bae05cf27b294d1c111d50b53d285b"
 SONGCI_HELD_OUT_PPL = 55.65  # python -m charrnn eval base ../shared/data/songci.txt
@@ -66,7 +66,7 @@ def test_a_chinese_prefix_gets_chinese_lines(capsys: pytest.CaptureFixture[str])
     for sample in generate_json("天青色等烟雨", capsys, num=4):
         assert sample["skipped"] == [], sample  # the base knows every character of it
         text = str(sample["text"]).removeprefix("天青色等烟雨")
-        assert len(HAN.findall(text)) >= 0.7 * len(text.replace("\n", "")), text
+        assert han_share(text) >= 0.95, text
         assert not WORD.search(text), text
 
 
