@@ -80,7 +80,7 @@ clean:
 # Three stages: BASE_MINUTES from random weights, then BASE2_MINUTES more from stage 1's fp16 export at a
 # lower learning rate (a fresh cosine schedule), then BASE3_MINUTES with Shakespeare read three times per
 # epoch (a quarter of the characters, it had learnt English the least). It needs an idle machine; the
-# export halves the weights (fp16, about 14 MB). The corpora's English words (charrnn.words: the only
+# export halves the weights (fp16, about 14 MB). The corpora's English words (charrnn.text.words: the only
 # words its English may spell) then go into stage 3's meta.json alone (training records them, but these
 # weights were trained before it did), and stage 4, pretrained-sung (below), starts from that export.
 # The shipped base is stage 4's export (weights-93392d30ad2e): make pretrained-sung, run 2026-12-02.
@@ -149,14 +149,14 @@ pretrained-tune: $(VENV)/.installed
 	  --epochs 100 --patience 0 --max-minutes $(TUNE_MINUTES) --seed 0 --sample-every 0 --resume
 	$(PY) -m charrnn export $(TUNE_RUN)/best $(TUNE_OUT) --half
 
-# The keyword plan's table shipped in charrnn/topics.json: for the 3,000 most widespread two-character words of
+# The keyword plan's table shipped in charrnn/text/topics.json: for the 3,000 most widespread two-character words of
 # the base's Chinese corpora, sung text only (titles left out; the Yuan qu without its drama, whose role markers
-# 正末, 末云 would otherwise be "related" to everything), the words that share their songs most (charrnn.topics).
+# 正末, 末云 would otherwise be "related" to everything), the words that share their songs most (charrnn.text.topics).
 topics: $(VENV)/.installed
 	$(PY) -m charrnn fetch yuanqu-sung --from $(DATA)/yuanqu.txt --dir $(SUNG_DATA)
 	$(PY) -m charrnn topics build $(DATA)/songci.txt $(DATA)/shijing.txt $(SUNG_DATA)/yuanqu-sung.txt
 
-# The ci tune forms shipped in charrnn/ci_forms.json: each tune's prevailing pattern and rhyme positions, mined
+# The ci tune forms shipped in charrnn/text/ci_forms.json: each tune's prevailing pattern and rhyme positions, mined
 # from the Song ci corpus (charrnn.form_mining; tests/charrnn/test_forms.py checks the file is what this makes).
 forms: $(VENV)/.installed
 	$(PY) -m charrnn forms build $(DATA)/songci.txt

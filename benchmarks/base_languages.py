@@ -6,7 +6,7 @@
 English: the real-word rate, the share of the words written after ``The `` that are words of tiny
 Shakespeare (the issue's target: at least 85%), at the default sampling settings, at temperature 0.5 and
 at 1.5; 16 samples of 120 characters, seeds 1 to 16; with the checkpoint's English words off (the model
-alone) and on (``charrnn.words``: what the bot does). Chinese: the share of Han characters written after
+alone) and on (``charrnn.text.words``: what the bot does). Chinese: the share of Han characters written after
 ``天青色等烟雨``, and whether every character of the prefix was known.
 """
 
@@ -18,11 +18,11 @@ from dataclasses import replace
 
 from common import corpus_path, print_table
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.config import SampleConfig
 from charrnn.data import load_corpus
-from charrnn.lyrics import english_words, known_words
-from charrnn.sample import SampleConfig
+from charrnn.generation.batching import generate_many
+from charrnn.text.lyrics import english_words, known_words
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 SAMPLES = 16

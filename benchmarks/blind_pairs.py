@@ -34,12 +34,12 @@ from pathlib import Path
 from common import corpus_path
 
 from bot.services.quality import rank
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
 from charrnn.form_mining import blocks_of
-from charrnn.forms import pattern_of, tunes
-from charrnn.sample import SampleConfig
+from charrnn.generation.batching import generate_many
+from charrnn.text.forms import pattern_of, tunes
 
 CANDIDATES = 4
 PASSAGE_LINES = 8  # a Jay Chou passage: about a verse and a chorus
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=BASE, help="the model that writes ours (default: the shipped base)")
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--topics", action="store_true", help="write ours with a keyword plan (charrnn.topics)")
+    parser.add_argument("--topics", action="store_true", help="write ours with a keyword plan (charrnn.text.topics)")
     parser.add_argument("--score", type=Path, metavar="ANSWERS", help="score a reader's answers against --key")
     parser.add_argument("--key", type=Path)
     args = parser.parse_args()

@@ -25,8 +25,8 @@ from common import corpus_path, percentile, print_table
 
 from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
-from bot.services.models import ModelStore
 from bot.services.training import RunReport, TrainingService
+from bot.serving.models import ModelStore
 from bot.settings import Settings
 from charrnn.data import load_corpus
 

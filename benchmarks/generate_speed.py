@@ -8,10 +8,10 @@ would mislead). Every request generates exactly ``--length`` characters (and kee
 whole line). Latency is from the moment all requests arrive to each one's answer, so one-at-a-time
 latency includes waiting for the requests ahead. Each precision is compared with one-at-a-time in the
 same precision, and the fastest batched mode with the fastest one-at-a-time mode. When the checkpoint has
-English words (``charrnn.words``), the batched run is timed with them off and on: what keeping every
+English words (``charrnn.text.words``), the batched run is timed with them off and on: what keeping every
 English word a corpus word costs.
 
-The shape rules (``charrnn.shape``: rhyme by construction and a target length) are timed too: the same
+The shape rules (``charrnn.generation.shape``: rhyme by construction and a target length) are timed too: the same
 requests batched with ``rhyme=True, target_length=--length``, their characters counted as written (the
 target ends each on a whole line, so they vary), against the plain batched run in the serving precision.
 """
@@ -28,10 +28,11 @@ from pathlib import Path
 import torch
 from common import percentile, print_table, train_default_model
 
-from charrnn.batching import BatchGenerator
 from charrnn.checkpoint import load_checkpoint
+from charrnn.config import SampleConfig
+from charrnn.generation.batching import BatchGenerator
+from charrnn.generation.sample import serving_dtype
 from charrnn.model import CharRNN
-from charrnn.sample import SampleConfig, serving_dtype
 from charrnn.vocab import Vocab
 
 PREFIXES = ["我", "天青色等烟雨", "夜", "在风里", "你说", "", "窗外的麻雀", "雨下了整夜"]

@@ -19,12 +19,12 @@ from dataclasses import replace
 import torch
 from common import corpus_path, print_table
 
-from charrnn.batching import generate_many
 from charrnn.cli_options import cutoffs
+from charrnn.config import SampleConfig
 from charrnn.data import load_corpus
+from charrnn.generation.batching import generate_many
 from charrnn.model import ModelConfig, count_parameters
 from charrnn.pipeline import train_model
-from charrnn.sample import SampleConfig
 from charrnn.train import TrainConfig
 
 BASE_SHAPE = ModelConfig(vocab_size=1, cell="lstm", layers=2, embed=512, hidden=512, dropout=0.2)

@@ -53,17 +53,18 @@ from lyric_shape import (
     rhyme_accuracy,
 )
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
+from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
 from charrnn.drama import stage_directions
 from charrnn.evaluate import HeldOut, evaluate, reference_vocab
-from charrnn.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_length, median
+from charrnn.generation.batching import generate_many
+from charrnn.generation.sample import Generation
 from charrnn.mixture import LanguageModel, fit_weights
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.rhyme import free_rhymes, rhyme_rate
-from charrnn.sample import Generation, SampleConfig
+from charrnn.text.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_length, median
+from charrnn.text.rhyme import free_rhymes, rhyme_rate
 from charrnn.train import TrainConfig
 from charrnn.transfer import TransferConfig, component_logprobs, transfer
 from charrnn.vocab import Vocab

@@ -5,15 +5,15 @@
 
 Three measures, on the shipped base at the bot's settings (no_repeat_ngram 8):
 
-- rhyme accuracy: rhyme positions on their rhyme / rhyme positions (``charrnn.rhyme.free_rhymes``: every
+- rhyme accuracy: rhyme positions on their rhyme / rhyme positions (``charrnn.text.rhyme.free_rhymes``: every
   line end after the first that sets the song's rhyme), Chinese (two-character openings of held-out Jay
   Chou lines) and English (first words of held-out Shakespeare lines): free text of 200 characters, as
   the bot asked before (a line cut by the length limit is left out), and with a target of 160;
 - length accuracy: the share of lyrics within 20% of a target of 20, 60, 160, 300 and 600 characters
-  (``charrnn.shape.lyric_length``), and whether they ended on a whole line;
+  (``charrnn.generation.shape.lyric_length``), and whether they ended on a whole line;
 - format accuracy on held-out tunes: the blocks of the Song ci corpus's held-out tail whose tune is in the
   table, each written to its tune from its first two characters; the share written exactly (clause
-  lengths and punctuation, ``charrnn.forms.follows``), and the rhyme at the tune's rhyme positions. For
+  lengths and punctuation, ``charrnn.text.forms.follows``), and the rhyme at the tune's rhyme positions. For
   comparison: the corpus's own blocks, and the base prompted with the tune's name but no form.
 
 ``lyric_quality.py`` reuses these measures for its columns.
@@ -28,15 +28,16 @@ from dataclasses import replace
 
 from common import corpus_path, print_table
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
 from charrnn.form_mining import blocks_of
-from charrnn.forms import follows, plan_rhymes, tune_plan, tunes
+from charrnn.generation.batching import generate_many
+from charrnn.generation.sample import Generation
+from charrnn.generation.shape import lyric_length
 from charrnn.mixture import LanguageModel
-from charrnn.rhyme import free_rhymes
-from charrnn.sample import Generation, SampleConfig
-from charrnn.shape import lyric_length
+from charrnn.text.forms import follows, plan_rhymes, tune_plan, tunes
+from charrnn.text.rhyme import free_rhymes
 from charrnn.vocab import Vocab
 
 BOT = SampleConfig(no_repeat_ngram=8)

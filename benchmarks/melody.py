@@ -140,8 +140,8 @@ def real_figures(text: str, count: int) -> dict[str, float]:
 async def bot_latency(people: int, rounds: int) -> list[float]:
     from bot.app import build_application, running
     from bot.sandbox import FakeTelegram
-    from bot.services.models import ModelStore
-    from bot.services.singer import SongAsk
+    from bot.serving.models import ModelStore
+    from bot.serving.singer import SongAsk
     from bot.settings import Settings
 
     latencies: list[float] = []

@@ -4,7 +4,7 @@ Two ways to receive updates. Polling (the default): one bot per database, enforc
 Webhook (``Webhook``): Telegram POSTs each update, with the secret token in a header, to one of possibly
 several replicas behind a load balancer sharing one database; replicas take no instance lock, and the
 fine-tune (scheduled, ``/retrain`` or the clean-up of a crashed run) is guarded per run by
-``FinetuneLock``, so it happens once across them (see ``bot.services.instance``). Replicas must share
+``FinetuneLock``, so it happens once across them (see ``bot.ops.instance``). Replicas must share
 ``MODEL_DIR`` (a promotion is written there; the others follow its ACTIVE pointer within 30 s), and should
 be started after ``lyricbot db upgrade``, since replicas starting together would each migrate. What stays
 per process: the rate limit and the in-chat answer order (``ChatOrder``) hold per replica, not overall.
@@ -28,39 +28,19 @@ from urllib.parse import urlsplit
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import ReplyParameters, Update
+from telegram import Update
 from telegram.constants import ChatAction
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
-    CallbackQueryHandler,
-    ChosenInlineResultHandler,
-    CommandHandler,
-    InlineQueryHandler,
-    MessageHandler,
-    filters,
 )
 
-from bot import admin, commands, handlers, settings_panel, song_handlers
-from bot import inline as inline_handlers
-from bot import styles as style_handlers
-from bot.context import CONTEXT_TYPES
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
-from bot.db.repository import RequestRecord
-from bot.handlers import BotServices
-from bot.i18n import language
-from bot.logs import Redactor, RedactTokens
-from bot.services.admission import ChatOrder
-from bot.services.backends import make_backends
-from bot.services.generation import GenerationBackend
-from bot.services.inline import InlineService
-from bot.services.instance import FinetuneLock, InstanceLock, InstanceLocked
-from bot.services.lyrics import Duplicate, Lyric, LyricsService, Refused
-from bot.services.models import ModelStore
-from bot.services.quality import CopyGuard
-from bot.services.schedule import (
+from bot.ops.instance import FinetuneLock, InstanceLock, InstanceLocked
+from bot.ops.logs import Redactor, RedactTokens
+from bot.ops.schedule import (
     FINETUNE_JOB,
     FOLLOW_JOB,
     LEASE_JOB,
@@ -69,13 +49,23 @@ from bot.services.schedule import (
     make_scheduler,
     register,
 )
-from bot.services.singer import Singer
+from bot.services.admission import ChatOrder
+from bot.services.inline import InlineService
+from bot.services.lyrics import LyricsService
+from bot.services.quality import CopyGuard
 from bot.services.songs import SongService
 from bot.services.styles import StyleService
 from bot.services.training import TrainingService
+from bot.serving.backends import make_backends
+from bot.serving.generation import GenerationBackend
+from bot.serving.models import ModelStore
+from bot.serving.singer import Singer
 from bot.settings import Settings
-from bot.typing_indicator import TypingIndicator
-from bot.webhook import SafeUpdater
+from bot.telegram import catalogue, routes
+from bot.telegram.context import CONTEXT_TYPES, Services
+from bot.telegram.delivery import answer_unfinished, notify_admins
+from bot.telegram.typing_indicator import TypingIndicator
+from bot.telegram.webhook import SafeUpdater
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +142,9 @@ class Runtime:
         await self.backend.start()
         guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)
         sessions = make_sessionmaker(self.engine)
-        lyrics = LyricsService(s, sessions, self.backend, guard)
-        bot_services = BotServices(settings=s, lyrics=lyrics, order=ChatOrder(), typing=TypingIndicator(
-            lambda chat_id: application.bot.send_chat_action(chat_id, ChatAction.TYPING)))
-        bot_services.inline = InlineService(lyrics)
-        self.singer = Singer(s.tune_checkpoint, workers=s.sing_workers, queue_size=s.sing_queue,
-                             threads=s.torch_threads)
-        bot_services.songs = SongService(lyrics, bot_services.inline, self.singer, s.token or "")
 
         async def notify(text: str, chart: bytes | None) -> None:
-            await admin.notify_admins(application.bot, s.admin_ids, text, chart)
+            await notify_admins(application.bot, s.admin_ids, text, chart)
 
         engine = self.engine
         self.training = TrainingService(s, sessions, store, self.backend, notify, guard,
@@ -171,11 +154,19 @@ class Runtime:
             guard.add(text)
         # Styles: several models at once, one lane each; the default style is the training service's ACTIVE.
         styles = StyleService(sessions, store, self.backend, self.training)
-        lyrics.styles = bot_services.styles = styles
         await styles.reserve()
         for text in await styles.corpus_texts():
             guard.add(text)
-        application.bot_data.fill(bot_services, self.training, self)
+        lyrics = LyricsService(s, sessions, self.backend, guard, styles)
+        inline = InlineService(lyrics)
+        self.singer = Singer(s.tune_checkpoint, workers=s.sing_workers, queue_size=s.sing_queue,
+                             threads=s.torch_threads)
+        services = Services(
+            settings=s, lyrics=lyrics, styles=styles, inline=inline,
+            songs=SongService(lyrics, inline, self.singer, s.token or ""), training=self.training, order=ChatOrder(),
+            typing=TypingIndicator(lambda chat_id: application.bot.send_chat_action(chat_id, ChatAction.TYPING)),
+        )
+        application.bot_data.fill(services)
         stale = await self.training.interrupt_stale()
         if stale:
             log.warning("marked %d training run(s) left running by a crash as interrupted", stale)
@@ -190,12 +181,13 @@ class Runtime:
                  IntervalTrigger(seconds=s.request_lease_s))
         self.scheduler.start()
         log.info("serving model %s (%s generation)", self.backend.model_version, s.generation_backend)
-        await commands.set_menus(application, s)
+        await catalogue.set_menus(application, s)
         # Read what a crash left unanswered now, before polling starts: a request that arrives once the bot
         # is up is answered by its own handler, never also by this catch-up.
         unfinished = await lyrics.unfinished(everyone=not self.replica)
         # Not application.create_task: the application is not running yet during post_init.
-        self.leftovers = asyncio.create_task(answer_unfinished(application, unfinished), name="answer-unfinished")
+        self.leftovers = asyncio.create_task(answer_unfinished(application.bot, lyrics, unfinished),
+                                             name="answer-unfinished")
 
     def stop_for_lost_lock(self, application: Application, why: str) -> None:  # type: ignore[type-arg]
         """The instance lock ended with its connection and could not be taken again (another bot holds it, or
@@ -207,10 +199,11 @@ class Runtime:
 
     async def take_over(self, application: Application) -> None:  # type: ignore[type-arg]
         """Answer what a process that died left (its leases ran out): a replica that crashed while others live."""
-        records = await application.bot_data.services.lyrics.unfinished()
+        lyrics = application.bot_data.services.lyrics
+        records = await lyrics.unfinished()
         if records:
             log.warning("taking over %d request(s) whose bot stopped answering", len(records))
-            await answer_unfinished(application, records)
+            await answer_unfinished(application.bot, lyrics, records)
 
     async def scheduled_retrain(self) -> None:
         """The nightly job: fine-tune when there is new corpus text, otherwise do nothing."""
@@ -252,43 +245,13 @@ class Runtime:
             raise InstanceLocked(f"stopped: lost the lock on this PostgreSQL database ({self.lost_lock})")
 
 
-async def answer_unfinished(application: Application, records: list[RequestRecord]) -> None:  # type: ignore[type-arg]
-    """After a crash or restart, answer exactly once what was accepted but never answered."""
-    svc = application.bot_data.services
-    for record in records:
-        try:
-            outcome: Lyric | Refused | Duplicate
-            if record.chat_id is None:  # an inline request: Telegram delivered it; nowhere to send a lyric
-                continue
-            if record.status == "done" and record.output:
-                outcome = Lyric(record.id, record.output, ())
-            else:
-                prefs = await svc.lyrics.stored_preferences(record)
-                outcome = await svc.lyrics.generate(record.id, record.prefix, prefs)
-            if isinstance(outcome, Refused | Duplicate):
-                continue
-            if not await svc.lyrics.claim_sending(record.id):
-                continue
-            lang = language(await svc.lyrics.language_of(record.user_id))
-            markup = handlers.lyric_keyboard(record.id, lang, record.prefix,
-                                             share=application.bot.supports_inline_queries)
-            try:
-                sent = await application.bot.send_message(
-                    record.chat_id,
-                    handlers.fit(outcome.text),
-                    reply_markup=markup,
-                    reply_parameters=None
-                    if record.message_id is None
-                    else ReplyParameters(message_id=record.message_id, allow_sending_without_reply=True),
-                )
-            except Exception:
-                with contextlib.suppress(Exception):
-                    await svc.lyrics.fail(record.id, "could not deliver after restart")
-                raise
-            await svc.lyrics.answered(record.id, sent.message_id)  # if this fails, the row stays 'sending'
-            log.info("answered request %s left over from before the restart", record.id)
-        except Exception:  # one bad left-over must not keep the others waiting for yet another restart
-            log.exception("could not answer left-over request %s", record.id)
+def runtime_of(application: Application) -> Runtime:  # type: ignore[type-arg]
+    """The ``Runtime`` whose hooks run ``application``: its engine, worker, scheduler and left-over task, for
+    operators' tools and fault tests."""
+    runtime = getattr(application.post_init, "__self__", None)
+    if not isinstance(runtime, Runtime):
+        raise TypeError("not an application made by build_application")
+    return runtime
 
 
 def build_application(settings: Settings, replica: bool = False) -> Application:  # type: ignore[type-arg]
@@ -315,38 +278,9 @@ def build_application(settings: Settings, replica: bool = False) -> Application:
     if settings.telegram_base_file_url:
         builder = builder.base_file_url(settings.telegram_base_file_url)
     application = builder.build()
-    # PTB's webhook server reads a body before checking the secret; this one does not (see bot.webhook).
+    # PTB's webhook server reads a body before checking the secret; this one does not (see bot.telegram.webhook).
     application.updater = SafeUpdater(application.bot, application.update_queue)
-    # Before the commands: /start with a tune link sings (bot.song_handlers); a plain /start is /help.
-    application.add_handler(CommandHandler("start", song_handlers.tune_link, block=False,
-                                           filters=filters.Regex(rf"^/start {song_handlers.LINK_PREFIX}")))
-    commands.register(application)
-    new_messages = filters.UpdateType.MESSAGE  # an edited message never starts a second generation
-    ordered = handlers.in_order
-    # Plain text: a /write in private, an answer to our first-line prompt, a group message that mentions us.
-    plain_text = new_messages & filters.TEXT & ~filters.COMMAND
-    application.add_handler(MessageHandler(plain_text, ordered(handlers.text_message), block=False))
-    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.chat_migrated, block=False))
-    # Before the catch-all button handler: the first matching handler of a group wins.
-    application.add_handler(CallbackQueryHandler(ordered(style_handlers.style_button),
-                                                 pattern=style_handlers.CALLBACK_PATTERN, block=False))
-    # The /settings panel only edits its own message, so no answer order to keep (taps in a chat take turns).
-    application.add_handler(CallbackQueryHandler(settings_panel.tap, pattern=settings_panel.PATTERN, block=False))
-    application.add_handler(CallbackQueryHandler(song_handlers.music_button, pattern=song_handlers.PATTERN,
-                                                 block=False))
-    application.add_handler(CallbackQueryHandler(ordered(handlers.button), block=False))
-    # Inline mode: no chat, so no answer order to keep; block=False, as a person types several queries at once.
-    application.add_handler(InlineQueryHandler(inline_handlers.inline_query, block=False))
-    application.add_handler(ChosenInlineResultHandler(inline_handlers.chosen_result, block=False))
-    # An uploaded .txt whose caption is /addcorpus (captions are not commands to CommandHandler).
-    caption = new_messages & filters.Document.ALL & filters.CaptionRegex(r"^/addcorpus(@\w+)?(\s|$)")
-    application.add_handler(MessageHandler(caption, ordered(admin.admin_only(admin.add_corpus)), block=False))
-    # Last, so every command and message above had its chance: nobody in a private chat is left in silence.
-    application.add_handler(MessageHandler(new_messages & filters.COMMAND, ordered(handlers.unknown_command),
-                                           block=False))
-    anything_else = new_messages & filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL
-    application.add_handler(MessageHandler(anything_else, ordered(handlers.not_text), block=False))
-    application.add_error_handler(handlers.on_error)
+    routes.register(application)
     return application
 
 

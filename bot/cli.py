@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from bot.i18n import LANGUAGES
 from bot.settings import Settings
+from bot.telegram.i18n import LANGUAGES
 
 log = logging.getLogger("lyricbot")
 T = TypeVar("T")
@@ -23,7 +23,7 @@ ADMIN_COMMANDS = ("corpus", "retrain", "models", "rollback")  # one-shot command
 
 def ensure_model(settings: Settings) -> None:
     """Serve the pretrained model shipped with the package when ``MODEL_DIR`` has none: no first-run training."""
-    from bot.services.models import ModelStore
+    from bot.serving.models import ModelStore
 
     store = ModelStore(settings.model_dir, settings.device)
     if store.active_version() is None:
@@ -53,7 +53,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
     # Started before torch is imported: --minutes is for the whole command, loading and saving included.
     deadline = Deadline.after(60 * args.minutes) if args.minutes > 0 else None
-    from bot.services.models import ModelStore
+    from bot.serving.models import ModelStore
 
     store = ModelStore(settings.model_dir, settings.device)
     from charrnn.cli_options import ProgressBar
@@ -151,9 +151,9 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     """``corpus add``, ``retrain``, ``models``, ``rollback``: the admin commands, for the server's shell."""
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.migrate import upgrade
-    from bot.services.instance import FinetuneLock
-    from bot.services.models import ModelStore
+    from bot.ops.instance import FinetuneLock
     from bot.services.training import RunReport, TrainingService, format_report
+    from bot.serving.models import ModelStore
 
     announce(settings, args)
 
@@ -173,7 +173,7 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"document {added.document_id} {state}: {added.chars:,} characters, "
                       f"{len(added.new_chars)} new to the model's vocabulary")
             elif args.command == "retrain":
-                from bot.services.instance import InstanceLock
+                from bot.ops.instance import InstanceLock
 
                 instance = InstanceLock(settings.database_url, settings.model_dir)
                 await instance.acquire(engine)  # a running bot trains itself: /retrain in Telegram
@@ -300,8 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from telegram.error import InvalidToken
 
-    from bot.logs import configure_logging
-    from bot.services.instance import InstanceLocked
+    from bot.ops.instance import InstanceLocked
+    from bot.ops.logs import configure_logging
 
     chat_in_terminal = args.command == "sandbox" or (args.command == "run" and (args.sandbox or not settings.token))
     # In the sandbox the terminal is the chat: logs go to a file instead. One-shot commands print their answer

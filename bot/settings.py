@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# charrnn.sample.MIN_TARGET (a test holds them equal): the shortest lyric length the library aims at, a line.
+# charrnn.generation.sample.MIN_TARGET (a test holds them equal): the shortest lyric length the library aims at, a line.
 # Not imported: settings are read before torch is (bot.cli times its commands from before the import).
 LENGTH_FLOOR = 10
 
@@ -78,16 +78,16 @@ class Settings(BaseSettings):
     default_length: int = Field(default=160, ge=LENGTH_FLOOR)
     default_rhyme: bool = True  # lines end on the song's rhyme (/rhyme off per person)
     candidates: int = Field(default=4, ge=1, le=16)
-    # Titles from each lyric's own words: at most this many are fitted, the best kept (charrnn.titles); 0: none.
+    # Titles from each lyric's own words: at most this many are fitted, the best kept (charrnn.text.titles); 0: none.
     title_candidates: int = Field(default=4, ge=0, le=16)
     copy_threshold: int = Field(default=12, ge=4)  # verbatim corpus runs this long are never shown
     torch_threads: int = Field(default=1, ge=1)
-    # Melodies (bot.services.singer): the tune model, its worker processes (started on the first song) and how
+    # Melodies (bot.serving.singer): the tune model, its worker processes (started on the first song) and how
     # many songs may wait before a press is told to come back.
     tune_checkpoint: str = "tune"
     sing_workers: int = Field(default=2, ge=1)
     sing_queue: int = Field(default=32, ge=1)
-    # auto: bfloat16 where the hardware does it natively (charrnn.sample.serving_dtype), else float32.
+    # auto: bfloat16 where the hardware does it natively (charrnn.generation.sample.serving_dtype), else float32.
     serving_precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     # Corpus and fine-tuning
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     finetune_patience: int = Field(default=3, ge=0)  # evaluations without improvement before stopping; 0: never
     finetune_threads: int = Field(default=1, ge=1)  # the training process's CPU threads (it also runs niced)
     max_old_regression: float = Field(default=0.03, ge=0)  # old-text perplexity may worsen by 3% at most
-    # Rejected candidates' checkpoints kept on disk, newest first (bot.services.retention); the served versions
+    # Rejected candidates' checkpoints kept on disk, newest first (bot.serving.retention); the served versions
     # and their ancestors are always kept.
     keep_rejected: int = Field(default=3, ge=0)
 

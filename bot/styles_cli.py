@@ -46,8 +46,8 @@ def register_style(settings: Settings, name: str, title: str | None, version: st
     """
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.migrate import upgrade
-    from bot.services.models import ModelStore
-    from bot.services.styles import StyleService, normalize, style_corpus_path
+    from bot.services.styles import StyleService, normalize
+    from bot.serving.models import ModelStore, style_corpus_path
     from charrnn.checkpoint import write_atomic
 
     if corpus is not None:

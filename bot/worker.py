@@ -32,8 +32,10 @@ from celery import Celery, Task
 from celery.exceptions import TaskRevokedError
 from celery.worker import state as worker_state
 
-from bot.services.backends import serving_precision
-from bot.services.celery_backend import (
+from bot.services.forms import known_tune, pattern_chars, pattern_text
+from bot.services.styles import STYLE_NAME
+from bot.serving.backends import serving_precision
+from bot.serving.celery_backend import (
     FINETUNE,
     GENERATE,
     GENERATION_QUEUE,
@@ -42,11 +44,9 @@ from bot.services.celery_backend import (
     encode_result,
     make_celery,
 )
-from bot.services.finetune_job import run_job
-from bot.services.forms import known_tune, pattern_chars, pattern_text
-from bot.services.generation import GenerationJob, LocalGenerationWorker
-from bot.services.models import ModelStore
-from bot.services.styles import STYLE_NAME, VERSION_NAME
+from bot.serving.finetune_job import run_job
+from bot.serving.generation import GenerationJob, LocalGenerationWorker
+from bot.serving.models import VERSION_NAME, ModelStore
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

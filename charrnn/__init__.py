@@ -1,11 +1,12 @@
 """charrnn: character-level RNN, LSTM and GRU language models for lyrics, usable on their own."""
 
-from charrnn.batching import BatchGenerator, generate_many
 from charrnn.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from charrnn.config import SampleConfig
 from charrnn.data import CorpusError, load_corpus, split_corpus
 from charrnn.evaluate import EvalResult, evaluate
+from charrnn.generation.batching import BatchGenerator, generate_many
+from charrnn.generation.sample import Generation, generate
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import Generation, SampleConfig, generate
 from charrnn.train import TrainConfig, Trainer, TrainResult, select_device
 from charrnn.vocab import UNK, Vocab
 

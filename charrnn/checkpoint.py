@@ -3,7 +3,7 @@
 A checkpoint is a directory::
 
     meta.json                       model config, vocabulary, training config, metrics, corpus
-                                    SHA-256, parent, the corpus's English words (``charrnn.words``;
+                                    SHA-256, parent, the corpus's English words (``charrnn.text.words``;
                                     absent in older checkpoints), and the name + SHA-256 of every
                                     file below
     weights-<sha12>.safetensors     model weights
@@ -35,8 +35,8 @@ from safetensors.torch import load_file, save
 
 from charrnn.mixture import MixtureLM
 from charrnn.model import CharRNN, ModelConfig
+from charrnn.text.words import words_from_json, words_to_json
 from charrnn.vocab import Vocab
-from charrnn.words import words_from_json, words_to_json
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
@@ -68,7 +68,7 @@ class Checkpoint:
     meta: dict[str, Any]
     path: Path
     train_state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = field(default=None, repr=False)
-    # The English words of the corpora it learnt (charrnn.words); None: not recorded (an older checkpoint),
+    # The English words of the corpora it learnt (charrnn.text.words); None: not recorded (an older checkpoint),
     # its English is not constrained.
     words: frozenset[str] | None = field(default=None, repr=False)
 
@@ -151,7 +151,7 @@ def save_checkpoint(
 
     ``weights`` stores a saved ``state_dict`` of the same architecture instead of ``model``'s current one.
     ``half`` stores floating-point weights as float16 (half the size; loading widens them back to float32).
-    ``words``: the English words of its corpora (``charrnn.words.corpus_words``); None records none.
+    ``words``: the English words of its corpora (``charrnn.text.words.corpus_words``); None records none.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, CheckpointError, add_words, load_checkpoint, resave, resolve, write_atomic
 from charrnn.cli_options import (
     ProgressBar,
@@ -30,24 +29,25 @@ from charrnn.cli_options import (
     sample_config_from,
     train_config_from,
 )
+from charrnn.config import SampleConfig
 from charrnn.data import CorpusError, demo_corpus_path, load_corpus, split_corpus
 from charrnn.evaluate import REFERENCE_MIN_COUNT, HeldOut, evaluate, reference_vocab
 from charrnn.fetch import CORPORA, FetchError, fetch, remembering
 from charrnn.form_mining import build as build_forms
-from charrnn.forms import FORMS_PATH, tunes
+from charrnn.generation.batching import choose_titles, generate_many
+from charrnn.generation.rows import PLANNED_LINES
 from charrnn.model import ModelConfig
 from charrnn.music import cli as music_cli
 from charrnn.music.corpus import TUNE_CORPUS as TUNES
 from charrnn.music.corpus import build_tunes
 from charrnn.pipeline import InitFrom, train_model
-from charrnn.processors import PLANNED_LINES
-from charrnn.sample import SampleConfig
 from charrnn.sizing import size_for_text
-from charrnn.titles import choose_titles, form_title, titled
-from charrnn.topics import TOPICS_PATH, build_topics, keyword_plan, save_topics
+from charrnn.text.forms import FORMS_PATH, tunes
+from charrnn.text.titles import form_title, titled
+from charrnn.text.topics import TOPICS_PATH, build_topics, keyword_plan, save_topics
+from charrnn.text.words import corpus_words
 from charrnn.train import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
-from charrnn.words import corpus_words
 
 DEMO_PREFIXES = ("我", "夜", "The ")
 
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("corpus", help="the Song ci corpus (../shared/data/songci.txt)")
     build.add_argument("--out", default=str(FORMS_PATH), help="default: the package's table")
 
-    topics_parser = sub.add_parser("topics", help="the keyword plan's table of related words (charrnn.topics)")
+    topics_parser = sub.add_parser("topics", help="the keyword plan's table of related words (charrnn.text.topics)")
     topics_sub = topics_parser.add_subparsers(dest="topics_command", required=True)
     topics_build = topics_sub.add_parser("build", help="count which words share songs in lyric corpora")
     topics_build.add_argument("corpus", nargs="+", help="lyric corpora, songs between blank lines, title first")

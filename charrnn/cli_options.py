@@ -14,9 +14,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from charrnn.forms import SONG_FORMS
+from charrnn.config import MAX_LENGTH, MIN_TARGET, SampleConfig
 from charrnn.model import CELLS
-from charrnn.sample import MAX_LENGTH, MIN_TARGET, SampleConfig
+from charrnn.text.forms import SONG_FORMS
 from charrnn.train import EvalEvent, SampleEvent, StepEvent, TrainConfig, TrainEvent
 
 # Older, shorter spellings that stay accepted.
@@ -39,7 +39,7 @@ SAMPLE_HELP = {
     "form": "a ci tune, e.g. 浣溪沙: its lines, punctuation and rhymes (python -m charrnn forms list)",
     "pattern": "line lengths to write to, e.g. 7,7,5,7 or 4，5A。/7A。 (letters: rhyme groups)",
     "song": f"a song form: verses and a returning chorus, sized by --length ({', '.join(SONG_FORMS)})",
-    "topics": "a keyword plan: a word related to the prefix for each Chinese line (charrnn.topics)",
+    "topics": "a keyword plan: a word related to the prefix for each Chinese line (charrnn.text.topics)",
     "one_script": "write in the prefix's script only: no Latin letters after Chinese, no Han after English",
     "look_ahead": "before a tune's rhyme, choose the character the rhyme can follow (one model step ahead)",
     "seed": "same seed, same text",

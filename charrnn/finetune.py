@@ -19,9 +19,9 @@ from charrnn.evaluate import EvalResult, HeldOut, evaluate, reference_vocab
 from charrnn.mixture import LanguageModel, MixtureLM
 from charrnn.model import CharRNN
 from charrnn.pipeline import sampler_for
+from charrnn.text.words import corpus_words, merged
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
 from charrnn.vocab import Vocab
-from charrnn.words import corpus_words, merged
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class FinetuneResult:
     # A mixture's components after the run (one of them fine-tuned), and its weights; empty for one model.
     components: tuple[tuple[str, Checkpoint], ...] = ()
     weights: tuple[float, ...] = ()
-    # The checkpoint's English words and the new text's (charrnn.words); None if the checkpoint had none.
+    # The checkpoint's English words and the new text's (charrnn.text.words); None if the checkpoint had none.
     words: frozenset[str] | None = None
 
 

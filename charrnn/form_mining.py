@@ -6,7 +6,7 @@ line breaks. A tune's form is its most common signature, kept when the tune has 
 ``MIN_EXAMPLES`` blocks and that signature is at least ``MIN_SHARE`` of them.
 
 Rhymes are found among the examples written to that signature: for every pair of clause ends, the
-share of examples where both ends fall in the same of the thirteen rhyme classes (``charrnn.rhyme``).
+share of examples where both ends fall in the same of the thirteen rhyme classes (``charrnn.text.rhyme``).
 Groups grow from the last clause end (a ci always ends on its rhyme) backwards: a clause end joins the
 group of the latest free one when they agree in at least ``RHYME_AGREEMENT`` of the examples; a group
 of one is no rhyme. The threshold is not "most examples" because the classes are modern readings:
@@ -25,8 +25,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from charrnn.forms import CLAUSE_ENDS, Clause, Line, Plan, format_pattern
-from charrnn.rhyme import han_key
+from charrnn.text.forms import CLAUSE_ENDS, Clause, Line, Plan, format_pattern
+from charrnn.text.rhyme import han_key
 
 MIN_EXAMPLES = 10
 MIN_SHARE = 0.3

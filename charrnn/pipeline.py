@@ -15,14 +15,15 @@ from typing import Any
 import torch
 
 from charrnn.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from charrnn.config import SampleConfig
 from charrnn.data import BatchSource, ConsecutiveSampling, RandomSampling, ReplayMix, sha256_text, split_corpus
 from charrnn.deadline import Deadline
 from charrnn.evaluate import HeldOut, reference_vocab
+from charrnn.generation.sample import generate
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import SampleConfig, generate
+from charrnn.text.words import corpus_words, merged
 from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
 from charrnn.vocab import Vocab
-from charrnn.words import corpus_words, merged
 
 Corpora = str | Mapping[str, str]  # one text, or several by name (each split on its own)
 
@@ -211,7 +212,7 @@ def train_model(
     With ``init``, the model starts as that checkpoint, its vocabulary grown append-only with the new
     corpus's characters (old prompts keep their outputs until training moves them).
 
-    The checkpoints record the English words of ``text`` (``charrnn.words``), and the ``init`` checkpoint's when
+    The checkpoints record the English words of ``text`` (``charrnn.text.words``), and the ``init`` checkpoint's when
     the model grows from it (none at all if it has none: its English is unknown); a model that only borrows
     its embeddings (``embeddings_only``) has its corpus's alone.
     """

@@ -37,8 +37,8 @@ from charrnn.mixture import MixtureLM, fit_weights, union_vocab
 from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sizing import size_for_text
+from charrnn.text.words import merged
 from charrnn.train import Callback, TrainConfig, select_device
-from charrnn.words import merged
 
 
 @dataclass(frozen=True)

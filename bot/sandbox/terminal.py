@@ -21,12 +21,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot.app import build_application, running
-from bot.i18n import LANGUAGES
 from bot.sandbox.console import QUIT, Console
 from bot.sandbox.home import last_update_id, sandbox_settings, seed_model
 from bot.sandbox.protocol import JSONDict
 from bot.sandbox.server import FakeTelegram
 from bot.settings import Settings
+from bot.telegram.i18n import LANGUAGES
 
 USER_ID = 1001
 CHAT_ID = 1001

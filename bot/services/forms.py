@@ -1,5 +1,5 @@
 """What a /write asks for besides its words: a ci tune by name, a pattern of line lengths, or the lines of the
-lyric it replies to (填词). Plain strings out (``charrnn.forms`` reads them), so a request stays plain data.
+lyric it replies to (填词). Plain strings out (``charrnn.text.forms`` reads them), so a request stays plain data.
 
 ``/write 浣溪沙：一曲新词`` (or ``浣溪沙: …``) writes that tune; ``/write 7,7,5,7：春风`` (full-width ``，`` too)
 writes four lines of those lengths. Only the text before the first colon is looked at, and it is a form only
@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from charrnn.forms import Plan, format_pattern, parse_pattern, pattern_of, tune_named
-from charrnn.shape import LATIN
+from charrnn.text.forms import Plan, format_pattern, parse_pattern, pattern_of, tune_named
+from charrnn.text.script import LATIN
 
 COLONS = ":："
 _BARE_PATTERN = re.compile(r"\d+(?:\s*[,，]\s*\d+)+")  # 7，7，5，7: full-width commas separate lines here

@@ -27,11 +27,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from bot.db import repository as repo
+from bot.domain import Person, Preferences
 from bot.services.forms import parse_write, written_form
-from bot.services.generation import QueueFull
-from bot.services.lyrics import LyricsService, Person, Preferences, job_for
-from bot.services.quality import rank
-from charrnn.titles import titled
+from bot.services.lyrics import LyricsService, job_for
+from bot.services.quality import shown
+from bot.serving.generation import QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -211,19 +211,17 @@ class InlineService:
             return InlineHint("busy", seconds=math.ceil(busy.wait_s))
         except TimeoutError:
             return InlineHint("timeout")
-        ranked = rank(result.candidates, self.lyrics.guard)[:INLINE_CANDIDATES]
-        if not ranked:
+        candidates = shown(result, self.lyrics.guard)[:INLINE_CANDIDATES]
+        if not candidates:
             return InlineHint("no_output")
-        by_lyric = dict(zip((g.lyric for g in result.candidates), result.titles, strict=False))
-        titles = tuple(by_lyric.get(r.text) for r in ranked)
         entry = _Entry(
             token=secrets.token_urlsafe(9),  # 12 characters, 72 random bits: unguessable, so ids cannot be forged
             user_id=person.user_id,
             query=query,
             prefs=prefs,
-            texts=tuple(titled(r.text, title) for r, title in zip(ranked, titles, strict=True)),
-            lyrics=tuple(r.text for r in ranked),
-            titles=titles,
+            texts=tuple(c.text for c in candidates),
+            lyrics=tuple(c.lyric for c in candidates),
+            titles=tuple(c.title for c in candidates),
             model_version=result.model_version,
             latency_ms=round(1000 * (time.monotonic() - started)),
             created=time.monotonic(),

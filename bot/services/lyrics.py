@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,88 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db import repository as repo
 from bot.db.models import RequestStatus, utcnow
 from bot.db.repos import styles as style_repo
+from bot.domain import Duplicate, Lyric, Person, Place, Preferences, Refused, WriteOutcome, group_id
 from bot.services.admission import RateLimiter, RefusalThrottle
 from bot.services.forms import Asked, known_tune, written_form
-from bot.services.generation import GenerationBackend, GenerationJob, QueueFull
-from bot.services.quality import CopyGuard, rank
+from bot.services.quality import CopyGuard, shown
 from bot.services.styles import StyleService
+from bot.serving.generation import GenerationBackend, GenerationJob, QueueFull
 from bot.settings import Settings
-from charrnn.titles import titled
 from charrnn.vocab import Vocab
 
 log = logging.getLogger(__name__)
 SENDING_WAIT_S = 30.0  # how long a button waits for its lyric's sendMessage to be recorded
-
-
-@dataclass(frozen=True)
-class Person:
-    user_id: int
-    first_name: str
-    username: str | None
-    language_code: str | None
-
-
-@dataclass(frozen=True)
-class Place:
-    chat_id: int
-    type: str
-    title: str | None
-
-
-def group_id(place: Place | None) -> int | None:
-    """The chat whose settings apply (a group's), or None where the person's own do (a private chat, inline)."""
-    return place.chat_id if place is not None and place.type != "private" else None
-
-
-@dataclass(frozen=True)
-class Preferences:
-    """How a person's lyrics are written: their settings, or the bot's defaults where they set none."""
-
-    temperature: float
-    length: int
-    rhyme: bool
-    style: str | None = None  # the named style written in; None: the default style
-    version: str | None = None  # that style's active version; None: the one the backend serves now
-    style_gone: str | None = None  # a deleted style the setting named: the default is used, and the person told
-    # The form written in (bot.services.forms): a tune's table name, the person's or group's setting unless the
-    # request names its own; a pattern string, only ever the request's own; "": free lines.
-    form: str = ""
-    pattern: str = ""
-
-
-@dataclass(frozen=True)
-class Lyric:
-    request_id: int
-    text: str
-    skipped: tuple[str, ...]
-    style_gone: str | None = None  # written in the default style because this one was deleted
-    prefix: str = ""  # what the person asked with: the "send to a chat" button pre-fills it
-
-
-@dataclass(frozen=True)
-class Refused:
-    """No lyric: ``reason`` is a message key (busy, rate_limited, prefix_too_long, timeout, ...).
-
-    ``tell`` is False when the person was already told the same thing a moment ago: a flood of requests
-    must not become a flood of refusals.
-    """
-
-    reason: str
-    request_id: int | None = None
-    seconds: int = 0
-    tell: bool = True
-    length: int = 0  # prefix_too_long: how long the prefix was
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """This Telegram update was already taken, or its request was taken over by another process; its answer is
-    (or will be) sent once, elsewhere."""
-
-    request_id: int
-
-
-WriteOutcome = Lyric | Refused | Duplicate
 
 
 def job_for(
@@ -134,6 +63,7 @@ class LyricsService:
         sessions: async_sessionmaker[AsyncSession],
         backend: GenerationBackend,
         guard: CopyGuard | None,
+        styles: StyleService | None = None,
         owner: str | None = None,
     ) -> None:
         # Which process answers a request (``requests.owner``): unique per start, readable in the database.
@@ -144,7 +74,7 @@ class LyricsService:
         self.guard = guard
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.refusals = RefusalThrottle()
-        self.styles: StyleService | None = None  # which style (and version) a request is written in; None: default
+        self.styles = styles  # which style (and version) a request is written in; None (some tests): the default
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -273,28 +203,27 @@ class LyricsService:
         except Exception as exc:
             await self._fail(request_id, f"internal error: {type(exc).__name__}")
             raise
-        ranked = rank(result.candidates, self.guard)
-        if not ranked:
+        candidates = shown(result, self.guard)
+        if not candidates:
             await self._fail(request_id, "no candidate worth showing")
             return Refused("no_output", request_id)
-        titles = dict(zip((g.lyric for g in result.candidates), result.titles, strict=False))
-        shown = [titled(r.text, titles.get(r.text)) for r in ranked]  # each spare keeps its own title
+        best = candidates[0]
         async with self.sessions.begin() as session:
             stored = await repo.complete_request(
                 session,
                 request_id=request_id,
-                output=shown[0],
-                candidates=shown[1:],
+                output=best.text,
+                candidates=[c.text for c in candidates[1:]],  # each spare keeps its own title
                 model_version=result.model_version,
                 latency_ms=round(1000 * (time.monotonic() - started)),
-                title=titles.get(ranked[0].text),
+                title=best.title,
                 owner=self.owner,
             )
         if not stored:
             log.warning("request %s was taken over by another process while generating; its lyric is theirs",
                         request_id)
             return Duplicate(request_id)
-        return Lyric(request_id, shown[0], ranked[0].skipped, style_gone=prefs.style_gone, prefix=prefix)
+        return Lyric(request_id, best.text, best.skipped, style_gone=prefs.style_gone, prefix=prefix)
 
     async def own_button(
         self, request_id: int, place: Place, button_message_id: int | None
@@ -492,7 +421,7 @@ class LyricsService:
         length: int | None = None, rhyme: bool | None = None, form: str | None = None,
     ) -> None:
         """Change what is given; leave the rest. In a group (``place``) it is the group's settings that change:
-        the caller has checked that ``person`` administers it (``bot.permissions``). ``form``: a tune's table
+        the caller has checked that ``person`` administers it (``bot.telegram.permissions``). ``form``: a tune's table
         name (``bot.services.forms.known_tune``), or "" for free lines."""
         temperature_ = repo.UNSET if temperature is None else temperature
         length_ = repo.UNSET if length is None else length

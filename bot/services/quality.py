@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from charrnn.sample import Generation
+from bot.serving.jobs import GenerationResult
+from charrnn.generation.sample import Generation
+from charrnn.text.titles import titled
 
 
 class CopyGuard:
@@ -66,3 +68,21 @@ def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Rank
         ranked.append(Ranked(text, score, g.skipped))
     return sorted(ranked, key=lambda r: (len([line for line in r.text.split("\n") if line.strip()]) >= MIN_LINES,
                                          r.score), reverse=True)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A candidate as a person sees it: titled (``text``), and its parts."""
+
+    text: str
+    lyric: str
+    title: str | None
+    skipped: tuple[str, ...]
+
+
+def shown(result: GenerationResult, guard: CopyGuard | None) -> list[Shown]:
+    """The result's candidates worth showing, best first (``rank``), each with the title fitted to it: what
+    ``/write`` stores (the best and its spares) and inline mode offers."""
+    titles = dict(zip((g.lyric for g in result.candidates), result.titles, strict=False))
+    return [Shown(titled(r.text, titles.get(r.text)), r.text, titles.get(r.text), r.skipped)
+            for r in rank(result.candidates, guard)]

@@ -17,11 +17,12 @@ import logging
 import re
 from dataclasses import dataclass
 
+from bot.domain import Person, Place, Refused
 from bot.services.inline import InlineService
-from bot.services.lyrics import LyricsService, Person, Place, Refused
-from bot.services.singer import Failed, Singer, SingerBusy, SongAsk, SongFiles
+from bot.services.lyrics import LyricsService
+from bot.serving.singer import Failed, Singer, SingerBusy, SongAsk, SongFiles
 from charrnn.music.sing import METERS, Choices
-from charrnn.titles import untitled
+from charrnn.text.titles import untitled
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,13 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db import repository as repo
 from bot.db.repos import styles as style_repo
 from bot.db.repos.styles import StyleChanged, StyleRecord
-from bot.services.generation import GenerationBackend
-from bot.services.models import ModelStore, version_line
-from charrnn.checkpoint import load_checkpoint, read_meta
+from bot.domain import Person, Place
+from bot.serving.generation import GenerationBackend
+from bot.serving.models import VERSION_NAME, ModelStore, style_corpus_path, version_line, version_vocab
+from charrnn.checkpoint import load_checkpoint
 from charrnn.vocab import Vocab
 
 if TYPE_CHECKING:
-    from bot.services.lyrics import Person, Place
     from bot.services.training import TrainingService
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ log = logging.getLogger(__name__)
 DEFAULT_STYLE: Final = "default"  # the name people type for the default style; never a row of `styles`
 # A slug: it travels in callback data (64 bytes at most) and is typed in commands.
 STYLE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-VERSION_NAME: Final = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")  # a directory name in MODEL_DIR, never a path
 
 __all__ = ["DEFAULT_STYLE", "STYLE_NAME", "Resolved", "StyleChanged", "StyleChoice", "StyleService"]
 
@@ -74,20 +72,6 @@ class Resolved:
 
 def normalize(name: str) -> str:
     return name.strip().lower()
-
-
-def style_corpus_path(model_dir: Path, name: str) -> Path:
-    """Where ``lyricbot train --style`` keeps the style's own corpus: its fine-tunes replay it and guard against
-    forgetting it, as the default style's do with ``CORPUS_PATH``. On the shared volume, beside the versions."""
-    return model_dir / "styles" / name / "corpus.txt"
-
-
-def version_vocab(model_dir: Path, version: str) -> Vocab:
-    """A version's vocabulary without loading its weights (a mixture keeps its own with its components)."""
-    meta = read_meta(model_dir / version)
-    if "vocab" in meta:
-        return Vocab.from_json(meta["vocab"])
-    return load_checkpoint(model_dir / version).vocab
 
 
 class StyleService:

@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -27,26 +26,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db import repository as repo
 from bot.db.repos import styles as style_repo
 from bot.db.repos.styles import StyleChanged
-from bot.services import retention
-from bot.services.finetune_job import FinetuneSpec, gate, split_document
-from bot.services.finetune_runner import FinetuneRunner, ProcessRunner
-from bot.services.generation import GenerationBackend
-from bot.services.instance import Steady
-from bot.services.models import ActiveChanged, ModelStore, version_line
+from bot.ops.instance import Steady
 from bot.services.quality import CopyGuard
-from bot.services.styles import style_corpus_path, version_vocab
+from bot.serving import retention
+from bot.serving.finetune_job import FinetuneSpec, gate, split_document
+from bot.serving.finetune_runner import FinetuneRunner, ProcessRunner
+from bot.serving.generation import GenerationBackend
+from bot.serving.models import VERSION_NAME, ActiveChanged, ModelStore, style_corpus_path, version_line, version_vocab
 from bot.settings import Settings
 from charrnn.checkpoint import CheckpointError, load_checkpoint
 from charrnn.data import CorpusError, check_corpus_text
 
 log = logging.getLogger(__name__)
-VERSION_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")  # a directory name in MODEL_DIR, never a path
 Notify = Callable[[str, bytes | None], Awaitable[None]]
 
 
 class Hold(Protocol):
     """What ``exclusive`` yields: truthy while this process holds the fine-tune lock. ``confirm`` asks again now:
-    a PostgreSQL lock ends with its connection (``bot.services.instance.AdvisoryLock``)."""
+    a PostgreSQL lock ends with its connection (``bot.ops.instance.AdvisoryLock``)."""
 
     def __bool__(self) -> bool: ...
 
@@ -349,7 +346,7 @@ class TrainingService:
         return RunReport(run_id, "promoted", reason, metrics, chart)
 
     async def _tidy(self) -> None:
-        """Delete finished runs' leftovers and old rejected candidates (``bot.services.retention``), under the
+        """Delete finished runs' leftovers and old rejected candidates (``bot.serving.retention``), under the
         fine-tune lock; a file that cannot be deleted is logged, never the run's failure."""
         try:
             await retention.prune(self.sessions, self.store.model_dir, self.store.active_version(),

@@ -8,7 +8,7 @@ writes the plain ABC dialect of ``charrnn.music.abc`` character by character; a 
 wrote and says which characters may come next (``allowed``), so that whatever the model picks among them, the
 tune fits: a note's length is only offered if the rest of the phrase can still be filled (``_fits``, exact, by
 memoised search over (room left in the bar, bars left, next note)). The processor that applies it lives in
-``charrnn.processors`` (``melody_grammar``), in the same chain as every other rule, alone or in a batch.
+``charrnn.generation.processors`` (``melody_grammar``), in the same chain as every other rule, alone or in a batch.
 
 The plan travels as text in ``SampleConfig.melody``: ``"4/4 C 3+4,7,5,7"`` is the meter, the tonic (``Am``:
 A minor), and each line's syllables, ``+`` where a clause ends inside a line.

@@ -17,12 +17,12 @@ from fractions import Fraction
 
 import torch
 
-from charrnn.batching import generate_many
+from charrnn.config import SampleConfig
+from charrnn.generation.batching import generate_many
 from charrnn.mixture import LanguageModel
 from charrnn.music.abc import AbcSkip, Key, Tune, note_text, parse_key, read_tune, transpose
 from charrnn.music.lyric import SungLine, is_sad, sung_lines, words_line
 from charrnn.music.melody import MelodyCursor, MelodyError, MelodyPlan, parse_melody
-from charrnn.sample import SampleConfig
 from charrnn.vocab import Vocab
 
 METERS = ("4/4", "3/4", "6/8", "2/4")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from charrnn.forms import follows, parse_pattern, pattern_of
+from charrnn.text.forms import follows, parse_pattern, pattern_of
 from tests.conftest import real_corpus
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"

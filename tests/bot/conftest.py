@@ -16,7 +16,7 @@ from telegram.ext import Application
 
 from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
-from bot.services.models import ModelStore
+from bot.serving.models import ModelStore
 from bot.settings import Settings
 from charrnn.model import ModelConfig
 from charrnn.train import TrainConfig

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.services.celery_backend import CeleryGenerationBackend
-from bot.services.generation import GenerationJob, QueueFull
-from bot.services.models import ModelStore
+from bot.serving.celery_backend import CeleryGenerationBackend
+from bot.serving.generation import GenerationJob, QueueFull
+from bot.serving.models import ModelStore
 from bot.settings import Settings
 
 from .celeryutil import REDIS_URL, VISIBILITY_TIMEOUT_S, celery_env, redis_prefix, workers

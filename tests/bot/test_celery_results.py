@@ -1,4 +1,4 @@
-"""How the bot hears Celery results (bot.services.celery_backend.ResultPoller), on the live Redis: pushed
+"""How the bot hears Celery results (bot.serving.celery_backend.ResultPoller), on the live Redis: pushed
 through one pattern subscription, swept by MGET for anything said while it was down, and no channel of
 Celery's own left subscribed per task."""
 
@@ -11,7 +11,7 @@ import uuid
 import redis
 from celery import states
 
-from bot.services.celery_backend import GENERATE, RESULTS_CLIENT_NAME, ResultPoller, make_celery
+from bot.serving.celery_backend import GENERATE, RESULTS_CLIENT_NAME, ResultPoller, make_celery
 from bot.settings import Settings
 
 from .celeryutil import REDIS_URL, redis_prefix

@@ -7,7 +7,7 @@ from pathlib import Path
 from telegram import BotCommandScopeChat
 from telegram.ext import CommandHandler
 
-from bot.commands import COMMANDS
+from bot.telegram.catalogue import COMMANDS
 
 from .conftest import bot_running
 from .test_e2e import ask, run

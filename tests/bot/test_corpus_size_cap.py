@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.services.models import ModelStore
+from bot.serving.models import ModelStore
 
 ADDRESS_SPACE = 2 * 2**30  # the command needs well under 1 GiB (torch on the CPU, SQLite)
 

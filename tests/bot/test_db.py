@@ -21,7 +21,7 @@ from bot.db import migrate, repository
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import Chat, Rating, Request, RequestStatus, User, utcnow
 from bot.db.repos import requests as request_repo
-from bot.services.instance import InstanceLock, InstanceLocked
+from bot.ops.instance import InstanceLock, InstanceLocked
 
 from .dbutil import is_sqlite, migrated, sqlite_only, with_session
 

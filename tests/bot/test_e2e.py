@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.i18n import MESSAGES
 from bot.sandbox import FakeTelegram
+from bot.telegram.i18n import MESSAGES
 
 from .conftest import Harness, bot_running
 
@@ -277,7 +277,7 @@ def test_answers_in_a_chat_keep_request_order(tmp_path: Path, trained_store: tup
 
 
 def test_restart_answers_left_over_requests_exactly_once(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
-    from bot.services.lyrics import Person, Place
+    from bot.domain import Person, Place
 
     async def scenario() -> None:
         fake = FakeTelegram()

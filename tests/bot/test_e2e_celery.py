@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot.services.celery_backend import make_celery
 from bot.services.training import TrainingService
+from bot.serving.celery_backend import make_celery
 from bot.settings import Settings
 
 from .celeryutil import REDIS_URL, VISIBILITY_TIMEOUT_S, celery_env, redis_prefix, workers
@@ -52,7 +52,7 @@ def bot_settings(prefix: str, database_url: str, **extra: Any) -> dict[str, Any]
 
 
 def training(h: Harness) -> TrainingService:
-    return h.app.bot_data.training  # type: ignore[no-any-return]
+    return h.app.bot_data.services.training  # type: ignore[no-any-return]
 
 
 async def answers_by_request(h: Harness, people: list[int]) -> Counter[int]:
@@ -210,9 +210,9 @@ def test_a_task_lost_between_redis_and_a_dying_worker_is_sent_again(
     unacknowledged. Here the task is taken out of the queue by hand; the bot must send it again."""
     import redis
 
-    from bot.services.celery_backend import CeleryGenerationBackend
-    from bot.services.generation import GenerationJob
-    from bot.services.models import ModelStore
+    from bot.serving.celery_backend import CeleryGenerationBackend
+    from bot.serving.generation import GenerationJob
+    from bot.serving.models import ModelStore
     from bot.settings import Settings
 
     prefix, (model_dir, _) = celery_setup

@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import ensure_model, main
 from bot.sandbox import FakeTelegram
-from bot.services.models import ModelStore
+from bot.serving.models import ModelStore
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
 
 from ..charrnn.conftest import LYRICS

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from bot.services.forms import Asked, lines_pattern, lyric_body, parse_write
-from bot.services.jobs import GenerationJob
-from bot.services.lanes import lyric_config
+from bot.serving.jobs import GenerationJob
+from bot.serving.lanes import lyric_config
 from bot.settings import LENGTH_FLOOR, Settings
-from charrnn.forms import follows, parse_pattern, tune_plan
-from charrnn.lyrics import lines_of
-from charrnn.sample import MIN_TARGET
-from charrnn.shape import lyric_length, visible
-from charrnn.titles import is_tune_name
+from charrnn.config import MIN_TARGET
+from charrnn.generation.shape import lyric_length, visible
+from charrnn.text.forms import follows, parse_pattern, tune_plan
+from charrnn.text.lyrics import lines_of
+from charrnn.text.titles import is_tune_name
 
 from .conftest import bot_running
 from .test_e2e import USER, ask, eventually, run
@@ -168,8 +168,8 @@ def test_the_form_row_of_settings_writes_every_write_in_the_chosen_tune(
 
 
 def test_restart_writes_a_left_over_request_in_its_form(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
+    from bot.domain import Person, Place
     from bot.sandbox import FakeTelegram
-    from bot.services.lyrics import Person, Place
 
     async def scenario() -> None:
         fake = FakeTelegram()

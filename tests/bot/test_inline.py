@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.sandbox import FakeTelegram
-from bot.services.generation import GenerationJob, GenerationResult
+from bot.serving.generation import GenerationJob, GenerationResult
 
 from .conftest import Harness, bot_running
 from .test_e2e import ask, eventually

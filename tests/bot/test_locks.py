@@ -26,10 +26,10 @@ from sqlalchemy.engine import make_url
 from bot.app import build_application, running
 from bot.db import migrate
 from bot.db.engine import make_engine, make_sessionmaker
+from bot.ops.instance import ADVISORY_KEY, FINETUNE_KEY, FinetuneLock, InstanceLock, InstanceLocked
 from bot.sandbox import FakeTelegram
-from bot.services.instance import ADVISORY_KEY, FINETUNE_KEY, FinetuneLock, InstanceLock, InstanceLocked
-from bot.services.models import ModelStore
 from bot.services.training import TrainingService
+from bot.serving.models import ModelStore
 from bot.settings import Settings
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 
@@ -207,7 +207,7 @@ def test_a_bot_takes_its_lost_instance_lock_again_when_nobody_else_has(
                 sent = await fake.wait_for_sent(USER, 1, timeout=CEILING_S)
                 assert sent[-1]["text"].startswith("我")  # still serving
 
-    with caplog.at_level(logging.WARNING, logger="bot.services.instance"):
+    with caplog.at_level(logging.WARNING, logger="bot.ops.instance"):
         asyncio.run(scenario())
     assert "the instance lock on this PostgreSQL database: taken again" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bot.app import runtime_of
 from bot.db import repository
 from bot.db.engine import make_sessionmaker
 from bot.db.models import RequestStatus, utcnow
+from bot.domain import Person, Place
 from bot.sandbox import FakeTelegram
-from bot.services.lyrics import LyricsService, Person, Place
+from bot.services.lyrics import LyricsService
 from bot.settings import Settings
 
 from .conftest import make_settings
@@ -147,7 +149,7 @@ def test_a_starting_webhook_replica_does_not_answer_a_live_replicas_request(
                 request_id = await new_request(a, 1)
                 assert await complete(a, request_id)
                 async with replica(settings) as app_b:
-                    leftovers = app_b.bot_data.runtime.leftovers
+                    leftovers = runtime_of(app_b).leftovers
                     assert leftovers is not None
                     await asyncio.wait_for(leftovers, 120)  # B's catch-up at start is over
                     assert fake.sent(ANN.user_id) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.db.repos import styles as style_repo
 from bot.db.repos.training import VersionRecord
-from bot.services.retention import prune_model_dir
+from bot.serving.retention import prune_model_dir
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import bot_running

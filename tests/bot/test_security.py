@@ -17,9 +17,9 @@ import pytest
 
 from bot.app import build_application, running
 from bot.db import repository
+from bot.ops.instance import FileLock, InstanceLocked
 from bot.sandbox import FakeTelegram
 from bot.sandbox.protocol import ANONYMOUS_ADMIN
-from bot.services.instance import FileLock, InstanceLocked
 
 from .conftest import bot_running, make_settings
 from .test_e2e import ask, buttons, eventually, quiet
@@ -161,7 +161,7 @@ def test_a_second_bot_on_the_same_database_refuses_to_start(
     async def scenario() -> None:
         async with bot_running(tmp_path, trained_store) as first:
             first.fake.add_user(ANN, "Ann", "en")
-            async with first.app.bot_data.training.sessions.begin() as session:  # the first bot is training
+            async with first.app.bot_data.services.training.sessions.begin() as session:  # the first bot is training
                 run = await repository.create_run(session, trigger="cli", requested_by=None, parent_version=None,
                                                   document_ids=[])
                 await repository.start_run(session, run_id=run.id)
@@ -178,7 +178,7 @@ def test_a_second_bot_on_the_same_database_refuses_to_start(
 
 def test_the_instance_lock_dies_with_its_process(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from bot.services.instance import FileLock;"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from bot.ops.instance import FileLock;"
          f"FileLock(Path({str(tmp_path / 'db.lock')!r}), 'x').acquire(); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )

@@ -13,16 +13,16 @@ import pytest
 import torch
 
 from bot.db.migrate import head_revision
-from bot.handlers import fit
-from bot.logs import RedactTokens
+from bot.ops.logs import RedactTokens
 from bot.services.admission import RateLimiter
-from bot.services.generation import GenerationJob, GenerationResult, LoadedModel, LocalGenerationWorker, QueueFull
 from bot.services.lyrics import LyricsService
 from bot.services.quality import CopyGuard, rank, repetition
+from bot.serving.generation import GenerationJob, GenerationResult, LoadedModel, LocalGenerationWorker, QueueFull
 from bot.settings import Settings
+from bot.telegram.delivery import fit
 from charrnn.checkpoint import load_checkpoint
+from charrnn.generation.sample import Generation
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import Generation
 from charrnn.vocab import Vocab
 
 from ..charrnn.conftest import tiny_untrained
@@ -306,7 +306,7 @@ def test_a_bad_job_fails_alone() -> None:
 
 def test_the_worker_survives_a_second_error_while_recovering(monkeypatch: pytest.MonkeyPatch) -> None:
     """A step fails (its job fails), then building the replacement fails too: the worker still serves."""
-    from bot.services import generation
+    from bot.serving import generation
 
     real_lane, real_step = generation.Lane, generation.Lane.step
     faults = {"step": 1, "lane": 1}

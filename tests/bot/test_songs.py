@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bot.services.singer import Singer, SingerBusy, SongAsk, SongFiles
 from bot.services.songs import LINK_PREFIX, read_choices
+from bot.serving.singer import Singer, SingerBusy, SongAsk, SongFiles
 from charrnn.checkpoint import TUNE
 from charrnn.music.sing import Choices, SingError
 

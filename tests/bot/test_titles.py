@@ -6,10 +6,10 @@ import asyncio
 import re
 from pathlib import Path
 
-from bot.services.celery_backend import decode_result, encode_result
-from bot.services.generation import GenerationJob, LocalGenerationWorker
-from bot.services.models import ModelStore
-from charrnn.titles import is_title, titled
+from bot.serving.celery_backend import decode_result, encode_result
+from bot.serving.generation import GenerationJob, LocalGenerationWorker
+from bot.serving.models import ModelStore
+from charrnn.text.titles import is_title, titled
 
 from .conftest import bot_running
 from .test_e2e import USER, ask

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.services.models import ModelStore
+from bot.serving.models import ModelStore
 from charrnn.checkpoint import load_checkpoint
 
 from ..charrnn.conftest import LYRICS

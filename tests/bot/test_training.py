@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from bot.services.finetune_job import gate, split_document
-from bot.services.finetune_runner import ProcessRunner
-from bot.services.schedule import FINETUNE_JOB, finetune_trigger, make_scheduler, register
+from bot.ops.schedule import FINETUNE_JOB, finetune_trigger, make_scheduler, register
 from bot.services.training import TrainingService, loss_chart
+from bot.serving.finetune_job import gate, split_document
+from bot.serving.finetune_runner import ProcessRunner
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import bot_running
@@ -55,7 +55,7 @@ def run_instead(service: TrainingService, job: Callable[[Path], Awaitable[int | 
 
 
 def training(h: Any) -> TrainingService:
-    return h.app.bot_data.training  # type: ignore[no-any-return]
+    return h.app.bot_data.services.training  # type: ignore[no-any-return]
 
 
 # Short runs of the tiny test model, which cannot learn a song without forgetting some of its own

@@ -1,10 +1,10 @@
-"""One "typing..." loop per chat, however many of its requests are waiting (bot.typing_indicator)."""
+"""One "typing..." loop per chat, however many of its requests are waiting (bot.telegram.typing_indicator)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bot.typing_indicator import TypingIndicator
+from bot.telegram.typing_indicator import TypingIndicator
 
 
 def test_requests_in_one_chat_share_one_indicator_and_it_stops_with_the_last() -> None:

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from telegram.ext import Application
 
-from bot.app import Runtime, Webhook, build_application, running
+from bot.app import Runtime, Webhook, build_application, running, runtime_of
 from bot.cli import main
-from bot.logs import configure_logging
+from bot.ops.logs import configure_logging
 from bot.sandbox import FakeTelegram
 from bot.settings import Settings
 
@@ -93,7 +93,7 @@ def test_updates_with_the_secret_are_answered_and_forged_ones_refused(
 
 async def run_rows(app: Application) -> list[Any]:  # type: ignore[type-arg]
     """The ``training_runs`` table, read through the bot's own database connection (SQLite or PostgreSQL)."""
-    sessions = app.bot_data.training.sessions
+    sessions = app.bot_data.services.training.sessions
     async with sessions() as session:
         return list((await session.execute(text("SELECT trigger, status FROM training_runs"))).all())
 
@@ -110,8 +110,9 @@ def test_two_replicas_share_a_database_and_fine_tune_once(
             settings = make_settings(tmp_path, (tmp_path / "models", corpus), fake, database_url=url,
                                      webhook_secret=SECRET, **FAST)
             async with replica(settings) as first, replica(settings) as second:
-                await first.bot_data.training.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
-                runtimes: list[Runtime] = [first.bot_data.runtime, second.bot_data.runtime]
+                await first.bot_data.services.training.add_document(name="song.txt", raw=NEW_SONG.encode(),
+                                                                    added_by=None)
+                runtimes: list[Runtime] = [runtime_of(first), runtime_of(second)]
                 with caplog.at_level(logging.INFO):
                     await asyncio.gather(*(r.scheduled_retrain() for r in runtimes))
                 rows = await run_rows(first)

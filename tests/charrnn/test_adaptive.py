@@ -9,10 +9,11 @@ import torch.nn.functional as F
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import main
+from charrnn.config import SampleConfig
 from charrnn.evaluate import evaluate
+from charrnn.generation.sample import generate
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.sample import SampleConfig, generate
 
 from .conftest import LYRICS, assert_same_greedy_text
 from .test_train import fast

@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import load_checkpoint
+from charrnn.config import SampleConfig
+from charrnn.generation.batching import generate_many
+from charrnn.generation.sample import generate
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.sample import SampleConfig, generate
 from charrnn.train import TrainConfig, select_device
 
 from .conftest import LYRICS, assert_same_greedy_text

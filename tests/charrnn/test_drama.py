@@ -6,9 +6,10 @@ import re
 import pytest
 
 from charrnn import drama
-from charrnn.batching import BatchGenerator
 from charrnn.checkpoint import BASE, load_checkpoint
-from charrnn.sample import SampleConfig, generate
+from charrnn.config import SampleConfig
+from charrnn.generation.batching import BatchGenerator
+from charrnn.generation.sample import generate
 from charrnn.vocab import UNK, Vocab
 
 from ..conftest import real_corpus
@@ -120,7 +121,7 @@ def test_the_sampler_never_writes_a_bracket_however_likely() -> None:
 
 
 # The check: everyday prompts, both languages, batched as the bot batches them (BatchGenerator,
-# no_repeat_ngram 8 as in bot/services/lanes.py), a fixed seed set, about 60 characters each.
+# no_repeat_ngram 8 as in bot/serving/lanes.py), a fixed seed set, about 60 characters each.
 EVERYDAY_ZH = ("我想你", "我们的爱", "下雨天", "写给妈妈", "晚安", "想家", "分手以后", "你好", "夏天的风", "生日快乐",
                "第一次见你", "周末", "一个人", "我的朋友", "月亮", "回家的路", "城市的夜", "毕业", "等你", "咖啡",
                "春天来了", "海边", "爸爸", "失眠", "明天")

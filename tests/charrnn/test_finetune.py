@@ -4,10 +4,11 @@ from pathlib import Path
 import torch
 
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
+from charrnn.config import SampleConfig
 from charrnn.finetune import finetune, grow_vocab
+from charrnn.generation.sample import generate
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.sample import SampleConfig, generate
 from charrnn.train import TrainConfig
 
 from .conftest import LYRICS, Tiny, assert_same_greedy_text

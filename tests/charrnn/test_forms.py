@@ -1,4 +1,4 @@
-"""Lyric forms: mining ci tunes, patterns, and writing to a plan (charrnn.forms, charrnn.shape).
+"""Lyric forms: mining ci tunes, patterns, and writing to a plan (charrnn.text.forms, charrnn.generation.shape).
 
 The writing tests run on a small model trained here on two real ci and on the shipped base: the shapes
 are discrete (lengths, punctuation, rhyme classes), so they are checked exactly over many seeds.
@@ -12,11 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.cli import main
+from charrnn.config import SampleConfig
 from charrnn.form_mining import build, mine, rhyme_groups
-from charrnn.forms import (
+from charrnn.generation.batching import generate_many
+from charrnn.generation.sample import Generation, generate
+from charrnn.generation.shape import lyric_length
+from charrnn.model import ModelConfig
+from charrnn.pipeline import train_model
+from charrnn.text.forms import (
     FORMS_PATH,
     Plan,
     find_tune,
@@ -29,11 +34,7 @@ from charrnn.forms import (
     tune_plan,
     tunes,
 )
-from charrnn.model import ModelConfig
-from charrnn.pipeline import train_model
-from charrnn.rhyme import free_rhymes, line_key
-from charrnn.sample import Generation, SampleConfig, generate
-from charrnn.shape import lyric_length
+from charrnn.text.rhyme import free_rhymes, line_key
 from charrnn.train import TrainConfig
 
 from ..conftest import real_corpus

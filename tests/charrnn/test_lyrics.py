@@ -1,6 +1,6 @@
 """What people see (tidy lines) and the quality measures of the benchmark."""
 
-from charrnn.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_length, tidy
+from charrnn.text.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_length, tidy
 
 
 def test_tidy_gives_clean_lines_and_one_stanza_break() -> None:

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_mixture
+from charrnn.config import SampleConfig
 from charrnn.data import split_corpus
 from charrnn.evaluate import HeldOut, evaluate, reference_vocab
+from charrnn.generation.batching import generate_many
+from charrnn.generation.sample import generate
 from charrnn.mixture import MIN_WEIGHT, MixtureLM, fit_weights
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.sample import SampleConfig, generate
 from charrnn.train import TrainConfig
 from charrnn.transfer import TransferConfig, transfer
 from charrnn.vocab import UNK, Vocab

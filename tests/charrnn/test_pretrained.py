@@ -16,7 +16,7 @@ import pytest
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
 from charrnn.cli import main
 from charrnn.data import load_corpus
-from charrnn.lyrics import english_words, known_words
+from charrnn.text.lyrics import english_words, known_words
 
 from ..conftest import han_share, real_corpus
 

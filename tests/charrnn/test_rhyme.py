@@ -5,11 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from charrnn.batching import generate_many
-from charrnn.processors import VocabTables
-from charrnn.rhyme import english_key, free_rhymes, han_key, last_unit, line_key, rhyme_rate, rhyming_words, usable
-from charrnn.sample import SampleConfig, generate
-from charrnn.shape_rules import english_rhyme_mask
+from charrnn.config import SampleConfig
+from charrnn.generation.batching import generate_many
+from charrnn.generation.rows import VocabTables
+from charrnn.generation.sample import generate
+from charrnn.generation.shape_rules import english_rhyme_mask
+from charrnn.text.rhyme import english_key, free_rhymes, han_key, last_unit, line_key, rhyme_rate, rhyming_words, usable
 from charrnn.vocab import UNK, Vocab
 
 from .conftest import constant_model

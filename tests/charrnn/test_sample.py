@@ -4,9 +4,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from charrnn.batching import BatchGenerator, generate_many
-from charrnn.processors import Batch, VocabTables, new_row, process
-from charrnn.sample import MAX_LENGTH, SampleConfig, generate, serving_dtype
+from charrnn.config import MAX_LENGTH, SampleConfig
+from charrnn.generation.batching import BatchGenerator, generate_many
+from charrnn.generation.processors import process
+from charrnn.generation.rows import Batch, VocabTables, new_row
+from charrnn.generation.sample import generate, serving_dtype
 from charrnn.vocab import UNK, Vocab
 
 from .conftest import BFLOAT16_TIE_TOLERANCE, LYRICS, Tiny, assert_same_greedy_text, constant_model, tiny_untrained
@@ -296,7 +298,7 @@ def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_
     Latin letters ("I莫与他家…"); held to one script, none do, and English openings write no Han character. A
     Chinese-only model after an English opening still writes Chinese: it has no English to keep to."""
     from charrnn.checkpoint import BASE, load_checkpoint
-    from charrnn.processors import script_of
+    from charrnn.text.script import script_of
 
     assert [script_of(t) for t in ("我想你", "The night", "我 love 你", "…")] == ["zh", "en", "", ""]
     base = load_checkpoint(BASE)

@@ -8,12 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
-from charrnn.sample import SampleConfig
-from charrnn.titles import (
+from charrnn.config import SampleConfig
+from charrnn.generation.batching import choose_titles, generate_many
+from charrnn.text.titles import (
     TITLE_CONTEXT,
-    choose_titles,
     fit_requests,
     fitted,
     form_title,

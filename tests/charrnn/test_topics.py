@@ -6,12 +6,21 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.config import SampleConfig
 from charrnn.drama import clean
-from charrnn.processors import PLAN_SEED, PLANNED_LINES
-from charrnn.sample import SampleConfig
-from charrnn.topics import TOPICS_PATH, build_topics, cohesive, keyword_plan, save_topics, songs_of, topics, words_of
+from charrnn.generation.batching import generate_many
+from charrnn.generation.rows import PLAN_SEED, PLANNED_LINES
+from charrnn.text.topics import (
+    TOPICS_PATH,
+    build_topics,
+    cohesive,
+    keyword_plan,
+    save_topics,
+    songs_of,
+    topics,
+    words_of,
+)
 
 from ..conftest import real_corpus
 

@@ -13,26 +13,29 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn.batching import generate_many
 from charrnn.checkpoint import BASE, CheckpointError, load_checkpoint, resave, save_checkpoint
 from charrnn.cli import main
+from charrnn.config import SampleConfig
 from charrnn.data import load_corpus
 from charrnn.finetune import finetune
+from charrnn.generation.batching import generate_many
+from charrnn.generation.processors import real_words
+from charrnn.generation.rows import Batch, VocabTables, new_row
+from charrnn.generation.sample import generate
+from charrnn.generation.word_trie import ROOT, WordTables
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import InitFrom, train_model
-from charrnn.processors import Batch, VocabTables, new_row
-from charrnn.rhyme import line_key, rhyming_words
-from charrnn.sample import SampleConfig, generate
+from charrnn.text.rhyme import line_key, rhyming_words
+from charrnn.text.words import corpus_words, whole_lines_end
 from charrnn.train import TrainConfig
 from charrnn.vocab import UNK, Vocab
-from charrnn.words import ROOT, WordTables, corpus_words, real_words, whole_lines_end
 
 from ..conftest import real_corpus
 from .conftest import LYRICS, constant_model, tiny_untrained
 
 ENGLISH = "O'er the hills the night is long,\n'Tis the road that's gone, I sing along.\nNe'er THE NIGHT!\n" * 6
 WORDS = corpus_words(ENGLISH)
-WORD = re.compile(r"[A-Za-z']*[A-Za-z][A-Za-z']*")  # what charrnn.words calls a word
+WORD = re.compile(r"[A-Za-z']*[A-Za-z][A-Za-z']*")  # what charrnn.text.words calls a word
 ENGLISH_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'"
 SONG = SampleConfig(max_length=120, top_p=1.0, repetition_penalty=1.0, stop_at_blank_line=False)
 
@@ -234,7 +237,7 @@ def test_the_length_limit_never_stops_mid_word_or_mid_line(symbols: str) -> None
 def test_a_cut_keeps_the_whole_words_of_a_first_unfinished_line() -> None:
     """The break that ends the prefix's own line is no whole line of the sample: cutting back to it left the
     bot with nothing to show ("I could not write anything worth showing") for an English opening."""
-    from charrnn.words import whole_lines_end
+    from charrnn.text.words import whole_lines_end
 
     for text, kept in [("\nfoo bar ba", "\nfoo bar"), ("ab\ncd ef", "ab"), ("foo bar", "foo"), ("x\n", "x")]:
         assert text[: whole_lines_end(text)] == kept

@@ -53,7 +53,7 @@ class RequestRecord:
     finished_at: datetime | None
     answered_at: datetime | None
     form: str = ""  # a ci tune's name; "": none
-    pattern: str = ""  # a pattern string (charrnn.forms); "": none
+    pattern: str = ""  # a pattern string (charrnn.text.forms); "": none
 
 
 async def create_request(

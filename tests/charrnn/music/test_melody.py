@@ -7,9 +7,9 @@ from fractions import Fraction
 
 import pytest
 
+from charrnn.config import SampleConfig
 from charrnn.music.abc import read_tune
 from charrnn.music.melody import HIGHEST, LOWEST, MelodyCursor, MelodyError, parse_melody
-from charrnn.sample import SampleConfig
 
 SPECS = ["4/4 C 3+4,7,5,7", "3/4 Am 4,4,4,4", "6/8 C 5,5,7,5", "2/4 C 11,2", "4/4 Am 1,12,2+2+2", "3/4 C 9+9",
          "6/8 C 1+2,1+1+1", "2/4 Am 1+1+1+1"]  # clause ends that need more bars than the syllables alone

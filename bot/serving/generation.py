@@ -1,0 +1,304 @@
+"""The generation worker: one thread owns the model and serves every request with continuous batching.
+
+Handlers never touch a tensor. They ``await backend.generate(job)``; the job's candidates join the
+running batch between steps and leave when done, so a crowd costs little more than one person.
+``GenerationBackend`` is the seam where a distributed queue (``bot.serving.celery_backend``: Celery
+workers on GPU machines, each running this same worker inside) replaces the in-process one without
+touching handlers or services.
+
+The worker keeps one lane (a ``BatchGenerator``) per model version: a job may name the version it
+wants, a promotion adds a lane, and a lane that is idle and no longer needed is dropped (lanes: ``bot.serving.lanes``;
+the job and result types: ``bot.serving.jobs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+import torch
+
+from bot.serving.jobs import GenerationJob, GenerationResult, LoadedModel, Loader, QueueFull
+from bot.serving.lanes import Lane, Pending
+from charrnn.vocab import Vocab
+
+__all__ = ["GenerationBackend", "GenerationJob", "GenerationResult", "LoadedModel", "Loader", "LocalGenerationWorker",
+           "QueueFull"]  # the job types live in bot.serving.jobs; callers import them from here
+
+log = logging.getLogger(__name__)
+
+
+class GenerationBackend(Protocol):
+    """What the services need of generation, wherever it runs (this process, or Celery workers)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def generate(self, job: GenerationJob, timeout: float) -> GenerationResult:
+        """Raises ``QueueFull`` when busy, ``TimeoutError`` after ``timeout`` seconds."""
+        ...
+
+    def estimated_wait_s(self) -> float: ...
+
+    @property
+    def model_version(self) -> str:
+        """The version new requests get."""
+        ...
+
+    @property
+    def vocab(self) -> Vocab:
+        """The served model's vocabulary: which characters of a new corpus it has never seen."""
+        ...
+
+    async def activate(self, version: str) -> None:
+        """Serve ``version`` to new requests; requests already running finish on the model they started on."""
+        ...
+
+
+class LocalGenerationWorker:
+    """In-process backend: a bounded queue in front of a thread that runs ``BatchGenerator``."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        queue_size: int,
+        max_batch: int,
+        torch_threads: int = 1,
+        dtype: torch.dtype | None = None,
+        loader: Loader | None = None,
+        max_lanes: int = 2,
+    ) -> None:
+        self._loader = loader
+        self._max_lanes = max(1, max_lanes)  # models kept in memory: the served one and recently asked-for ones
+        self._dtype = dtype
+        self._queue_size = queue_size
+        self._max_batch = max_batch
+        self._torch_threads = torch_threads
+        self._inbox: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
+        self._outstanding = 0  # jobs accepted and not finished; touched only on the event loop
+        self._seq = 0
+        self._job_seconds = 1.0  # moving average of one job's service time, for "busy" estimates
+        self._swap: LoadedModel | None = None
+        self._swap_lock = threading.Lock()
+        self._loaded = loaded
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def model_version(self) -> str:
+        return (self._swap or self._loaded).version
+
+    @property
+    def vocab(self) -> Vocab:
+        """The vocabulary of the model that new requests get."""
+        return (self._swap or self._loaded).vocab
+
+    def reserve_lanes(self, lanes: int) -> None:
+        """Keep at least ``lanes`` models in memory: one per live style plus the default, so that styles
+        taking turns never unload and reload each other."""
+        self._max_lanes = max(self._max_lanes, lanes)
+
+    def start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="generation-worker", daemon=True)
+        self._thread.start()
+
+    async def start(self) -> None:
+        self.start_thread()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish or abandon what is running, then end the thread."""
+        self._stopping.set()
+        self._inbox.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("generation worker did not stop within %.0f s", timeout)
+
+    async def activate(self, version: str) -> None:
+        """Load ``version`` (off the event loop) and serve it from the next step on."""
+        if version == self.model_version and self._swap is None:
+            return
+        if self._loader is None:
+            raise LookupError(f"this worker cannot load model versions by name (asked for {version})")
+        self.serve(await asyncio.to_thread(self._loader, version))
+
+    def serve(self, loaded: LoadedModel) -> None:
+        """Serve ``loaded`` from the next step on; requests already running finish on the old model."""
+        with self._swap_lock:
+            self._swap = loaded
+
+    def estimated_wait_s(self) -> float:
+        concurrent = max(1, self._max_batch // 4)
+        return max(1.0, (self._outstanding / concurrent + 1) * self._job_seconds)
+
+    async def generate(self, job: GenerationJob, timeout: float) -> GenerationResult:
+        if self._outstanding >= self._queue_size:
+            raise QueueFull(self.estimated_wait_s())
+        if self._thread is None or not self._thread.is_alive():
+            raise RuntimeError("the generation worker is not running")
+        loop = asyncio.get_running_loop()
+        self._seq += 1
+        pending = Pending(self._seq, job, loop.create_future(), loop)
+        self._outstanding += 1
+        try:
+            self._inbox.put(pending)
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
+        finally:
+            pending.cancelled.set()  # no-op when finished; frees the rows after a timeout
+            self._outstanding -= 1
+            elapsed = time.monotonic() - pending.submitted
+            self._job_seconds = 0.8 * self._job_seconds + 0.2 * elapsed
+
+    # --- worker thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        torch.set_num_threads(self._torch_threads)
+        # By version, least recently used first; the lane of self._loaded serves jobs that name none.
+        lanes: OrderedDict[str, Lane] = OrderedDict()
+        failures = 0
+        with torch.inference_mode():
+            while not self._stopping.is_set():
+                try:
+                    self._serving_lane(lanes)
+                    busy = any(not lane.idle() for lane in lanes.values())
+                    self._take_jobs(lanes, block=not busy)
+                    self._apply_swap(lanes)
+                    for lane in lanes.values():
+                        for seq in lane.cancelled():
+                            lane.cancel(seq)
+                    self._step(lanes)
+                    self._prune(lanes)
+                    failures = 0
+                except Exception as exc:  # nothing may kill the worker, not even an error while recovering
+                    failures += 1
+                    log.exception("generation worker error (%d in a row); failing the running jobs", failures)
+                    for lane in lanes.values():
+                        for pending in lane.drain():
+                            self._resolve(pending, exc=exc)
+                    lanes.clear()  # rebuilt at the top of the loop; if that fails too, we come back here
+                    self._stopping.wait(min(5.0, 0.05 * 2**failures))  # a persistent fault must not spin
+        self._shut_down(list(lanes.values()))
+
+    def _serving_lane(self, lanes: OrderedDict[str, Lane]) -> Lane:
+        lane = lanes.get(self._loaded.version)
+        if lane is None:  # at start, after a failed step, or after a swap
+            lane = lanes[self._loaded.version] = self._new_lane(self._loaded)
+        return lane
+
+    def _lane_for(self, lanes: OrderedDict[str, Lane], version: str | None, follow: bool = True) -> Lane:
+        """The lane of the version a job names, loaded on first use (how a promotion reaches a Celery worker).
+
+        ``follow``: the job is of the default style, so a version it names for the first time becomes the one
+        jobs naming none get; another style's version never does.
+        """
+        if version is None or version == self._loaded.version:
+            lane = self._serving_lane(lanes)
+        elif version in lanes:
+            lane = lanes[version]
+        else:
+            if self._loader is None:
+                raise LookupError(f"model version {version} is not loaded here")
+            loaded = self._loader(version)
+            log.info("loaded model %s on request", loaded.version)
+            lane = lanes[version] = self._new_lane(loaded)
+            # A default-style version asked for by name for the first time is, nearly always, the one just
+            # promoted: it serves jobs that name none from now on, and the version this worker started with can go.
+            if follow:
+                self._loaded = loaded
+        lanes.move_to_end(lane.version)
+        return lane
+
+    def _prune(self, lanes: OrderedDict[str, Lane]) -> None:
+        """Drop idle lanes beyond ``max_lanes``, least recently used first; the serving lane stays."""
+        for version in [v for v in lanes if v != self._loaded.version]:
+            if len(lanes) <= self._max_lanes:
+                break
+            if lanes[version].idle():
+                del lanes[version]
+
+    def _step(self, lanes: OrderedDict[str, Lane]) -> None:
+        for version, lane in list(lanes.items()):
+            if lane.idle():
+                continue
+            try:
+                finished, failed = lane.step()
+            except Exception as exc:  # a bug or an OOM in one lane fails its jobs, not the worker
+                log.exception("generation step failed on model %s", lane.version)
+                for pending in lane.drain():
+                    self._resolve(pending, exc=exc)
+                del lanes[version]
+                continue
+            for pending, result in finished:
+                self._resolve(pending, result)
+            for pending, error in failed:
+                log.warning("job %s failed alone: %s", pending.seq, error)
+                self._resolve(pending, exc=error)
+
+    def _shut_down(self, lanes: list[Lane]) -> None:
+        shutting_down = RuntimeError("the bot is shutting down")
+        for lane in lanes:
+            for pending in lane.drain():
+                self._resolve(pending, exc=shutting_down)
+        while True:  # jobs that never got a row: tell their callers too
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._resolve(item, exc=shutting_down)
+
+    def _apply_swap(self, lanes: OrderedDict[str, Lane]) -> None:
+        """Start serving a model handed over by ``serve``; the old lane drains on its own."""
+        with self._swap_lock:
+            loaded, self._swap = self._swap, None
+        if loaded is not None:
+            if loaded.version not in lanes:  # a version still in memory (a quick rollback) keeps its lane
+                lanes[loaded.version] = self._new_lane(loaded)
+            lanes.move_to_end(loaded.version)
+            self._loaded = loaded
+            log.info("now serving model %s", loaded.version)
+
+    def _new_lane(self, loaded: LoadedModel) -> Lane:
+        return Lane(loaded, self._max_batch, self._dtype)
+
+    def _take_jobs(self, lanes: OrderedDict[str, Lane], block: bool) -> None:
+        try:
+            item = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        while item is not None:
+            self._apply_swap(lanes)  # a job that arrives after serve() gets the new model
+            try:
+                self._lane_for(lanes, item.job.version, follow=item.job.style is None).submit(item)
+            except Exception as exc:  # a job that cannot even be added fails alone
+                log.warning("job %s refused: %s", item.seq, exc)
+                self._resolve(item, exc=exc)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+        self._stopping.set()
+
+    @staticmethod
+    def _resolve(pending: Pending, result: GenerationResult | None = None, exc: BaseException | None = None) -> None:
+        def settle() -> None:
+            if pending.future.done():
+                return
+            if exc is not None:
+                pending.future.set_exception(exc)
+            else:
+                pending.future.set_result(result)  # type: ignore[arg-type]
+
+        with contextlib.suppress(RuntimeError):  # a closed event loop: nobody is waiting any more
+            pending.loop.call_soon_threadsafe(settle)

@@ -1,0 +1,56 @@
+"""What a generation request is and what comes back, whatever runs it (the worker thread, a Celery worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from charrnn.generation.sample import Generation
+from charrnn.mixture import LanguageModel
+from charrnn.vocab import Vocab
+
+
+class QueueFull(Exception):
+    """The queue is at capacity; ``wait_s`` is an honest guess of when to try again."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"generation queue is full; try again in about {wait_s:.0f} s")
+        self.wait_s = wait_s
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    prefix: str
+    temperature: float
+    length: int
+    candidates: int = 1
+    seed: int | None = None
+    stop_after_lines: int = 0
+    rhyme: bool = False
+    version: str | None = None  # the model version to run on; None: the one the backend serves now
+    titles: int = 0  # the most words of a lyric fitted as its title (charrnn.text.titles); 0: no titles
+    # The named style the version belongs to; None: the default style. Only a default-style job may move the
+    # version that jobs naming none get (see LocalGenerationWorker._lane_for): styles are served side by side.
+    style: str | None = None
+    # The lyric's form (charrnn.text.forms), at most one of the two: a ci tune by its table name, or a pattern string.
+    form: str = ""
+    pattern: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    candidates: tuple[Generation, ...]
+    model_version: str
+    seconds: float
+    titles: tuple[str | None, ...] = ()  # one per candidate when the job asked for titles
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: LanguageModel
+    vocab: Vocab
+    version: str
+    words: frozenset[str] | None = None  # its English words (Checkpoint.words): what its English may use
+
+
+Loader = Callable[[str], LoadedModel]  # a model version's name -> the model, verified and ready

@@ -1,0 +1,250 @@
+"""What may come next under a lyric's shape: the rules of ``charrnn.generation.shape`` as a logits processor.
+
+``line_shape`` is the processor in ``charrnn.generation.processors.SHAPING``. For each row with a ``Shape`` it
+forces what the plan has due (punctuation, a line break, a returning chorus), keeps a fixed clause to
+Chinese characters and its rhyme position to its class, and holds a free line to its bounds and its
+rhyme (see ``charrnn.generation.shape`` for what that guarantees). Nothing here looks at another row. The English
+rule is its own function (``english_rhyme_mask``) so that a vocabulary of real words can narrow it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from charrnn.generation.shape import OVERRUN, Shape, visible
+from charrnn.text.forms import CLAUSE_ENDS, Clause
+from charrnn.text.rhyme import THIRTEEN_CLASSES, ending_words, line_key, usable
+from charrnn.text.script import LATIN, is_han
+from charrnn.text.words import trailing_word
+from charrnn.vocab import Vocab
+
+if TYPE_CHECKING:
+    pass
+
+CLASSES = tuple(THIRTEEN_CLASSES)
+SENTENCE_ENDS = "。！？；"
+LATIN_MARGIN = 12  # an English line turns to its rhyming word this many characters before its ceiling
+RHYME_BOOST = 8.0  # how much likelier a rhyming character is, once a free line may end (measured: 4 and 8)
+
+
+class ShapeTables:
+    """What the shape rules need to know about a vocabulary, computed once per vocabulary."""
+
+    def __init__(
+        self, vocab: Vocab, device: torch.device, class_masks: torch.Tensor, corpus: frozenset[str] | None = None
+    ) -> None:
+        self.size = len(vocab)
+        # The model's English words (charrnn.text.words): an English line ends only on one of them; None: any word.
+        self.corpus = corpus
+        self.ids = {symbol: i for i, symbol in enumerate(vocab.symbols)}
+        self.han = torch.tensor([is_han(s) for s in vocab.symbols], dtype=torch.bool, device=device)
+        self.class_masks = class_masks  # (13, V)
+        self.keyed = class_masks.any(dim=0)  # Chinese characters with a rhyme class
+        self.has_class = class_masks.any(dim=1).tolist()  # the vocabulary has characters of that class
+        self.has_keyed = any(self.has_class)
+        self.class_boosts = class_masks.float() * math.log(RHYME_BOOST)  # (13, V), added as they are
+        self.line_break = self.ids.get("\n")
+        self.space = self.ids.get(" ")
+        self.stops = self._ids(SENTENCE_ENDS, device)
+        # Where a Chinese line may end a phrase: its punctuation, a space (modern lyrics), the line break.
+        self.clause_ends_and_break = self._ids(CLAUSE_ENDS + " \n", device)
+        self.full_stop = self.ids.get("。")
+        self.letters = {s: i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()}
+        self.device = device
+        # The characters an English rhyme allows by (rhyme key, word so far, after a word's end): found once each,
+        # letter by letter in Python, kept as index lists (a whole mask each would be V bytes: 350 MB for the
+        # base's 62k stems), turned into a mask by one indexing. Bounded by the rhyme words' stems.
+        self.english_allowed: dict[tuple[str, str, bool], torch.Tensor | None] = {}
+
+    def _ids(self, symbols: str, device: torch.device) -> torch.Tensor:
+        return torch.tensor([self.ids[s] for s in symbols if s in self.ids], dtype=torch.long, device=device)
+
+
+def constrain(shape: Shape, logits: torch.Tensor, tables: ShapeTables) -> None:
+    """Mask or force this row's next character, in place on its ``(V,)`` logits."""
+    if shape.done:
+        _force(logits, tables.line_break)
+        return
+    if shape.pending:
+        _force(logits, tables.ids.get(shape.pending[0]))
+        return
+    clause = shape.current_clause()
+    if clause is not None and clause.fixed:
+        allowed: torch.Tensor | None = tables.han
+        if shape.rhyme and clause.rhyme is not None and shape.count == clause.low - 1:
+            allowed = _han_rhyme_mask(shape.keys.get(clause.rhyme), tables)
+            if allowed is not None and _restrict(logits, _fresh(allowed, shape, tables)):
+                return
+        if allowed is None or not _restrict(logits, allowed):
+            _restrict(logits, tables.han)  # the class is missing or banned: any Chinese character
+        return
+    _constrain_free(shape, logits, tables, clause)
+
+def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, clause: Clause | None) -> None:
+    text = shape.text
+    brk = tables.line_break
+    if not text.strip():
+        if shape.owns_end and brk is not None:
+            logits[brk] = -math.inf  # no blank line: sections get theirs from the plan
+        return
+    count, latin = visible(text), bool(LATIN.search(text))
+    low, high = shape.bounds
+    stop = None if latin else tables.full_stop  # a Chinese line ends its sentence before the break
+    closing = brk if stop is None or text[-1] in CLAUSE_ENDS or text[-1].isspace() else stop
+    if shape.target:
+        high = min(high, shape.ceiling() - shape.finished - (stop is not None))
+    group = clause.rhyme if clause is not None else 0
+    rhymed = shape.rhyme and group is not None
+    key = shape.keys.get(group) if group is not None else None
+    ends = not rhymed or _rhymes(text, key)
+    if count >= high + OVERRUN or (count >= high and ends):
+        _force(logits, closing)
+        return
+    if rhymed and count >= high - (LATIN_MARGIN if latin else 1):
+        mask = english_rhyme_mask(text, key, tables) if latin else _han_rhyme_mask(key, tables)
+        if mask is not None:
+            if ends and closing is not None:
+                mask = mask.clone()
+                mask[closing] = True
+            if _restrict(logits, mask):
+                return
+    if rhymed and not latin and count >= low and brk is not None:
+        if ends:
+            # The line is on its rhyme: where the model would end a clause, the line ends instead (with
+            # the sentence's full stop first, where the vocabulary has one and the line has none yet).
+            merged = torch.logsumexp(logits[tables.clause_ends_and_break], dim=0)
+            logits[tables.clause_ends_and_break] = -math.inf
+            logits[closing] = merged
+            return
+        # Help the line reach the rhyme before its ceiling must force one mid-phrase: rhyming characters
+        # are likelier, and a sentence may not end (。！？) off the rhyme.
+        if key in CLASSES:
+            logits.add_(tables.class_boosts[CLASSES.index(key)])
+        logits[tables.stops] = -math.inf
+    if (count < low or not ends) and brk is not None:
+        logits[brk] = -math.inf
+
+
+def _rhymes(line: str, key: str | None) -> bool:
+    """The line ends on ``key`` (or, before the song has one, on any rhyme it can keep)."""
+    own = line_key(line)
+    return usable(own) if key is None else own == key
+
+
+def _han_rhyme_mask(key: str | None, tables: ShapeTables) -> torch.Tensor | None:
+    """The Chinese characters on ``key`` (any with a class before the song has one); None when there are none."""
+    if key is None:
+        return tables.keyed if tables.has_keyed else None
+    if key in CLASSES and tables.has_class[CLASSES.index(key)]:
+        return tables.class_masks[CLASSES.index(key)]
+    return None
+
+
+def english_rhyme_mask(line: str, key: str | None, tables: ShapeTables) -> torch.Tensor | None:
+    """(V,) the next characters that take an English line to its end on a word of rhyme ``key``.
+
+    At a word boundary: the first letters of such words (after punctuation, a space first); inside a word
+    that begins one of them: its continuations, and the line break once the word is whole; inside a word
+    that begins none: a space, to start one that does. None when no word ends on ``key``.
+    Kept apart from the Chinese rule so that a vocabulary of corpus words can narrow ``ending_words``.
+    """
+    if key is None or not key.startswith("en:"):
+        return None
+    words = ending_words(key) if tables.corpus is None else corpus_endings(key, tables.corpus)
+    if not words:
+        return None
+    word = current_word(line)
+    if word and word not in word_prefixes(words):
+        word = "-"  # a word that leads to no rhyme: whichever it is, the mask is the same (a space)
+    after_word = not word and bool(line) and not line[-1].isspace()
+    cache_key = (key, word, after_word)
+    if cache_key not in tables.english_allowed:
+        tables.english_allowed[cache_key] = _english_rhyme_allowed(word, after_word, words, tables)
+    allowed = tables.english_allowed[cache_key]
+    if allowed is None:
+        return None
+    mask = torch.zeros(tables.size, dtype=torch.bool, device=tables.device)
+    mask[allowed] = True
+    return mask
+
+
+def _english_rhyme_allowed(
+    word: str, after_word: bool, words: frozenset[str], tables: ShapeTables
+) -> torch.Tensor | None:
+    allowed: list[int | None]
+    if after_word or word == "-":
+        allowed = [tables.space]  # end the word (or the punctuation) first; the next one must rhyme
+    elif not word:
+        starts = {w[0] for w in words}
+        allowed = [index for letter, index in tables.letters.items() if letter.lower() in starts]
+    else:
+        stems = word_prefixes(words)
+        allowed = [index for letter, index in tables.letters.items() if letter.islower() and word + letter in stems]
+        if word in words:
+            allowed.append(tables.line_break)
+    indices = [i for i in allowed if i is not None]
+    return torch.tensor(indices, dtype=torch.long, device=tables.device) if indices else None
+
+
+@functools.lru_cache(maxsize=256)
+def corpus_endings(key: str, corpus: frozenset[str]) -> frozenset[str]:
+    """The words ending on ``key`` that the model's corpus has (the only words its English may spell)."""
+    return ending_words(key) & corpus
+
+
+@functools.lru_cache(maxsize=64)
+def word_prefixes(words: frozenset[str]) -> frozenset[str]:
+    return frozenset(word[:end] for word in words for end in range(1, len(word) + 1))
+
+
+def current_word(line: str) -> str:
+    """The letters of the word being written at the end of ``line`` ('' at a word boundary), lower case."""
+    return trailing_word(line).lower()
+
+
+def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
+    """When the character after the next one is a fixed clause's rhyme: the characters that rhyme will allow
+    (``constrain``'s own choice); None otherwise. What ``charrnn.generation.lookahead`` steers the next
+    character towards."""
+    if shape.done or shape.pending or not shape.rhyme:
+        return None
+    clause = shape.current_clause()
+    if clause is None or not clause.fixed or clause.rhyme is None or shape.count != clause.low - 2:
+        return None
+    key = shape.keys.get(clause.rhyme)
+    allowed = _han_rhyme_mask(key, tables) if key is not None else None  # the first rhyme: any class will do
+    if allowed is None:
+        return None
+    fresh = _fresh(allowed, shape, tables)
+    return fresh if bool(fresh.any()) else allowed
+
+
+def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:
+    """``mask`` without the characters the song's rhymes already ended on: a ci does not rhyme on one twice (重韵)
+    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. For the
+    fixed clauses of a tune or a pattern only: free lines (modern lyrics) repeat their rhyme words as songs do."""
+    used = [tables.ids[c] for c in shape.rhymed if c in tables.ids]
+    if not used:
+        return mask
+    fresh = mask.clone()
+    fresh[used] = False
+    return fresh
+
+
+def _force(logits: torch.Tensor, index: int | None) -> None:
+    """Only ``index`` may come next (whatever earlier rules banned: the plan wins). No index: no change."""
+    if index is not None:
+        logits.fill_(-math.inf)
+        logits[index] = 0.0
+
+
+def _restrict(logits: torch.Tensor, allowed: torch.Tensor) -> bool:
+    """Keep only ``allowed`` characters, if any of them is still possible; False (and no change) otherwise."""
+    if not bool((allowed & torch.isfinite(logits)).any()):
+        return False
+    logits.masked_fill_(~allowed, -math.inf)
+    return True
