@@ -20,11 +20,13 @@ WORKDIR /app
 # PyTorch on a layer of its own: the largest download, and the one the package leaves open (torch>=2.10,<3).
 RUN pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
 
-# The migrations ship inside the package (bot/migrations), so a plain install can migrate. The
+# The migrations ship inside the package (migrations/ becomes bot/migrations), so a plain install can
+# migrate. The
 # installed torch satisfies the package's range, so pip keeps it.
 COPY pyproject.toml README.md ./
 COPY charrnn ./charrnn
 COPY bot ./bot
+COPY migrations ./migrations
 RUN pip install '.[postgres,celery]' && pip install --no-deps "tinysoundfont>=0.3.7,<0.4"
 
 # Run as an unprivileged user. /var/lib/lyricbot is where compose mounts the shared volume (MODEL_DIR,

@@ -1,5 +1,5 @@
 """The bot's database: models, engine, repositories and the migration runner (SQLAlchemy 2 async, Alembic); the
-migrations themselves are in ``bot/migrations``, inside the package so that an installed wheel has them."""
+migrations themselves are in ``migrations/`` at the top, shipped inside the package so that a wheel has them."""
 
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import Base, RequestStatus

@@ -1,6 +1,6 @@
 """Alembic from inside the app: the cookbook's "Programmatic API use (connection sharing) With Asyncio".
 
-Each call hands one pooled connection to ``bot/migrations/env.py`` through ``Config.attributes``. The connection
+Each call hands one pooled connection to ``migrations/env.py`` through ``Config.attributes``. The connection
 comes without an open transaction: on SQLite, env.py must switch foreign keys off outside any transaction
 before batch operations copy tables, and then opens the migration transaction itself.
 """
@@ -17,8 +17,18 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-# Inside the package, so that an installed wheel can migrate too, not only a checkout.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def _migrations_dir() -> Path:
+    """The Alembic folder: ``migrations/`` beside ``bot/`` in a checkout (an editable install too), and
+    ``bot/migrations`` in an installed wheel, where setuptools' ``package-dir`` puts that same folder, so that an
+    installed bot migrates without a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "migrations"
+    return installed if installed.is_dir() else package.parent / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def alembic_config(url: str) -> Config:
@@ -30,7 +40,7 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str | None:
-    """The newest revision in ``bot/migrations/versions``."""
+    """The newest revision in ``migrations/versions``."""
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 

@@ -1,4 +1,4 @@
-"""ORM models of the bot's database; every schema change also needs a migration in ``bot/migrations/versions``."""
+"""ORM models of the bot's database; every schema change also needs a migration in ``migrations/versions``."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ USER, CHAT = 1001, -1001234567890
 LEASE = repository.Lease("test", datetime(2100, 1, 1, tzinfo=UTC))  # a process taking over what nobody owns
 
 
-# The revisions in bot/migrations/versions, by their file names' numbers.
+# The revisions in migrations/versions, by their file names' numbers.
 REVISIONS = [p.name[:4] for p in migrate.MIGRATIONS_DIR.joinpath("versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
 
 
