@@ -18,7 +18,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-
 def _migrations_dir() -> Path:
     """The Alembic folder: ``migrations/`` beside ``bot/`` in a checkout (an editable install too), and
     ``bot/migrations`` in an installed wheel, where setuptools' ``package-dir`` puts that same folder, so that an
