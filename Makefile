@@ -157,6 +157,6 @@ topics: $(VENV)/.installed
 	$(PY) -m charrnn topics build $(DATA)/songci.txt $(DATA)/shijing.txt $(SUNG_DATA)/yuanqu-sung.txt
 
 # The ci tune forms shipped in charrnn/text/ci_forms.json: each tune's prevailing pattern and rhyme positions, mined
-# from the Song ci corpus (charrnn.form_mining; tests/charrnn/test_forms.py checks the file is what this makes).
+# from the Song ci corpus (charrnn.form_mining; tests/charrnn/text/test_forms.py checks the file is what this makes).
 forms: $(VENV)/.installed
 	$(PY) -m charrnn forms build $(DATA)/songci.txt

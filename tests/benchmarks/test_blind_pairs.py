@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from charrnn.text.forms import follows, parse_pattern, pattern_of
-from tests.conftest import real_corpus
+from tests.helpers.corpora import real_corpus
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from bot.serving.models import ModelStore
 from charrnn.checkpoint import load_checkpoint
-
-from ..charrnn.conftest import LYRICS
+from tests.helpers.models import LYRICS
 
 MINUTES = 0.5
 # The clock starts in cmd_train. Before it: the interpreter's start and bot.cli's imports (pydantic-settings:

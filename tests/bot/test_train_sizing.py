@@ -8,8 +8,7 @@ from pathlib import Path
 from bot.serving.models import ModelStore
 from charrnn.model import ModelConfig
 from charrnn.sizing import size_for_text
-
-from ..charrnn.conftest import LYRICS
+from tests.helpers.models import LYRICS
 
 MINUTES = 0.05  # a few steps: the test reads the shape, not the quality
 

@@ -14,9 +14,7 @@ from charrnn.evaluate import evaluate
 from charrnn.generation.sample import generate
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import train_model
-
-from .conftest import LYRICS, assert_same_greedy_text
-from .test_train import fast
+from tests.helpers.models import LYRICS, assert_same_greedy_text, fast
 
 ADAPTIVE = ModelConfig(vocab_size=40, cell="lstm", layers=1, embed=16, hidden=24, dropout=0.0, tie_weights=False,
                        adaptive_cutoffs=(8, 20))

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from charrnn.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
-
-from .conftest import tiny_untrained
+from tests.helpers.models import tiny_untrained
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

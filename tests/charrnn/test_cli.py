@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from charrnn.cli import main
-
-from .conftest import LYRICS
+from tests.helpers.models import LYRICS
 
 TINY_ARGS = [
     "--layers",

@@ -12,8 +12,7 @@ from charrnn.generation.sample import generate
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
 from charrnn.train import TrainConfig, select_device
-
-from .conftest import LYRICS, assert_same_greedy_text
+from tests.helpers.models import LYRICS, assert_same_greedy_text
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

@@ -7,9 +7,7 @@ import pytest
 from charrnn.deadline import Deadline
 from charrnn.pipeline import train_model
 from charrnn.train import MIN_VALIDATION_CHARS, EvalEvent, StepEvent, TrainEvent
-
-from .conftest import LYRICS
-from .test_train import TINY, fast
+from tests.helpers.models import LYRICS, TINY, fast
 
 
 class FakeClock:

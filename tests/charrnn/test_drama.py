@@ -11,9 +11,8 @@ from charrnn.config import SampleConfig
 from charrnn.generation.batching import BatchGenerator
 from charrnn.generation.sample import generate
 from charrnn.vocab import UNK, Vocab
-
-from ..conftest import real_corpus
-from .conftest import constant_model
+from tests.helpers.corpora import real_corpus
+from tests.helpers.models import constant_model
 
 
 def sung(*lines: str, title: str = "曲") -> str:

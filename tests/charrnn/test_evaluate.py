@@ -12,8 +12,7 @@ from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import prepare_corpus
 from charrnn.train import TrainConfig
 from charrnn.vocab import UNK, Vocab
-
-from .conftest import LYRICS, constant_model
+from tests.helpers.models import LYRICS, constant_model
 
 
 def test_models_with_different_vocabularies_score_as_a_hand_computation_gives() -> None:

@@ -10,8 +10,7 @@ import pytest
 
 from charrnn.cli import main
 from charrnn.fetch import CORPORA, POETRY_TARBALL, FetchError, PoetryCorpus, fetch, poetry_text, remembering, to_blocks
-
-from ..conftest import real_corpus
+from tests.helpers.corpora import real_corpus
 
 
 def tarball(files: dict[str, object]) -> bytes:

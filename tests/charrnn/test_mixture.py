@@ -19,8 +19,7 @@ from charrnn.pipeline import train_model
 from charrnn.train import TrainConfig
 from charrnn.transfer import TransferConfig, transfer
 from charrnn.vocab import UNK, Vocab
-
-from .conftest import LYRICS, constant_model
+from tests.helpers.models import LYRICS, constant_model
 
 
 def test_mixture_probabilities_are_the_weighted_sum_over_the_union_vocabulary() -> None:

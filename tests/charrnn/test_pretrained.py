@@ -17,8 +17,7 @@ from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
 from charrnn.cli import main
 from charrnn.data import load_corpus
 from charrnn.text.lyrics import english_words, known_words
-
-from ..conftest import han_share, real_corpus
+from tests.helpers.corpora import han_share, real_corpus
 
 BASE_WEIGHTS_SHA256 = "93392d30ad2ee89ce2c53bdda44a7c4091bae05cf27b294d1c111d50b53d285b"
 SONGCI_HELD_OUT_PPL = 55.65  # python -m charrnn eval base ../shared/data/songci.txt

@@ -11,8 +11,7 @@ from charrnn.cli import main
 from charrnn.model import ModelConfig
 from charrnn.sizing import Sizing, size_for, size_for_text
 from charrnn.train import TrainConfig
-
-from .conftest import LYRICS
+from tests.helpers.models import LYRICS
 
 JAYCHOU = (63_282, 2_583)  # characters, distinct: the corpus the small-corpus recipe was tuned on
 SHAKESPEARE = (1_115_394, 65)

@@ -11,27 +11,9 @@ from charrnn.data import ConsecutiveSampling, RandomSampling
 from charrnn.evaluate import evaluate
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.train import EvalEvent, SampleEvent, StepEvent, TrainConfig, Trainer, TrainEvent
+from charrnn.train import EvalEvent, SampleEvent, StepEvent, Trainer, TrainEvent
 from charrnn.vocab import Vocab
-
-from .conftest import LYRICS
-
-TINY = ModelConfig(vocab_size=1, cell="gru", layers=1, embed=16, hidden=32, dropout=0.0)
-
-
-def fast(**kwargs: object) -> TrainConfig:
-    base = {
-        "epochs": 4,
-        "batch_size": 8,
-        "seq_len": 16,
-        "lr": 1e-2,
-        "warmup_steps": 2,
-        "patience": 0,
-        "unk_min_count": 1,
-        "device": "cpu",
-        "seed": 0,
-    }
-    return TrainConfig(**{**base, **kwargs})  # type: ignore[arg-type]
+from tests.helpers.models import LYRICS, TINY, fast
 
 
 def test_overfitting_a_short_string_drives_the_loss_near_zero() -> None:
