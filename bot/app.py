@@ -52,6 +52,7 @@ from bot.ops.schedule import (
 from bot.services.admission import ChatOrder
 from bot.services.inline import InlineService
 from bot.services.lyrics import LyricsService
+from bot.services.preferences import PreferencesService
 from bot.services.quality import CopyGuard
 from bot.services.songs import SongService
 from bot.services.styles import StyleService
@@ -157,12 +158,13 @@ class Runtime:
         await styles.reserve()
         for text in await styles.corpus_texts():
             guard.add(text)
-        lyrics = LyricsService(s, sessions, self.backend, guard, styles)
+        preferences = PreferencesService(s, sessions, styles)
+        lyrics = LyricsService(s, sessions, self.backend, guard, preferences)
         inline = InlineService(lyrics)
         self.singer = Singer(s.tune_checkpoint, workers=s.sing_workers, queue_size=s.sing_queue,
                              threads=s.torch_threads)
         services = Services(
-            settings=s, lyrics=lyrics, styles=styles, inline=inline,
+            settings=s, lyrics=lyrics, preferences=preferences, styles=styles, inline=inline,
             songs=SongService(lyrics, inline, self.singer, s.token or ""), training=self.training, order=ChatOrder(),
             typing=TypingIndicator(lambda chat_id: application.bot.send_chat_action(chat_id, ChatAction.TYPING)),
         )

@@ -134,7 +134,7 @@ class InlineService:
             return InlineHint("inline_empty")
         if len(query) > settings.max_prefix_chars:
             return InlineHint("inline_too_long", limit=settings.max_prefix_chars)
-        prefs = await self.lyrics.preferences(person)  # the person's own settings and style: inline has no group
+        prefs = await self.lyrics.preferences.current(person)  # the person's own settings and style: no group inline
         vocab = await self.lyrics.vocab(prefs)  # the person's style's model
         if not any(ch in vocab for ch in query if not ch.isspace()):
             return InlineHint("inline_unknown")  # emoji only, or a script the model never saw: nothing to go on

@@ -25,9 +25,9 @@ from bot.db.models import RequestStatus, utcnow
 from bot.db.repos import styles as style_repo
 from bot.domain import Duplicate, Lyric, Person, Place, Preferences, Refused, WriteOutcome, group_id
 from bot.services.admission import RateLimiter, RefusalThrottle
-from bot.services.forms import Asked, known_tune, written_form
+from bot.services.forms import Asked, written_form
+from bot.services.preferences import PreferencesService, upsert_person
 from bot.services.quality import CopyGuard, shown
-from bot.services.styles import StyleService
 from bot.serving.generation import GenerationBackend, GenerationJob, QueueFull
 from bot.settings import Settings
 from charrnn.vocab import Vocab
@@ -51,11 +51,6 @@ def _has_spare(record: repo.RequestRecord) -> bool:
     return record.candidate_index < len(record.candidates)
 
 
-async def _upsert_person(session: AsyncSession, person: Person) -> None:
-    await repo.upsert_user(session, user_id=person.user_id, first_name=person.first_name,
-                           username=person.username, language_code=person.language_code)
-
-
 class LyricsService:
     def __init__(
         self,
@@ -63,7 +58,7 @@ class LyricsService:
         sessions: async_sessionmaker[AsyncSession],
         backend: GenerationBackend,
         guard: CopyGuard | None,
-        styles: StyleService | None = None,
+        preferences: PreferencesService | None = None,
         owner: str | None = None,
     ) -> None:
         # Which process answers a request (``requests.owner``): unique per start, readable in the database.
@@ -74,7 +69,9 @@ class LyricsService:
         self.guard = guard
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.refusals = RefusalThrottle()
-        self.styles = styles  # which style (and version) a request is written in; None (some tests): the default
+        # Which settings and style a request is written with (some tests: the defaults, the default style).
+        self.preferences = preferences or PreferencesService(settings, sessions)
+        self.styles = self.preferences.styles
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -92,17 +89,11 @@ class LyricsService:
     ) -> tuple[int, bool, Preferences]:
         """Write the request row first; returns (request id, created, the preferences it is written with)."""
         async with self.sessions.begin() as session:
-            await _upsert_person(session, person)
+            await upsert_person(session, person)
             await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
-            prefs = self._with_defaults(
-                await repo.applicable_settings(session, user_id=person.user_id, group_id=group_id(place))
-            )
+            prefs = await self.preferences.applicable(session, person.user_id, place)
             written = written_form(prefs.form, Asked(prefix, form=form, pattern=pattern))
             prefs = replace(prefs, form=written.form, pattern=written.pattern)
-            if self.styles is not None:
-                chosen = await self.styles.resolve(session, user_id=person.user_id, chat_id=place.chat_id,
-                                                   chat_type=place.type)
-                prefs = replace(prefs, style=chosen.style, version=chosen.version, style_gone=chosen.gone)
             record, created = await repo.create_request(
                 session,
                 update_id=update_id,
@@ -121,15 +112,6 @@ class LyricsService:
             if created and prefs.style is not None:
                 await style_repo.set_request_style(session, request_id=record.id, style=prefs.style)
         return record.id, created, prefs
-
-    def _with_defaults(self, stored: repo.StoredSettings) -> Preferences:
-        s = self.settings
-        return Preferences(
-            temperature=s.default_temperature if stored.temperature is None else stored.temperature,
-            length=s.default_length if stored.length is None else stored.length,
-            rhyme=s.default_rhyme if stored.rhyme is None else stored.rhyme,
-            form=known_tune(stored.form or "") or "",  # a tune no longer in the table is free lines
-        )
 
     async def admit(
         self, *, update_id: int | None, person: Person, place: Place, prefix: str
@@ -224,6 +206,13 @@ class LyricsService:
                         request_id)
             return Duplicate(request_id)
         return Lyric(request_id, best.text, best.skipped, style_gone=prefs.style_gone, prefix=prefix)
+
+    async def finish(self, record: repo.RequestRecord) -> WriteOutcome:
+        """What a request left from before a restart comes to: its stored lyric, or one written now with its own
+        settings and its style's version now."""
+        if record.status == "done" and record.output:
+            return Lyric(record.id, record.output, (), prefix=record.prefix)
+        return await self.generate(record.id, record.prefix, await self.preferences.of_request(record))
 
     async def own_button(
         self, request_id: int, place: Place, button_message_id: int | None
@@ -348,95 +337,11 @@ class LyricsService:
 
     # --- settings, ratings, statistics ------------------------------------------------------------
 
-    def parse_temperature(self, text: str) -> float | None:
-        """A valid temperature from the person's text, or None (abc, -1, 0, nan, inf, 1e9...)."""
-        try:
-            value = float(text.strip().replace(",", "."))
-        except ValueError:
-            return None
-        if not self.settings.allows_temperature(value):
-            return None
-        return round(value, 3)
-
-    def parse_length(self, text: str) -> int | None:
-        text = text.strip()
-        if not text.isdecimal() or len(text) > 6:
-            return None
-        value = int(text)
-        return value if self.settings.allows_length(value) else None
-
-    async def preferences(self, person: Person, place: Place | None = None) -> Preferences:
-        """What a request from ``person`` in ``place`` is written with: a group's settings in a group, else the
-        person's own (``repo.applicable_settings``), with the bot's defaults for what was never set."""
-        async with self.sessions() as session:
-            prefs = self._with_defaults(
-                await repo.applicable_settings(session, user_id=person.user_id, group_id=group_id(place))
-            )
-            if self.styles is not None:  # a look only: register() is where a deleted style's setting is cleared
-                chosen = await self.styles.resolve(session, user_id=person.user_id,
-                                                   chat_id=place.chat_id if place is not None else None,
-                                                   chat_type=place.type if place is not None else None, clear=False)
-                prefs = replace(prefs, style=chosen.style, version=chosen.version, style_gone=chosen.gone)
-            return prefs
-
-    async def stored_preferences(self, record: repo.RequestRecord) -> Preferences:
-        """What a stored request is generated with after a restart: its own settings, and its style's version now
-        (the default style's if the style was deleted since)."""
-        prefs = Preferences(record.temperature, record.length, record.rhyme, form=record.form, pattern=record.pattern)
-        if self.styles is None:
-            return prefs
-        async with self.sessions() as session:
-            style = await style_repo.get_request_style(session, request_id=record.id)
-        choice = await self.styles.find(style) if style is not None else None
-        if choice is None or choice.title is None:  # no style, a deleted one, or the default
-            return prefs
-        return replace(prefs, style=choice.name, version=choice.version)
-
     async def vocab(self, prefs: Preferences) -> Vocab:
         """The vocabulary of the model ``prefs`` (its style's version) runs on: not the default's for another style."""
         if self.styles is None or prefs.version is None:
             return self.backend.vocab
         return await self.styles.vocab(prefs.version)
-
-    async def language_of(self, user_id: int) -> str | None:
-        """The language code the person was last seen with: for answers sent without their update (a restart)."""
-        async with self.sessions() as session:
-            return await repo.language_of(session, user_id=user_id)
-
-    async def remember(self, person: Person) -> None:
-        """Make sure the person has a row (other tables point at it)."""
-        async with self.sessions.begin() as session:
-            await _upsert_person(session, person)
-
-    async def chat_moved(self, *, from_chat_id: int, to_chat: Place) -> None:
-        """A group became a supergroup, which Telegram gives a new id: its settings and style go with it."""
-        async with self.sessions.begin() as session:
-            await repo.upsert_chat(session, chat_id=to_chat.chat_id, type=to_chat.type, title=to_chat.title)
-            moved = await repo.move_chat_settings(session, from_chat_id=from_chat_id, to_chat_id=to_chat.chat_id)
-        if moved:
-            log.info("chat %s became %s: its settings moved with it", from_chat_id, to_chat.chat_id)
-
-    async def set_preferences(
-        self, person: Person, *, place: Place | None = None, temperature: float | None = None,
-        length: int | None = None, rhyme: bool | None = None, form: str | None = None,
-    ) -> None:
-        """Change what is given; leave the rest. In a group (``place``) it is the group's settings that change:
-        the caller has checked that ``person`` administers it (``bot.telegram.permissions``). ``form``: a tune's table
-        name (``bot.services.forms.known_tune``), or "" for free lines."""
-        temperature_ = repo.UNSET if temperature is None else temperature
-        length_ = repo.UNSET if length is None else length
-        rhyme_ = repo.UNSET if rhyme is None else rhyme
-        form_ = repo.UNSET if form is None else form
-        chat_id = group_id(place)
-        async with self.sessions.begin() as session:
-            await _upsert_person(session, person)
-            if chat_id is None or place is None:
-                await repo.set_settings(session, user_id=person.user_id, temperature=temperature_, length=length_,
-                                        rhyme=rhyme_, form=form_)
-                return
-            await repo.upsert_chat(session, chat_id=chat_id, type=place.type, title=place.title)
-            await repo.set_chat_settings(session, chat_id=chat_id, updated_by=person.user_id,
-                                         temperature=temperature_, length=length_, rhyme=rhyme_, form=form_)
 
     async def rate(
         self, *, request_id: int, person: Person, place: Place, button_message_id: int | None, stars: int
@@ -445,7 +350,7 @@ class LyricsService:
         if await self.own_button(request_id, place, button_message_id) is None:
             return False
         async with self.sessions.begin() as session:
-            await _upsert_person(session, person)
+            await upsert_person(session, person)
             await repo.rate(session, request_id=request_id, user_id=person.user_id, stars=stars)
         return True
 

@@ -18,6 +18,7 @@ from bot.domain import Person, Place
 from bot.services.admission import ChatOrder
 from bot.services.inline import InlineService
 from bot.services.lyrics import LyricsService
+from bot.services.preferences import PreferencesService
 from bot.services.songs import SongService
 from bot.services.styles import StyleService
 from bot.services.training import TrainingService
@@ -32,6 +33,7 @@ class Services:
 
     settings: Settings
     lyrics: LyricsService
+    preferences: PreferencesService
     styles: StyleService
     inline: InlineService
     songs: SongService

@@ -164,12 +164,7 @@ async def answer_unfinished(bot: Bot, lyrics: LyricsService, records: list[Reque
             chat_id = record.chat_id
             if chat_id is None:  # an inline request: Telegram delivered it; nowhere to send a lyric
                 continue
-            outcome: WriteOutcome
-            if record.status == "done" and record.output:
-                outcome = Lyric(record.id, record.output, (), prefix=record.prefix)
-            else:
-                prefs = await lyrics.stored_preferences(record)
-                outcome = await lyrics.generate(record.id, record.prefix, prefs)
+            outcome = await lyrics.finish(record)
             if not isinstance(outcome, Lyric):
                 continue
             quote = None if record.message_id is None else ReplyParameters(
@@ -179,7 +174,7 @@ async def answer_unfinished(bot: Bot, lyrics: LyricsService, records: list[Reque
                            quote: ReplyParameters | None = quote) -> Message:
                 return await bot.send_message(chat_id, text, reply_markup=markup, reply_parameters=quote)
 
-            lang = language(await lyrics.language_of(record.user_id))
+            lang = language(await lyrics.preferences.language_of(record.user_id))
             await deliver_lyric(lyrics, outcome, lang, send, share=bool(bot.supports_inline_queries))
             log.info("answered request %s left over from before the restart", record.id)
         except Exception:  # one bad left-over must not keep the others waiting for yet another restart

@@ -74,7 +74,7 @@ async def add_corpus(update: Update, context: Context) -> None:
     else:
         await reply(update, context, t(lang, "admin_corpus_how"))
         return
-    await context.services.lyrics.remember(context.person)
+    await context.services.preferences.remember(context.person)
     try:
         added = await training(context).add_document(name=name, raw=raw, added_by=update.effective_user.id,
                                                      style=style)

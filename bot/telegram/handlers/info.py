@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 async def start(update: Update, context: Context) -> None:
     """/start and /help: what the bot does, in the person's language."""
     person, place = context.person, context.place
-    prefs = await context.services.lyrics.preferences(person, place)
+    prefs = await context.services.preferences.current(person, place)
     lang = language(person.language_code)
     chat = update.effective_chat
     # Admin commands are listed only to an admin, and only in private: a group need not learn them.

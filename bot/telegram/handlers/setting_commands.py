@@ -44,7 +44,7 @@ async def _setting(
     lang = context.lang
     argument = context.argument
     if not argument:
-        prefs = await svc.lyrics.preferences(person, place)
+        prefs = await svc.preferences.current(person, place)
         await reply(update, context, t(lang, scoped(f"{key}_show", place), value=show(lang, getattr(prefs, field))))
         return
     value = parse(argument)
@@ -53,21 +53,21 @@ async def _setting(
         return
     if not await may_change(update, context, lang):
         return
-    await svc.lyrics.set_preferences(person, place=place, **{field: value})
+    await svc.preferences.change(person, place=place, **{field: value})
     await reply(update, context, t(lang, scoped(f"{key}_set", place), value=show(lang, value)))
 
 
 async def set_temperature(update: Update, context: Context) -> None:
     """/temp [value]: show or set the sampling temperature."""
     s = context.services
-    await _setting(update, context, key="temp", field="temperature", parse=s.lyrics.parse_temperature,
+    await _setting(update, context, key="temp", field="temperature", parse=s.preferences.parse_temperature,
                    usage={"low": s.settings.min_temperature, "high": s.settings.max_temperature})
 
 
 async def set_length(update: Update, context: Context) -> None:
     """/len [n]: show or set the answer length."""
     s = context.services
-    await _setting(update, context, key="len", field="length", parse=s.lyrics.parse_length,
+    await _setting(update, context, key="len", field="length", parse=s.preferences.parse_length,
                    usage={"low": s.settings.min_length, "high": s.settings.max_length})
 
 

@@ -139,7 +139,7 @@ def styles_keyboard(lang: str, shown: Shown) -> InlineKeyboardMarkup:
 
 async def _shown(context: Context, person: Person, place: Place) -> Shown:
     services = context.services
-    return Shown(prefs=await services.lyrics.preferences(person, place),
+    return Shown(prefs=await services.preferences.current(person, place),
                  style=await services.styles.current(person, place), styles=await services.styles.available(),
                  group=group_id(place) is not None)
 
@@ -169,30 +169,30 @@ async def _change(
     update: Update, context: Context, tap: PanelTap, person: Person, place: Place, lang: str
 ) -> str | None:
     """Apply a value button; its toast, or None when the value is not one a person could set (forged, stale)."""
-    lyrics = context.services.lyrics
+    preferences = context.services.preferences
     if tap.what == "t":
-        temperature = lyrics.parse_temperature(tap.value)
+        temperature = preferences.parse_temperature(tap.value)
         if temperature is None:
             return None
-        await lyrics.set_preferences(person, place=place, temperature=temperature)
+        await preferences.change(person, place=place, temperature=temperature)
         return t(lang, scoped("temp_set", place), value=temperature)
     if tap.what == "l":
-        length = lyrics.parse_length(tap.value)
+        length = preferences.parse_length(tap.value)
         if length is None:
             return None
-        await lyrics.set_preferences(person, place=place, length=length)
+        await preferences.change(person, place=place, length=length)
         return t(lang, scoped("len_set", place), value=length)
     if tap.what == "r":
         rhyme = {"0": False, "1": True}.get(tap.value)
         if rhyme is None:
             return None
-        await lyrics.set_preferences(person, place=place, rhyme=rhyme)
+        await preferences.change(person, place=place, rhyme=rhyme)
         return t(lang, scoped("rhyme_set", place), value=_on_off(lang, rhyme))
     if tap.what == "f":
         form = "" if tap.value == FREE else known_tune(tap.value)
         if form is None:
             return None
-        await lyrics.set_preferences(person, place=place, form=form)
+        await preferences.change(person, place=place, form=form)
         return t(lang, scoped("form_set", place), value=form_name(lang, form))
     # A style ("y:<name>"): only one the styles service offers now; the administrator check is done (``tap``).
     chosen = await pick_style(update, context, tap.value, may_change=True)

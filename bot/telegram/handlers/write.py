@@ -199,6 +199,6 @@ async def chat_migrated(update: Update, context: Context) -> None:
         old, new = message.migrate_from_chat_id, chat.id
     else:
         return
-    await context.services.lyrics.chat_moved(from_chat_id=old, to_chat=Place(new, ChatType.SUPERGROUP, chat.title))
+    await context.services.preferences.chat_moved(from_chat_id=old, to_chat=Place(new, ChatType.SUPERGROUP, chat.title))
 
 

@@ -15,7 +15,7 @@ import torch
 from bot.db.migrate import head_revision
 from bot.ops.logs import RedactTokens
 from bot.services.admission import RateLimiter
-from bot.services.lyrics import LyricsService
+from bot.services.preferences import PreferencesService
 from bot.services.quality import CopyGuard, rank, repetition
 from bot.serving.generation import GenerationJob, GenerationResult, LoadedModel, LocalGenerationWorker, QueueFull
 from bot.settings import Settings
@@ -65,12 +65,12 @@ def test_rate_limiter_window() -> None:
 
 @pytest.mark.parametrize("text", ["abc", "-1", "0", "nan", "inf", "-inf", "1e9", "", "0.09", "2.01", "1,5,1"])
 def test_bad_temperatures_are_refused(text: str) -> None:
-    service = LyricsService(Settings(_env_file=None), None, None, None)  # type: ignore[arg-type,call-arg]
+    service = PreferencesService(Settings(_env_file=None), None)  # type: ignore[arg-type,call-arg]
     assert service.parse_temperature(text) is None
 
 
 def test_good_temperatures_and_lengths() -> None:
-    service = LyricsService(Settings(_env_file=None), None, None, None)  # type: ignore[arg-type,call-arg]
+    service = PreferencesService(Settings(_env_file=None), None)  # type: ignore[arg-type,call-arg]
     assert service.parse_temperature("0.8") == 0.8 and service.parse_temperature(" 1,5 ") == 1.5
     assert service.parse_length("200") == 200
     assert service.parse_length("2") is None and service.parse_length("1e3") is None

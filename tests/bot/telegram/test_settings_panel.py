@@ -195,12 +195,12 @@ def test_a_tap_that_fails_inside_still_stops_the_spinner_with_an_apology(
         async with bot_running(tmp_path, trained_store) as h:
             h.fake.add_user(USER, "Ann", "en")
             panel = await ask(h, "/settings", chat=USER, user=USER)
-            lyrics = h.app.bot_data.services.lyrics
+            preferences = h.app.bot_data.services.preferences
 
             async def database_away(*args: Any, **kwargs: Any) -> None:
                 raise ConnectionError("database is away")
 
-            lyrics.set_preferences = database_away  # type: ignore[method-assign]
+            preferences.change = database_away  # type: ignore[method-assign]
             answer = await tap(h, USER, USER, panel["message_id"], "s:t:0.5")
             assert answer["show_alert"] is True and "(error " in answer["text"]
             assert h.rows("SELECT COUNT(*) FROM user_settings") == [(0,)]
