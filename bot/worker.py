@@ -35,7 +35,7 @@ from celery.worker import state as worker_state
 from bot.services.forms import known_tune, pattern_chars, pattern_text
 from bot.services.styles import STYLE_NAME
 from bot.serving.backends import serving_precision
-from bot.serving.celery_backend import (
+from bot.serving.celery_app import (
     FINETUNE,
     GENERATE,
     GENERATION_QUEUE,

@@ -4,12 +4,14 @@ A product feature, not only a test double: ``make run`` (``lyricbot run``) witho
 sandbox``, chat with the real bot through this server (``bot.sandbox.terminal``), and the tests and benchmarks
 run the bot against the same server. They point PTB at it with ``ApplicationBuilder().base_url(fake.base_url)
 .base_file_url(fake.base_file_url)``. It speaks Telegram's HTTP protocol and refuses what Telegram refuses, in
-Telegram's words (``bot.sandbox.protocol``), so a bot that passes here meets no new errors in production. This
-module is the API side: the HTTP server, the update queue, the Bot API methods, webhook delivery, and a record
-of every call and of what the bot sent; the people on the other side are ``bot.sandbox.people``. Simplifications:
-one bot, webhook updates delivered only when ``deliver_webhook`` is called, inline queries never expire by time
-(only by being answered), HTML/Markdown markup accepted but not parsed. Call it from the thread that runs the
-event loop.
+Telegram's words (``bot.sandbox.protocol``), so a bot that passes here meets no new errors in production.
+
+This module is the API side: the HTTP server, the update queue and the Bot API's message methods. Mixed in: files
+(``bot.sandbox.media``), webhooks (``bot.sandbox.webhooks``), menus and chat look-ups (``bot.sandbox.menus``), the
+record of what the bot sent (``bot.sandbox.record``); the people on the other side are ``bot.sandbox.people``.
+Simplifications: one bot, webhook updates delivered only when ``deliver_webhook`` is called, inline queries never
+expire by time (only by being answered), HTML/Markdown markup accepted but not parsed. Call it from the thread that
+runs the event loop.
 """
 
 from __future__ import annotations
@@ -19,42 +21,35 @@ import collections
 import contextlib
 import copy
 import inspect
-import json
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any, Self
 
-import aiohttp
 from aiohttp import web
 
+from bot.sandbox.media import Media
+from bot.sandbox.menus import Menus
 from bot.sandbox.people import People
 from bot.sandbox.protocol import (
-    ACTIONS,
     CONFLICT,
     MAX_CALLBACK_ANSWER,
-    MAX_FILE_BYTES,
-    MAX_PHOTO_BYTES,
-    MAX_PHOTO_RATIO,
-    MAX_PHOTO_SIDES,
     NOT_MODIFIED,
     QUERY_INVALID,
     File,
     JSONDict,
     TelegramApiError,
     bad,
-    chat_member,
     checked_inline_answer,
     checked_text,
-    image_size,
     inline_markup,
-    is_ogg_opus,
     public,
     read_params,
 )
+from bot.sandbox.record import Record
+from bot.sandbox.webhooks import Webhooks
 
 _log = logging.getLogger(__name__)
 
@@ -67,7 +62,7 @@ class _Queued:
     replay: bool  # an old update_id pushed again: it survives confirmation until handed out once
 
 
-class FakeTelegram(People):
+class FakeTelegram(People, Record, Media, Webhooks, Menus):
     """The Bot API side and a record of everything the bot did; the people talking to the bot are ``People``."""
 
     def __init__(
@@ -157,54 +152,6 @@ class FakeTelegram(People):
         return update_id
 
     # --- what the bot did ---
-    def sent(self, chat_id: int | None = None) -> list[JSONDict]:
-        """Messages the bot sent, current after edits, with any keyboard (Telegram echoes only inline ones)."""
-        return [copy.deepcopy(m) for m in self._sent if chat_id is None or m["chat"]["id"] == chat_id]
-
-    def file_content(self, file_id: str) -> bytes:
-        """What a stored file holds (a photo, a voice message or a document the bot sent, or one a person did)."""
-        return self._files[file_id].content
-
-    def sent_count(self, chat_id: int | None = None) -> int:
-        """How many messages the bot sent (to ``chat_id``): ``len(sent())`` without copying them, for load
-        benchmarks that ask many times a second and share the bot's CPU."""
-        return len(self._sent) if chat_id is None else sum(1 for m in self._sent if m["chat"]["id"] == chat_id)
-
-    def messages(self, chat_id: int) -> list[JSONDict]:
-        """Every message in the chat, the person's and the bot's, in order."""
-        return [copy.deepcopy(m) for _, m in sorted(self._messages.get(chat_id, {}).items())]
-
-    def sent_times(self, chat_id: int) -> list[float]:
-        """``time.perf_counter()`` at which each of ``sent(chat_id)`` arrived: for latency benchmarks."""
-        return [t for m, t in zip(self._sent, self._sent_at, strict=True) if m["chat"]["id"] == chat_id]
-
-    async def wait_for_sent(self, chat_id: int, count: int, timeout: float = 10.0) -> list[JSONDict]:
-        def shown() -> str:
-            sent = self.sent(chat_id)
-            texts = [m.get("text") or m.get("caption") or [k for k in ("photo", "document") if k in m] for m in sent]
-            return f"the bot sent {len(sent)} of {count} messages to chat {chat_id} within {timeout}s: {texts}"
-
-        await self._wait(self._bot_sent, lambda: len(self.sent(chat_id)) >= count, timeout, shown)
-        return self.sent(chat_id)
-
-    async def wait_for_inline_answer(self, query_id: str, timeout: float = 10.0) -> JSONDict:
-        """What the bot answered to an inline query: its parameters (results, cache_time, is_personal, button)."""
-        await self._wait(self._inline_answered, lambda: query_id in self.inline_answers, timeout,
-                         lambda: f"the bot did not answer inline query {query_id} within {timeout}s")
-        return copy.deepcopy(self.inline_answers[query_id])
-
-    async def _wait(self, event: asyncio.Event, done: Callable[[], bool], timeout: float,
-                    failure: Callable[[], str]) -> None:
-        """Until ``done()``, woken by ``event`` (set whenever the bot does that kind of thing)."""
-        deadline = time.monotonic() + timeout
-        while not done():
-            if (remaining := deadline - time.monotonic()) <= 0:
-                raise TimeoutError(f"{failure()}; refused requests: {self._refusals[-5:]}; "
-                                   f"last calls: {[m for m, _ in self.requests[-8:]]}")
-            event.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
-
     # --- fault injection ---
     def fail_next(
         self, method: str, status: int = 429, description: str = "Too Many Requests: retry after 2",
@@ -238,13 +185,6 @@ class FakeTelegram(People):
         self._queue.append(_Queued({"update_id": update_id, **body}, replay=False))
         self._update_arrived.set()
         return update_id
-
-    def _store(self, upload: File, folder: str) -> File:
-        self._serial += 1
-        path = f"{folder}/file_{self._serial}{PurePosixPath(upload.name).suffix}"
-        stored = File(upload.name, upload.content, upload.mime_type, f"BQAC{folder[:3]}{self._serial:06d}", path)
-        self._files[stored.file_id] = stored
-        return stored
 
     async def _refusal(self, request: web.Request) -> web.Response | None:
         if self._latency:
@@ -332,17 +272,6 @@ class FakeTelegram(People):
         message["edit_date"] = int(time.time())
         return public(message)
 
-    def _media(self, p: JSONDict, key: str, folder: str) -> File:
-        if isinstance(value := p.get(key), File):
-            return self._store(value, folder)
-        if isinstance(value, str) and value in self._files:
-            return self._files[value]
-        raise bad(f"there is no {key} in the request" if value is None else "wrong file identifier/HTTP URL specified")
-
-    @staticmethod
-    def _commands_key(p: JSONDict) -> str:
-        return json.dumps([p.get("scope") or {"type": "default"}, p.get("language_code", "")], sort_keys=True)
-
     # --- Bot API methods, named as Telegram names them; the lookup ignores case, as Telegram's does ---
     def _m_getMe(self, p: JSONDict) -> JSONDict:
         return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
@@ -372,75 +301,8 @@ class FakeTelegram(People):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._update_arrived.wait(), remaining)
 
-    def _m_setWebhook(self, p: JSONDict) -> bool:
-        """Records where to deliver; unlike Telegram it accepts http:// URLs, for tests on 127.0.0.1."""
-        url, secret = str(p.get("url", "")), p.get("secret_token")
-        if not re.match(r"https?://[^/]+", url):
-            raise bad("bad webhook: An HTTPS URL must be provided for webhook")
-        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
-            raise bad("bad webhook: secret token contains unallowed characters")
-        if p.get("drop_pending_updates"):
-            self._queue.clear()
-        self.webhook = {"url": url} | ({"secret_token": str(secret)} if secret is not None else {})
-        return True
-
-    def _m_deleteWebhook(self, p: JSONDict) -> bool:
-        if p.get("drop_pending_updates"):
-            self._queue.clear()
-        self.webhook = {}
-        return True
-
-    def _m_getWebhookInfo(self, p: JSONDict) -> JSONDict:
-        return {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
-                "pending_update_count": len(self._queue)}  # fmt: skip
-
-    async def deliver_webhook(self, headers: dict[str, str] | None = None) -> list[int]:
-        """POST each queued update to the registered webhook, as Telegram does; returns the HTTP statuses.
-
-        ``headers`` None: the registered secret, as Telegram sends it; anything else plays a forger. An
-        update leaves the queue only once the bot answered 200, as Telegram retries the others.
-        """
-        if not (url := self.webhook.get("url")):
-            raise RuntimeError("no webhook is set")
-        if headers is None:
-            secret = self.webhook.get("secret_token")
-            headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
-        statuses: list[int] = []
-        async with aiohttp.ClientSession() as session:
-            for queued in list(self._queue):
-                async with session.post(url, json=queued.update, headers=headers) as response:
-                    statuses.append(response.status)
-                if response.status == 200:
-                    self._queue.remove(queued)
-        return statuses
-
-    def _m_setMyCommands(self, p: JSONDict) -> bool:
-        if not isinstance(commands := p.get("commands"), list) or len(commands) > 100:
-            raise bad("can't parse commands JSON array")
-        for command in commands:
-            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command", ""))):
-                raise bad("BOT_COMMAND_INVALID")
-            if not 1 <= len(str(command.get("description", ""))) <= 256:
-                raise bad("BOT_COMMAND_DESCRIPTION_INVALID")
-        self._commands[self._commands_key(p)] = [{k: c[k] for k in ("command", "description")} for c in commands]
-        return True
-
-    def _m_getMyCommands(self, p: JSONDict) -> list[JSONDict]:
-        return copy.deepcopy(self._commands.get(self._commands_key(p), []))
-
-    def _m_deleteMyCommands(self, p: JSONDict) -> bool:
-        self._commands.pop(self._commands_key(p), None)
-        return True
-
     def _m_sendMessage(self, p: JSONDict) -> JSONDict:
         return self._send(self._chat(p), p, checked_text(p))
-
-    def _m_sendChatAction(self, p: JSONDict) -> bool:
-        chat = self._chat(p)
-        if p.get("action") not in ACTIONS:
-            raise bad("wrong parameter action in request")
-        self.chat_actions.append((chat["id"], str(p["action"])))
-        return True
 
     def _m_editMessageText(self, p: JSONDict) -> JSONDict | bool:
         if "text" not in (message := self._own_message(p)):
@@ -482,62 +344,3 @@ class FakeTelegram(People):
             raise bad("query is too old and response timeout expired or query ID is invalid")
         self.answered_callbacks.append(p)
         return True
-
-    def _m_sendPhoto(self, p: JSONDict) -> JSONDict:
-        chat, caption = self._chat(p), checked_text(p, "caption") if "caption" in p else {}
-        upload = p.get("photo")
-        if isinstance(upload, File):  # checked before it is stored, as Telegram refuses it whole
-            if len(upload.content) > MAX_PHOTO_BYTES:
-                raise bad("file is too big")
-            dimensions = image_size(upload.content)
-            if dimensions is None:
-                raise bad("IMAGE_PROCESS_FAILED")
-            width, height = dimensions
-            if width + height > MAX_PHOTO_SIDES or max(width, height) > MAX_PHOTO_RATIO * max(1, min(width, height)):
-                raise bad("PHOTO_INVALID_DIMENSIONS")
-        stored = self._media(p, "photo", "photos")
-        width, height = image_size(stored.content) or (0, 0)
-        size = {"file_id": stored.file_id, "file_unique_id": f"u{stored.file_id}", "file_size": len(stored.content),
-                "width": width, "height": height}  # fmt: skip
-        return self._send(chat, p, {"photo": [size], **caption})
-
-    def _m_sendDocument(self, p: JSONDict) -> JSONDict:
-        chat, caption = self._chat(p), checked_text(p, "caption") if "caption" in p else {}
-        if isinstance(upload := p.get("document"), File) and len(upload.content) > MAX_FILE_BYTES:
-            raise bad("file is too big")
-        return self._send(chat, p, {"document": self._media(p, "document", "documents").as_document(), **caption})
-
-    def _m_sendVoice(self, p: JSONDict) -> JSONDict:
-        """A voice message: an OGG file of Opus audio (anything else Telegram would not show as one)."""
-        chat, caption = self._chat(p), checked_text(p, "caption") if "caption" in p else {}
-        if isinstance(upload := p.get("voice"), File):
-            if len(upload.content) > MAX_FILE_BYTES:
-                raise bad("file is too big")
-            if not is_ogg_opus(upload.content):
-                raise bad("VOICE_FORMAT_INVALID: a voice message must be an OGG file encoded with Opus")
-        stored = self._media(p, "voice", "voice")
-        voice = {"file_id": stored.file_id, "file_unique_id": f"u{stored.file_id}", "file_size": len(stored.content),
-                 "duration": int(p.get("duration") or 0), "mime_type": "audio/ogg"}  # fmt: skip
-        return self._send(chat, p, {"voice": voice, **caption})
-
-    def _m_getFile(self, p: JSONDict) -> JSONDict:
-        if (stored := self._files.get(str(p.get("file_id", "")))) is None:
-            raise bad("invalid file_id")
-        return {"file_id": stored.file_id, "file_unique_id": f"u{stored.file_id}", "file_size": len(stored.content),
-                "file_path": stored.path}  # fmt: skip
-
-    def _m_getChat(self, p: JSONDict) -> JSONDict:
-        gifts = dict.fromkeys(("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription",
-                               "gifts_from_channels"), False)  # fmt: skip
-        return {**self._chat(p), "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
-
-    def _m_getChatMember(self, p: JSONDict) -> JSONDict:
-        """A person's standing in a chat (``set_member``); in a private chat, the person is its member."""
-        chat = self._chat(p)
-        user_id = p.get("user_id")
-        if not isinstance(user_id, int) or user_id not in self._users:
-            raise bad("PARTICIPANT_ID_INVALID" if user_id is not None else "user_id is empty")
-        if chat["type"] == "private":
-            return chat_member(self._users[user_id], "member")
-        standing = self._members.get((chat["id"], user_id), {"status": "member", "is_anonymous": False})
-        return chat_member(self._users[user_id], standing["status"], standing["is_anonymous"])

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.services.training import TrainingService
-from bot.serving.celery_backend import make_celery
+from bot.serving.celery_app import make_celery
 from bot.settings import Settings
 from tests.helpers.bot import Harness, ask, bot_running
 from tests.helpers.celery_workers import REDIS_URL, VISIBILITY_TIMEOUT_S, celery_env, redis_prefix, workers

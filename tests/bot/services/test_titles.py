@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from bot.serving.celery_backend import decode_result, encode_result
+from bot.serving.celery_app import decode_result, encode_result
 from bot.serving.generation import GenerationJob, LocalGenerationWorker
 from bot.serving.models import ModelStore
 from charrnn.text.titles import is_title, titled

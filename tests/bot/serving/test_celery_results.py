@@ -11,7 +11,8 @@ import uuid
 import redis
 from celery import states
 
-from bot.serving.celery_backend import GENERATE, RESULTS_CLIENT_NAME, ResultPoller, make_celery
+from bot.serving.celery_app import GENERATE, RESULTS_CLIENT_NAME, make_celery
+from bot.serving.celery_results import ResultPoller
 from bot.settings import Settings
 from tests.helpers.celery_workers import REDIS_URL, redis_prefix
 

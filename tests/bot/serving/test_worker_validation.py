@@ -21,7 +21,7 @@ from celery import Celery
 from celery.exceptions import TaskRevokedError
 from celery.worker import state as worker_state
 
-from bot.serving.celery_backend import GENERATE, GENERATION_QUEUE, InvalidJob
+from bot.serving.celery_app import GENERATE, GENERATION_QUEUE, InvalidJob
 from bot.serving.generation import GenerationJob, GenerationResult
 from bot.settings import Settings
 from bot.worker import GenerationRuntime, worker_app
@@ -199,7 +199,7 @@ def test_forged_tasks_on_the_broker_are_refused_and_the_bot_apologises(
     with redis_prefix() as prefix, workers(celery_env(prefix, model_dir, MIN_LENGTH="50"), tmp_path / "w", 1) as (
         worker,
     ):
-        from bot.serving.celery_backend import make_celery
+        from bot.serving.celery_app import make_celery
 
         settings = Settings(_env_file=None, generation_backend="celery", celery_broker_url=REDIS_URL,  # type: ignore[call-arg]
                             celery_key_prefix=prefix, celery_visibility_timeout_s=3.0, model_dir=model_dir)  # fmt: skip
