@@ -25,7 +25,8 @@ from common import corpus_path, percentile, print_table
 
 from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
-from bot.services.training import RunReport, TrainingService
+from bot.services.run_reports import RunReport
+from bot.services.training import TrainingService
 from bot.serving.models import ModelStore
 from bot.settings import Settings
 from charrnn.data import load_corpus
@@ -78,7 +79,7 @@ async def measure(args: argparse.Namespace, model_dir: Path, corpus: Path, new_t
             fake.add_user(person, f"P{person}", "zh")
         async with running(build_application(settings)) as app:
             service: TrainingService = app.bot_data.training
-            await service.add_document(name="held-back.txt", raw=new_text.encode(), added_by=None)
+            await service.corpus.add_document(name="held-back.txt", raw=new_text.encode(), added_by=None)
             traffic = Load(fake, people, args.rate)
             until = time.perf_counter() + args.window
             idle = await traffic.latencies(await traffic.run(lambda: time.perf_counter() < until))

@@ -151,7 +151,7 @@ class Runtime:
         self.training = TrainingService(s, sessions, store, self.backend, notify, guard,
                                         exclusive=lambda: self.finetune_lock.try_hold(engine),
                                         runner=backends.finetune)
-        for text in (await self.training.corpus_texts()).values():
+        for text in (await self.training.corpus.corpus_texts()).values():
             guard.add(text)
         # Styles: several models at once, one lane each; the default style is the training service's ACTIVE.
         styles = StyleService(sessions, store, self.backend, self.training)

@@ -152,7 +152,8 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.migrate import upgrade
     from bot.ops.instance import FinetuneLock
-    from bot.services.training import RunReport, TrainingService, format_report
+    from bot.services.run_reports import RunReport, format_report
+    from bot.services.training import TrainingService
     from bot.serving.models import ModelStore
 
     announce(settings, args)
@@ -168,7 +169,8 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
             if args.command == "corpus":
                 path = Path(args.file)
                 raw = read_capped(path, settings.max_corpus_bytes)
-                added = await service.add_document(name=path.name, raw=raw, added_by=None, style=style_option(args))
+                added = await service.corpus.add_document(name=path.name, raw=raw, added_by=None,
+                                                          style=style_option(args))
                 state = "already present" if added.duplicate else "added"
                 print(f"document {added.document_id} {state}: {added.chars:,} characters, "
                       f"{len(added.new_chars)} new to the model's vocabulary")

@@ -1,4 +1,4 @@
-"""Corpus, fine-tuning runs, model versions and rollback: how the bot keeps learning safely.
+"""Fine-tuning runs, model versions and rollback: how the bot keeps learning safely.
 
 A run happens only when corpus text was added since the active model was trained. It trains in a
 spawned child process or on a Celery ``training`` queue (``finetune_runner``; the bot keeps answering
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,15 +26,16 @@ from bot.db import repository as repo
 from bot.db.repos import styles as style_repo
 from bot.db.repos.styles import StyleChanged
 from bot.ops.instance import Steady
+from bot.services.corpus import CorpusService
 from bot.services.quality import CopyGuard
+from bot.services.run_reports import RunReport, format_report, loss_chart
 from bot.serving import retention
 from bot.serving.finetune_job import FinetuneSpec, gate, split_document
 from bot.serving.finetune_runner import FinetuneRunner, ProcessRunner
 from bot.serving.generation import GenerationBackend
-from bot.serving.models import VERSION_NAME, ActiveChanged, ModelStore, style_corpus_path, version_line, version_vocab
+from bot.serving.models import VERSION_NAME, ActiveChanged, ModelStore, style_corpus_path, version_line
 from bot.settings import Settings
 from charrnn.checkpoint import CheckpointError, load_checkpoint
-from charrnn.data import CorpusError, check_corpus_text
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str, bytes | None], Awaitable[None]]
@@ -53,24 +53,6 @@ class Hold(Protocol):
 
 
 Exclusive = Callable[[], contextlib.AbstractAsyncContextManager[Hold]]
-
-
-@dataclass(frozen=True)
-class Added:
-    document_id: int
-    chars: int
-    new_chars: tuple[str, ...]  # characters the active model's vocabulary lacks
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class RunReport:
-    run_id: int
-    status: str  # promoted, rejected, failed, interrupted, skipped
-    detail: str
-    metrics: dict[str, Any]
-    chart: bytes | None = None
-    style: str | None = None  # the style fine-tuned; None: the default style
 
 
 class TrainingService:
@@ -97,77 +79,10 @@ class TrainingService:
         self._lock = asyncio.Lock()
         self._activation = asyncio.Lock()  # pointer flip and hot swap happen together, one at a time
         self._runs: set[asyncio.Task[Any]] = set()  # retrain() calls in progress, for shutdown()
-
-    # --- corpus ---------------------------------------------------------------------------------
-
-    async def add_document(self, *, name: str, raw: bytes, added_by: int | None, style: str | None = None) -> Added:
-        """Store a corpus document (for ``style``'s fine-tunes; None: the default style's); raises ``CorpusError``
-        with a reason for the person, ``LookupError`` for a style that does not exist."""
-        if len(raw) > self.settings.max_corpus_bytes:
-            raise CorpusError(f"{name} is {len(raw):,} bytes; the limit is {self.settings.max_corpus_bytes:,}")
-        text = check_corpus_text(raw, name=name)
-        style_version = await self._style_parent(style) if style is not None else None
-        async with self.sessions.begin() as session:  # a duplicate only of the same style's text
-            record, created = await repo.add_document(session, name=name, text=text, added_by=added_by, style=style)
-        if style_version is not None:  # new characters are new to the style's model, not the default's
-            vocab = await asyncio.to_thread(version_vocab, self.store.model_dir, style_version)
-        else:
-            vocab = self.backend.vocab if self.backend is not None else self.store.load_active().vocab
-        return Added(record.id, record.chars, tuple(vocab.unknown_chars(text)), not created)
-
-    async def _style_parent(self, style: str) -> str:
-        """A live style's active version: what its fine-tunes start from. LookupError for no such style."""
-        async with self.sessions() as session:
-            record = await style_repo.get_style(session, name=style)
-        if record is None or record.deleted_at is not None or record.active_version is None:
-            raise LookupError(f"no style {style}")
-        return record.active_version
-
-    async def corpus_texts(self) -> dict[int, str]:
-        async with self.sessions() as session:
-            ids = [d.id for d in await repo.list_documents(session)]
-            return await repo.document_texts(session, ids=ids)
-
-    async def trained_document_ids(self, style: str | None = None) -> set[int]:
-        """The documents the active model (of ``style``) has seen: those of its version and of all its ancestors."""
-        async with self.sessions() as session:
-            versions = {v.version: v for v in await repo.list_versions(session)}
-        seen: set[int] = set()
-        version = self.store.active_version() if style is None else await self._style_parent(style)
-        while version is not None and version in versions:
-            seen.update(versions[version].document_ids)
-            version = versions[version].parent
-        return seen
-
-    async def new_document_ids(self, style: str | None = None) -> list[int]:
-        """Documents of ``style`` (None: the default) added since its active model was trained (a rollback makes
-        its successors' new again)."""
-        seen = await self.trained_document_ids(style)
-        async with self.sessions() as session:
-            styles = await style_repo.document_styles(session)
-            return [d.id for d in await repo.list_documents(session) if d.id not in seen and styles.get(d.id) == style]
+        self.corpus = CorpusService(settings, sessions, store, backend)  # what the runs train on
 
     def busy(self) -> bool:
         return self._lock.locked()
-
-    async def describe_corpus(self) -> list[str]:
-        seen = await self.trained_document_ids()
-        async with self.sessions() as session:
-            documents = await repo.list_documents(session)
-            styles = await style_repo.document_styles(session)
-        state = {True: "in the active model", False: "new"}
-        lines = []
-        for d in documents:
-            style = styles.get(d.id)
-            if style is None:
-                lines.append(f"#{d.id} {d.name}: {d.chars:,} characters, {state[d.id in seen]}")
-                continue
-            try:
-                trained = d.id in await self.trained_document_ids(style)
-            except LookupError:  # a deleted style's text: nothing trains on it any more
-                trained = False
-            lines.append(f"#{d.id} {d.name}: {d.chars:,} characters, style {style}, {state[trained]}")
-        return lines
 
     async def describe_runs(self, limit: int = 10) -> list[str]:
         async with self.sessions() as session:
@@ -238,10 +153,10 @@ class TrainingService:
             if not held:  # another replica on this database is running one now
                 log.info("a fine-tune is running in another bot on this database; not starting one")
                 return "running"
-            documents = await self.new_document_ids(style)
+            documents = await self.corpus.new_document_ids(style)
             if not documents:
                 return "nothing_new"
-            parent = self.store.active_version() if style is None else await self._style_parent(style)
+            parent = self.store.active_version() if style is None else await self.corpus.style_parent(style)
             async with self.sessions.begin() as session:
                 run = await repo.create_run(session, trigger=trigger, requested_by=requested_by,
                                             parent_version=parent, document_ids=documents)
@@ -411,41 +326,3 @@ class TrainingService:
             raise LookupError(f"{target} is a version of style {record.style}: /rollback {record.style} {target}")
         await self.activate(target)
         return target
-
-
-def format_report(report: RunReport) -> str:
-    m = report.metrics
-    style = f" (style {report.style})" if report.style is not None else ""
-    lines = [f"Training run {report.run_id}{style}: {report.status}", report.detail]
-    if "old_ppl_after" in m:
-        lines.append(f"old-text perplexity {m.get('old_ppl_before', float('nan')):.1f} -> {m['old_ppl_after']:.1f}")
-        lines.append(f"new-text perplexity {m.get('new_ppl_before', float('nan')):.1f} -> "
-                     f"{m.get('new_ppl_after', float('nan')):.1f}")
-    if "seconds" in m:
-        lines.append(f"{m['seconds']:.0f} s, {m.get('added_chars', 0):.0f} new characters")
-    return "\n".join(lines)
-
-
-def loss_chart(history: list[dict[str, float]], title: str) -> bytes | None:
-    """A PNG of training and validation loss per epoch: a curve is read faster than numbers."""
-    if not history:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="training loss")
-    ax.plot(epochs, [h["val_nll"] for h in history], marker="o", label="validation loss (old + new)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per character")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()

@@ -180,7 +180,7 @@ def test_a_finetune_runs_on_the_training_queue(
     async def scenario(trainer: Any) -> None:
         async with bot_running(tmp_path, store, **bot_settings(prefix, postgres_url, **fast)) as h:
             service = training(h)
-            await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            await service.corpus.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             report = await service.retrain(trigger="cli")
             assert not isinstance(report, str)
             assert report.status in ("promoted", "rejected"), report.detail

@@ -14,8 +14,9 @@ import logging
 
 from telegram import Update
 
+from bot.services.run_reports import RunReport
 from bot.services.styles import DEFAULT_STYLE
-from bot.services.training import RunReport, TrainingService
+from bot.services.training import TrainingService
 from bot.telegram.context import Context
 from bot.telegram.delivery import Handler, reply
 from bot.telegram.i18n import language, t
@@ -76,7 +77,7 @@ async def add_corpus(update: Update, context: Context) -> None:
         return
     await context.services.preferences.remember(context.person)
     try:
-        added = await training(context).add_document(name=name, raw=raw, added_by=update.effective_user.id,
+        added = await training(context).corpus.add_document(name=name, raw=raw, added_by=update.effective_user.id,
                                                      style=style)
     except (CorpusError, LookupError) as exc:
         await reply(update, context, t(lang, "admin_not_added", reason=exc))
@@ -90,7 +91,7 @@ async def add_corpus(update: Update, context: Context) -> None:
 
 async def corpus(update: Update, context: Context) -> None:
     """/corpus: documents, sizes, and whether the model has trained on them."""
-    lines = await training(context).describe_corpus()
+    lines = await training(context).corpus.describe_corpus()
     await reply(update, context, "\n".join(lines) or t(lang_of(update), "admin_corpus_empty"))
 
 
@@ -102,7 +103,7 @@ async def retrain(update: Update, context: Context) -> None:
         await reply(update, context, t(lang, "admin_retrain_busy"))
         return
     try:
-        new = await service.new_document_ids(style)
+        new = await service.corpus.new_document_ids(style)
     except LookupError as exc:
         await reply(update, context, t(lang, "admin_no_training", reason=exc))
         return

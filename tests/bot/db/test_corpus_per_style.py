@@ -99,7 +99,7 @@ def test_text_a_style_has_can_be_added_to_the_default_style(tmp_path: Path, trai
         store = copy_store(trained_store, tmp_path)
         first = (store[0] / "ACTIVE").read_text().strip()
         async with bot_running(tmp_path, store, **FAST) as h:
-            service = training(h)
+            service = training(h).corpus
             async with service.sessions.begin() as session:
                 await style_repo.create_style(session, name="jay", title="Jay", active_version=first, created_by=None)
             styled = await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None, style="jay")

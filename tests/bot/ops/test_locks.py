@@ -257,7 +257,7 @@ def test_a_fine_tune_whose_lock_was_lost_is_not_promoted(
                     pass
 
             service.runner = runner = Instead()
-            await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            await service.corpus.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             report = await service.retrain(trigger="cli")
             assert not isinstance(report, str)
             assert report.status == "interrupted" and "lock was lost" in report.detail, report

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from bot.ops.schedule import FINETUNE_JOB, finetune_trigger, make_scheduler, register
-from bot.services.training import loss_chart
+from bot.services.run_reports import loss_chart
 from bot.serving.finetune_job import gate, split_document
 from bot.serving.finetune_runner import ProcessRunner
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
@@ -192,7 +192,7 @@ def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: t
                 return 0
 
             run_instead(service, worse_candidate)
-            await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            await service.corpus.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             report = await service.retrain(trigger="cli")
             assert not isinstance(report, str)
             assert report.status == "rejected" and "regressed" in report.detail
@@ -212,7 +212,7 @@ def test_killed_training_leaves_model_and_database_intact(tmp_path: Path, traine
         async with bot_running(tmp_path, store, **{**FAST, "finetune_minutes": 5.0, "finetune_epochs": 1000}) as h:
             h.fake.add_user(ADMIN, "Ada", "en")
             service = training(h)
-            await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            await service.corpus.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             run = asyncio.create_task(service.retrain(trigger="cli"))
             runner = service.runner
             assert isinstance(runner, ProcessRunner)
@@ -259,7 +259,7 @@ def test_short_schedule_fires_once_and_skips_without_new_text(tmp_path: Path, tr
         async with bot_running(tmp_path, store, finetune_interval_s=1.0, **FAST) as h:
             await asyncio.sleep(2.5)  # fired at least twice with nothing new: no run recorded
             assert h.rows("SELECT COUNT(*) FROM training_runs") == [(0,)]
-            await training(h).add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            await training(h).corpus.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             await eventually(
                 lambda: h.rows("SELECT COUNT(*) FROM training_runs WHERE status != 'running'") == [(1,)], timeout=180
             )
@@ -360,7 +360,7 @@ def test_a_rollback_during_a_run_is_not_undone_by_its_promotion(
                 return 0
 
             run_instead(service, good_candidate_after_a_rollback)
-            await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
+            await service.corpus.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             run = asyncio.create_task(service.retrain(trigger="admin"))
             await training_started.wait()
             answer = await ask(h, "/rollback vearlier", chat=ADMIN, user=ADMIN)

@@ -74,7 +74,7 @@ def test_after_each_run_only_the_newest_rejected_candidates_stay(tmp_path: Path,
                 return 0
 
             async def run(song: str) -> str:
-                await service.add_document(name="song.txt", raw=song.encode(), added_by=None)
+                await service.corpus.add_document(name="song.txt", raw=song.encode(), added_by=None)
                 report = await service.retrain(trigger="cli")
                 assert not isinstance(report, str)
                 return str(report.metrics["version"])

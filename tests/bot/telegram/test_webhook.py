@@ -91,7 +91,7 @@ def test_two_replicas_share_a_database_and_fine_tune_once(
             settings = make_settings(tmp_path, (tmp_path / "models", corpus), fake, database_url=url,
                                      webhook_secret=SECRET, **FAST)
             async with replica(settings) as first, replica(settings) as second:
-                await first.bot_data.services.training.add_document(name="song.txt", raw=NEW_SONG.encode(),
+                await first.bot_data.services.training.corpus.add_document(name="song.txt", raw=NEW_SONG.encode(),
                                                                     added_by=None)
                 runtimes: list[Runtime] = [runtime_of(first), runtime_of(second)]
                 with caplog.at_level(logging.INFO):
