@@ -27,7 +27,7 @@ def train_default_model(out_dir: Path, minutes: float) -> Path:
     (sampling cost depends on them) without a long wait. Returns the checkpoint directory."""
     from charrnn.data import load_corpus
     from charrnn.pipeline import train_model
-    from charrnn.train import TrainConfig
+    from charrnn.train_config import TrainConfig
 
     print(f"training the default model on the Jay Chou corpus for {minutes:g} min ...", file=sys.stderr)
     train_model(load_corpus(corpus_path("jaychou")), None, TrainConfig(max_minutes=minutes, device="cpu"),

@@ -25,7 +25,7 @@ from charrnn.data import load_corpus
 from charrnn.generation.batching import generate_many
 from charrnn.model import ModelConfig, count_parameters
 from charrnn.pipeline import train_model
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 
 BASE_SHAPE = ModelConfig(vocab_size=1, cell="lstm", layers=2, embed=512, hidden=512, dropout=0.2)
 

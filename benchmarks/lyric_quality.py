@@ -65,7 +65,7 @@ from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
 from charrnn.text.lyrics import distinct_n, has_loop, longest_copied_run, mean_line_length, median
 from charrnn.text.rhyme import free_rhymes, rhyme_rate
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from charrnn.transfer import TransferConfig, component_logprobs, transfer
 from charrnn.vocab import Vocab
 

@@ -22,7 +22,7 @@ from charrnn.data import load_corpus
 from charrnn.ngram import kneser_ney_nll, unigram_nll
 from charrnn.pipeline import prepare_corpus, train_model
 from charrnn.sizing import size_for_text
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 
 
 def run(name: str, minutes: float, dropout: float | None) -> None:

@@ -35,7 +35,7 @@ from charrnn.data import load_corpus, split_corpus
 from charrnn.evaluate import HeldOut, evaluate, reference_vocab
 from charrnn.model import count_parameters
 from charrnn.pipeline import prepare_corpus
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

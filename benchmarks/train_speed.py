@@ -22,7 +22,8 @@ from torch import nn
 
 from charrnn.data import ConsecutiveSampling, load_corpus
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.train import TrainConfig, Trainer
+from charrnn.train import Trainer
+from charrnn.train_config import TrainConfig
 from charrnn.vocab import Vocab
 
 

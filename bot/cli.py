@@ -57,7 +57,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
     store = ModelStore(settings.model_dir, settings.device)
     from charrnn.cli_options import ProgressBar
-    from charrnn.train import TrainConfig
+    from charrnn.train_config import TrainConfig
 
     if args.style:
         from bot.styles_cli import check_new_style

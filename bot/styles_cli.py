@@ -48,7 +48,7 @@ def register_style(settings: Settings, name: str, title: str | None, version: st
     from bot.db.migrate import upgrade
     from bot.services.styles import StyleService, normalize
     from bot.serving.models import ModelStore, style_corpus_path
-    from charrnn.checkpoint import write_atomic
+    from charrnn.files import write_atomic
 
     if corpus is not None:
         target = style_corpus_path(settings.model_dir, normalize(name))

@@ -7,7 +7,9 @@ from charrnn.evaluate import EvalResult, evaluate
 from charrnn.generation.batching import BatchGenerator, generate_many
 from charrnn.generation.sample import Generation, generate
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.train import TrainConfig, Trainer, TrainResult, select_device
+from charrnn.train import Trainer
+from charrnn.train_config import TrainConfig, select_device
+from charrnn.train_events import TrainResult
 from charrnn.vocab import UNK, Vocab
 
 __all__ = [

@@ -16,12 +16,9 @@ checkpoint or the new one, never a mix; stale files are swept after the switch.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from charrnn.files import _sha256_file, write_atomic
 from charrnn.mixture import MixtureLM
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.text.words import words_from_json, words_to_json
@@ -91,36 +89,10 @@ class Checkpoint:
         return self.model
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
-def write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(temp_path)``, fsync it and rename it over ``path``; no partial file is ever visible."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _save_tensors(directory: Path, stem: str, tensors: dict[str, torch.Tensor]) -> dict[str, str]:

@@ -8,17 +8,16 @@ with the package wherever a checkpoint is expected.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
-import random
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from charrnn.checkpoint import BASE, CheckpointError, add_words, load_checkpoint, resave, resolve, write_atomic
+from charrnn.checkpoint import BASE, CheckpointError, load_checkpoint
+from charrnn.cli_data import cmd_export, cmd_fetch, cmd_forms, cmd_topics, cmd_words
 from charrnn.cli_options import (
     ProgressBar,
     add_model_args,
@@ -26,27 +25,24 @@ from charrnn.cli_options import (
     add_train_args,
     finite_float,
     positive_int,
+    read_corpus,
     sample_config_from,
     train_config_from,
 )
 from charrnn.config import SampleConfig
 from charrnn.data import CorpusError, demo_corpus_path, load_corpus, split_corpus
 from charrnn.evaluate import REFERENCE_MIN_COUNT, HeldOut, evaluate, reference_vocab
-from charrnn.fetch import CORPORA, FetchError, fetch, remembering
-from charrnn.form_mining import build as build_forms
+from charrnn.fetch import CORPORA, FetchError
 from charrnn.generation.batching import choose_titles, generate_many
-from charrnn.generation.rows import PLANNED_LINES
 from charrnn.model import ModelConfig
 from charrnn.music import cli as music_cli
 from charrnn.music.corpus import TUNE_CORPUS as TUNES
-from charrnn.music.corpus import build_tunes
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sizing import size_for_text
-from charrnn.text.forms import FORMS_PATH, tunes
+from charrnn.text.forms import FORMS_PATH
 from charrnn.text.titles import form_title, titled
-from charrnn.text.topics import TOPICS_PATH, build_topics, keyword_plan, save_topics
-from charrnn.text.words import corpus_words
-from charrnn.train import TrainConfig, select_device
+from charrnn.text.topics import TOPICS_PATH
+from charrnn.train_config import TrainConfig, select_device
 from charrnn.transfer import TransferConfig, transfer
 
 DEMO_PREFIXES = ("我", "夜", "The ")
@@ -136,20 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_corpus(name: str) -> str:
-    return load_corpus(demo_corpus_path() if name == "demo" else name)
 
 
 def _read_corpora(names: Sequence[str]) -> str | dict[str, str]:
     """One text for one file; several files by name (their stem), each split on its own."""
     if len(names) == 1:
-        return _read_corpus(names[0])
+        return read_corpus(names[0])
     corpora: dict[str, str] = {}
     for name in names:
         key = "demo" if name == "demo" else Path(name).stem
         if key in corpora:
             raise ValueError(f"two corpora are both named {key!r}")
-        corpora[key] = _read_corpus(name)
+        corpora[key] = read_corpus(name)
     return corpora
 
 
@@ -159,7 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = select_device(train_config.device)  # fail fast on a device that is not there
     init = None
     if args.init_from:
-        replay = _read_corpus(args.replay) if args.replay else None
+        replay = read_corpus(args.replay) if args.replay else None
         init = InitFrom(load_checkpoint(args.init_from, device=device), args.init_from, args.dropout, replay,
                         args.replay_fraction)
         model_config = None  # the checkpoint's own
@@ -202,7 +196,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    text = _read_corpus(args.corpus)
+    text = read_corpus(args.corpus)
     config = TransferConfig(minutes=args.minutes, device=args.device)  # validates before the load
     base = load_checkpoint(args.init_from, device=select_device(args.device))
     result = transfer(text, base, args.out, config, base_name=args.init_from,
@@ -247,7 +241,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     cfg = TrainConfig.from_json(ckpt.meta.get("train_config") or {})
-    train_text, val_text = split_corpus(_read_corpus(args.corpus), cfg.val_fraction, cfg.split, cfg.seed)
+    train_text, val_text = split_corpus(read_corpus(args.corpus), cfg.val_fraction, cfg.split, cfg.seed)
     reference = reference_vocab(train_text)
     result = evaluate(ckpt.model, HeldOut.of_text(val_text, ckpt.vocab, reference), device)
     unknown = sum(1 for ch in val_text[1:] if ch not in reference)
@@ -270,60 +264,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    out = resave(load_checkpoint(args.checkpoint), args.out, half=args.half)
-    exported = load_checkpoint(out)
-    size = sum(p.stat().st_size for p in resolve(out).iterdir())
-    print(f"{out}: {size / 1e6:.1f} MB, weights SHA-256 {exported.weights_sha256}")
-    return 0
 
 
-def cmd_words(args: argparse.Namespace) -> int:
-    """Record what a checkpoint written before words were recorded learnt: its corpora's English words."""
-    texts = [_read_corpus(name) for name in args.corpus]  # every file readable before the checkpoint changes
-    words = add_words(args.checkpoint, frozenset().union(*map(corpus_words, texts)))
-    print(f"{resolve(args.checkpoint)}: {len(words)} English words")
-    return 0
 
 
-def cmd_fetch(args: argparse.Namespace) -> int:
-    if args.out and len(args.name) > 1:
-        raise ValueError("--out names one file: give one corpus, or --dir for several")
-    download = remembering()  # the chinese-poetry corpora share one tarball
-    source = Path(args.source) if args.source else None
-    for name in args.name:
-        out = Path(args.out) if args.out else Path(args.dir) / f"{name}.txt"
-        if name == TUNES:
-            text, _ = build_tunes(non_commercial=args.non_commercial, report=print)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(out, functools.partial(Path.write_text, data=text, encoding="utf-8"))
-            print(f"{name}: {out}")
-            continue
-        path = fetch(name, out, download=download, source=source, report=print)
-        print(f"{name}: {path} ({len(path.read_text(encoding='utf-8')):,} characters)")
-    return 0
 
 
-def cmd_forms(args: argparse.Namespace) -> int:
-    if args.forms_command == "build":
-        if not Path(args.corpus).is_file():
-            raise ValueError(f"{args.corpus}: no such file (the Song ci corpus, songci.txt)")
-        table = build_forms(Path(args.corpus), Path(args.out))
-        print(f"{len(table)} tunes written to {args.out}")
-        return 0
-    for tune in tunes().values():
-        print(f"{tune.name}\t{tune.examples} examples, {tune.share:.0%} in this form\t{tune.pattern}")
-    return 0
 
 
-def cmd_topics(args: argparse.Namespace) -> int:
-    if args.topics_command == "build":
-        table = build_topics(_read_corpus(name) for name in args.corpus)
-        save_topics(table, Path(args.out))
-        print(f"{len(table)} words with their related ones written to {args.out}")
-        return 0
-    print(" ".join(keyword_plan(args.prefix, PLANNED_LINES, random.Random(0))) or "(nothing in the table relates)")
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -15,9 +15,11 @@ from typing import Any
 from tqdm import tqdm
 
 from charrnn.config import MAX_LENGTH, MIN_TARGET, SampleConfig
+from charrnn.data import demo_corpus_path, load_corpus
 from charrnn.model import CELLS
 from charrnn.text.forms import SONG_FORMS
-from charrnn.train import EvalEvent, SampleEvent, StepEvent, TrainConfig, TrainEvent
+from charrnn.train_config import TrainConfig
+from charrnn.train_events import EvalEvent, SampleEvent, StepEvent, TrainEvent
 
 # Older, shorter spellings that stay accepted.
 SAMPLE_ALIASES = {"target_length": ["--length"], "stop_after_lines": ["--lines"]}
@@ -204,3 +206,7 @@ class ProgressBar:
             lines = [f"--- samples after epoch {event.epoch}"]
             lines += [text.replace("\n", " / ") for text in event.samples.values()]
             tqdm.write("\n".join(lines), file=sys.stderr)
+
+
+def read_corpus(name: str) -> str:
+    return load_corpus(demo_corpus_path() if name == "demo" else name)

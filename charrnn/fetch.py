@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from charrnn import drama
-from charrnn.checkpoint import write_atomic
+from charrnn.files import write_atomic
 
 
 class FetchError(RuntimeError):

@@ -20,7 +20,9 @@ from charrnn.mixture import LanguageModel, MixtureLM
 from charrnn.model import CharRNN
 from charrnn.pipeline import sampler_for
 from charrnn.text.words import corpus_words, merged
-from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
+from charrnn.train import Trainer
+from charrnn.train_config import TrainConfig, select_device
+from charrnn.train_events import Callback, EvalEvent, TrainEvent, TrainResult
 from charrnn.vocab import Vocab
 
 

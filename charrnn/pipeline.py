@@ -22,7 +22,9 @@ from charrnn.evaluate import HeldOut, reference_vocab
 from charrnn.generation.sample import generate
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.text.words import corpus_words, merged
-from charrnn.train import Callback, EvalEvent, TrainConfig, Trainer, TrainEvent, TrainResult, select_device
+from charrnn.train import Trainer
+from charrnn.train_config import TrainConfig, select_device
+from charrnn.train_events import Callback, EvalEvent, TrainEvent, TrainResult
 from charrnn.vocab import Vocab
 
 Corpora = str | Mapping[str, str]  # one text, or several by name (each split on its own)

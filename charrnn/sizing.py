@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from charrnn.model import CellType, ModelConfig
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 
 HIDDEN_SIZES = (128, 256, 384, 512)
 # Recurrent weights per corpus character that a corpus can feed: Jay Chou's GRU 512 has 1.57M for 63k (25).

@@ -38,7 +38,8 @@ from charrnn.model import ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sizing import size_for_text
 from charrnn.text.words import merged
-from charrnn.train import Callback, TrainConfig, select_device
+from charrnn.train_config import TrainConfig, select_device
+from charrnn.train_events import Callback
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from bot.serving.models import ModelStore
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from tests.helpers import pg
 from tests.helpers.bot import CORPUS
 from tests.helpers.corpora import real_corpus

@@ -20,10 +20,12 @@ from typing import Any
 
 import torch
 
-from charrnn.checkpoint import load_checkpoint, write_atomic
+from charrnn.checkpoint import load_checkpoint
 from charrnn.data import demo_corpus_path, load_corpus, split_corpus
+from charrnn.files import write_atomic
 from charrnn.finetune import finetune, finetune_metrics, save_finetuned
-from charrnn.train import EvalEvent, TrainConfig, TrainEvent
+from charrnn.train_config import TrainConfig
+from charrnn.train_events import EvalEvent, TrainEvent
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,15 @@ from pathlib import Path
 
 from bot.db.repos.training import VersionRecord
 from bot.serving.generation import LoadedModel
-from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path, read_meta, write_atomic
+from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path, read_meta
 from charrnn.data import demo_corpus_path, load_corpus
 from charrnn.deadline import Deadline
+from charrnn.files import write_atomic
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
 from charrnn.sizing import size_for_text
-from charrnn.train import Callback, TrainConfig, select_device
+from charrnn.train_config import TrainConfig, select_device
+from charrnn.train_events import Callback
 from charrnn.transfer import TransferConfig, transfer
 from charrnn.vocab import Vocab
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from charrnn.checkpoint import TUNE, load_checkpoint
 from charrnn.music.sing import METERS, Choices, melody_request, sing
-from charrnn.train import select_device
+from charrnn.train_config import select_device
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

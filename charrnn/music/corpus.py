@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charrnn.music.abc import AbcSkip, plain_key, read_tune, split_tunes, transpose, write_body, write_tune
+from charrnn.music.abc import AbcSkip, plain_key, read_tune, split_tunes, transpose
+from charrnn.music.abc_write import write_body, write_tune
 
 
 @dataclass(frozen=True)

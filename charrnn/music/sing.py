@@ -20,7 +20,8 @@ import torch
 from charrnn.config import SampleConfig
 from charrnn.generation.batching import generate_many
 from charrnn.mixture import LanguageModel
-from charrnn.music.abc import AbcSkip, Key, Tune, note_text, parse_key, read_tune, transpose
+from charrnn.music.abc import AbcSkip, Key, Tune, parse_key, read_tune, transpose
+from charrnn.music.abc_write import note_text
 from charrnn.music.lyric import SungLine, is_sad, sung_lines, words_line
 from charrnn.music.melody import MelodyCursor, MelodyError, MelodyPlan, parse_melody
 from charrnn.vocab import Vocab

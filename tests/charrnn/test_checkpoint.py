@@ -127,7 +127,7 @@ def test_path_escape_in_meta_is_refused(tmp_path: Path) -> None:
 def test_a_crash_before_the_switch_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tiny = tiny_untrained()
     directory = save_checkpoint(tmp_path / "c", tiny.model, tiny.vocab, metrics={"v": 1})
-    import charrnn.checkpoint as module
+    import charrnn.files as module  # where checkpoints are written, atomically
 
     real_replace = module.os.replace
 

@@ -11,7 +11,7 @@ from charrnn.generation.batching import generate_many
 from charrnn.generation.sample import generate
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.train import TrainConfig, select_device
+from charrnn.train_config import TrainConfig, select_device
 from tests.helpers.models import LYRICS, assert_same_greedy_text
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

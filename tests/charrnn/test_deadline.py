@@ -6,7 +6,8 @@ import pytest
 
 from charrnn.deadline import Deadline
 from charrnn.pipeline import train_model
-from charrnn.train import MIN_VALIDATION_CHARS, EvalEvent, StepEvent, TrainEvent
+from charrnn.train_config import MIN_VALIDATION_CHARS
+from charrnn.train_events import EvalEvent, StepEvent, TrainEvent
 from tests.helpers.models import LYRICS, TINY, fast
 
 

@@ -10,7 +10,7 @@ from charrnn.data import split_corpus
 from charrnn.evaluate import HeldOut, evaluate, reference_vocab
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import prepare_corpus
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from charrnn.vocab import UNK, Vocab
 from tests.helpers.models import LYRICS, constant_model
 

@@ -9,7 +9,7 @@ from charrnn.finetune import finetune, grow_vocab
 from charrnn.generation.sample import generate
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from tests.helpers.models import LYRICS, Tiny, assert_same_greedy_text
 
 NEW_SONG = "蒲公英的约定\n一起长大的约定\n说好要一起旅行\n是你如今唯一坚持的任性\n" * 12

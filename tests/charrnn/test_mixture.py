@@ -16,7 +16,7 @@ from charrnn.generation.sample import generate
 from charrnn.mixture import MIN_WEIGHT, MixtureLM, fit_weights
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from charrnn.transfer import TransferConfig, transfer
 from charrnn.vocab import UNK, Vocab
 from tests.helpers.models import LYRICS, constant_model

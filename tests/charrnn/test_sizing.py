@@ -10,7 +10,7 @@ import pytest
 from charrnn.cli import main
 from charrnn.model import ModelConfig
 from charrnn.sizing import Sizing, size_for, size_for_text
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from tests.helpers.models import LYRICS
 
 JAYCHOU = (63_282, 2_583)  # characters, distinct: the corpus the small-corpus recipe was tuned on

@@ -11,7 +11,8 @@ from charrnn.data import ConsecutiveSampling, RandomSampling
 from charrnn.evaluate import evaluate
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import train_model
-from charrnn.train import EvalEvent, SampleEvent, StepEvent, Trainer, TrainEvent
+from charrnn.train import Trainer
+from charrnn.train_events import EvalEvent, SampleEvent, StepEvent, TrainEvent
 from charrnn.vocab import Vocab
 from tests.helpers.models import LYRICS, TINY, fast
 

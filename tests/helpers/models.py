@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from charrnn.vocab import Vocab
 
 LYRICS = (

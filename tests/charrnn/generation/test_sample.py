@@ -222,7 +222,7 @@ def test_line_mode_invents_names_like_the_dinosaur_seed() -> None:
     """Trained on a list of names, line mode gives one new name per sample."""
     from charrnn.model import ModelConfig
     from charrnn.pipeline import train_model
-    from charrnn.train import TrainConfig
+    from charrnn.train_config import TrainConfig
 
     stems = ["saur", "don", "raptor", "ceratops", "mimus", "venator"]
     heads = ["tyranno", "stego", "veloci", "tricera", "ornitho", "allo", "brachio", "diplo", "pachy", "spino"]

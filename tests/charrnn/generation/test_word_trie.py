@@ -27,7 +27,7 @@ from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.text.rhyme import line_key, rhyming_words
 from charrnn.text.words import corpus_words, whole_lines_end
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from charrnn.vocab import UNK, Vocab
 from tests.helpers.corpora import real_corpus
 from tests.helpers.models import LYRICS, constant_model, tiny_untrained

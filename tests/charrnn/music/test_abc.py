@@ -7,7 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from charrnn.music.abc import AbcSkip, Key, parse_key, plain_key, read_tune, split_tunes, transpose, write_tune
+from charrnn.music.abc import AbcSkip, Key, parse_key, plain_key, read_tune, split_tunes, transpose
+from charrnn.music.abc_write import write_tune
 
 FOLK = """X:7
 T:A test

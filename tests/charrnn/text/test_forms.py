@@ -35,7 +35,7 @@ from charrnn.text.forms import (
     tunes,
 )
 from charrnn.text.rhyme import free_rhymes, line_key
-from charrnn.train import TrainConfig
+from charrnn.train_config import TrainConfig
 from tests.helpers.corpora import real_corpus
 from tests.helpers.models import Tiny
 
