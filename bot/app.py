@@ -54,6 +54,7 @@ from bot.services.inline import InlineService
 from bot.services.lyrics import LyricsService
 from bot.services.preferences import PreferencesService
 from bot.services.quality import CopyGuard
+from bot.services.ratings import RatingService
 from bot.services.songs import SongService
 from bot.services.styles import StyleService
 from bot.services.training import TrainingService
@@ -164,8 +165,9 @@ class Runtime:
         self.singer = Singer(s.tune_checkpoint, workers=s.sing_workers, queue_size=s.sing_queue,
                              threads=s.torch_threads)
         services = Services(
-            settings=s, lyrics=lyrics, preferences=preferences, styles=styles, inline=inline,
-            songs=SongService(lyrics, inline, self.singer, s.token or ""), training=self.training, order=ChatOrder(),
+            settings=s, lyrics=lyrics, preferences=preferences, ratings=RatingService(lyrics), styles=styles,
+            inline=inline, songs=SongService(lyrics, inline, self.singer, s.token or ""), training=self.training,
+            order=ChatOrder(),
             typing=TypingIndicator(lambda chat_id: application.bot.send_chat_action(chat_id, ChatAction.TYPING)),
         )
         application.bot_data.fill(services)

@@ -14,6 +14,7 @@ from bot.db.repos.chat_settings import (
     set_chat_settings,
 )
 from bot.db.repos.corpus import DOCUMENT_NAME_MAX, DocumentRecord, add_document, document_texts, list_documents
+from bot.db.repos.inline_choices import record_inline_choice, request_for_inline_message
 from bot.db.repos.people import (
     UNSET,
     ChatRecord,
@@ -40,9 +41,7 @@ from bot.db.repos.requests import (
     mark_running,
     mark_sending,
     next_candidate,
-    record_inline_choice,
     renew_leases,
-    request_for_inline_message,
     request_for_update,
     take_over,
 )

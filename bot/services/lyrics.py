@@ -342,24 +342,3 @@ class LyricsService:
         if self.styles is None or prefs.version is None:
             return self.backend.vocab
         return await self.styles.vocab(prefs.version)
-
-    async def rate(
-        self, *, request_id: int, person: Person, place: Place, button_message_id: int | None, stars: int
-    ) -> bool:
-        """Anyone who sees a lyric may rate it, once each (a new rating replaces theirs), with its own buttons."""
-        if await self.own_button(request_id, place, button_message_id) is None:
-            return False
-        async with self.sessions.begin() as session:
-            await upsert_person(session, person)
-            await repo.rate(session, request_id=request_id, user_id=person.user_id, stars=stars)
-        return True
-
-    async def top(self, person: Person, place: Place, limit: int = 5) -> list[repo.TopLyric]:
-        """The best-rated lyrics this chat may see: its own, and in private also what the person shared inline."""
-        author = person.user_id if group_id(place) is None else None
-        async with self.sessions() as session:
-            return await repo.top_rated(session, chat_id=place.chat_id, author_id=author, limit=limit)
-
-    async def stats(self, person: Person) -> repo.UserStats:
-        async with self.sessions() as session:
-            return await repo.user_stats(session, user_id=person.user_id)

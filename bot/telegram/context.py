@@ -19,6 +19,7 @@ from bot.services.admission import ChatOrder
 from bot.services.inline import InlineService
 from bot.services.lyrics import LyricsService
 from bot.services.preferences import PreferencesService
+from bot.services.ratings import RatingService
 from bot.services.songs import SongService
 from bot.services.styles import StyleService
 from bot.services.training import TrainingService
@@ -34,6 +35,7 @@ class Services:
     settings: Settings
     lyrics: LyricsService
     preferences: PreferencesService
+    ratings: RatingService
     styles: StyleService
     inline: InlineService
     songs: SongService

@@ -37,7 +37,7 @@ async def start(update: Update, context: Context) -> None:
 async def top(update: Update, context: Context) -> None:
     """/top: the best-rated lyrics."""
     lang = context.lang
-    best = await context.services.lyrics.top(context.person, context.place)
+    best = await context.services.ratings.top(context.person, context.place)
     if not best:
         await reply(update, context, t(lang, "top_empty"))
         return
@@ -51,7 +51,7 @@ async def stats(update: Update, context: Context) -> None:
     """/stats: the person's own counts."""
     person = context.person
     lang = language(person.language_code)
-    s = await context.services.lyrics.stats(person)
+    s = await context.services.ratings.stats(person)
     received = t(lang, "stats_received", mean=s.mean_stars_received) if s.mean_stars_received is not None else ""
     await reply(
         update,

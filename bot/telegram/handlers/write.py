@@ -153,8 +153,8 @@ def _under(update: Update) -> int | None:
 async def _rate(update: Update, context: Context, pressed: Rate) -> None:
     query = update.callback_query
     assert query is not None
-    ok = await context.services.lyrics.rate(request_id=pressed.request_id, person=context.person, place=context.place,
-                                            button_message_id=_under(update), stars=pressed.stars)
+    ok = await context.services.ratings.rate(request_id=pressed.request_id, person=context.person,
+                                             place=context.place, button_message_id=_under(update), stars=pressed.stars)
     with contextlib.suppress(BadRequest):  # a stale query id: the rating is saved all the same
         await query.answer(t(context.lang, "rated", stars=pressed.stars) if ok else t(context.lang, "button_foreign"))
 

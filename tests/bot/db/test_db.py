@@ -326,7 +326,7 @@ def test_create_request_is_idempotent_per_update_id(url: str) -> None:
 
 def test_create_request_resolves_a_lost_race(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The duplicate slips past the SELECT (as from a concurrent transaction): the savepoint absorbs it."""
-    real = request_repo._request_by_update_id
+    real = request_repo.request_by_update_id
     calls = 0
 
     async def miss_first_time(session: AsyncSession, update_id: int) -> Request | None:
@@ -337,7 +337,7 @@ def test_create_request_resolves_a_lost_race(url: str, monkeypatch: pytest.Monke
     async def fn(session: AsyncSession) -> None:
         await seed(session)
         first = await new_request(session, update_id=5)
-        monkeypatch.setattr(request_repo, "_request_by_update_id", miss_first_time)
+        monkeypatch.setattr(request_repo, "request_by_update_id", miss_first_time)
         again, created = await repository.create_request(
             session, update_id=5, user_id=USER, chat_id=CHAT, message_id=7, prefix="la la", temperature=0.8, length=120
         )

@@ -20,6 +20,7 @@ from bot.db.models import RequestStatus, utcnow
 from bot.domain import Person, Place
 from bot.sandbox import FakeTelegram
 from bot.services.lyrics import LyricsService
+from bot.services.ratings import RatingService
 from bot.settings import Settings
 from tests.helpers.bot import SECRET, make_settings, replica
 from tests.helpers.migrated import migrated
@@ -118,10 +119,11 @@ def test_a_tap_on_a_lyric_being_sent_waits_for_its_message_id(url: str) -> None:
         async with two_processes(url) as (a, _):
             request_id = await new_request(a, 1)
             assert await complete(a, request_id) and await a.claim_sending(request_id)
-            tap = asyncio.create_task(a.rate(request_id=request_id, person=ANN, place=HERE, button_message_id=55,
-                                             stars=5))
-            forged = asyncio.create_task(a.rate(request_id=request_id, person=ANN, place=HERE,
-                                                button_message_id=56, stars=1))
+            ratings = RatingService(a)
+            tap = asyncio.create_task(ratings.rate(request_id=request_id, person=ANN, place=HERE, button_message_id=55,
+                                                   stars=5))
+            forged = asyncio.create_task(ratings.rate(request_id=request_id, person=ANN, place=HERE,
+                                                      button_message_id=56, stars=1))
             await asyncio.sleep(0.3)  # both taps are waiting on the send
             await a.answered(request_id, 55)
             assert await tap is True and await forged is False
