@@ -1,5 +1,6 @@
-"""The one list of commands: Telegram's command menus and /help come from it, and every command in it has its
-handler in ``bot.telegram.routes`` (a test holds the two together).
+"""The one list of commands: each names its handler, and the routes, Telegram's command menus and /help all come from
+it. A new command is a handler (``bot.telegram.handlers``), a row here, and its words in ``bot.telegram.i18n``
+(``command_<name>``).
 
 Menus are set per language (Telegram shows the one matching the person's app language) and, for each
 admin, a wider one in their private chat (``BotCommandScopeChat``); /help lists the same commands with
@@ -11,11 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from telegram import BotCommand, BotCommandScopeChat
+from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
+from bot.domain import group_id
 from bot.settings import Settings
+from bot.telegram.context import Context
+from bot.telegram.delivery import Handler, reply
+from bot.telegram.handlers import admin, info, setting_commands, settings, songs, styles, write
 from bot.telegram.i18n import LANGUAGES, MESSAGES, t
 
 log = logging.getLogger(__name__)
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Command:
     name: str
+    handler: Handler
     usage: str = ""  # argument hint shown in /help; {min_length}/{max_length} filled from the settings
     admin: bool = False
     aliases: tuple[str, ...] = field(default=())
@@ -37,24 +43,37 @@ class Command:
         return " ".join(MESSAGES.get(lang, {}).get(f"usage_{word}", word) for word in words)
 
 
+async def show_help(update: Update, context: Context) -> None:
+    """/help (and /start): what the bot does, in the person's language, with the settings that apply here."""
+    person, place, lang, services = context.person, context.place, context.lang, context.services
+    prefs = await services.preferences.current(person, place)
+    chat = update.effective_chat
+    # Admin commands are listed only to an admin, and only in private: a group need not learn them.
+    with_admin = person.user_id in services.settings.admin_ids and chat is not None and chat.type == "private"
+    text = help_text(lang, services.settings, with_admin, group=group_id(place) is not None,
+                     bot_username=context.bot.username, temperature=prefs.temperature, length=prefs.length,
+                     rhyme=t(lang, "on" if prefs.rhyme else "off"))
+    await reply(update, context, text)
+
+
 COMMANDS: tuple[Command, ...] = (
-    Command("write", usage="<first words>"),
-    Command("temp", usage="[0.1-2.0]"),
-    Command("len", usage="[{min_length}-{max_length}]"),
-    Command("rhyme", usage="[on|off]"),
-    Command("settings"),
-    Command("style", usage="[name]"),
-    Command("tune", usage="[words]"),
-    Command("top"),
-    Command("stats"),
-    Command("help", aliases=("start",)),
-    Command("addcorpus", usage="[style]", admin=True),
-    Command("corpus", admin=True),
-    Command("retrain", usage="[style]", admin=True),
-    Command("jobs", admin=True),
-    Command("models", admin=True),
-    Command("rollback", usage="[style] [version]", admin=True),
-    Command("delstyle", usage="<name>", admin=True),
+    Command("write", write.write, usage="<first words>"),
+    Command("temp", setting_commands.set_temperature, usage="[0.1-2.0]"),
+    Command("len", setting_commands.set_length, usage="[{min_length}-{max_length}]"),
+    Command("rhyme", setting_commands.set_rhyme, usage="[on|off]"),
+    Command("settings", settings.open_panel),
+    Command("style", styles.style, usage="[name]"),
+    Command("tune", songs.tune, usage="[words]"),
+    Command("top", info.top),
+    Command("stats", info.stats),
+    Command("help", show_help, aliases=("start",)),
+    Command("addcorpus", admin.add_corpus, usage="[style]", admin=True),
+    Command("corpus", admin.corpus, admin=True),
+    Command("retrain", admin.retrain, usage="[style]", admin=True),
+    Command("jobs", admin.jobs, admin=True),
+    Command("models", admin.models, admin=True),
+    Command("rollback", admin.rollback, usage="[style] [version]", admin=True),
+    Command("delstyle", admin.delete_style, usage="<name>", admin=True),
 )
 
 

@@ -1,15 +1,13 @@
 """Every handler registration, in the order PTB tries them: which update goes to which handler.
 
-The commands come from ``bot.telegram.catalogue`` (the menus and /help read the same list); a command without a
-handler here fails at start-up, not when someone sends it. Buttons are routed by their data's shape
+The commands come from ``bot.telegram.catalogue``, each with its handler (the menus and /help read the same list).
+Buttons are routed by their data's shape
 (``bot.telegram.callbacks``). Handlers that answer in a chat are wrapped in ``in_order``, so each chat's answers
 leave in the order its updates came; inline updates have no chat, and the settings panel only edits its own
 message, so they are not.
 """
 
 from __future__ import annotations
-
-from typing import Final
 
 from telegram import Update
 from telegram.ext import (
@@ -26,28 +24,8 @@ from bot.services.songs import LINK_PREFIX
 from bot.telegram.callbacks import MUSIC_PATTERN, PANEL_PATTERN, STYLE_PATTERN
 from bot.telegram.catalogue import COMMANDS
 from bot.telegram.context import Context
-from bot.telegram.delivery import Handler, in_order
-from bot.telegram.handlers import admin, info, inline, setting_commands, settings, songs, styles, write
-
-COMMAND_HANDLERS: Final[dict[str, Handler]] = {
-    "write": write.write,
-    "temp": setting_commands.set_temperature,
-    "len": setting_commands.set_length,
-    "rhyme": setting_commands.set_rhyme,
-    "settings": settings.open_panel,
-    "style": styles.style,
-    "tune": songs.tune,
-    "top": info.top,
-    "stats": info.stats,
-    "help": info.start,
-    "addcorpus": admin.add_corpus,
-    "corpus": admin.corpus,
-    "retrain": admin.retrain,
-    "jobs": admin.jobs,
-    "models": admin.models,
-    "rollback": admin.rollback,
-    "delstyle": admin.delete_style,
-}
+from bot.telegram.delivery import in_order
+from bot.telegram.handlers import admin, info, inline, settings, songs, styles, write
 
 
 async def button(update: Update, context: Context) -> None:
@@ -62,16 +40,12 @@ async def button(update: Update, context: Context) -> None:
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
     """Every handler, in order; PTB tries them top to bottom, and the first that matches a group wins."""
-    missing = {c.name for c in COMMANDS} - COMMAND_HANDLERS.keys()
-    if missing:
-        raise RuntimeError(f"commands without a handler: {sorted(missing)}")
     new_messages = filters.UpdateType.MESSAGE  # an edited message never starts a second generation
     # Before the commands: /start with a tune link sings; a plain /start is /help.
     application.add_handler(CommandHandler("start", songs.tune_link, block=False,
                                            filters=filters.Regex(rf"^/start {LINK_PREFIX}")))
     for command in COMMANDS:
-        callback = COMMAND_HANDLERS[command.name]
-        callback = admin.admin_only(callback) if command.admin else callback
+        callback = admin.admin_only(command.handler) if command.admin else command.handler
         application.add_handler(CommandHandler([command.name, *command.aliases], in_order(callback),
                                                filters=new_messages, block=False))
     # Plain text: a /write in private, an answer to our first-line prompt, a group message that mentions us.

@@ -1,5 +1,5 @@
-"""What the bot says about itself and to what it cannot take: /help (/start), /top, /stats, an unknown command,
-a message without text, and the apology when a handler fails."""
+"""What the bot says about its lyrics and to what it cannot take: /top, /stats, an unknown command, a message
+without text, and the apology when a handler fails. (/help is the catalogue's: ``bot.telegram.catalogue``.)"""
 
 from __future__ import annotations
 
@@ -11,27 +11,11 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 
-from bot.domain import group_id
-from bot.telegram.catalogue import help_text
 from bot.telegram.context import Context
 from bot.telegram.delivery import reply, send_outcome
 from bot.telegram.i18n import language, t
 
 log = logging.getLogger(__name__)
-
-
-async def start(update: Update, context: Context) -> None:
-    """/start and /help: what the bot does, in the person's language."""
-    person, place = context.person, context.place
-    prefs = await context.services.preferences.current(person, place)
-    lang = language(person.language_code)
-    chat = update.effective_chat
-    # Admin commands are listed only to an admin, and only in private: a group need not learn them.
-    with_admin = person.user_id in context.services.settings.admin_ids and chat is not None and chat.type == "private"
-    text = help_text(lang, context.services.settings, with_admin, group=group_id(place) is not None,
-                     bot_username=context.bot.username, temperature=prefs.temperature, length=prefs.length,
-                     rhyme=t(lang, "on" if prefs.rhyme else "off"))
-    await reply(update, context, text)
 
 
 async def top(update: Update, context: Context) -> None:
