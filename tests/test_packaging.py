@@ -7,6 +7,7 @@ folders. The second builds the wheel and migrates a database from it, as an inst
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -27,9 +28,22 @@ def test_every_package_of_the_checkout_is_listed() -> None:
     assert listed_packages() == folders | {"bot.migrations", "bot.migrations.versions"}
 
 
+def tracked_copy(target: Path) -> Path:
+    """The checkout's tracked files, copied: pip builds in the source tree, and a ``build/`` left there by an older
+    build would put files that no longer exist into the wheel."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout.split(b"\0")
+    for name in filter(None, names):
+        source, copy = ROOT / name.decode(), target / name.decode()
+        if source.is_file():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy)
+    return target
+
+
 def test_an_installed_wheel_migrates_a_database(tmp_path: Path) -> None:
     built = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
+    source = tracked_copy(tmp_path / "source")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(built)], check=True, cwd=tmp_path, timeout=600)
     (wheel,) = built.glob("lyricbot-*.whl")
     installed = tmp_path / "site"

@@ -102,7 +102,7 @@ class FakeTelegram(People, Record, Media, Webhooks, Menus):
         self._members: dict[tuple[int, int], JSONDict] = {}  # (chat, user) -> status: set_member()
         self._commands: dict[str, list[JSONDict]] = {}
         self._faults: dict[str, collections.deque[TelegramApiError]] = collections.defaultdict(collections.deque)
-        self._latency, self._poll_generation, self._closing = 0.0, 0, False
+        self._poll_generation, self._closing = 0, False
         self._update_arrived, self._bot_sent = asyncio.Event(), asyncio.Event()
         self._inline_answered = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -168,9 +168,6 @@ class FakeTelegram(People, Record, Media, Webhooks, Menus):
             TelegramApiError(status, description, retry_after, after_effect) for _ in range(times)
         )
 
-    def set_latency(self, seconds: float) -> None:
-        self._latency = seconds
-
     # --- plumbing ---
     def _new_message(self, chat: JSONDict, sender: JSONDict, content: JSONDict) -> JSONDict:
         self._last_message_id[chat["id"]] += 1
@@ -187,8 +184,6 @@ class FakeTelegram(People, Record, Media, Webhooks, Menus):
         return update_id
 
     async def _refusal(self, request: web.Request) -> web.Response | None:
-        if self._latency:
-            await asyncio.sleep(self._latency)
         return None if request.match_info["token"] == self.token else TelegramApiError(401, "Unauthorized").response()
 
     async def _handle_method(self, request: web.Request) -> web.Response:

@@ -127,10 +127,6 @@ def _voice(song: Song) -> bytes:
     return renderer.ogg(song)
 
 
-def _ping() -> bool:
-    return bool(_WORKER)
-
-
 # --- the bot side ------------------------------------------------------------------------------------
 
 
@@ -242,11 +238,6 @@ class Singer:
         # spawn, not fork: the bot's process holds an event loop, threads and open connections.
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_worker, initargs=(self.checkpoint, self.threads))
-
-    async def warm_up(self) -> None:
-        """Start the workers and wait until one has loaded the model (tests, benchmarks)."""
-        self._ensure_started()
-        await asyncio.get_running_loop().run_in_executor(self._pool, _ping)
 
     async def close(self) -> None:
         tasks = [*self._feeders, *self._renders]
