@@ -10,10 +10,19 @@ from bot.db.repos.chat_settings import (
     StoredSettings,
     applicable_settings,
     get_chat_settings,
+    get_chat_style,
     move_chat_settings,
     set_chat_settings,
+    set_chat_style,
 )
-from bot.db.repos.corpus import DOCUMENT_NAME_MAX, DocumentRecord, add_document, document_texts, list_documents
+from bot.db.repos.corpus import (
+    DOCUMENT_NAME_MAX,
+    DocumentRecord,
+    add_document,
+    document_styles,
+    document_texts,
+    list_documents,
+)
 from bot.db.repos.inline_choices import record_inline_choice, request_for_inline_message
 from bot.db.repos.people import (
     UNSET,
@@ -21,8 +30,10 @@ from bot.db.repos.people import (
     UserRecord,
     UserSettingsRecord,
     get_settings,
+    get_user_style,
     language_of,
     set_settings,
+    set_user_style,
     upsert_chat,
     upsert_user,
 )
@@ -45,6 +56,15 @@ from bot.db.repos.requests import (
     request_for_update,
     take_over,
 )
+from bot.db.repos.styles import (
+    StyleChanged,
+    StyleRecord,
+    create_style,
+    delete_style,
+    get_style,
+    list_styles,
+    point_style,
+)
 from bot.db.repos.training import (
     OPEN_RUNS,
     RunRecord,
@@ -58,7 +78,9 @@ from bot.db.repos.training import (
     recent_runs,
     record_version,
     running_run,
+    set_version_style,
     start_run,
+    version_style,
 )
 
 __all__ = [
@@ -76,6 +98,8 @@ __all__ = [
     "RequestRecord",
     "RunRecord",
     "StoredSettings",
+    "StyleChanged",
+    "StyleRecord",
     "TopLyric",
     "UserRecord",
     "UserSettingsRecord",
@@ -87,22 +111,30 @@ __all__ = [
     "complete_request",
     "create_request",
     "create_run",
+    "create_style",
+    "delete_style",
+    "document_styles",
     "document_texts",
     "fail_request",
     "finish_run",
     "get_chat_settings",
+    "get_chat_style",
     "get_request",
     "get_settings",
+    "get_style",
+    "get_user_style",
     "get_version",
     "interrupt_stale_runs",
     "language_of",
     "list_documents",
+    "list_styles",
     "list_versions",
     "mark_answered",
     "mark_running",
     "mark_sending",
     "move_chat_settings",
     "next_candidate",
+    "point_style",
     "rate",
     "recent_runs",
     "record_inline_choice",
@@ -112,7 +144,10 @@ __all__ = [
     "request_for_update",
     "running_run",
     "set_chat_settings",
+    "set_chat_style",
     "set_settings",
+    "set_user_style",
+    "set_version_style",
     "start_run",
     "take_over",
     "top_rated",
@@ -120,4 +155,5 @@ __all__ = [
     "upsert_user",
     "user_stats",
     "version_feedback",
+    "version_style",
 ]

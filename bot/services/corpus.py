@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.db.repos import styles as style_repo
 from bot.serving.generation import GenerationBackend
 from bot.serving.models import ModelStore, version_vocab
 from bot.settings import Settings
@@ -50,7 +49,7 @@ class CorpusService:
     async def style_parent(self, style: str) -> str:
         """A live style's active version: what its fine-tunes start from. LookupError for no such style."""
         async with self.sessions() as session:
-            record = await style_repo.get_style(session, name=style)
+            record = await repo.get_style(session, name=style)
         if record is None or record.deleted_at is not None or record.active_version is None:
             raise LookupError(f"no style {style}")
         return record.active_version
@@ -76,14 +75,14 @@ class CorpusService:
         its successors' new again)."""
         seen = await self.trained_document_ids(style)
         async with self.sessions() as session:
-            styles = await style_repo.document_styles(session)
+            styles = await repo.document_styles(session)
             return [d.id for d in await repo.list_documents(session) if d.id not in seen and styles.get(d.id) == style]
 
     async def describe_corpus(self) -> list[str]:
         seen = await self.trained_document_ids()
         async with self.sessions() as session:
             documents = await repo.list_documents(session)
-            styles = await style_repo.document_styles(session)
+            styles = await repo.document_styles(session)
         state = {True: "in the active model", False: "new"}
         lines = []
         for d in documents:

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
 from bot.db.models import RequestStatus, utcnow
-from bot.db.repos import styles as style_repo
 from bot.domain import Duplicate, Lyric, Person, Place, Preferences, Refused, WriteOutcome, group_id
 from bot.services.admission import RateLimiter, RefusalThrottle
 from bot.services.forms import Asked, written_form
@@ -108,9 +107,8 @@ class LyricsService:
                 lease=self._lease(),
                 form=prefs.form,
                 pattern=pattern,
+                style=prefs.style,
             )
-            if created and prefs.style is not None:
-                await style_repo.set_request_style(session, request_id=record.id, style=prefs.style)
         return record.id, created, prefs
 
     async def admit(

@@ -13,7 +13,6 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.db.repos import styles as style_repo
 from bot.domain import Person, Place, Preferences, group_id
 from bot.services.forms import known_tune
 from bot.services.styles import StyleService
@@ -85,9 +84,7 @@ class PreferencesService:
         prefs = Preferences(record.temperature, record.length, record.rhyme, form=record.form, pattern=record.pattern)
         if self.styles is None:
             return prefs
-        async with self.sessions() as session:
-            style = await style_repo.get_request_style(session, request_id=record.id)
-        choice = await self.styles.find(style) if style is not None else None
+        choice = await self.styles.find(record.style) if record.style is not None else None
         if choice is None or choice.title is None:  # no style, a deleted one, or the default
             return prefs
         return replace(prefs, style=choice.name, version=choice.version)

@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.db.repos import styles as style_repo
-from bot.db.repos.styles import StyleChanged, StyleRecord
 from bot.domain import Person, Place
 from bot.serving.generation import GenerationBackend
 from bot.serving.models import VERSION_NAME, ModelStore, style_corpus_path, version_line, version_vocab
@@ -44,7 +42,7 @@ DEFAULT_STYLE: Final = "default"  # the name people type for the default style; 
 # A slug: it travels in callback data (64 bytes at most) and is typed in commands.
 STYLE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
-__all__ = ["DEFAULT_STYLE", "STYLE_NAME", "Resolved", "StyleChanged", "StyleChoice", "StyleService"]
+__all__ = ["DEFAULT_STYLE", "STYLE_NAME", "Resolved", "StyleChoice", "StyleService"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ class StyleService:
     async def available(self) -> list[StyleChoice]:
         """The default style first, then the live styles by name."""
         async with self.sessions() as session:
-            styles = await style_repo.list_styles(session)
+            styles = await repo.list_styles(session)
         self.reserve_lanes(len(styles))
         default = StyleChoice(DEFAULT_STYLE, None, self.store.active_version())
         return [default, *(StyleChoice(s.name, s.title, s.active_version) for s in styles if s.active_version)]
@@ -106,7 +104,7 @@ class StyleService:
         if not STYLE_NAME.fullmatch(name):
             return None
         async with self.sessions() as session:
-            record = await style_repo.get_style(session, name=name)
+            record = await repo.get_style(session, name=name)
         if record is None or record.deleted_at is not None or record.active_version is None:
             return None
         return StyleChoice(record.name, record.title, record.active_version)
@@ -118,7 +116,7 @@ class StyleService:
             stored = await self._stored(session, person.user_id, place)
             if stored is None:
                 return DEFAULT_STYLE
-            record = await style_repo.get_style(session, name=stored)
+            record = await repo.get_style(session, name=stored)
         return stored if record is not None and record.deleted_at is None else DEFAULT_STYLE
 
     async def choose(self, *, person: Person, place: Place, name: str) -> StyleChoice | None:
@@ -132,10 +130,10 @@ class StyleService:
             await repo.upsert_user(session, user_id=person.user_id, first_name=person.first_name,
                                    username=person.username, language_code=person.language_code)
             if _is_private(place.type):
-                await style_repo.set_user_style(session, user_id=person.user_id, style=stored)
+                await repo.set_user_style(session, user_id=person.user_id, style=stored)
             else:
                 await repo.upsert_chat(session, chat_id=place.chat_id, type=place.type, title=place.title)
-                await style_repo.set_chat_style(session, chat_id=place.chat_id, style=stored,
+                await repo.set_chat_style(session, chat_id=place.chat_id, style=stored,
                                                 updated_by=person.user_id)
         log.info("chat %s (%s) now writes in style %s", place.chat_id, place.type, choice.name)
         return choice
@@ -149,29 +147,29 @@ class StyleService:
         """
         place_is_private = chat_id is None or _is_private(chat_type)
         if place_is_private:
-            stored = await style_repo.get_user_style(session, user_id=user_id)
+            stored = await repo.get_user_style(session, user_id=user_id)
         else:
             assert chat_id is not None
-            stored = await style_repo.get_chat_style(session, chat_id=chat_id)
+            stored = await repo.get_chat_style(session, chat_id=chat_id)
         if stored is None:
             return Resolved()
-        record = await style_repo.get_style(session, name=stored)
+        record = await repo.get_style(session, name=stored)
         if record is not None and record.deleted_at is None and record.active_version is not None:
             return Resolved(record.name, record.active_version)
         if not clear:
             return Resolved(gone=stored)
         log.info("style %s is gone; chat %s falls back to the default", stored, chat_id)
         if place_is_private:
-            await style_repo.set_user_style(session, user_id=user_id, style=None)
+            await repo.set_user_style(session, user_id=user_id, style=None)
         else:
             assert chat_id is not None
-            await style_repo.set_chat_style(session, chat_id=chat_id, style=None, updated_by=None)
+            await repo.set_chat_style(session, chat_id=chat_id, style=None, updated_by=None)
         return Resolved(gone=stored)
 
     async def _stored(self, session: AsyncSession, user_id: int, place: Place) -> str | None:
         if _is_private(place.type):
-            return await style_repo.get_user_style(session, user_id=user_id)
-        return await style_repo.get_chat_style(session, chat_id=place.chat_id)
+            return await repo.get_user_style(session, user_id=user_id)
+        return await repo.get_chat_style(session, chat_id=place.chat_id)
 
     async def vocab(self, version: str | None) -> Vocab:
         """The vocabulary of the model a request runs on (``Resolved.version``; None: the backend's own), for
@@ -198,18 +196,18 @@ class StyleService:
         """The corpora the live styles were trained on (``lyricbot train --style`` keeps them), for the copy filter:
         a style's model must not show its own songs verbatim any more than the default's may."""
         async with self.sessions() as session:
-            names = [s.name for s in await style_repo.list_styles(session)]
+            names = [s.name for s in await repo.list_styles(session)]
         paths = [p for p in (style_corpus_path(self.store.model_dir, n) for n in names) if p.is_file()]
         return [await asyncio.to_thread(p.read_text, encoding="utf-8") for p in paths]
 
     async def reserve(self) -> None:
         """At start-up: lanes for every live style."""
         async with self.sessions() as session:
-            self.reserve_lanes(len(await style_repo.list_styles(session)))
+            self.reserve_lanes(len(await repo.list_styles(session)))
 
     # --- administration ------------------------------------------------------------------------------
 
-    async def create(self, *, name: str, title: str | None, version: str, created_by: int | None) -> StyleRecord:
+    async def create(self, *, name: str, title: str | None, version: str, created_by: int | None) -> repo.StyleRecord:
         """Register a trained version directory as the first version of a new style (or of a deleted one's name).
 
         ValueError for a bad or taken name; the checkpoint is verified before anyone can be served it.
@@ -219,15 +217,15 @@ class StyleService:
             raise ValueError(f"{name!r} cannot name a style: use 1-32 of a-z, 0-9, _ and -, not {DEFAULT_STYLE!r}")
         ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)  # checksums verified
         async with self.sessions.begin() as session:
-            if (await style_repo.version_style(session, version=version))[0] is False:
+            if (await repo.version_style(session, version=version))[0] is False:
                 await repo.record_version(
                     session, version=version, parent=None, weights_sha256=ckpt.weights_sha256, document_ids=[],
                     old_ppl=ckpt.metrics.get("val_ppl"), new_ppl=None, metrics=ckpt.metrics, run_id=None,
                 )
-            await style_repo.set_version_style(session, version=version, style=name)
-            record = await style_repo.create_style(session, name=name, title=(title or name)[:64],
+            await repo.set_version_style(session, version=version, style=name)
+            record = await repo.create_style(session, name=name, title=(title or name)[:64],
                                                    active_version=version, created_by=created_by)
-            self.reserve_lanes(len(await style_repo.list_styles(session)))
+            self.reserve_lanes(len(await repo.list_styles(session)))
         log.info("style %s created, serving %s", name, version)
         return record
 
@@ -237,7 +235,7 @@ class StyleService:
         if name == DEFAULT_STYLE or not STYLE_NAME.fullmatch(name):
             return False
         async with self.sessions.begin() as session:
-            deleted = await style_repo.delete_style(session, name=name)
+            deleted = await repo.delete_style(session, name=name)
         if deleted:
             log.info("style %s deleted", name)
         return deleted
@@ -260,12 +258,12 @@ class StyleService:
                 version = current.parent if current is not None else None
                 if version is None:
                     raise LookupError(f"style {style.name}'s active version has no previous one to roll back to")
-            recorded, owner = await style_repo.version_style(session, version=version)
+            recorded, owner = await repo.version_style(session, version=version)
         if not VERSION_NAME.fullmatch(version) or not recorded or owner != style.name:
             raise LookupError(f"no version {version} of style {style.name}")
         await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)  # refuse a broken one now
         async with self.sessions.begin() as session:
-            await style_repo.point_style(session, name=style.name, version=version, expected_current=style.version)
+            await repo.point_style(session, name=style.name, version=version, expected_current=style.version)
             await repo.activate_version(session, version=version)
         log.info("style %s now serves %s", style.name, version)
         return version

@@ -23,8 +23,6 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.db.repos import styles as style_repo
-from bot.db.repos.styles import StyleChanged
 from bot.ops.instance import Steady
 from bot.services.corpus import CorpusService
 from bot.services.quality import CopyGuard
@@ -159,9 +157,7 @@ class TrainingService:
             parent = self.store.active_version() if style is None else await self.corpus.style_parent(style)
             async with self.sessions.begin() as session:
                 run = await repo.create_run(session, trigger=trigger, requested_by=requested_by,
-                                            parent_version=parent, document_ids=documents)
-                if style is not None:
-                    await style_repo.set_run_style(session, run_id=run.id, style=style)
+                                            parent_version=parent, document_ids=documents, style=style)
                 await repo.start_run(session, run_id=run.id)
             try:
                 report = await self._run(run.id, parent, documents, style, held)
@@ -228,17 +224,14 @@ class TrainingService:
                 base = await asyncio.to_thread(load_checkpoint, self.store.model_dir / parent)
                 await repo.record_version(
                     session, version=parent, parent=None, weights_sha256=base.weights_sha256, document_ids=[],
-                    old_ppl=base.metrics.get("val_ppl"), new_ppl=None, metrics=base.metrics, run_id=None,
+                    old_ppl=base.metrics.get("val_ppl"), new_ppl=None, metrics=base.metrics, run_id=None, style=style,
                 )
-                if style is not None:
-                    await style_repo.set_version_style(session, version=parent, style=style)
             await repo.record_version(
                 session, version=version, parent=parent, weights_sha256=result["weights_sha256"],
                 document_ids=documents, old_ppl=result["metrics"].get("old_ppl_after"),
                 new_ppl=result["metrics"].get("new_ppl_after"), metrics=metrics, run_id=run_id,
+                style=style,  # the candidate belongs to the style's lineage, promoted or not
             )
-            if style is not None:  # the candidate belongs to the style's lineage, promoted or not
-                await style_repo.set_version_style(session, version=version, style=style)
         if not promote:
             return RunReport(run_id, "rejected", reason, metrics, chart)
         if not await held.held_throughout():  # another replica may have fine-tuned meanwhile: it promotes, not we
@@ -251,7 +244,7 @@ class TrainingService:
                 await self._promote_in_style(style, version, result["weights_sha256"], parent)
         except CheckpointError as exc:
             return RunReport(run_id, "failed", f"candidate refused: {exc}", metrics, chart)
-        except (ActiveChanged, StyleChanged, LookupError) as exc:  # a rollback (or another promotion, or the
+        except (ActiveChanged, repo.StyleChanged, LookupError) as exc:  # a rollback (or another promotion, or the
             # style's deletion) happened while this run trained
             return RunReport(run_id, "rejected", f"not promoted over a model it was not trained from: {exc}",
                              metrics, chart)
@@ -283,7 +276,7 @@ class TrainingService:
         if ckpt.weights_sha256 != expected_sha256:
             raise CheckpointError(f"{version}: weights do not match the recorded checksum")
         async with self.sessions.begin() as session:
-            await style_repo.point_style(session, name=style, version=version, expected_current=parent)
+            await repo.point_style(session, name=style, version=version, expected_current=parent)
             await repo.activate_version(session, version=version)
         log.info("style %s now serves %s", style, version)
 

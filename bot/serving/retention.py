@@ -24,7 +24,6 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.db.repos import styles as style_repo
 from bot.db.repos.training import VersionRecord
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ async def prune(
     """``prune_model_dir`` with what the database knows: the versions, what each style serves, the open run."""
     async with sessions() as session:
         versions = await repo.list_versions(session)
-        styles = await style_repo.list_styles(session, include_deleted=True)
+        styles = await repo.list_styles(session, include_deleted=True)
         running = await repo.running_run(session)
     served = [s.active_version for s in styles if s.active_version is not None]
     removed = await asyncio.to_thread(

@@ -35,3 +35,20 @@ def request_of(message: dict[str, Any]) -> int | None:
 async def seed(session: AsyncSession, user_id: int = SEEDED_USER) -> None:
     await repository.upsert_user(session, user_id=user_id, first_name="Ann", username=None, language_code="en")
     await repository.upsert_chat(session, chat_id=SEEDED_CHAT, type="supergroup", title="Songs")
+
+
+async def new_request(session: AsyncSession, update_id: int | None, user_id: int = SEEDED_USER,
+                      style: str | None = None) -> repository.RequestRecord:
+    record, created = await repository.create_request(
+        session,
+        update_id=update_id,
+        user_id=user_id,
+        chat_id=SEEDED_CHAT,
+        message_id=7,
+        prefix="la la",
+        temperature=0.8,
+        length=120,
+        style=style,
+    )
+    assert created
+    return record

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import ChatSettings, utcnow
@@ -88,3 +89,20 @@ async def applicable_settings(session: AsyncSession, *, user_id: int, group_id: 
 def _record(row: ChatSettings) -> ChatSettingsRecord:
     return ChatSettingsRecord(chat_id=row.chat_id, temperature=row.temperature, length=row.length, rhyme=row.rhyme,
                               form=row.form, updated_by=row.updated_by, updated_at=row.updated_at)
+
+
+async def get_chat_style(session: AsyncSession, *, chat_id: int) -> str | None:
+    return await session.scalar(select(ChatSettings.style).where(ChatSettings.chat_id == chat_id))
+
+
+async def set_chat_style(session: AsyncSession, *, chat_id: int, style: str | None, updated_by: int | None) -> None:
+    """The group's style (None: the default); its row must exist in ``chats``."""
+    row, _ = await get_or_insert(
+        session,
+        lambda: session.get(ChatSettings, chat_id),
+        lambda: ChatSettings(chat_id=chat_id),
+    )
+    row.style = style
+    row.updated_by = updated_by
+    row.updated_at = utcnow()
+    await session.flush()

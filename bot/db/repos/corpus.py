@@ -92,3 +92,8 @@ def _document_record(row: CorpusDocument) -> DocumentRecord:
         added_by=row.added_by,
         created_at=row.created_at,
     )
+
+
+async def document_styles(session: AsyncSession) -> dict[int, str | None]:
+    """Every corpus document's style, by id."""
+    return {id_: style for id_, style in await session.execute(select(CorpusDocument.id, CorpusDocument.style))}

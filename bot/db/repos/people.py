@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Chat, ChatSettings, User, UserSettings, utcnow
@@ -144,3 +145,19 @@ def _settings_record(row: UserSettings) -> UserSettingsRecord:
         user_id=row.user_id, temperature=row.temperature, length=row.length, rhyme=row.rhyme, form=row.form,
         updated_at=row.updated_at,
     )
+
+
+async def get_user_style(session: AsyncSession, *, user_id: int) -> str | None:
+    return await session.scalar(select(UserSettings.style).where(UserSettings.user_id == user_id))
+
+
+async def set_user_style(session: AsyncSession, *, user_id: int, style: str | None) -> None:
+    """The person's style (None: the default); their row must exist in ``users``."""
+    row, _ = await get_or_insert(
+        session,
+        lambda: session.get(UserSettings, user_id),
+        lambda: UserSettings(user_id=user_id, temperature=None, length=None, rhyme=None),
+    )
+    row.style = style
+    row.updated_at = utcnow()
+    await session.flush()

@@ -54,6 +54,7 @@ class RequestRecord:
     answered_at: datetime | None
     form: str = ""  # a ci tune's name; "": none
     pattern: str = ""  # a pattern string (charrnn.text.forms); "": none
+    style: str | None = None  # the style it is written in; None: the default style
 
 
 async def create_request(
@@ -71,6 +72,7 @@ async def create_request(
     lease: Lease | None = None,
     form: str = "",
     pattern: str = "",
+    style: str | None = None,
 ) -> tuple[RequestRecord, bool]:
     """Store a new request, owned by ``lease.owner``; ``(existing, False)`` if this Telegram update was stored
     before (a redelivery)."""
@@ -87,6 +89,7 @@ async def create_request(
             rhyme=rhyme,
             form=form or None,
             pattern=pattern or None,
+            style=style,
             status=RequestStatus.QUEUED.value,
             candidate_index=0,
             parent_id=parent_id,
@@ -306,4 +309,5 @@ def _request_record(row: Request) -> RequestRecord:
         answered_at=row.answered_at,
         form=row.form or "",
         pattern=row.pattern or "",
+        style=row.style,
     )

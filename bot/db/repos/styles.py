@@ -1,8 +1,7 @@
-"""Named styles (lineages of model versions served side by side) and who writes in which one.
+"""Named styles: lineages of model versions served side by side, each a row with its active version.
 
-A person's style lives in ``user_settings.style`` (their private chats), a group's in ``chat_settings.style``;
-None means the default style. These functions touch the ``style`` column only, so they never overwrite the
-other settings stored in the same rows.
+Which style a person, a group, a request, a run, a version or a corpus document belongs to is a column of that
+row's own table, read and written by that table's repository; None is the default style.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import ChatSettings, CorpusDocument, ModelVersion, Request, Style, TrainingRun, UserSettings, utcnow
+from bot.db.models import Style, utcnow
 from bot.db.repos.common import get_or_insert
 
 
@@ -91,64 +90,6 @@ async def delete_style(session: AsyncSession, *, name: str) -> bool:
     return True
 
 
-async def get_user_style(session: AsyncSession, *, user_id: int) -> str | None:
-    return await session.scalar(select(UserSettings.style).where(UserSettings.user_id == user_id))
-
-
-async def set_user_style(session: AsyncSession, *, user_id: int, style: str | None) -> None:
-    """The person's style (None: the default); their row must exist in ``users``."""
-    row, _ = await get_or_insert(
-        session,
-        lambda: session.get(UserSettings, user_id),
-        lambda: UserSettings(user_id=user_id, temperature=None, length=None, rhyme=None),
-    )
-    row.style = style
-    row.updated_at = utcnow()
-    await session.flush()
-
-
-async def get_chat_style(session: AsyncSession, *, chat_id: int) -> str | None:
-    return await session.scalar(select(ChatSettings.style).where(ChatSettings.chat_id == chat_id))
-
-
-async def set_chat_style(session: AsyncSession, *, chat_id: int, style: str | None, updated_by: int | None) -> None:
-    """The group's style (None: the default); its row must exist in ``chats``."""
-    row, _ = await get_or_insert(
-        session,
-        lambda: session.get(ChatSettings, chat_id),
-        lambda: ChatSettings(chat_id=chat_id),
-    )
-    row.style = style
-    row.updated_by = updated_by
-    row.updated_at = utcnow()
-    await session.flush()
-
-
-async def set_request_style(session: AsyncSession, *, request_id: int, style: str | None) -> None:
-    await session.execute(
-        update(Request).where(Request.id == request_id).values(style=style).execution_options(synchronize_session=False)
-    )
-
-
-async def get_request_style(session: AsyncSession, *, request_id: int) -> str | None:
-    return await session.scalar(select(Request.style).where(Request.id == request_id))
-
-
-async def set_version_style(session: AsyncSession, *, version: str, style: str | None) -> None:
-    """Say which style's lineage a recorded version belongs to; LookupError if it was never recorded."""
-    row = await session.get(ModelVersion, version)
-    if row is None:
-        raise LookupError(f"no model version {version}")
-    row.style = style
-    await session.flush()
-
-
-async def version_style(session: AsyncSession, *, version: str) -> tuple[bool, str | None]:
-    """(whether the version is recorded, the style it belongs to)."""
-    row = await session.get(ModelVersion, version, populate_existing=True)
-    return (False, None) if row is None else (True, row.style)
-
-
 def _style_record(row: Style) -> StyleRecord:
     return StyleRecord(
         name=row.name,
@@ -157,24 +98,4 @@ def _style_record(row: Style) -> StyleRecord:
         created_by=row.created_by,
         created_at=row.created_at,
         deleted_at=row.deleted_at,
-    )
-
-
-async def set_document_style(session: AsyncSession, *, document_id: int, style: str | None) -> None:
-    """Say which style's lineage a corpus document trains (None: the default style's)."""
-    await session.execute(
-        update(CorpusDocument).where(CorpusDocument.id == document_id).values(style=style)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def document_styles(session: AsyncSession) -> dict[int, str | None]:
-    """Every corpus document's style, by id."""
-    return {id_: style for id_, style in await session.execute(select(CorpusDocument.id, CorpusDocument.style))}
-
-
-async def set_run_style(session: AsyncSession, *, run_id: int, style: str | None) -> None:
-    await session.execute(
-        update(TrainingRun).where(TrainingRun.id == run_id).values(style=style)
-        .execution_options(synchronize_session=False)
     )

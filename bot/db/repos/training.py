@@ -53,6 +53,7 @@ async def create_run(
     requested_by: int | None,
     parent_version: str | None,
     document_ids: list[int],
+    style: str | None = None,
 ) -> RunRecord:
     """A new run in status queued. ValueError for an unknown trigger."""
     row = TrainingRun(
@@ -61,6 +62,7 @@ async def create_run(
         requested_by=requested_by,
         parent_version=parent_version,
         document_ids=list(document_ids),
+        style=style,
     )
     session.add(row)
     await session.flush()
@@ -144,6 +146,7 @@ async def record_version(
     new_ppl: float | None,
     metrics: dict[str, Any] | None,
     run_id: int | None,
+    style: str | None = None,
 ) -> VersionRecord:
     """Store a trained checkpoint (not yet active). ``parent`` must be a recorded version: IntegrityError if not."""
     row = ModelVersion(
@@ -155,6 +158,7 @@ async def record_version(
         new_ppl=new_ppl,
         metrics=_copy_metrics(metrics),
         run_id=run_id,
+        style=style,
     )
     session.add(row)
     await session.flush()
@@ -229,3 +233,18 @@ def _version_record(row: ModelVersion) -> VersionRecord:
         activated_at=row.activated_at,
         style=row.style,
     )
+
+
+async def set_version_style(session: AsyncSession, *, version: str, style: str | None) -> None:
+    """Say which style's lineage a recorded version belongs to; LookupError if it was never recorded."""
+    row = await session.get(ModelVersion, version)
+    if row is None:
+        raise LookupError(f"no model version {version}")
+    row.style = style
+    await session.flush()
+
+
+async def version_style(session: AsyncSession, *, version: str) -> tuple[bool, str | None]:
+    """(whether the version is recorded, the style it belongs to)."""
+    row = await session.get(ModelVersion, version, populate_existing=True)
+    return (False, None) if row is None else (True, row.style)

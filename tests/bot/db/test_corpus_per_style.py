@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db import migrate, repository
 from bot.db.engine import make_sessionmaker
 from bot.db.models import CorpusDocument
-from bot.db.repos import styles as style_repo
 from tests.helpers.bot import bot_running
 from tests.helpers.db import seed
 from tests.helpers.migrated import migrated, with_session
@@ -40,7 +39,7 @@ def test_the_same_text_once_per_style(url: str) -> None:
         assert not created and again == jay
         again, created = await repository.add_document(session, name="e.txt", text=SONG, added_by=None)
         assert not created and again == default
-        assert await style_repo.document_styles(session) == {default.id: None, jay.id: "jay", ci.id: "ci"}
+        assert await repository.document_styles(session) == {default.id: None, jay.id: "jay", ci.id: "ci"}
 
     with_session(url, fn)
 
@@ -101,7 +100,7 @@ def test_text_a_style_has_can_be_added_to_the_default_style(tmp_path: Path, trai
         async with bot_running(tmp_path, store, **FAST) as h:
             service = training(h).corpus
             async with service.sessions.begin() as session:
-                await style_repo.create_style(session, name="jay", title="Jay", active_version=first, created_by=None)
+                await repository.create_style(session, name="jay", title="Jay", active_version=first, created_by=None)
             styled = await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None, style="jay")
             default = await service.add_document(name="song.txt", raw=NEW_SONG.encode(), added_by=None)
             assert not styled.duplicate and not default.duplicate and styled.document_id != default.document_id

@@ -22,6 +22,7 @@ from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import Chat, Rating, Request, RequestStatus, User, utcnow
 from bot.db.repos import requests as request_repo
 from bot.ops.instance import InstanceLock, InstanceLocked
+from tests.helpers.db import new_request, seed
 from tests.helpers.migrated import is_sqlite, migrated, sqlite_only, with_session
 
 T = TypeVar("T")
@@ -44,26 +45,6 @@ LEASE = repository.Lease("test", datetime(2100, 1, 1, tzinfo=UTC))  # a process 
 
 # The revisions in migrations/versions, by their file names' numbers.
 REVISIONS = [p.name[:4] for p in migrate.MIGRATIONS_DIR.joinpath("versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
-
-
-async def seed(session: AsyncSession, user_id: int = USER) -> None:
-    await repository.upsert_user(session, user_id=user_id, first_name="Ann", username=None, language_code="en")
-    await repository.upsert_chat(session, chat_id=CHAT, type="supergroup", title="Songs")
-
-
-async def new_request(session: AsyncSession, update_id: int | None, user_id: int = USER) -> repository.RequestRecord:
-    record, created = await repository.create_request(
-        session,
-        update_id=update_id,
-        user_id=user_id,
-        chat_id=CHAT,
-        message_id=7,
-        prefix="la la",
-        temperature=0.8,
-        length=120,
-    )
-    assert created
-    return record
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:

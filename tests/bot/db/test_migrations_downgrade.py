@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.cli import main
 from bot.db import migrate, repository
 from bot.db.engine import make_sessionmaker
-from bot.db.repos import styles as style_repo
-from tests.bot.db.test_db import CHAT, USER, new_request, seed
+from tests.helpers.db import SEEDED_CHAT as CHAT
+from tests.helpers.db import SEEDED_USER as USER
+from tests.helpers.db import new_request, seed
 from tests.helpers.migrated import migrated
 
 HEAD = migrate.head_revision()
@@ -51,8 +52,8 @@ def test_a_styles_corpus_is_not_turned_into_the_default_styles(url: str) -> None
             async with sessions.begin() as session:
                 await seed(session)
                 default, _ = await repository.add_document(session, name="a.txt", text="la la", added_by=USER)
-                styled, _ = await repository.add_document(session, name="b.txt", text="jay jay", added_by=USER)
-                await style_repo.set_document_style(session, document_id=styled.id, style="jay")
+                styled, _ = await repository.add_document(session, name="b.txt", text="jay jay", added_by=USER,
+                                                          style="jay")
 
             with pytest.raises(RuntimeError, match="not downgrading below 0007") as refused:
                 await migrate.downgrade(engine, "0006")
@@ -61,7 +62,7 @@ def test_a_styles_corpus_is_not_turned_into_the_default_styles(url: str) -> None
             assert "default style's corpus" in message and "Nothing was changed" in message
             assert await migrate.current(engine) == HEAD  # all of it rolled back
             async with sessions() as session:
-                assert await style_repo.document_styles(session) == {default.id: None, styled.id: "jay"}
+                assert await repository.document_styles(session) == {default.id: None, styled.id: "jay"}
 
             # As the message says: let the style's text go, and the downgrade goes through.
             await execute(engine, *statements_in(message))
@@ -70,7 +71,7 @@ def test_a_styles_corpus_is_not_turned_into_the_default_styles(url: str) -> None
             await migrate.upgrade(engine)
             await migrate.check(engine)
             async with sessions() as session:
-                assert await style_repo.document_styles(session) == {default.id: None}
+                assert await repository.document_styles(session) == {default.id: None}
 
     asyncio.run(main())
 
@@ -81,18 +82,16 @@ def test_styles_and_group_settings_are_not_dropped(url: str) -> None:
             sessions = make_sessionmaker(engine)
             async with sessions.begin() as session:
                 await seed(session)
-                await style_repo.create_style(session, name="jay", title="Jay", active_version="vjay", created_by=USER)
-                await style_repo.set_chat_style(session, chat_id=CHAT, style="jay", updated_by=USER)
-                await style_repo.set_user_style(session, user_id=USER, style="jay")
+                await repository.create_style(session, name="jay", title="Jay", active_version="vjay", created_by=USER)
+                await repository.set_chat_style(session, chat_id=CHAT, style="jay", updated_by=USER)
+                await repository.set_user_style(session, user_id=USER, style="jay")
                 run = await repository.create_run(session, trigger="cli", requested_by=None, parent_version=None,
-                                                  document_ids=[])
-                await style_repo.set_run_style(session, run_id=run.id, style="jay")
+                                                  document_ids=[], style="jay")
                 await repository.record_version(session, version="vjay", parent=None, weights_sha256="0" * 64,
                                                 document_ids=[], old_ppl=None, new_ppl=None, metrics={},
                                                 run_id=run.id)
-                await style_repo.set_version_style(session, version="vjay", style="jay")
-                request = await new_request(session, update_id=1)
-                await style_repo.set_request_style(session, request_id=request.id, style="jay")
+                await repository.set_version_style(session, version="vjay", style="jay")
+                await new_request(session, update_id=1, style="jay")
 
             with pytest.raises(RuntimeError, match="not downgrading below 0006") as refused:
                 await migrate.downgrade(engine, "0005")
@@ -102,8 +101,8 @@ def test_styles_and_group_settings_are_not_dropped(url: str) -> None:
                 assert lost in message, (lost, message)
             assert await migrate.current(engine) == HEAD
             async with sessions() as session:
-                assert await style_repo.get_chat_style(session, chat_id=CHAT) == "jay"
-                assert [s.name for s in await style_repo.list_styles(session)] == ["jay"]
+                assert await repository.get_chat_style(session, chat_id=CHAT) == "jay"
+                assert [s.name for s in await repository.list_styles(session)] == ["jay"]
 
             await execute(engine, *statements_in(message))
             await migrate.downgrade(engine, "0005")
@@ -132,8 +131,8 @@ def test_a_downgrade_that_loses_nothing_still_works(url: str) -> None:
                                                 document_ids=[], old_ppl=None, new_ppl=None, metrics={},
                                                 run_id=run.id)
                 await new_request(session, update_id=1)
-                await style_repo.set_chat_style(session, chat_id=CHAT, style=None, updated_by=USER)  # reset
-                await style_repo.set_user_style(session, user_id=USER, style=None)
+                await repository.set_chat_style(session, chat_id=CHAT, style=None, updated_by=USER)  # reset
+                await repository.set_user_style(session, user_id=USER, style=None)
             await migrate.downgrade(engine, "0005")
             assert await migrate.current(engine) == "0005"
             await migrate.upgrade(engine)
@@ -155,8 +154,8 @@ def test_lyricbot_db_downgrade_says_why_it_refuses(
     async def prepare() -> None:
         async with migrated(url) as engine, make_sessionmaker(engine).begin() as session:
             await seed(session)
-            styled, _ = await repository.add_document(session, name="b.txt", text="jay jay", added_by=USER)
-            await style_repo.set_document_style(session, document_id=styled.id, style="jay")
+            await repository.add_document(session, name="b.txt", text="jay jay", added_by=USER,
+                                          style="jay")
 
     asyncio.run(prepare())
     capsys.readouterr()

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.db.repos import styles as style_repo
+from bot.db import repository
 from bot.db.repos.training import VersionRecord
 from bot.serving.retention import prune_model_dir
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
@@ -85,7 +85,7 @@ def test_after_each_run_only_the_newest_rejected_candidates_stay(tmp_path: Path,
             outcome["old_ppl_after"] = 900.0  # from now on, candidates that forgot the old songs: rejected
             rejected = [await run(NEW_SONG + "第一首\n")]
             async with service.sessions.begin() as session:  # a style made to serve the oldest rejected one
-                await style_repo.create_style(session, name="kept", title="Kept", active_version=rejected[0],
+                await repository.create_style(session, name="kept", title="Kept", active_version=rejected[0],
                                               created_by=None)
             rejected += [await run(NEW_SONG + f"第{i}首\n") for i in "二三"]
             (model_dir / "v20261201-000000-r99.partial").mkdir()  # a trainer killed half-way through writing

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from bot.db import repository
 from bot.db.engine import make_engine, make_sessionmaker
-from bot.db.repos import styles as style_repo
 from bot.db.repository import record_version
 from bot.sandbox import FakeTelegram
 from bot.services.styles import StyleService
@@ -225,7 +225,7 @@ def test_models_and_rollback_per_style(tmp_path: Path, trained_store: tuple[Path
             async with styles(h).sessions.begin() as session:
                 await record_version(session, version="jay-v2", parent=first, weights_sha256=sha, document_ids=[],
                                      old_ppl=None, new_ppl=None, metrics={}, run_id=None)
-                await style_repo.set_version_style(session, version="jay-v2", style="jay")
+                await repository.set_version_style(session, version="jay-v2", style="jay")
 
             forward = await ask(h, "/rollback jay jay-v2", chat=ADMIN, user=ADMIN)
             assert "jay-v2" in forward["text"]
@@ -280,10 +280,10 @@ def test_lyricbot_train_style_creates_a_style(
         engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
         try:
             async with make_sessionmaker(engine)() as session:
-                record = await style_repo.get_style(session, name="shakespeare")
+                record = await repository.get_style(session, name="shakespeare")
                 assert record is not None and record.title == "The Bard" and record.active_version
                 assert record.active_version.startswith("shakespeare-v")
-                assert await style_repo.version_style(session, version=record.active_version) == (True, "shakespeare")
+                assert await repository.version_style(session, version=record.active_version) == (True, "shakespeare")
         finally:
             await engine.dispose()
 
