@@ -49,7 +49,7 @@ from cpu_quota import QuotaUnavailable, cpu_quota, limit
 
 from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

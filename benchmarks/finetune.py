@@ -27,7 +27,7 @@ from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
 from bot.services.run_reports import RunReport
 from bot.services.training import TrainingService
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from charrnn.data import load_corpus
 

@@ -140,7 +140,7 @@ def real_figures(text: str, count: int) -> dict[str, float]:
 async def bot_latency(people: int, rounds: int) -> list[float]:
     from bot.app import build_application, running
     from bot.sandbox import FakeTelegram
-    from bot.serving.models import ModelStore
+    from bot.serving.model_store import ModelStore
     from bot.serving.singer import SongAsk
     from bot.settings import Settings
 

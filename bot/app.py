@@ -60,7 +60,7 @@ from bot.services.styles import StyleService
 from bot.services.training import TrainingService
 from bot.serving.backends import make_backends
 from bot.serving.generation import GenerationBackend
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.serving.singer import Singer
 from bot.settings import Settings
 from bot.telegram import catalogue, routes

@@ -23,7 +23,7 @@ ADMIN_COMMANDS = ("corpus", "retrain", "models", "rollback")  # one-shot command
 
 def ensure_model(settings: Settings) -> None:
     """Serve the pretrained model shipped with the package when ``MODEL_DIR`` has none: no first-run training."""
-    from bot.serving.models import ModelStore
+    from bot.serving.model_store import ModelStore
 
     store = ModelStore(settings.model_dir, settings.device)
     if store.active_version() is None:
@@ -53,7 +53,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
     # Started before torch is imported: --minutes is for the whole command, loading and saving included.
     deadline = Deadline.after(60 * args.minutes) if args.minutes > 0 else None
-    from bot.serving.models import ModelStore
+    from bot.serving.model_store import ModelStore
 
     store = ModelStore(settings.model_dir, settings.device)
     from charrnn.cli_options import ProgressBar
@@ -154,7 +154,7 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     from bot.ops.instance import FinetuneLock
     from bot.services.run_reports import RunReport, format_report
     from bot.services.training import TrainingService
-    from bot.serving.models import ModelStore
+    from bot.serving.model_store import ModelStore
 
     announce(settings, args)
 

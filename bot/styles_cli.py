@@ -47,7 +47,7 @@ def register_style(settings: Settings, name: str, title: str | None, version: st
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.migrate import upgrade
     from bot.services.styles import StyleService, normalize
-    from bot.serving.models import ModelStore, style_corpus_path
+    from bot.serving.model_store import ModelStore, style_corpus_path
     from charrnn.files import write_atomic
 
     if corpus is not None:

@@ -46,7 +46,7 @@ from bot.serving.celery_app import (
 )
 from bot.serving.finetune_job import run_job
 from bot.serving.generation import GenerationJob, LocalGenerationWorker
-from bot.serving.models import VERSION_NAME, ModelStore
+from bot.serving.model_store import VERSION_NAME, ModelStore
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
 from charrnn.train_config import TrainConfig

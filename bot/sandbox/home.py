@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from bot.db.engine import make_engine
 from bot.db.models import Base
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 
 SANDBOX_DB = "sqlite+aiosqlite:///./var/sandbox.db"

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
 from bot.serving.generation import GenerationBackend
-from bot.serving.models import ModelStore, version_vocab
+from bot.serving.model_store import ModelStore, version_vocab
 from bot.settings import Settings
 from charrnn.data import CorpusError, check_corpus_text
 

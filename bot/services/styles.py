@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db import repository as repo
 from bot.domain import Person, Place
 from bot.serving.generation import GenerationBackend
-from bot.serving.models import VERSION_NAME, ModelStore, style_corpus_path, version_line, version_vocab
+from bot.serving.model_store import VERSION_NAME, ModelStore, style_corpus_path, version_line, version_vocab
 from charrnn.checkpoint import load_checkpoint
 from charrnn.vocab import Vocab
 

@@ -31,7 +31,7 @@ from bot.serving import retention
 from bot.serving.finetune_job import FinetuneSpec, gate, split_document
 from bot.serving.finetune_runner import FinetuneRunner, ProcessRunner
 from bot.serving.generation import GenerationBackend
-from bot.serving.models import VERSION_NAME, ActiveChanged, ModelStore, style_corpus_path, version_line
+from bot.serving.model_store import VERSION_NAME, ActiveChanged, ModelStore, style_corpus_path, version_line
 from bot.settings import Settings
 from charrnn.checkpoint import CheckpointError, load_checkpoint
 

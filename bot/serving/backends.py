@@ -8,7 +8,7 @@ import torch
 
 from bot.serving.finetune_runner import FinetuneRunner, ProcessRunner
 from bot.serving.generation import GenerationBackend, LoadedModel, LocalGenerationWorker
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from charrnn.generation.sample import serving_dtype
 

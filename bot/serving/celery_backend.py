@@ -46,7 +46,7 @@ from bot.serving.celery_app import (
 )
 from bot.serving.celery_results import ResultPoller
 from bot.serving.generation import GenerationJob, GenerationResult, QueueFull
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from charrnn.checkpoint import load_checkpoint, read_meta
 from charrnn.vocab import Vocab

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 
 ADDRESS_SPACE = 2 * 2**30  # the command needs well under 1 GiB (torch on the CPU, SQLite)
 

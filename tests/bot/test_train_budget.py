@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from charrnn.checkpoint import load_checkpoint
 from tests.helpers.models import LYRICS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from charrnn.model import ModelConfig
 from charrnn.sizing import size_for_text
 from tests.helpers.models import LYRICS

@@ -210,7 +210,7 @@ def test_a_task_lost_between_redis_and_a_dying_worker_is_sent_again(
 
     from bot.serving.celery_backend import CeleryGenerationBackend
     from bot.serving.generation import GenerationJob
-    from bot.serving.models import ModelStore
+    from bot.serving.model_store import ModelStore
     from bot.settings import Settings
 
     prefix, (model_dir, _) = celery_setup

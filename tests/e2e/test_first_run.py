@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import ensure_model, main
 from bot.sandbox import FakeTelegram
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
 from tests.helpers.bot import ask, bot_running, make_settings
 from tests.helpers.corpora import han_share

@@ -29,7 +29,7 @@ from bot.db.engine import make_engine, make_sessionmaker
 from bot.ops.instance import ADVISORY_KEY, FINETUNE_KEY, FinetuneLock, InstanceLock, InstanceLocked
 from bot.sandbox import FakeTelegram
 from bot.services.training import TrainingService
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from tests.helpers import pg

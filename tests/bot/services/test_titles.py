@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.serving.celery_app import decode_result, encode_result
 from bot.serving.generation import GenerationJob, LocalGenerationWorker
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from charrnn.text.titles import is_title, titled
 from tests.helpers.bot import USER, ask, bot_running
 

@@ -17,7 +17,7 @@ import pytest
 
 from bot.serving.celery_backend import CeleryGenerationBackend
 from bot.serving.generation import GenerationJob, QueueFull
-from bot.serving.models import ModelStore
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from tests.helpers.bot import bot_running, eventually
 from tests.helpers.celery_workers import REDIS_URL, VISIBILITY_TIMEOUT_S, celery_env, redis_prefix, workers
