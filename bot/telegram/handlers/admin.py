@@ -19,7 +19,7 @@ from bot.services.styles import DEFAULT_STYLE
 from bot.services.training import TrainingService
 from bot.telegram.context import Context
 from bot.telegram.delivery import Handler, reply
-from bot.telegram.i18n import language, t
+from bot.telegram.i18n import t
 from charrnn.data import CorpusError
 
 log = logging.getLogger(__name__)
@@ -29,17 +29,13 @@ def training(context: Context) -> TrainingService:
     return context.services.training
 
 
-def lang_of(update: Update) -> str:
-    return language(update.effective_user.language_code if update.effective_user else None)
-
-
 def admin_only(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def wrapper(update: Update, context: Context) -> None:
         user = update.effective_user
         if user is None or user.id not in context.services.settings.admin_ids:
             log.warning("refused admin command from user %s", user.id if user else None)
-            await reply(update, context, t(lang_of(update), "admin_only"))
+            await reply(update, context, t(context.lang, "admin_only"))
             return
         await handler(update, context)
 
@@ -57,7 +53,7 @@ async def add_corpus(update: Update, context: Context) -> None:
     """/addcorpus [style] as a reply to a text message, or as the caption of an uploaded .txt document."""
     message = update.effective_message
     assert message is not None and update.effective_user is not None
-    lang = lang_of(update)
+    lang = context.lang
     style = style_argument(message.text or message.caption or "")
     document = message.document or (message.reply_to_message.document if message.reply_to_message else None)
     if document is not None:
@@ -92,12 +88,12 @@ async def add_corpus(update: Update, context: Context) -> None:
 async def corpus(update: Update, context: Context) -> None:
     """/corpus: documents, sizes, and whether the model has trained on them."""
     lines = await training(context).corpus.describe_corpus()
-    await reply(update, context, "\n".join(lines) or t(lang_of(update), "admin_corpus_empty"))
+    await reply(update, context, "\n".join(lines) or t(context.lang, "admin_corpus_empty"))
 
 
 async def retrain(update: Update, context: Context) -> None:
     """/retrain [style]: start a fine-tuning run of a style (the default's) now (one at a time)."""
-    service, lang = training(context), lang_of(update)
+    service, lang = training(context), context.lang
     style = style_argument(update.effective_message.text or "") if update.effective_message else None
     if service.busy():
         await reply(update, context, t(lang, "admin_retrain_busy"))
@@ -128,7 +124,7 @@ def _log_outcome(task: asyncio.Task[RunReport | str]) -> None:
 async def jobs(update: Update, context: Context) -> None:
     """/jobs: recent training runs."""
     lines = await training(context).describe_runs()
-    await reply(update, context, "\n".join(lines) or t(lang_of(update), "admin_no_runs"))
+    await reply(update, context, "\n".join(lines) or t(context.lang, "admin_no_runs"))
 
 
 async def models(update: Update, context: Context) -> None:
@@ -143,7 +139,7 @@ async def models(update: Update, context: Context) -> None:
             return
     else:
         lines = await training(context).describe_versions()
-    text = "\n".join(lines) or t(lang_of(update), "admin_no_versions")
+    text = "\n".join(lines) or t(context.lang, "admin_no_versions")
     text += "\n\n" + await styles.summary()
     await reply(update, context, text)
 
@@ -160,15 +156,15 @@ async def rollback(update: Update, context: Context) -> None:
         else:
             version = await training(context).rollback(argument or None)
     except (LookupError, ValueError) as exc:
-        await reply(update, context, t(lang_of(update), "admin_no_rollback", reason=exc))
+        await reply(update, context, t(context.lang, "admin_no_rollback", reason=exc))
         return
-    await reply(update, context, t(lang_of(update), "admin_serving", version=version))
+    await reply(update, context, t(context.lang, "admin_serving", version=version))
 
 
 async def delete_style(update: Update, context: Context) -> None:
     """/delstyle <name>: stop offering a style (its versions stay on disk; its people fall back to the default)."""
     argument = context.argument
-    styles, lang = context.services.styles, lang_of(update)
+    styles, lang = context.services.styles, context.lang
     if not argument:
         await reply(update, context, t(lang, "admin_delstyle_usage", styles=await styles.summary()))
         return

@@ -34,7 +34,7 @@ async def top(update: Update, context: Context) -> None:
 async def stats(update: Update, context: Context) -> None:
     """/stats: the person's own counts."""
     person = context.person
-    lang = language(person.language_code)
+    lang = context.lang
     s = await context.services.ratings.stats(person)
     received = t(lang, "stats_received", mean=s.mean_stars_received) if s.mean_stars_received is not None else ""
     await reply(
@@ -61,7 +61,7 @@ async def unknown_command(update: Update, context: Context) -> None:
             await send_outcome(update, context, refused)
             return
     log.info("unknown command %r from %s in chat %s", name[:40], person.user_id, place.chat_id)
-    await reply(update, context, t(language(person.language_code), "unknown_command", command=name[:40]))
+    await reply(update, context, t(context.lang, "unknown_command", command=name[:40]))
 
 
 async def not_text(update: Update, context: Context) -> None:

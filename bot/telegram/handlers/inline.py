@@ -20,11 +20,10 @@ from telegram import (
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, TelegramError
 
-from bot.domain import Person
 from bot.services.inline import InlineHint, InlineOutcome
 from bot.telegram.callbacks import InlineRate, decode, inline_keyboard
 from bot.telegram.context import Context
-from bot.telegram.i18n import language, t
+from bot.telegram.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,6 @@ log = logging.getLogger(__name__)
 LYRICS_CACHE_S = 30
 HINT_CACHE_S = 300  # the empty-query hint never changes
 START_PARAMETER = "inline"  # /start inline: someone came from the button above the inline results
-
-
-def _person(update: Update) -> Person:
-    """The person behind an inline update: never a chat speaking for someone (inline has no sender_chat)."""
-    user = update.effective_user
-    assert user is not None
-    return Person(user.id, user.first_name, user.username, user.language_code)
 
 
 def _hint(hint: InlineHint, lang: str, bot_username: str) -> InlineQueryResultArticle:
@@ -57,8 +49,7 @@ async def inline_query(update: Update, context: Context) -> None:
     """An inline query: up to three lyrics that continue the typed words, or a hint."""
     query = update.inline_query
     assert query is not None
-    person = _person(update)
-    lang = language(person.language_code)
+    person, lang = context.person, context.lang
     try:
         outcome: InlineOutcome = await context.services.inline.answer(person, query.query)
     except Exception:  # the person is still looking at the results list: tell them, as the chat path does
@@ -93,7 +84,7 @@ async def chosen_result(update: Update, context: Context) -> None:
     """A person sent one of our inline results: record it (Telegram sends this only with inline feedback on)."""
     chosen = update.chosen_inline_result
     assert chosen is not None
-    await context.services.inline.choose(update_id=update.update_id, person=_person(update), result_id=chosen.result_id,
+    await context.services.inline.choose(update_id=update.update_id, person=context.person, result_id=chosen.result_id,
                                   inline_message_id=chosen.inline_message_id)  # fmt: skip
 
 
@@ -101,8 +92,7 @@ async def inline_button(update: Update, context: Context) -> None:
     """A button under a message sent through inline mode: a star rates the request recorded for it."""
     query = update.callback_query
     assert query is not None and query.inline_message_id is not None
-    person = _person(update)
-    lang = language(person.language_code)
+    person, lang = context.person, context.lang
     pressed = decode(query.data)
     if not isinstance(pressed, InlineRate):
         with contextlib.suppress(BadRequest):  # forged or foreign data: nothing to do, but the spinner stops
