@@ -19,6 +19,7 @@ from bot.services.styles import StyleService
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+FREE_LINES = "-"  # the form setting's value for free lines, as a button carries it
 
 
 async def upsert_person(session: AsyncSession, person: Person) -> None:
@@ -50,6 +51,14 @@ class PreferencesService:
             return None
         value = int(text)
         return value if self.settings.allows_length(value) else None
+
+    def parse_rhyme(self, text: str) -> bool | None:
+        """On or off, as typed (on, off, 开, 关) or as a button carries it (1, 0); None for anything else."""
+        return {"on": True, "off": False, "开": True, "关": False, "1": True, "0": False}.get(text.strip().lower())
+
+    def parse_form(self, text: str) -> str | None:
+        """A tune's table name (``bot.services.forms.known_tune``), "" for free lines ("-"), None for neither."""
+        return "" if text.strip() == FREE_LINES else known_tune(text)
 
     def with_defaults(self, stored: repo.StoredSettings) -> Preferences:
         """The bot's defaults for what a person or group never set."""

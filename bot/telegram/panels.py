@@ -11,19 +11,59 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from telegram import Message, Update
 from telegram.error import BadRequest
 
+from bot.services.preferences import PreferencesService
 from bot.services.styles import DEFAULT_STYLE, StyleChoice
 from bot.telegram.context import Context
-from bot.telegram.i18n import MESSAGES, t
+from bot.telegram.i18n import MESSAGES, scoped, t
 from bot.telegram.permissions import may_change_chat_settings
 
 log = logging.getLogger(__name__)
 
 Refusal = Literal["unknown", "not_admin"]
+
+
+def on_off(lang: str, value: bool) -> str:
+    return t(lang, "on" if value else "off")
+
+
+def form_name(lang: str, form: str) -> str:
+    return form or t(lang, "form_free")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as the typed commands and the /settings panel change it: the same parsing, the same words."""
+
+    key: str  # its messages: <key>_show, <key>_set, <key>_usage (``bot.telegram.i18n``)
+    field: str  # of ``Preferences``
+    parse: Callable[[PreferencesService, str], Any]  # None: not a value a person could set
+    show: Callable[[str, Any], object] = lambda lang, value: value
+
+
+SETTINGS: Final = {  # by the panel's button letter (``PanelTap.what``)
+    "t": Setting("temp", "temperature", PreferencesService.parse_temperature),
+    "l": Setting("len", "length", PreferencesService.parse_length),
+    "r": Setting("rhyme", "rhyme", PreferencesService.parse_rhyme, on_off),
+    "f": Setting("form", "form", PreferencesService.parse_form, form_name),
+}
+
+
+async def change_setting(context: Context, setting: Setting, text: str) -> str | None:
+    """Parse ``text`` and store it (the person's setting, or in a group the group's: the caller checked that the
+    person may); the words that say so, or None when ``text`` is no value of this setting and nothing changed."""
+    preferences, lang, place = context.services.preferences, context.lang, context.place
+    value = setting.parse(preferences, text)
+    if value is None:
+        return None
+    await preferences.change(context.person, place=place, **{setting.field: value})
+    return t(lang, scoped(f"{setting.key}_set", place), value=setting.show(lang, value))
 
 
 def is_panel(message: object, prefix: str) -> bool:

@@ -32,14 +32,14 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.error import BadRequest
 
 from bot.domain import Person, Place, Preferences, group_id
-from bot.services.forms import known_tune
+from bot.services.preferences import FREE_LINES
 from bot.services.styles import StyleChoice
 from bot.settings import Settings
 from bot.telegram.callbacks import PANEL, PanelTap, button, decode, fits
 from bot.telegram.context import Context
 from bot.telegram.delivery import reply
-from bot.telegram.i18n import scoped, t
-from bot.telegram.panels import pick_style, refuse_foreign, style_title
+from bot.telegram.i18n import t
+from bot.telegram.panels import SETTINGS, change_setting, form_name, on_off, pick_style, refuse_foreign, style_title
 from bot.telegram.permissions import may_change_chat_settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ STYLES_PER_ROW: Final = 2
 # pattern, 临江仙 77%), so the lines a person gets are the tune's. Any other tune is one /write 调名：… away.
 FORMS: Final = ("浣溪沙", "鹧鸪天", "菩萨蛮", "西江月", "临江仙", "减字木兰花", "蝶恋花", "点绛唇")
 FORMS_PER_ROW: Final = 3
-FREE: Final = "-"  # s:f:- chooses free lines
 _LOCK: Final = "settings_panel_lock"  # in chat_data: one tap at a time per chat, so the last edit shows the last value
 
 
@@ -77,19 +76,11 @@ def presets(settings: Settings) -> tuple[list[float], list[int]]:
     return temperatures, lengths
 
 
-def _on_off(lang: str, value: bool) -> str:
-    return t(lang, "on" if value else "off")
-
-
-def form_name(lang: str, form: str) -> str:
-    return form or t(lang, "form_free")
-
-
 def panel_text(lang: str, shown: Shown, with_footer: bool = True) -> str:
     p = shown.prefs
     parts = [
         t(lang, "panel_group" if shown.group else "panel_private"),
-        t(lang, "panel_body", temperature=p.temperature, length=p.length, rhyme=_on_off(lang, p.rhyme),
+        t(lang, "panel_body", temperature=p.temperature, length=p.length, rhyme=on_off(lang, p.rhyme),
           form=form_name(lang, p.form), style=shown.style_title(lang)),
     ]
     if with_footer:
@@ -110,7 +101,7 @@ def main_keyboard(lang: str, shown: Shown, settings: Settings) -> InlineKeyboard
         [_button(("\u2713 " if abs(v - p.temperature) < 1e-9 else "\U0001f321 ") + f"{v:g}", f"t:{v:g}")
          for v in temperatures],
         [_button(("\u2713 " if v == p.length else "\U0001f4cf ") + str(v), f"l:{v}") for v in lengths],
-        [_button(t(lang, "panel_rhyme", value=_on_off(lang, p.rhyme)), f"r:{0 if p.rhyme else 1}")],
+        [_button(t(lang, "panel_rhyme", value=on_off(lang, p.rhyme)), f"r:{0 if p.rhyme else 1}")],
         [_button(t(lang, "panel_form", form=form_name(lang, p.form)), "f")],
         [_button(t(lang, "panel_style", style=shown.style_title(lang)), "y")],
         [_button(t(lang, "panel_done"), "x")],
@@ -121,7 +112,7 @@ def forms_keyboard(lang: str, shown: Shown) -> InlineKeyboardMarkup:
     """Free lines, then the tunes of ``FORMS`` (and the chosen one, when it is another), the current one ticked."""
     chosen = shown.prefs.form
     tunes = [*FORMS, *([chosen] if chosen and chosen not in FORMS else [])]
-    buttons = [_button(("\u2713 " if not chosen else "") + t(lang, "form_free"), f"f:{FREE}")]
+    buttons = [_button(("\u2713 " if not chosen else "") + t(lang, "form_free"), f"f:{FREE_LINES}")]
     buttons += [_button(("\u2713 " if name == chosen else "") + name, f"f:{name}") for name in tunes]
     rows = [buttons[i : i + FORMS_PER_ROW] for i in range(0, len(buttons), FORMS_PER_ROW)]
     return InlineKeyboardMarkup([*rows, [_button(t(lang, "panel_back"), "b")]])
@@ -169,31 +160,8 @@ async def _change(
     update: Update, context: Context, tap: PanelTap, person: Person, place: Place, lang: str
 ) -> str | None:
     """Apply a value button; its toast, or None when the value is not one a person could set (forged, stale)."""
-    preferences = context.services.preferences
-    if tap.what == "t":
-        temperature = preferences.parse_temperature(tap.value)
-        if temperature is None:
-            return None
-        await preferences.change(person, place=place, temperature=temperature)
-        return t(lang, scoped("temp_set", place), value=temperature)
-    if tap.what == "l":
-        length = preferences.parse_length(tap.value)
-        if length is None:
-            return None
-        await preferences.change(person, place=place, length=length)
-        return t(lang, scoped("len_set", place), value=length)
-    if tap.what == "r":
-        rhyme = {"0": False, "1": True}.get(tap.value)
-        if rhyme is None:
-            return None
-        await preferences.change(person, place=place, rhyme=rhyme)
-        return t(lang, scoped("rhyme_set", place), value=_on_off(lang, rhyme))
-    if tap.what == "f":
-        form = "" if tap.value == FREE else known_tune(tap.value)
-        if form is None:
-            return None
-        await preferences.change(person, place=place, form=form)
-        return t(lang, scoped("form_set", place), value=form_name(lang, form))
+    if tap.what in SETTINGS:
+        return await change_setting(context, SETTINGS[tap.what], tap.value)
     # A style ("y:<name>"): only one the styles service offers now; the administrator check is done (``tap``).
     chosen = await pick_style(update, context, tap.value, may_change=True)
     return None if isinstance(chosen, str) else t(lang, "style_set", style=style_title(chosen, lang))

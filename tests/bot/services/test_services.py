@@ -76,6 +76,16 @@ def test_good_temperatures_and_lengths() -> None:
     assert service.parse_length("2") is None and service.parse_length("1e3") is None
 
 
+def test_rhyme_and_form_parse_as_typed_and_as_buttons_carry_them() -> None:
+    """/rhyme's words and the panel's 0/1 mean the same; a form is a known tune or free lines ("-"), nothing else."""
+    service = PreferencesService(Settings(_env_file=None), None)  # type: ignore[arg-type,call-arg]
+    words = ("on", " OFF ", "开", "关", "1", "0")
+    assert [service.parse_rhyme(w) for w in words] == [True, False, True, False, True, False]
+    assert service.parse_rhyme("2") is None and service.parse_rhyme("yes") is None
+    assert service.parse_form("-") == "" and service.parse_form("浣溪沙") == "浣溪沙"
+    assert service.parse_form("no such tune") is None and service.parse_form("") is None
+
+
 def test_messages_never_exceed_telegram_limit() -> None:
     assert len(fit("x" * 10_000)) == 4096 and fit("short") == "short"
     emoji = fit("😀" * 3000)  # 6000 UTF-16 code units
