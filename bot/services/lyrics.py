@@ -57,7 +57,7 @@ class LyricsService:
         sessions: async_sessionmaker[AsyncSession],
         backend: GenerationBackend,
         guard: CopyGuard | None,
-        preferences: PreferencesService | None = None,
+        preferences: PreferencesService,
         owner: str | None = None,
     ) -> None:
         # Which process answers a request (``requests.owner``): unique per start, readable in the database.
@@ -68,8 +68,7 @@ class LyricsService:
         self.guard = guard
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.refusals = RefusalThrottle()
-        # Which settings and style a request is written with (some tests: the defaults, the default style).
-        self.preferences = preferences or PreferencesService(settings, sessions)
+        self.preferences = preferences  # which settings and style a request is written with
         self.styles = self.preferences.styles
 
     # --- writing --------------------------------------------------------------------------------
@@ -337,6 +336,6 @@ class LyricsService:
 
     async def vocab(self, prefs: Preferences) -> Vocab:
         """The vocabulary of the model ``prefs`` (its style's version) runs on: not the default's for another style."""
-        if self.styles is None or prefs.version is None:
+        if prefs.version is None:
             return self.backend.vocab
         return await self.styles.vocab(prefs.version)

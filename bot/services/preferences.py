@@ -29,11 +29,11 @@ async def upsert_person(session: AsyncSession, person: Person) -> None:
 
 class PreferencesService:
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], styles: StyleService | None = None
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], styles: StyleService
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.styles = styles  # None (some tests): every request in the default style
+        self.styles = styles
 
     def parse_temperature(self, text: str) -> float | None:
         """A valid temperature from the person's text, or None (abc, -1, 0, nan, inf, 1e9...)."""
@@ -81,8 +81,6 @@ class PreferencesService:
         """Inside the caller's transaction (the one writing a request row): the settings that apply, and the style
         and version it is written in; ``clear``: forget a setting that names a style deleted since (said once)."""
         prefs = self.with_defaults(await repo.applicable_settings(session, user_id=user_id, group_id=group_id(place)))
-        if self.styles is None:
-            return prefs
         chosen = await self.styles.resolve(session, user_id=user_id, chat_id=place.chat_id if place else None,
                                            chat_type=place.type if place else None, clear=clear)
         return replace(prefs, style=chosen.style, version=chosen.version, style_gone=chosen.gone)
@@ -91,8 +89,6 @@ class PreferencesService:
         """What a stored request is generated with after a restart: its own settings, and its style's version now
         (the default style's if the style was deleted since)."""
         prefs = Preferences(record.temperature, record.length, record.rhyme, form=record.form, pattern=record.pattern)
-        if self.styles is None:
-            return prefs
         choice = await self.styles.find(record.style) if record.style is not None else None
         if choice is None or choice.title is None:  # no style, a deleted one, or the default
             return prefs

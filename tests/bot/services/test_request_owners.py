@@ -20,7 +20,10 @@ from bot.db.models import RequestStatus, utcnow
 from bot.domain import Person, Place
 from bot.sandbox import FakeTelegram
 from bot.services.lyrics import LyricsService
+from bot.services.preferences import PreferencesService
 from bot.services.ratings import RatingService
+from bot.services.styles import StyleService
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from tests.helpers.bot import SECRET, make_settings, replica
 from tests.helpers.migrated import migrated
@@ -35,8 +38,10 @@ async def two_processes(url: str) -> AsyncIterator[tuple[LyricsService, LyricsSe
     settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
     async with migrated(url) as engine:
         sessions = make_sessionmaker(engine)
-        yield (LyricsService(settings, sessions, None, None, owner="replica-a"),  # type: ignore[arg-type]
-               LyricsService(settings, sessions, None, None, owner="replica-b"))  # type: ignore[arg-type]
+        styles = StyleService(sessions, ModelStore(settings.model_dir, "cpu"))
+        preferences = PreferencesService(settings, sessions, styles)
+        yield (LyricsService(settings, sessions, None, None, preferences, owner="replica-a"),  # type: ignore[arg-type]
+               LyricsService(settings, sessions, None, None, preferences, owner="replica-b"))  # type: ignore[arg-type]
 
 
 async def new_request(service: LyricsService, update_id: int) -> int:

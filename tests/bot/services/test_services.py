@@ -65,12 +65,12 @@ def test_rate_limiter_window() -> None:
 
 @pytest.mark.parametrize("text", ["abc", "-1", "0", "nan", "inf", "-inf", "1e9", "", "0.09", "2.01", "1,5,1"])
 def test_bad_temperatures_are_refused(text: str) -> None:
-    service = PreferencesService(Settings(_env_file=None), None)  # type: ignore[arg-type,call-arg]
+    service = PreferencesService(Settings(_env_file=None), None, None)  # type: ignore[arg-type,call-arg]
     assert service.parse_temperature(text) is None
 
 
 def test_good_temperatures_and_lengths() -> None:
-    service = PreferencesService(Settings(_env_file=None), None)  # type: ignore[arg-type,call-arg]
+    service = PreferencesService(Settings(_env_file=None), None, None)  # type: ignore[arg-type,call-arg]
     assert service.parse_temperature("0.8") == 0.8 and service.parse_temperature(" 1,5 ") == 1.5
     assert service.parse_length("200") == 200
     assert service.parse_length("2") is None and service.parse_length("1e3") is None
@@ -78,7 +78,7 @@ def test_good_temperatures_and_lengths() -> None:
 
 def test_rhyme_and_form_parse_as_typed_and_as_buttons_carry_them() -> None:
     """/rhyme's words and the panel's 0/1 mean the same; a form is a known tune or free lines ("-"), nothing else."""
-    service = PreferencesService(Settings(_env_file=None), None)  # type: ignore[arg-type,call-arg]
+    service = PreferencesService(Settings(_env_file=None), None, None)  # type: ignore[arg-type,call-arg]
     words = ("on", " OFF ", "开", "关", "1", "0")
     assert [service.parse_rhyme(w) for w in words] == [True, False, True, False, True, False]
     assert service.parse_rhyme("2") is None and service.parse_rhyme("yes") is None
