@@ -192,17 +192,17 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                       else "no new corpus text since the active model was trained" if outcome == "nothing_new"
                       else "a training run is already going")
             elif args.command in ("models", "rollback"):
-                from bot.services.styles import StyleService
+                from bot.services.styles import DEFAULT_STYLE, StyleService
 
                 styles = StyleService(service.sessions, store, training=service)
                 if args.command == "models":
-                    lines = await (styles.describe_versions(args.style) if args.style else service.describe_versions())
+                    lines = await styles.describe_versions(args.style or DEFAULT_STYLE)
                     print("\n".join(lines) or "no model versions recorded yet")
                     print(await styles.summary())
                 elif args.version and await styles.find(args.version) is not None:  # rollback STYLE [VERSION]
                     print(f"now serving {await styles.rollback(args.version, args.style_version)}")
                 else:
-                    print(f"now serving {await service.rollback(args.version)}")
+                    print(f"now serving {await styles.rollback(DEFAULT_STYLE, args.version)}")
             return 0
         finally:
             await engine.dispose()

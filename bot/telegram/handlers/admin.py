@@ -131,14 +131,11 @@ async def models(update: Update, context: Context) -> None:
     """/models [style]: a style's versions (the default's without one), perplexities, ratings, the active one."""
     argument = context.argument
     styles = context.services.styles
-    if argument:
-        try:
-            lines = await styles.describe_versions(argument)
-        except LookupError as exc:
-            await reply(update, context, f"{exc}. {await styles.summary()}")
-            return
-    else:
-        lines = await training(context).describe_versions()
+    try:
+        lines = await styles.describe_versions(argument or DEFAULT_STYLE)
+    except LookupError as exc:
+        await reply(update, context, f"{exc}. {await styles.summary()}")
+        return
     text = "\n".join(lines) or t(context.lang, "admin_no_versions")
     text += "\n\n" + await styles.summary()
     await reply(update, context, text)
@@ -154,7 +151,7 @@ async def rollback(update: Update, context: Context) -> None:
         if words and await styles.find(words[0]) is not None and len(words) <= 2:
             version = await styles.rollback(words[0], words[1] if len(words) > 1 else None)
         else:
-            version = await training(context).rollback(argument or None)
+            version = await styles.rollback(DEFAULT_STYLE, argument or None)
     except (LookupError, ValueError) as exc:
         await reply(update, context, t(context.lang, "admin_no_rollback", reason=exc))
         return
