@@ -71,7 +71,8 @@ Button = Rate | Again | Music | InlineRate | InlineMusic | PickStyle | PanelTap
 
 
 def _request_id(text: str) -> int | None:
-    return int(text) if text.isdecimal() and int(text) < 2**63 else None
+    """Any whole number: whether such a request exists, and is the button's own, is the services' question."""
+    return int(text) if text.isdecimal() else None
 
 
 def decode(data: str | None) -> Button | None:

@@ -39,8 +39,11 @@ class Command:
         return t(lang, f"command_{self.name}")
 
     def usage_in(self, lang: str, settings: Settings) -> str:
-        words = self.usage.format(min_length=settings.min_length, max_length=settings.max_length).split()
-        return " ".join(MESSAGES.get(lang, {}).get(f"usage_{word}", word) for word in words)
+        usage = self.usage.format(min_length=settings.min_length, max_length=settings.max_length)
+        for key, words in MESSAGES.get(lang, {}).items():  # "<first words>" -> "<开头>": whole hints, spaces and all
+            if key.startswith("usage_"):
+                usage = usage.replace(key.removeprefix("usage_"), words)
+        return usage
 
 
 async def show_help(update: Update, context: Context) -> None:

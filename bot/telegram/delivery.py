@@ -134,11 +134,12 @@ async def deliver_lyric(
     lang: str,
     send: Callable[[str, InlineKeyboardMarkup], Coroutine[Any, Any, Message]],
     share: bool,
-) -> None:
-    """Claim the request, send it (``send``), record the message: the one way a lyric leaves."""
+) -> bool:
+    """Claim the request, send it (``send``), record the message: the one way a lyric leaves. True when Telegram
+    took the message."""
     if not await lyrics.claim_sending(lyric.request_id):
         log.warning("request %s is already being answered elsewhere; not sending it twice", lyric.request_id)
-        return
+        return False
     try:
         sent = await send(fit(shown(lyric, lang)), lyric_keyboard(lyric.request_id, lang, lyric.prefix, share=share))
     except BadRequest as exc:  # refused: nothing arrived, so the person gets the apology
@@ -150,11 +151,12 @@ async def deliver_lyric(
         await lyrics.fail(lyric.request_id, f"delivery unknown: {type(exc).__name__}: {exc}")
         log.warning("request %s: sending failed (%s); it may have arrived, so nothing more is sent",
                     lyric.request_id, exc)
-        return
+        return False
     try:
         await lyrics.answered(lyric.request_id, sent.message_id)
     except Exception:  # the person has the lyric; the row stays 'sending', which a restart never resends
         log.exception("request %s was answered but could not be marked so", lyric.request_id)
+    return True
 
 
 async def answer_unfinished(bot: Bot, lyrics: LyricsService, records: list[RequestRecord]) -> None:
@@ -175,8 +177,8 @@ async def answer_unfinished(bot: Bot, lyrics: LyricsService, records: list[Reque
                 return await bot.send_message(chat_id, text, reply_markup=markup, reply_parameters=quote)
 
             lang = language(await lyrics.preferences.language_of(record.user_id))
-            await deliver_lyric(lyrics, outcome, lang, send, share=bool(bot.supports_inline_queries))
-            log.info("answered request %s left over from before the restart", record.id)
+            if await deliver_lyric(lyrics, outcome, lang, send, share=bool(bot.supports_inline_queries)):
+                log.info("answered request %s left over from before the restart", record.id)
         except Exception:  # one bad left-over must not keep the others waiting for yet another restart
             log.exception("could not answer left-over request %s", record.id)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from telegram import BotCommandScopeChat
 from telegram.ext import CommandHandler
 
-from bot.telegram.catalogue import COMMANDS
+from bot.settings import Settings
+from bot.telegram.catalogue import COMMANDS, help_lines
 from tests.helpers.bot import ask, bot_running, run
 
 ADMIN, PERSON, GROUP = 42, 7, -100123
@@ -55,3 +56,11 @@ def test_help_lists_the_menu_in_the_persons_language(tmp_path: Path, trained_sto
             assert "/start" not in h.fake.sent(PERSON)[-1]["text"]  # an alias, not a second menu entry
 
     run(scenario())
+
+
+def test_help_in_chinese_names_every_argument_in_chinese() -> None:
+    """Each usage hint is translated whole: "<first words>" is one hint, spaces and all."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    lines = help_lines("zh", settings, with_admin=True)
+    assert any(line.startswith("/write <开头> - ") for line in lines), lines
+    assert not [line for line in lines if any(hint in line for hint in ("words", "name", "style]", "version"))]
