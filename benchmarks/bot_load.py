@@ -51,6 +51,7 @@ from bot.app import build_application, running
 from bot.sandbox import FakeTelegram
 from bot.serving.model_store import ModelStore
 from bot.settings import Settings
+from bot.styles_cli import point_default
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -83,6 +84,7 @@ async def one_run(
             fake.add_user(person, f"P{person}", "zh")
         rng = random.Random(0)
         prefixes = ["我", "天青色", "窗外", "你说", "在", "雨下", "夜", "想"]
+        await point_default(settings.database_url, model_dir, args.version, settings.device)
         async with running(build_application(settings)):
             sent_at: dict[int, list[float]] = {p: [] for p in people}
             started = time.perf_counter()
@@ -148,6 +150,7 @@ async def inline_run(model_dir: Path, corpus: Path, work: Path, args: argparse.N
         for person in people:
             fake.add_user(person, f"P{person}", "zh" if person % 2 else "en")
         rng = random.Random(0)
+        await point_default(settings.database_url, model_dir, args.version, settings.device)
         async with running(build_application(settings)):
             asked: list[tuple[int, str, str]] = []  # (person, words, query id)
             started = time.perf_counter()
@@ -313,6 +316,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--version", default=None, help="the version in --model-dir the default style serves")
     parser.add_argument("--base", action="store_true", help="serve the shipped base model")
     parser.add_argument("--train-minutes", type=float, default=1.0)
     args = parser.parse_args()
@@ -323,13 +327,16 @@ def main() -> None:
         model_dir = args.model_dir
         if args.base:
             model_dir = work / "models"
-            ModelStore(model_dir, args.device).install_base()
-        elif model_dir is None:
+            args.version = ModelStore(model_dir, args.device).install_base()
+        elif model_dir is not None:
+            if args.version is None:
+                parser.error("--model-dir needs --version: which of its versions the default style serves")
+        else:
             model_dir = work / "models"
             print(
                 f"training the default model on the Jay Chou corpus for {args.train_minutes:g} min ...", file=sys.stderr
             )
-            ModelStore(model_dir, "cpu").train_first(corpus, args.train_minutes)
+            args.version = ModelStore(model_dir, "cpu").train_first(corpus, args.train_minutes)
         if args.inline:
             print("running: inline queries ...", file=sys.stderr)
             report_inline(asyncio.run(inline_run(model_dir, corpus, work, args)), args)

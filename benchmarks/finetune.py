@@ -29,6 +29,7 @@ from bot.services.run_reports import RunReport
 from bot.services.training import TrainingService
 from bot.serving.model_store import ModelStore
 from bot.settings import Settings
+from bot.styles_cli import point_default
 from charrnn.data import load_corpus
 
 NEW_CHARS = 5_000
@@ -64,7 +65,8 @@ class Load:
         return [self.fake.sent_times(p)[k] - self.asked[p][k] for p, k in made if k < len(self.fake.sent_times(p))]
 
 
-async def measure(args: argparse.Namespace, model_dir: Path, corpus: Path, new_text: str, work: Path) -> None:
+async def measure(args: argparse.Namespace, model_dir: Path, version: str, corpus: Path, new_text: str, work: Path
+                  ) -> None:
     async with FakeTelegram() as fake:
         admin = 1
         settings = Settings(  # type: ignore[call-arg]
@@ -77,8 +79,9 @@ async def measure(args: argparse.Namespace, model_dir: Path, corpus: Path, new_t
         people = [100 + i for i in range(10)]
         for person in [admin, *people]:
             fake.add_user(person, f"P{person}", "zh")
+        await point_default(settings.database_url, model_dir, version, settings.device)  # as `lyricbot train` does
         async with running(build_application(settings)) as app:
-            service: TrainingService = app.bot_data.training
+            service: TrainingService = app.bot_data.services.training
             await service.corpus.add_document(name="held-back.txt", raw=new_text.encode(), added_by=None)
             traffic = Load(fake, people, args.rate)
             until = time.perf_counter() + args.window
@@ -117,8 +120,8 @@ def main() -> None:
         corpus.write_text(base_text, encoding="utf-8")
         print(f"training the base model on {len(base_text):,} characters for {args.base_minutes:g} min ...",
               file=sys.stderr)
-        ModelStore(work / "models", "cpu").train_first(corpus, args.base_minutes)
-        asyncio.run(measure(args, work / "models", corpus, new_text, work))
+        version = ModelStore(work / "models", "cpu").train_first(corpus, args.base_minutes)
+        asyncio.run(measure(args, work / "models", version, corpus, new_text, work))
 
 
 if __name__ == "__main__":

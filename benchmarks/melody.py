@@ -140,14 +140,12 @@ def real_figures(text: str, count: int) -> dict[str, float]:
 async def bot_latency(people: int, rounds: int) -> list[float]:
     from bot.app import build_application, running
     from bot.sandbox import FakeTelegram
-    from bot.serving.model_store import ModelStore
     from bot.serving.singer import SongAsk
     from bot.settings import Settings
 
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as work:
         model_dir = Path(work) / "models"
-        ModelStore(model_dir, "cpu").install_base()
         async with FakeTelegram() as fake:
             settings = Settings(  # type: ignore[call-arg]
                 _env_file=None, telegram_bot_token=fake.token, telegram_base_url=fake.base_url,

@@ -5,11 +5,12 @@ Webhook (``Webhook``): Telegram POSTs each update, with the secret token in a he
 several replicas behind a load balancer sharing one database; replicas take no instance lock, and the
 fine-tune (scheduled, ``/retrain`` or the clean-up of a crashed run) is guarded per run by
 ``FinetuneLock``, so it happens once across them (see ``bot.ops.instance``). Replicas must share
-``MODEL_DIR`` (a promotion is written there; the others follow its ACTIVE pointer within 30 s), and should
+``MODEL_DIR`` (a promotion is written there; every request names the version its style's row points at, so
+the others serve a promotion or a rollback from their next request on), and should
 be started after ``lyricbot db upgrade``, since replicas starting together would each migrate. What stays
 per process: the rate limit and the in-chat answer order (``ChatOrder``) hold per replica, not overall.
 
-Lifecycle (python-telegram-bot's order): ``post_init`` migrates the database, loads the active model,
+Lifecycle (python-telegram-bot's order): ``post_init`` migrates the database, loads the default style's model,
 starts the generation worker and re-answers what a crash left unanswered; ``post_stop`` stops the
 worker after PTB has drained the running handlers; ``post_shutdown`` disposes the database engine so
 nothing hangs at exit.
@@ -42,7 +43,6 @@ from bot.ops.instance import FinetuneLock, InstanceLock, InstanceLocked
 from bot.ops.logs import Redactor, RedactTokens
 from bot.ops.schedule import (
     FINETUNE_JOB,
-    FOLLOW_JOB,
     LEASE_JOB,
     TAKE_OVER_JOB,
     finetune_trigger,
@@ -139,23 +139,25 @@ class Runtime:
             application.stop_running()
             raise
         store = ModelStore(s.model_dir, s.device)
+        sessions = make_sessionmaker(self.engine)
         backends = make_backends(s, store)
         self.backend = backends.generation
+        # Styles: several models at once, one lane each; the default style is a row like the others.
+        styles = StyleService(sessions, store, self.backend)
+        default_version = await styles.ensure_default()  # the shipped base on the very first start
+        await self.backend.warm(default_version)  # loaded before the first request, not by it
         await self.backend.start()
         guard = CopyGuard(store.corpus_text(s.corpus_path), s.copy_threshold)
-        sessions = make_sessionmaker(self.engine)
 
         async def notify(text: str, chart: bytes | None) -> None:
             await notify_admins(application.bot, s.admin_ids, text, chart)
 
         engine = self.engine
-        self.training = TrainingService(s, sessions, store, self.backend, notify, guard,
+        self.training = TrainingService(s, sessions, styles, notify, guard,
                                         exclusive=lambda: self.finetune_lock.try_hold(engine),
                                         runner=backends.finetune)
         for text in (await self.training.corpus.corpus_texts()).values():
             guard.add(text)
-        # Styles: several models at once, one lane each; the default style is the training service's ACTIVE.
-        styles = StyleService(sessions, store, self.backend, self.training)
         await styles.reserve()
         for text in await styles.corpus_texts():
             guard.add(text)
@@ -177,14 +179,13 @@ class Runtime:
         self.scheduler = make_scheduler()
         register(self.scheduler, FINETUNE_JOB, self.scheduled_retrain,
                  finetune_trigger(s.finetune_cron, s.finetune_interval_s))
-        register(self.scheduler, FOLLOW_JOB, self.follow_active_model, IntervalTrigger(seconds=30))
         # Requests are this process's only while it says so: a heartbeat every third of the lease, and a look for
         # what a replica that died left behind once per lease.
         register(self.scheduler, LEASE_JOB, lyrics.renew_leases, IntervalTrigger(seconds=s.request_lease_s / 3))
         register(self.scheduler, TAKE_OVER_JOB, functools.partial(self.take_over, application),
                  IntervalTrigger(seconds=s.request_lease_s))
         self.scheduler.start()
-        log.info("serving model %s (%s generation)", self.backend.model_version, s.generation_backend)
+        log.info("the default style serves %s (%s generation)", default_version, s.generation_backend)
         await catalogue.set_menus(application, s)
         # Read what a crash left unanswered now, before polling starts: a request that arrives once the bot
         # is up is answered by its own handler, never also by this catch-up.
@@ -214,13 +215,6 @@ class Runtime:
         assert self.training is not None
         outcome = await self.training.retrain(trigger="schedule")
         log.info("scheduled fine-tuning: %s", outcome if isinstance(outcome, str) else outcome.status)
-
-    async def follow_active_model(self) -> None:
-        """Serve what the ACTIVE pointer names, so `lyricbot rollback` on the server takes effect live."""
-        assert self.training is not None and self.backend is not None
-        active = self.training.store.active_version()
-        if active is not None and active != self.backend.model_version and not self.training.busy():
-            await self.training.activate(active)
 
     async def stop(self, application: Application) -> None:  # type: ignore[type-arg]
         if self.training is not None:

@@ -21,16 +21,6 @@ T = TypeVar("T")
 ADMIN_COMMANDS = ("corpus", "retrain", "models", "rollback")  # one-shot commands that answer in the terminal
 
 
-def ensure_model(settings: Settings) -> None:
-    """Serve the pretrained model shipped with the package when ``MODEL_DIR`` has none: no first-run training."""
-    from bot.serving.model_store import ModelStore
-
-    store = ModelStore(settings.model_dir, settings.device)
-    if store.active_version() is None:
-        version = store.install_base()
-        print(f"No model in {settings.model_dir} yet: serving the pretrained base model ({version}).", file=sys.stderr)
-
-
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import Webhook, run
 
@@ -43,8 +33,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         return cmd_sandbox(settings, args)
     # Checked before anything else happens: no secret, no webhook (a ValueError: exit status 2).
     webhook = Webhook.from_settings(settings, args.webhook) if args.webhook or settings.webhook_url else None
-    ensure_model(settings)
-    run(settings, webhook)
+    run(settings, webhook)  # on the first start it serves the shipped base: no first-run training
     return 0
 
 
@@ -65,17 +54,17 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         check_new_style(settings, args.style)  # before minutes of training, not after
     corpus = Path(args.corpus) if args.corpus else settings.corpus_path
     version = store.train_first(
-        corpus, args.minutes, callback=ProgressBar(TrainConfig()),
-        from_base=not args.from_scratch, activate=not args.style,
+        corpus, args.minutes, callback=ProgressBar(TrainConfig()), from_base=not args.from_scratch,
         prefix=f"{args.style.strip().lower()}-v" if args.style else "v", deadline=deadline,
     )
-    if args.style:
-        from bot.styles_cli import register_style
+    from bot.styles_cli import register_style, serve_in_default
 
+    if args.style:
         name = register_style(settings, args.style, args.title, version, corpus)
         print(f"trained model {version} in {settings.model_dir}; style {name} now serves it")
         return 0
-    print(f"trained and activated model {version} in {settings.model_dir}")
+    serve_in_default(settings, version)
+    print(f"trained model {version} in {settings.model_dir}; the default style now serves it")
     return 0
 
 
@@ -141,18 +130,21 @@ async def unless_terminated(work: Coroutine[Any, Any, T]) -> T | None:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-def style_option(args: argparse.Namespace) -> str | None:
-    """``--style NAME`` as the services take it: None for the default style."""
-    style = (getattr(args, "style", None) or "").strip().lower()
-    return None if style in ("", "default") else style
+def style_option(args: argparse.Namespace) -> str:
+    """``--style NAME`` as the services take it (the default style without one)."""
+    from bot.domain import DEFAULT_STYLE
+
+    return (getattr(args, "style", None) or "").strip().lower() or DEFAULT_STYLE
 
 
 def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     """``corpus add``, ``retrain``, ``models``, ``rollback``: the admin commands, for the server's shell."""
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.migrate import upgrade
+    from bot.domain import DEFAULT_STYLE
     from bot.ops.instance import FinetuneLock
     from bot.services.run_reports import RunReport, format_report
+    from bot.services.styles import StyleService
     from bot.services.training import TrainingService
     from bot.serving.model_store import ModelStore
 
@@ -162,10 +154,12 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
         engine = make_engine(settings.database_url)
         try:
             await upgrade(engine)
-            store = ModelStore(settings.model_dir, settings.device)
+            sessions = make_sessionmaker(engine)
+            styles = StyleService(sessions, ModelStore(settings.model_dir, settings.device))
+            if args.command in ("corpus", "retrain"):  # they need a model: the bot's first start would give one
+                await styles.ensure_default()
             lock = FinetuneLock(settings.database_url, settings.model_dir)
-            service = TrainingService(settings, make_sessionmaker(engine), store, backend=None,
-                                      exclusive=lambda: lock.try_hold(engine))
+            service = TrainingService(settings, sessions, styles, exclusive=lambda: lock.try_hold(engine))
             if args.command == "corpus":
                 path = Path(args.file)
                 raw = read_capped(path, settings.max_corpus_bytes)
@@ -192,9 +186,6 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
                       else "no new corpus text since the active model was trained" if outcome == "nothing_new"
                       else "a training run is already going")
             elif args.command in ("models", "rollback"):
-                from bot.services.styles import DEFAULT_STYLE, StyleService
-
-                styles = StyleService(service.sessions, store, training=service)
                 if args.command == "models":
                     lines = await styles.describe_versions(args.style or DEFAULT_STYLE)
                     print("\n".join(lines) or "no model versions recorded yet")
@@ -239,8 +230,6 @@ def announce(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from bot.worker import run_worker
 
-    if args.queue == "generation":
-        ensure_model(settings)
     run_worker(settings, args.queue, args.concurrency, settings.log_level)
     return 0
 

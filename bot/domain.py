@@ -9,6 +9,11 @@ the serving side all speak of the same things without importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+# The style the bot serves to whoever chose none: a row of ``styles`` like any other (migration 0012), whose
+# version is the shipped base on a fresh install and the nightly fine-tunes after it.
+DEFAULT_STYLE: Final = "default"
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,8 @@ class Preferences:
     temperature: float
     length: int
     rhyme: bool
-    style: str | None = None  # the named style written in; None: the default style
-    version: str | None = None  # that style's active version; None: the one the backend serves now
+    style: str = DEFAULT_STYLE  # the style written in
+    version: str | None = None  # that style's active version, once resolved (``StyleService.resolve``)
     style_gone: str | None = None  # a deleted style the setting named: the default is used, and the person told
     # The form written in (bot.services.forms): a tune's table name, the person's or group's setting unless the
     # request names its own; a pattern string, only ever the request's own; "": free lines.

@@ -1,8 +1,8 @@
-"""``lyricbot train --style NAME``: the database half of creating a style from the command line.
+"""``lyricbot train [--style NAME]``: the database half of training from the command line.
 
-The training itself is ``ModelStore.train_first`` (without touching ``ACTIVE``); this registers the new version
-directory as the style's first version. A running bot serves it from the next request on: the style row is the
-pointer, read per request (see ``bot.services.styles``).
+The training itself is ``ModelStore.train_first``; this points a style's row at the new version directory: a new
+style's first version, or the default style's next one. A running bot serves it from the next request on: the
+style row is the pointer, read per request (see ``bot.services.styles``).
 """
 
 from __future__ import annotations
@@ -66,3 +66,24 @@ def register_style(settings: Settings, name: str, title: str | None, version: st
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def serve_in_default(settings: Settings, version: str) -> None:
+    """Point the default style at the freshly trained ``version`` (a root of its lineage: it has no parent)."""
+    asyncio.run(point_default(settings.database_url, settings.model_dir, version, settings.device))
+
+
+async def point_default(database_url: str, model_dir: Path, version: str, device: str = "auto") -> None:
+    """``serve_in_default`` for a caller already in an event loop (a benchmark that trains its own model)."""
+    from bot.db.engine import make_engine, make_sessionmaker
+    from bot.db.migrate import upgrade
+    from bot.domain import DEFAULT_STYLE
+    from bot.services.styles import StyleService
+    from bot.serving.model_store import ModelStore
+
+    engine = make_engine(database_url)
+    try:
+        await upgrade(engine)
+        await StyleService(make_sessionmaker(engine), ModelStore(model_dir, device)).replace(DEFAULT_STYLE, version)
+    finally:
+        await engine.dispose()

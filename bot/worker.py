@@ -52,8 +52,9 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 REVOKE_CHECK_S = 0.25  # how often a task thread looks whether its task was revoked while it runs
-_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationJob))
-_REQUIRED = frozenset({"prefix", "temperature", "length"})
+# "style": sent by bots from before migration 0012 (a rolling upgrade); checked as a name, then not used.
+_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationJob)) | {"style"}
+_REQUIRED = frozenset({"prefix", "temperature", "length", "version"})  # a worker has no model of its own
 MAX_PATTERN_CHARS = 4096  # a pattern string: a few characters per line of a lyric of MAX_LENGTH at most
 
 
@@ -128,12 +129,11 @@ def check_job(job: object, timeout: object, settings: Settings) -> tuple[Generat
         if not isinstance(job["rhyme"], bool):
             raise InvalidJob("rhyme must be true or false")
         checked["rhyme"] = job["rhyme"]
-    if (version := job.get("version")) is not None:
-        checked["version"] = _name(version, VERSION_NAME, "version")
-        if not (settings.model_dir / version / "meta.json").is_file():
-            raise InvalidJob(f"no model version {version!r} in MODEL_DIR")
+    version = checked["version"] = _name(job["version"], VERSION_NAME, "version")
+    if not (settings.model_dir / version / "meta.json").is_file():
+        raise InvalidJob(f"no model version {version!r} in MODEL_DIR")
     if (style := job.get("style")) is not None:
-        checked["style"] = _name(style, STYLE_NAME, "style")
+        _name(style, STYLE_NAME, "style")
     checked.update(_form(job, settings))
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
         raise InvalidJob("timeout must be a positive number of seconds")
@@ -146,17 +146,18 @@ class GenerationRuntime:
     def __init__(self, settings: Settings, tasks: int) -> None:
         self.settings = settings
         store = ModelStore(settings.model_dir, settings.device)
-        loaded = store.load_active()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        # No model of its own: every task names its version (its style's, read from the database by the bot),
+        # loaded on its first task and kept while it is asked for.
         self.worker = LocalGenerationWorker(
-            loaded, loader=store.load, queue_size=4 * tasks, max_batch=settings.max_batch,
-            torch_threads=settings.torch_threads, dtype=serving_precision(settings, loaded), max_lanes=3,
+            None, loader=store.load, queue_size=4 * tasks, max_batch=settings.max_batch,
+            torch_threads=settings.torch_threads, dtype=serving_precision(settings, settings.device), max_lanes=3,
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="generation-loop", daemon=True)
         self._thread.start()
         self.worker.start_thread()
-        log.info("generation worker %s ready, serving %s", self.name, loaded.version)
+        log.info("generation worker %s ready; it loads model versions as tasks name them", self.name)
 
     def generate(self, job: object, timeout: object, task_id: str | None = None) -> dict[str, Any]:
         """Called from a Celery pool thread: blocks that thread (not the batch) until the job is done, or

@@ -24,8 +24,9 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.domain import DEFAULT_STYLE
 
 # Named constraints from the first migration on: SQLite leaves them unnamed otherwise, and batch
 # migrations (and Alembic's drift check) can only address a constraint by its name.
@@ -135,7 +136,7 @@ class Request(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(16), server_default="chat")  # chat (a command) or inline
     inline_message_id: Mapped[str | None] = mapped_column(String(255), index=True)  # a sent inline result
-    style: Mapped[str | None] = mapped_column(String(32))  # the style written in; None: the default style
+    style: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_STYLE)  # the style written in
     title: Mapped[str | None] = mapped_column(Text)  # the lyric's generated title, shown as its first line
     prefix: Mapped[str] = mapped_column(Text)
     temperature: Mapped[float] = mapped_column(Float)
@@ -188,7 +189,7 @@ class UserSettings(Base):
     length: Mapped[int | None] = mapped_column(Integer)
     rhyme: Mapped[bool | None] = mapped_column(Boolean)
     form: Mapped[str | None] = mapped_column(String(64))  # a ci tune's name; "" or None: free lines
-    style: Mapped[str | None] = mapped_column(String(32))
+    style: Mapped[str | None] = mapped_column(String(32))  # None: not chosen, the default style
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -204,14 +205,16 @@ class ChatSettings(Base):
     length: Mapped[int | None] = mapped_column(Integer)
     rhyme: Mapped[bool | None] = mapped_column(Boolean)
     form: Mapped[str | None] = mapped_column(String(64))  # a ci tune's name; "" or None: free lines
-    style: Mapped[str | None] = mapped_column(String(32))
+    style: Mapped[str | None] = mapped_column(String(32))  # None: not chosen, the default style
     updated_by: Mapped[int | None] = mapped_column(BigInteger)  # a Telegram user id; no key, it is a log
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Style(Base):
-    """A named style: a lineage of model versions (the shipped base, or a corpus an admin trained), served side
-    by side with the others. Deleting one keeps its row (``deleted_at``): old requests and ratings still name it."""
+    """A named style: a lineage of model versions (the default style's, from the shipped base on, or a corpus an
+    admin trained), served side by side with the others. ``active_version`` is the pointer that serves it (the one
+    for every style, the default's included: migration 0012). Deleting one keeps its row (``deleted_at``): old
+    requests and ratings still name it; the default style is never deleted."""
 
     __tablename__ = "styles"
 
@@ -229,10 +232,7 @@ class CorpusDocument(Base):
 
     __tablename__ = "corpus_documents"
     __table_args__ = (
-        UniqueConstraint("sha256", "style"),  # a named style's text
-        # The default style's (style NULL): in a unique constraint no NULL equals another, so an index of its own.
-        Index("uq_corpus_documents_sha256_default", "sha256", unique=True,
-              sqlite_where=sql_text("style IS NULL"), postgresql_where=sql_text("style IS NULL")),
+        UniqueConstraint("sha256", "style"),  # a text once per style's corpus
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -243,7 +243,7 @@ class CorpusDocument(Base):
     # None when added from the command line.
     added_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    style: Mapped[str | None] = mapped_column(String(32))  # the style whose lineage this text trains; None: default
+    style: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_STYLE)  # whose lineage this text trains
 
 
 class TrainingRun(Base):
@@ -259,7 +259,7 @@ class TrainingRun(Base):
     requested_by: Mapped[int | None] = mapped_column(BigInteger)  # a Telegram user id; no key, it is a log
     parent_version: Mapped[str | None] = mapped_column(String(64))
     candidate_version: Mapped[str | None] = mapped_column(String(64))
-    style: Mapped[str | None] = mapped_column(String(32))  # the style fine-tuned; None: the default
+    style: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_STYLE)  # the style fine-tuned
     document_ids: Mapped[list[int]] = mapped_column(JSON_VALUE)  # corpus_documents ids
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON_VALUE)
     error: Mapped[str | None] = mapped_column(Text)
@@ -283,4 +283,4 @@ class ModelVersion(Base):
     run_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("training_runs.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest time it was made active
-    style: Mapped[str | None] = mapped_column(String(32))  # the style whose lineage it belongs to; None: the default
+    style: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_STYLE)  # whose lineage it belongs to

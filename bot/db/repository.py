@@ -76,11 +76,10 @@ from bot.db.repos.training import (
     interrupt_stale_runs,
     list_versions,
     recent_runs,
+    record_root_version,
     record_version,
     running_run,
-    set_version_style,
     start_run,
-    version_style,
 )
 
 __all__ = [
@@ -138,6 +137,7 @@ __all__ = [
     "rate",
     "recent_runs",
     "record_inline_choice",
+    "record_root_version",
     "record_version",
     "renew_leases",
     "request_for_inline_message",
@@ -147,7 +147,6 @@ __all__ = [
     "set_chat_style",
     "set_settings",
     "set_user_style",
-    "set_version_style",
     "start_run",
     "take_over",
     "top_rated",
@@ -155,5 +154,4 @@ __all__ = [
     "upsert_user",
     "user_stats",
     "version_feedback",
-    "version_style",
 ]

@@ -22,7 +22,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger(__name__)
 FINETUNE_JOB = "finetune"
-FOLLOW_JOB = "follow-active-model"
 LEASE_JOB = "renew-request-leases"
 TAKE_OVER_JOB = "take-over-requests"
 MISFIRE_GRACE_S = 3600

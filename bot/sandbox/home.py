@@ -1,35 +1,49 @@
 """Where the sandbox keeps its state: a database and a model directory of its own, never production's.
 
 ``DATABASE_URL`` and ``MODEL_DIR`` (in ``.env`` or the environment) name the real bot's database and models.
-The sandbox plays Telegram with a person who does not exist, so it must never open that database (it would
-answer real people's pending requests into the fake server and mark them failed) nor write into that model
-directory (its instance lock, a fine-tune, a rollback). It keeps ``var/sandbox.db`` and ``var/sandbox-models``
-(relative to the working directory, like the production defaults), whatever the settings say.
+The sandbox plays Telegram with a person who does not exist, so it must never write to that database (it would
+answer real people's pending requests into the fake server and mark them failed) nor to that model directory
+(its instance lock, a fine-tune, a rollback). It keeps ``var/sandbox.db`` and ``var/sandbox-models`` (relative
+to the working directory, like the production defaults), whatever the settings say.
 
-It still chats with the model production serves: the one thing it reads of production's is the version that
-``MODEL_DIR``'s ``ACTIVE`` pointer names, which it copies into its own directory and serves (the shipped base when
-production has none yet). A copy, not a link: whatever the sandbox then does to its model directory cannot reach
-production's files. Copied once per version (versions are immutable directories), and each start serves
-production's active version again, so a sandbox ``/rollback`` or fine-tune lasts until the sandbox is restarted.
+It still chats with the model production serves: the one thing it reads of production's is the version the
+default style's row names (``production_version``: a read-only look that leaves no lock or journal file beside
+production's SQLite file; the ``ACTIVE`` file of a model directory from before that row), which it copies into
+its own directory and serves (the shipped base when production has none yet). A copy, not a link: whatever the
+sandbox then does to its model directory cannot reach production's files. Copied once per version (versions are
+immutable directories), and each start serves production's version again, so a sandbox ``/rollback`` or
+fine-tune lasts until the sandbox is restarted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, inspect, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
-from bot.db.engine import make_engine
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.migrate import upgrade
 from bot.db.models import Base
-from bot.serving.model_store import ModelStore
+from bot.domain import DEFAULT_STYLE
+from bot.services.styles import StyleService
+from bot.serving.model_store import VERSION_NAME, ModelStore
 from bot.settings import Settings
 
+log = logging.getLogger(__name__)
 SANDBOX_DB = "sqlite+aiosqlite:///./var/sandbox.db"
 SANDBOX_MODELS = Path("var/sandbox-models")
+DEFAULT_ROW = "SELECT active_version FROM styles WHERE name = :name"
 
 
 def sandbox_settings(settings: Settings, **overrides: Any) -> Settings:
@@ -42,33 +56,89 @@ def sandbox_settings(settings: Settings, **overrides: Any) -> Settings:
 
 
 def for_commands(settings: Settings) -> Settings:
-    """``lyricbot --sandbox corpus|models|retrain|rollback|db``: the sandbox's database and models. Its model
-    directory is seeded as the sandbox seeds it when it has no model yet (a corpus needs one to check new
-    characters against); otherwise left as it is, so a sandbox rollback stays."""
-    if ModelStore(SANDBOX_MODELS, settings.device).active_version() is None:
-        seed_model(settings.model_dir, settings.device)
-    return sandbox_settings(settings)
+    """``lyricbot --sandbox corpus|models|retrain|rollback|db``: the sandbox's database and models. A sandbox with
+    no model yet is seeded as its chat seeds it (a corpus needs one to check new characters against); otherwise
+    left as it is, so a sandbox rollback stays."""
+    sandbox = sandbox_settings(settings)
+    asyncio.run(seed_model(settings, sandbox, only_if_empty=True))
+    return sandbox
 
 
-def seed_model(production_dir: Path, device: str = "auto", sandbox_dir: Path = SANDBOX_MODELS) -> str:
-    """Serve in the sandbox the version production serves (read from ``production_dir``, which is never
-    written to); the shipped base when production has no model yet. Returns the version."""
-    version = ModelStore(production_dir, device).active_version()
-    store = ModelStore(sandbox_dir, device)
-    if version is None or not (production_dir / version / "meta.json").is_file():
-        return store.install_base()
-    target = sandbox_dir / version
-    if not (target / "meta.json").is_file():
-        sandbox_dir.mkdir(parents=True, exist_ok=True)
-        partial = sandbox_dir / f".{version}.{os.getpid()}.partial"
+async def seed_model(production: Settings, sandbox: Settings, only_if_empty: bool = False) -> str:
+    """Serve in the sandbox (``sandbox``'s database and models) the version production serves, read from
+    ``production``'s, which are never written to; the shipped base when production has no model yet. Returns the
+    version the sandbox's default style serves."""
+    engine = make_engine(sandbox.database_url)
+    try:
+        await upgrade(engine)
+        styles = StyleService(make_sessionmaker(engine), ModelStore(sandbox.model_dir, sandbox.device))
+        current = await styles.find(DEFAULT_STYLE)
+        if only_if_empty and current is not None and current.version is not None:
+            return current.version
+        version = await production_version(production)
+        if version is None:
+            version = await asyncio.to_thread(styles.store.install_base)
+        else:
+            await asyncio.to_thread(_copy_version, production.model_dir / version, sandbox.model_dir)
+        if current is None or current.version != version:
+            await styles.replace(DEFAULT_STYLE, version)
+        return version
+    finally:
+        await engine.dispose()
+
+
+async def production_version(production: Settings) -> str | None:
+    """The version production's default style serves, if its model directory holds it (None: no model yet, or
+    a database that cannot be read now, which is logged)."""
+    try:
+        version = await asyncio.wait_for(_read_default_row(production.database_url), timeout=10.0)
+    except Exception as exc:  # production's database away, or from before styles: the sandbox still starts
+        log.warning("could not read which version production serves (%s); the sandbox serves its own", exc)
+        version = None
+    version = version or ModelStore(production.model_dir).legacy_active()
+    if version is None or not VERSION_NAME.fullmatch(version):
+        return None
+    return version if (production.model_dir / version / "meta.json").is_file() else None
+
+
+async def _read_default_row(database_url: str) -> str | None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if not url.database or not path.is_file():
+            return None
+
+        def read() -> str | None:
+            # immutable: SQLite takes no lock and writes no -wal or -shm file beside production's database
+            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+                try:
+                    row = connection.execute(DEFAULT_ROW.replace(":name", "?"), (DEFAULT_STYLE,)).fetchone()
+                except sqlite3.OperationalError:  # no styles table yet
+                    return None
+            return row[0] if row else None
+
+        return await asyncio.to_thread(read)
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            return (await connection.execute(sql_text(DEFAULT_ROW), {"name": DEFAULT_STYLE})).scalar()
+    finally:
+        await engine.dispose()
+
+
+def _copy_version(source: Path, sandbox_dir: Path) -> None:
+    target = sandbox_dir / source.name
+    if (target / "meta.json").is_file():
+        return
+    sandbox_dir.mkdir(parents=True, exist_ok=True)
+    partial = sandbox_dir / f".{source.name}.{os.getpid()}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        shutil.copytree(source, partial)
+        os.replace(partial, target)  # appears whole or not at all
+    finally:
         shutil.rmtree(partial, ignore_errors=True)
-        try:
-            shutil.copytree(production_dir / version, partial)
-            os.replace(partial, target)  # appears whole or not at all
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-    store.activate(version)
-    return version
 
 
 async def last_update_id(database_url: str = SANDBOX_DB) -> int:

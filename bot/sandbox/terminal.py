@@ -94,7 +94,7 @@ async def run_sandbox(
     """
     if lang not in LANGUAGES:
         raise ValueError(f"the sandbox speaks {' or '.join(LANGUAGES)}, not {lang!r}")
-    version = seed_model(settings.model_dir, settings.device)
+    version = await seed_model(settings, sandbox_settings(settings))
     fake = FakeTelegram(first_update_id=await last_update_id() + 1)
     await fake.start()
     sandbox = sandbox_settings(settings, telegram_bot_token=SecretStr(fake.token), telegram_base_url=fake.base_url,

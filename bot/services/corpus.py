@@ -3,14 +3,13 @@ each style's active model has already learnt."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.serving.generation import GenerationBackend
-from bot.serving.model_store import ModelStore, version_vocab
+from bot.domain import DEFAULT_STYLE
+from bot.services.styles import StyleService
 from bot.settings import Settings
 from charrnn.data import CorpusError, check_corpus_text
 
@@ -19,31 +18,26 @@ from charrnn.data import CorpusError, check_corpus_text
 class Added:
     document_id: int
     chars: int
-    new_chars: tuple[str, ...]  # characters the active model's vocabulary lacks
+    new_chars: tuple[str, ...]  # characters the style's active model's vocabulary lacks
     duplicate: bool
 
 
 class CorpusService:
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], store: ModelStore,
-                 backend: GenerationBackend | None) -> None:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], styles: StyleService) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.store = store
-        self.backend = backend  # None from the CLI: the active model's vocabulary is read from disk
+        self.styles = styles  # whose models the text is for, and their vocabularies
 
-    async def add_document(self, *, name: str, raw: bytes, added_by: int | None, style: str | None = None) -> Added:
-        """Store a corpus document (for ``style``'s fine-tunes; None: the default style's); raises ``CorpusError``
-        with a reason for the person, ``LookupError`` for a style that does not exist."""
+    async def add_document(self, *, name: str, raw: bytes, added_by: int | None, style: str = DEFAULT_STYLE) -> Added:
+        """Store a corpus document for ``style``'s fine-tunes; raises ``CorpusError`` with a reason for the person,
+        ``LookupError`` for a style that does not exist."""
         if len(raw) > self.settings.max_corpus_bytes:
             raise CorpusError(f"{name} is {len(raw):,} bytes; the limit is {self.settings.max_corpus_bytes:,}")
         text = check_corpus_text(raw, name=name)
-        style_version = await self.style_parent(style) if style is not None else None
+        version = await self.style_parent(style)
         async with self.sessions.begin() as session:  # a duplicate only of the same style's text
             record, created = await repo.add_document(session, name=name, text=text, added_by=added_by, style=style)
-        if style_version is not None:  # new characters are new to the style's model, not the default's
-            vocab = await asyncio.to_thread(version_vocab, self.store.model_dir, style_version)
-        else:
-            vocab = self.backend.vocab if self.backend is not None else self.store.load_active().vocab
+        vocab = await self.styles.vocab(version)  # new characters are new to this style's model, not another's
         return Added(record.id, record.chars, tuple(vocab.unknown_chars(text)), not created)
 
     async def style_parent(self, style: str) -> str:
@@ -59,19 +53,19 @@ class CorpusService:
             ids = [d.id for d in await repo.list_documents(session)]
             return await repo.document_texts(session, ids=ids)
 
-    async def trained_document_ids(self, style: str | None = None) -> set[int]:
+    async def trained_document_ids(self, style: str = DEFAULT_STYLE) -> set[int]:
         """The documents the active model (of ``style``) has seen: those of its version and of all its ancestors."""
         async with self.sessions() as session:
             versions = {v.version: v for v in await repo.list_versions(session)}
         seen: set[int] = set()
-        version = self.store.active_version() if style is None else await self.style_parent(style)
+        version: str | None = await self.style_parent(style)
         while version is not None and version in versions:
             seen.update(versions[version].document_ids)
             version = versions[version].parent
         return seen
 
-    async def new_document_ids(self, style: str | None = None) -> list[int]:
-        """Documents of ``style`` (None: the default) added since its active model was trained (a rollback makes
+    async def new_document_ids(self, style: str = DEFAULT_STYLE) -> list[int]:
+        """Documents of ``style`` added since its active model was trained (a rollback makes
         its successors' new again)."""
         seen = await self.trained_document_ids(style)
         async with self.sessions() as session:
@@ -79,20 +73,19 @@ class CorpusService:
             return [d.id for d in await repo.list_documents(session) if d.id not in seen and styles.get(d.id) == style]
 
     async def describe_corpus(self) -> list[str]:
-        seen = await self.trained_document_ids()
         async with self.sessions() as session:
             documents = await repo.list_documents(session)
             styles = await repo.document_styles(session)
         state = {True: "in the active model", False: "new"}
+        seen: dict[str, set[int]] = {}  # by style
         lines = []
         for d in documents:
-            style = styles.get(d.id)
-            if style is None:
-                lines.append(f"#{d.id} {d.name}: {d.chars:,} characters, {state[d.id in seen]}")
-                continue
-            try:
-                trained = d.id in await self.trained_document_ids(style)
-            except LookupError:  # a deleted style's text: nothing trains on it any more
-                trained = False
-            lines.append(f"#{d.id} {d.name}: {d.chars:,} characters, style {style}, {state[trained]}")
+            style = styles[d.id]
+            if style not in seen:
+                try:
+                    seen[style] = await self.trained_document_ids(style)
+                except LookupError:  # a deleted style's text: nothing trains on it any more
+                    seen[style] = set()
+            named = "" if style == DEFAULT_STYLE else f", style {style}"
+            lines.append(f"#{d.id} {d.name}: {d.chars:,} characters{named}, {state[d.id in seen[style]]}")
         return lines

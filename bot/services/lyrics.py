@@ -42,7 +42,7 @@ def job_for(
     length = prefs.length if length is None else length
     return GenerationJob(prefix=prefix, temperature=prefs.temperature, length=length,
                          candidates=candidates, rhyme=prefs.rhyme or bool(prefs.form), version=prefs.version,
-                         style=prefs.style, titles=titles, form=prefs.form, pattern=prefs.pattern)
+                         titles=titles, form=prefs.form, pattern=prefs.pattern)
 
 
 def _has_spare(record: repo.RequestRecord) -> bool:
@@ -337,5 +337,5 @@ class LyricsService:
     async def vocab(self, prefs: Preferences) -> Vocab:
         """The vocabulary of the model ``prefs`` (its style's version) runs on: not the default's for another style."""
         if prefs.version is None:
-            return self.backend.vocab
+            raise ValueError("preferences not resolved to a style's version (PreferencesService.applicable)")
         return await self.styles.vocab(prefs.version)

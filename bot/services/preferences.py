@@ -13,7 +13,7 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
-from bot.domain import Person, Place, Preferences, group_id
+from bot.domain import DEFAULT_STYLE, Person, Place, Preferences, group_id
 from bot.services.forms import known_tune
 from bot.services.styles import StyleService
 from bot.settings import Settings
@@ -89,9 +89,9 @@ class PreferencesService:
         """What a stored request is generated with after a restart: its own settings, and its style's version now
         (the default style's if the style was deleted since)."""
         prefs = Preferences(record.temperature, record.length, record.rhyme, form=record.form, pattern=record.pattern)
-        choice = await self.styles.find(record.style) if record.style is not None else None
-        if choice is None or choice.title is None:  # no style, a deleted one, or the default
-            return prefs
+        choice = await self.styles.find(record.style) or await self.styles.find(DEFAULT_STYLE)
+        if choice is None or choice.version is None:
+            raise LookupError("the default style serves no model yet: the bot gives it one when it starts")
         return replace(prefs, style=choice.name, version=choice.version)
 
     async def language_of(self, user_id: int) -> str | None:

@@ -6,6 +6,8 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain import DEFAULT_STYLE
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -14,12 +16,12 @@ class RunReport:
     detail: str
     metrics: dict[str, Any]
     chart: bytes | None = None
-    style: str | None = None  # the style fine-tuned; None: the default style
+    style: str = DEFAULT_STYLE  # the style fine-tuned
 
 
 def format_report(report: RunReport) -> str:
     m = report.metrics
-    style = f" (style {report.style})" if report.style is not None else ""
+    style = f" (style {report.style})" if report.style != DEFAULT_STYLE else ""
     lines = [f"Training run {report.run_id}{style}: {report.status}", report.detail]
     if "old_ppl_after" in m:
         lines.append(f"old-text perplexity {m.get('old_ppl_before', float('nan')):.1f} -> {m['old_ppl_after']:.1f}")

@@ -3,9 +3,10 @@
 A run happens only when corpus text was added since the active model was trained. It trains in a
 spawned child process or on a Celery ``training`` queue (``finetune_runner``; the bot keeps answering
 at full speed), and the candidate is promoted only if
-the gate in ``finetune_job.gate`` passes; promotion flips the ``ACTIVE`` pointer and hot-swaps the
-model in the generation worker between steps. Every run, promoted or not, is recorded with its
-metrics; a crash leaves the run ``interrupted`` and the served model untouched.
+the gate in ``finetune_job.gate`` passes; promotion points the style's row at the candidate
+(``StyleService.serve``: only over the model the run started from) and the generation worker loads it
+between steps. Every run, promoted or not, is recorded with its metrics; a crash leaves the run
+``interrupted`` and the served model untouched. Every style is fine-tuned the same way, the default too.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repository as repo
+from bot.domain import DEFAULT_STYLE
 from bot.ops.instance import Steady
 from bot.services.corpus import CorpusService
 from bot.services.quality import CopyGuard
 from bot.services.run_reports import RunReport, format_report, loss_chart
+from bot.services.styles import StyleService
 from bot.serving import retention
 from bot.serving.finetune_job import FinetuneSpec, gate, split_document
 from bot.serving.finetune_runner import FinetuneRunner, ProcessRunner
-from bot.serving.generation import GenerationBackend
-from bot.serving.model_store import VERSION_NAME, ActiveChanged, ModelStore, style_corpus_path, version_line
+from bot.serving.model_store import style_corpus_path
 from bot.settings import Settings
-from charrnn.checkpoint import CheckpointError, load_checkpoint
+from charrnn.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str, bytes | None], Awaitable[None]]
@@ -58,8 +60,7 @@ class TrainingService:
         self,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        store: ModelStore,
-        backend: GenerationBackend | None,
+        styles: StyleService,
         notify: Notify | None = None,
         guard: CopyGuard | None = None,
         exclusive: Exclusive | None = None,
@@ -70,14 +71,13 @@ class TrainingService:
         self.exclusive: Exclusive = exclusive or (lambda: contextlib.nullcontext(Steady(True)))
         self.settings = settings
         self.sessions = sessions
-        self.store = store
-        self.backend = backend  # None from the CLI: a running bot follows ACTIVE itself
+        self.styles = styles  # whose versions the runs start from and promote
+        self.store = styles.store
         self.runner: FinetuneRunner = runner or ProcessRunner()
         self.notify = notify
         self._lock = asyncio.Lock()
-        self._activation = asyncio.Lock()  # pointer flip and hot swap happen together, one at a time
         self._runs: set[asyncio.Task[Any]] = set()  # retrain() calls in progress, for shutdown()
-        self.corpus = CorpusService(settings, sessions, store, backend)  # what the runs train on
+        self.corpus = CorpusService(settings, sessions, styles)  # what the runs train on
 
     def busy(self) -> bool:
         return self._lock.locked()
@@ -94,18 +94,6 @@ class TrainingService:
             lines.append(f"run {r.id} ({r.trigger}): {r.status}{took}{ppl}" + (f" - {r.error}" if r.error else ""))
         return lines
 
-    async def describe_versions(self) -> list[str]:
-        active = self.store.active_version()
-        async with self.sessions() as session:
-            # The default style's lineage only: other styles list theirs with /models <style>.
-            versions = [v for v in await repo.list_versions(session) if v.style is None]
-            feedback = await repo.version_feedback(session)
-        lines = [version_line(v, feedback, active) for v in versions]
-        if active and all(v.version != active for v in versions):
-            _, count = feedback.get(active, (None, 0))
-            lines.insert(0, f"{active} (active, first model): {count} requests")
-        return lines
-
     async def interrupt_stale(self) -> int:
         """Mark runs a crash left ``running`` as interrupted; none while another bot on this database holds
         the fine-tune lock, since its run is alive (webhook replicas start while another one trains)."""
@@ -118,7 +106,7 @@ class TrainingService:
     # --- runs ------------------------------------------------------------------------------------
 
     def start_retrain(
-        self, *, trigger: str, requested_by: int | None = None, style: str | None = None
+        self, *, trigger: str, requested_by: int | None = None, style: str = DEFAULT_STYLE
     ) -> asyncio.Task[RunReport | str]:
         """``retrain`` in the background. Not an ``Application.create_task``: PTB's stop() would wait for
         a whole run before our shutdown hook could end it; ``shutdown`` ends it instead."""
@@ -137,9 +125,9 @@ class TrainingService:
                 task.cancel()
 
     async def retrain(
-        self, *, trigger: str, requested_by: int | None = None, style: str | None = None
+        self, *, trigger: str, requested_by: int | None = None, style: str = DEFAULT_STYLE
     ) -> RunReport | str:
-        """Run one fine-tuning of ``style`` (None: the default style) now. Returns the report, or a reason it did
+        """Run one fine-tuning of ``style`` now. Returns the report, or a reason it did
         not start. One run at a time, whatever the style: they share the machine and the fine-tune lock."""
         if self._lock.locked():
             return "running"
@@ -154,7 +142,7 @@ class TrainingService:
             documents = await self.corpus.new_document_ids(style)
             if not documents:
                 return "nothing_new"
-            parent = self.store.active_version() if style is None else await self.corpus.style_parent(style)
+            parent = await self.corpus.style_parent(style)
             async with self.sessions.begin() as session:
                 run = await repo.create_run(session, trigger=trigger, requested_by=requested_by,
                                             parent_version=parent, document_ids=documents, style=style)
@@ -178,15 +166,12 @@ class TrainingService:
                 await self.notify(format_report(report), report.chart)
             return report
 
-    async def _run(self, run_id: int, parent: str | None, documents: list[int], style: str | None, held: Hold
-                   ) -> RunReport:
+    async def _run(self, run_id: int, parent: str, documents: list[int], style: str, held: Hold) -> RunReport:
         report = await self._train_and_judge(run_id, parent, documents, style, held)
         return replace(report, style=style)
 
-    async def _train_and_judge(self, run_id: int, parent: str | None, documents: list[int], style: str | None,
-                               held: Hold) -> RunReport:
-        if parent is None:
-            return RunReport(run_id, "failed", "no active model to fine-tune", {})
+    async def _train_and_judge(self, run_id: int, parent: str, documents: list[int], style: str, held: Hold
+                               ) -> RunReport:
         async with self.sessions() as session:
             texts = await repo.document_texts(session, ids=documents)
         train_parts, holdout_parts = zip(*(split_document(texts[i]) for i in documents), strict=True)
@@ -218,14 +203,7 @@ class TrainingService:
         metrics = dict(result["metrics"]) | {"version": version, "added_chars": len(result["added_chars"])}
         chart = loss_chart(result["history"], title=f"run {run_id}: {version}")
         promote, reason = gate(result["metrics"], self.settings.max_old_regression)
-        async with self.sessions.begin() as session:
-            if await repo.get_version(session, version=parent) is None:
-                # The first model came from `lyricbot train`, outside any run: record it as the root.
-                base = await asyncio.to_thread(load_checkpoint, self.store.model_dir / parent)
-                await repo.record_version(
-                    session, version=parent, parent=None, weights_sha256=base.weights_sha256, document_ids=[],
-                    old_ppl=base.metrics.get("val_ppl"), new_ppl=None, metrics=base.metrics, run_id=None, style=style,
-                )
+        async with self.sessions.begin() as session:  # the parent is recorded: a style serves only recorded ones
             await repo.record_version(
                 session, version=version, parent=parent, weights_sha256=result["weights_sha256"],
                 document_ids=documents, old_ppl=result["metrics"].get("old_ppl_after"),
@@ -238,13 +216,10 @@ class TrainingService:
             return RunReport(run_id, "interrupted", "not promoted: the fine-tune lock was lost while it trained "
                              "(its database connection ended)", metrics, chart)
         try:
-            if style is None:
-                await self.activate(version, expected_sha256=result["weights_sha256"], expected_current=parent)
-            else:
-                await self._promote_in_style(style, version, result["weights_sha256"], parent)
+            await self.styles.serve(style, version, expected_current=parent, expected_sha256=result["weights_sha256"])
         except CheckpointError as exc:
             return RunReport(run_id, "failed", f"candidate refused: {exc}", metrics, chart)
-        except (ActiveChanged, repo.StyleChanged, LookupError) as exc:  # a rollback (or another promotion, or the
+        except (repo.StyleChanged, LookupError) as exc:  # a rollback (or another promotion, or the
             # style's deletion) happened while this run trained
             return RunReport(run_id, "rejected", f"not promoted over a model it was not trained from: {exc}",
                              metrics, chart)
@@ -257,65 +232,13 @@ class TrainingService:
         """Delete finished runs' leftovers and old rejected candidates (``bot.serving.retention``), under the
         fine-tune lock; a file that cannot be deleted is logged, never the run's failure."""
         try:
-            await retention.prune(self.sessions, self.store.model_dir, self.store.active_version(),
-                                  self.settings.keep_rejected)
+            await retention.prune(self.sessions, self.store.model_dir, self.settings.keep_rejected)
         except Exception:
             log.exception("could not tidy %s", self.store.model_dir)
 
-    def _old_corpus(self, style: str | None) -> str | None:
+    def _old_corpus(self, style: str) -> str | None:
         """The text a fine-tune replays and must not forget: the style's own corpus where ``lyricbot train
         --style`` left one, else ``CORPUS_PATH`` (None: the demo corpus)."""
-        if style is not None and (own := style_corpus_path(self.store.model_dir, style)).is_file():
+        if (own := style_corpus_path(self.store.model_dir, style)).is_file():
             return str(own.resolve())
         return str(self.settings.corpus_path.resolve()) if self.settings.corpus_path else None
-
-    async def _promote_in_style(self, style: str, version: str, expected_sha256: str, parent: str) -> None:
-        """Verify the candidate, then point the style at it, only if the style still serves ``parent``. No hot
-        swap: every request of a style names its version, and a lane loads it on first use."""
-        ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)
-        if ckpt.weights_sha256 != expected_sha256:
-            raise CheckpointError(f"{version}: weights do not match the recorded checksum")
-        async with self.sessions.begin() as session:
-            await repo.point_style(session, name=style, version=version, expected_current=parent)
-            await repo.activate_version(session, version=version)
-        log.info("style %s now serves %s", style, version)
-
-    # --- versions --------------------------------------------------------------------------------
-
-    async def activate(
-        self, version: str, expected_sha256: str | None = None, expected_current: str | None = None
-    ) -> None:
-        """Verify the checkpoint, then serve it: pointer flip plus hot swap, old requests finish as they are.
-
-        With ``expected_current``, only if the active model is still that one (``ActiveChanged`` otherwise).
-        """
-        ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)
-        if expected_sha256 is not None and ckpt.weights_sha256 != expected_sha256:
-            raise CheckpointError(f"{version}: weights do not match the recorded checksum")
-        async with self._activation:
-            await asyncio.to_thread(self.store.activate, version, expected_current=expected_current)
-            if self.backend is not None:
-                await self.backend.activate(version)
-        async with self.sessions.begin() as session:
-            if await repo.get_version(session, version=version) is not None:
-                await repo.activate_version(session, version=version)
-        log.info("model %s is now active", version)
-
-    async def rollback(self, version: str | None = None) -> str:
-        """Serve ``version``, or the parent of the active one. Returns the version now active."""
-        target = version
-        if target is None:
-            active = self.store.active_version()
-            async with self.sessions() as session:
-                record = await repo.get_version(session, version=active) if active else None
-            target = record.parent if record is not None else None
-            if target is None:
-                raise LookupError("the active model has no previous version to roll back to")
-        if not VERSION_NAME.fullmatch(target) or not (self.store.model_dir / target / "meta.json").is_file():
-            raise LookupError(f"no model version {target}")
-        async with self.sessions() as session:
-            record = await repo.get_version(session, version=target)
-        if record is not None and record.style is not None:  # ACTIVE is the default style's: never another's
-            raise LookupError(f"{target} is a version of style {record.style}: /rollback {record.style} {target}")
-        await self.activate(target)
-        return target

@@ -29,7 +29,6 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from celery import Celery
@@ -48,29 +47,9 @@ from bot.serving.celery_results import ResultPoller
 from bot.serving.generation import GenerationJob, GenerationResult, QueueFull
 from bot.serving.model_store import ModelStore
 from bot.settings import Settings
-from charrnn.checkpoint import load_checkpoint, read_meta
-from charrnn.vocab import Vocab
+from charrnn.checkpoint import read_meta
 
 log = logging.getLogger(__name__)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 class CeleryGenerationBackend:
@@ -80,11 +59,6 @@ class CeleryGenerationBackend:
         self.settings = settings
         self.store = store
         self.app = app or make_celery(settings)
-        version = store.active_version()
-        if version is None:
-            raise FileNotFoundError(f"no active model in {store.model_dir}")
-        self._version = version
-        self._vocab: tuple[str, Vocab] | None = None
         self.poller = ResultPoller(self.app, settings)
         self._finished: collections.deque[float] = collections.deque(maxlen=256)  # completion times
         self._job_seconds = 1.0
@@ -100,20 +74,9 @@ class CeleryGenerationBackend:
             await asyncio.wait(self._withdrawing, timeout=5.0)
         await self.poller.close()
 
-    @property
-    def model_version(self) -> str:
-        return self._version
-
-    @property
-    def vocab(self) -> Vocab:
-        if self._vocab is None or self._vocab[0] != self._version:
-            self._vocab = (self._version, _read_vocab(self.store.model_dir / self._version))
-        return self._vocab[1]
-
-    async def activate(self, version: str) -> None:
+    async def warm(self, version: str) -> None:
         """Every task names its version, and a worker loads a version on its first task: nothing to send."""
         await asyncio.to_thread(read_meta, self.store.model_dir / version)  # it exists where workers look
-        self._version = version
 
     def estimated_wait_s(self) -> float:
         """Waiting tasks over the recent completion rate, plus one job's time."""
@@ -126,8 +89,9 @@ class CeleryGenerationBackend:
         # Busy means tasks waiting that no worker has taken; running ones are the workers' batches.
         if self.poller.depth + self.poller.sent_since_read >= self.settings.queue_size:
             raise QueueFull(self.estimated_wait_s())
+        if job.version is None:
+            raise ValueError("a Celery job names its model version: workers have none of their own")
         self.poller.sent_since_read += 1
-        job = replace(job, version=job.version or self._version)
         task_id = str(uuid.uuid4())
         future = self.poller.expect(task_id)
         started = time.monotonic()
@@ -233,10 +197,3 @@ class CeleryFinetuneRunner:
     def _kill(self, task_id: str) -> None:
         with contextlib.suppress(Exception):  # shutting down with the broker gone: nothing more to do
             self.app.control.revoke(task_id, terminate=True, signal="SIGKILL")
-
-
-def _read_vocab(directory: Path) -> Vocab:
-    meta = read_meta(directory)
-    if "vocab" in meta:
-        return Vocab.from_json(meta["vocab"])
-    return load_checkpoint(directory).vocab  # a mixture keeps its vocabulary with its components

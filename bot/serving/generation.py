@@ -6,9 +6,10 @@ running batch between steps and leave when done, so a crowd costs little more th
 workers on GPU machines, each running this same worker inside) replaces the in-process one without
 touching handlers or services.
 
-The worker keeps one lane (a ``BatchGenerator``) per model version: a job may name the version it
-wants, a promotion adds a lane, and a lane that is idle and no longer needed is dropped (lanes: ``bot.serving.lanes``;
-the job and result types: ``bot.serving.jobs``).
+The worker keeps one lane (a ``BatchGenerator``) per model version: a job names the version it wants
+(the bot's always do: its style's active version), a lane is loaded on a version's first job or ahead of it
+(``warm``, after a promotion), and a lane that is idle and no longer needed is dropped (lanes:
+``bot.serving.lanes``; the job and result types: ``bot.serving.jobs``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import torch
 
 from bot.serving.jobs import GenerationJob, GenerationResult, LoadedModel, Loader, QueueFull
 from bot.serving.lanes import Lane, Pending
-from charrnn.vocab import Vocab
 
 __all__ = ["GenerationBackend", "GenerationJob", "GenerationResult", "LoadedModel", "Loader", "LocalGenerationWorker",
            "QueueFull"]  # the job types live in bot.serving.jobs; callers import them from here
@@ -47,27 +47,21 @@ class GenerationBackend(Protocol):
 
     def estimated_wait_s(self) -> float: ...
 
-    @property
-    def model_version(self) -> str:
-        """The version new requests get."""
-        ...
-
-    @property
-    def vocab(self) -> Vocab:
-        """The served model's vocabulary: which characters of a new corpus it has never seen."""
-        ...
-
-    async def activate(self, version: str) -> None:
-        """Serve ``version`` to new requests; requests already running finish on the model they started on."""
+    async def warm(self, version: str) -> None:
+        """Get ``version`` ready now (a style was just pointed at it), so its first request does not wait for the
+        load; requests already running finish on the model they started on."""
         ...
 
 
 class LocalGenerationWorker:
-    """In-process backend: a bounded queue in front of a thread that runs ``BatchGenerator``."""
+    """In-process backend: a bounded queue in front of a thread that runs ``BatchGenerator``.
+
+    ``loaded``: the model of jobs that name no version (the last one warmed), kept in memory whatever else comes
+    and goes; None for a worker that loads every version on demand (``bot.worker``'s)."""
 
     def __init__(
         self,
-        loaded: LoadedModel,
+        loaded: LoadedModel | None,
         *,
         queue_size: int,
         max_batch: int,
@@ -77,7 +71,7 @@ class LocalGenerationWorker:
         max_lanes: int = 2,
     ) -> None:
         self._loader = loader
-        self._max_lanes = max(1, max_lanes)  # models kept in memory: the served one and recently asked-for ones
+        self._max_lanes = max(1, max_lanes)  # models kept in memory: the pinned one and recently asked-for ones
         self._dtype = dtype
         self._queue_size = queue_size
         self._max_batch = max_batch
@@ -93,17 +87,14 @@ class LocalGenerationWorker:
         self._stopping = threading.Event()
 
     @property
-    def model_version(self) -> str:
-        return (self._swap or self._loaded).version
-
-    @property
-    def vocab(self) -> Vocab:
-        """The vocabulary of the model that new requests get."""
-        return (self._swap or self._loaded).vocab
+    def model_version(self) -> str | None:
+        """The version of jobs that name none (None: such jobs are refused)."""
+        pinned = self._swap or self._loaded
+        return pinned.version if pinned is not None else None
 
     def reserve_lanes(self, lanes: int) -> None:
-        """Keep at least ``lanes`` models in memory: one per live style plus the default, so that styles
-        taking turns never unload and reload each other."""
+        """Keep at least ``lanes`` models in memory: one per live style, so that styles taking turns never
+        unload and reload each other."""
         self._max_lanes = max(self._max_lanes, lanes)
 
     def start_thread(self) -> None:
@@ -125,8 +116,8 @@ class LocalGenerationWorker:
             if self._thread.is_alive():
                 log.warning("generation worker did not stop within %.0f s", timeout)
 
-    async def activate(self, version: str) -> None:
-        """Load ``version`` (off the event loop) and serve it from the next step on."""
+    async def warm(self, version: str) -> None:
+        """Load ``version`` (off the event loop) and pin it: from the next step on it serves jobs naming none."""
         if version == self.model_version and self._swap is None:
             return
         if self._loader is None:
@@ -164,7 +155,7 @@ class LocalGenerationWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(self._torch_threads)
-        # By version, least recently used first; the lane of self._loaded serves jobs that name none.
+        # By version, least recently used first; the lane of self._loaded (pinned) serves jobs that name none.
         lanes: OrderedDict[str, Lane] = OrderedDict()
         failures = 0
         with torch.inference_mode():
@@ -190,20 +181,22 @@ class LocalGenerationWorker:
                     self._stopping.wait(min(5.0, 0.05 * 2**failures))  # a persistent fault must not spin
         self._shut_down(list(lanes.values()))
 
-    def _serving_lane(self, lanes: OrderedDict[str, Lane]) -> Lane:
+    def _serving_lane(self, lanes: OrderedDict[str, Lane]) -> Lane | None:
+        if self._loaded is None:
+            return None
         lane = lanes.get(self._loaded.version)
         if lane is None:  # at start, after a failed step, or after a swap
             lane = lanes[self._loaded.version] = self._new_lane(self._loaded)
         return lane
 
-    def _lane_for(self, lanes: OrderedDict[str, Lane], version: str | None, follow: bool = True) -> Lane:
-        """The lane of the version a job names, loaded on first use (how a promotion reaches a Celery worker).
-
-        ``follow``: the job is of the default style, so a version it names for the first time becomes the one
-        jobs naming none get; another style's version never does.
-        """
-        if version is None or version == self._loaded.version:
+    def _lane_for(self, lanes: OrderedDict[str, Lane], version: str | None) -> Lane:
+        """The lane of the version a job names (none: the pinned one), loaded on first use (how a promotion
+        reaches a Celery worker)."""
+        pinned = self._loaded.version if self._loaded is not None else None
+        if version is None or version == pinned:
             lane = self._serving_lane(lanes)
+            if lane is None:
+                raise LookupError("the job names no model version, and this worker has none of its own")
         elif version in lanes:
             lane = lanes[version]
         else:
@@ -212,16 +205,13 @@ class LocalGenerationWorker:
             loaded = self._loader(version)
             log.info("loaded model %s on request", loaded.version)
             lane = lanes[version] = self._new_lane(loaded)
-            # A default-style version asked for by name for the first time is, nearly always, the one just
-            # promoted: it serves jobs that name none from now on, and the version this worker started with can go.
-            if follow:
-                self._loaded = loaded
         lanes.move_to_end(lane.version)
         return lane
 
     def _prune(self, lanes: OrderedDict[str, Lane]) -> None:
-        """Drop idle lanes beyond ``max_lanes``, least recently used first; the serving lane stays."""
-        for version in [v for v in lanes if v != self._loaded.version]:
+        """Drop idle lanes beyond ``max_lanes``, least recently used first; the pinned lane stays."""
+        pinned = self._loaded.version if self._loaded is not None else None
+        for version in [v for v in lanes if v != pinned]:
             if len(lanes) <= self._max_lanes:
                 break
             if lanes[version].idle():
@@ -259,7 +249,7 @@ class LocalGenerationWorker:
                 self._resolve(item, exc=shutting_down)
 
     def _apply_swap(self, lanes: OrderedDict[str, Lane]) -> None:
-        """Start serving a model handed over by ``serve``; the old lane drains on its own."""
+        """Pin a model handed over by ``serve``; the old pinned lane drains on its own and may then go."""
         with self._swap_lock:
             loaded, self._swap = self._swap, None
         if loaded is not None:
@@ -280,7 +270,7 @@ class LocalGenerationWorker:
         while item is not None:
             self._apply_swap(lanes)  # a job that arrives after serve() gets the new model
             try:
-                self._lane_for(lanes, item.job.version, follow=item.job.style is None).submit(item)
+                self._lane_for(lanes, item.job.version).submit(item)
             except Exception as exc:  # a job that cannot even be added fails alone
                 log.warning("job %s refused: %s", item.seq, exc)
                 self._resolve(item, exc=exc)

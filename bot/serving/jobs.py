@@ -27,11 +27,10 @@ class GenerationJob:
     seed: int | None = None
     stop_after_lines: int = 0
     rhyme: bool = False
-    version: str | None = None  # the model version to run on; None: the one the backend serves now
+    # The model version to run on: the bot's jobs always name their style's; None: a worker's own (a test's, a
+    # benchmark's), which a Celery worker does not have.
+    version: str | None = None
     titles: int = 0  # the most words of a lyric fitted as its title (charrnn.text.titles); 0: no titles
-    # The named style the version belongs to; None: the default style. Only a default-style job may move the
-    # version that jobs naming none get (see LocalGenerationWorker._lane_for): styles are served side by side.
-    style: str | None = None
     # The lyric's form (charrnn.text.forms), at most one of the two: a ci tune by its table name, or a pattern string.
     form: str = ""
     pattern: str = ""

@@ -1,19 +1,17 @@
-"""Where the served model lives: versioned checkpoint directories and an ``ACTIVE`` pointer.
+"""Where the models live: one immutable directory per version in ``MODEL_DIR``, verified on every load.
 
-The served version is a pointer (an alias, as MLflow and Vertex call it), written atomically, so a
-rollback is a pointer flip and a half-written checkpoint is never the active one.
+Which version serves a style is not kept here: it is the style's row (``styles.active_version``, an alias as MLflow
+and Vertex call it), changed by one conditional UPDATE, so a rollback is a pointer flip that two replicas cannot
+both win, and a version directory appears whole (``os.replace``) before any row can name it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +20,6 @@ from bot.serving.generation import LoadedModel
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path, read_meta
 from charrnn.data import demo_corpus_path, load_corpus
 from charrnn.deadline import Deadline
-from charrnn.files import write_atomic
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
 from charrnn.sizing import size_for_text
@@ -32,12 +29,8 @@ from charrnn.transfer import TransferConfig, transfer
 from charrnn.vocab import Vocab
 
 log = logging.getLogger(__name__)
-ACTIVE = "ACTIVE"
+LEGACY_ACTIVE = "ACTIVE"
 VERSION_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")  # a directory name in MODEL_DIR, never a path
-
-
-class ActiveChanged(RuntimeError):
-    """The ``ACTIVE`` pointer no longer names the version a change was based on."""
 
 
 class ModelStore:
@@ -45,43 +38,18 @@ class ModelStore:
         self.model_dir = model_dir
         self.device = device
 
-    def active_version(self) -> str | None:
+    def legacy_active(self) -> str | None:
+        """The version a model directory from before migration 0012 served: its ``ACTIVE`` file names it. The
+        default style's row adopts it on the first start (``StyleService.ensure_default``); nothing writes it now."""
         try:
-            name = (self.model_dir / ACTIVE).read_text(encoding="utf-8").strip()
+            name = (self.model_dir / LEGACY_ACTIVE).read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        return name or None
+        return name if VERSION_NAME.fullmatch(name) and (self.model_dir / name / "meta.json").is_file() else None
 
-    @contextlib.contextmanager
-    def _pointer_lock(self) -> Iterator[None]:
-        """Serialises pointer flips across processes: the bot's promotions and the CLI's rollbacks."""
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.model_dir / ".active.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def activate(self, version: str, *, expected_current: str | None = None) -> None:
-        """Point ``ACTIVE`` at ``version``; with ``expected_current``, only if it still names that version.
-
-        A fine-tune is promoted only over the model it was trained from: a rollback during the run must
-        not be undone by the run's promotion.
-        """
-        if not (self.model_dir / version / "meta.json").is_file():
-            raise FileNotFoundError(f"no model version {version} in {self.model_dir}")
-        with self._pointer_lock():
-            current = self.active_version()
-            if expected_current is not None and current != expected_current:
-                raise ActiveChanged(f"the active model is now {current}, not {expected_current}")
-            write_atomic(self.model_dir / ACTIVE, lambda p: p.write_text(version + "\n", encoding="utf-8"))
-
-    def load_active(self) -> LoadedModel:
-        version = self.active_version()
-        if version is None:
-            raise FileNotFoundError(f"no active model in {self.model_dir}: run `lyricbot train` first")
-        return self.load(version)
+    def forget_legacy_active(self) -> None:
+        """Once the default style's row names the version, the old pointer would only mislead whoever reads it."""
+        (self.model_dir / LEGACY_ACTIVE).unlink(missing_ok=True)
 
     def load(self, version: str) -> LoadedModel:
         """Load and verify (checksums, no pickle) a version, ready for serving."""
@@ -93,7 +61,7 @@ class ModelStore:
         return load_corpus(corpus_path or demo_corpus_path())
 
     def install_base(self) -> str:
-        """Make the pretrained model shipped with the package the first version, verified, at once."""
+        """Copy the pretrained model shipped with the package into a version directory (once), verified."""
         source = load_checkpoint(pretrained_path())  # checksums verified here
         version = f"{BASE}-{source.weights_sha256[:12]}"
         target = self.model_dir / version
@@ -111,7 +79,6 @@ class ModelStore:
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
         load_checkpoint(target)
-        self.activate(version)
         return version
 
     def train_first(
@@ -122,15 +89,13 @@ class ModelStore:
         train_config: TrainConfig | None = None,
         callback: Callback | None = None,
         from_base: bool = False,
-        activate: bool = True,
         prefix: str = "v",
         deadline: Deadline | None = None,
     ) -> str:
-        """Train a model on the corpus into a new version directory and make it active.
+        """Train a model on the corpus into a new version directory; the caller points a style at it.
 
         ``from_base``: transfer from the shipped pretrained model (``charrnn.transfer``: a mixture of a
         corpus model started from the base's embeddings and the base fine-tuned) instead of random weights.
-        ``activate`` False: leave ``ACTIVE`` alone (a new style's first version: the style row points at it);
         ``prefix`` starts the directory's name, so a style's versions are told apart on disk.
         ``deadline`` (default: ``minutes`` from now): when all of it, the version in place, is done; a command
         that started its clock earlier (``lyricbot train``) passes its own, so the budget covers the command.
@@ -165,8 +130,6 @@ class ModelStore:
                 (work / "best").rename(self.model_dir / version)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        if activate:
-            self.activate(version)
         return version
 
 

@@ -6,7 +6,7 @@ model's size every night. Now, after each run (under the fine-tune lock, so no o
 
 - finished runs' work directories and unfinished candidates go;
 - rejected candidates (made by a run, never served) go, all but the ``KEEP_REJECTED`` newest (kept to inspect);
-- never deleted, whatever the setting: the active version, every version a style serves, deleted styles'
+- never deleted, whatever the setting: every version a style serves (the default style's too), deleted styles'
   included (a style can be brought back), and all their ancestors, which ``/rollback`` walks up to.
 
 The database keeps every version's row and metrics; only the files go.
@@ -75,7 +75,7 @@ def _finished(pattern: re.Pattern[str], path: Path, open_runs: set[int]) -> bool
 
 
 async def prune(
-    sessions: async_sessionmaker[AsyncSession], model_dir: Path, active: str | None, keep_rejected: int
+    sessions: async_sessionmaker[AsyncSession], model_dir: Path, keep_rejected: int
 ) -> list[Path]:
     """``prune_model_dir`` with what the database knows: the versions, what each style serves, the open run."""
     async with sessions() as session:
@@ -84,7 +84,7 @@ async def prune(
         running = await repo.running_run(session)
     served = [s.active_version for s in styles if s.active_version is not None]
     removed = await asyncio.to_thread(
-        prune_model_dir, model_dir, versions=versions, served=[*served, *([active] if active else [])],
+        prune_model_dir, model_dir, versions=versions, served=served,
         open_runs={running.id} if running is not None else set(), keep_rejected=keep_rejected,
     )
     if removed:

@@ -60,22 +60,24 @@ def upgrade() -> None:
 
 
 # What a downgrade would drop, as (what it is, a count of the rows that hold it, the statement that lets it go),
-# in an order the statements can run in (a style's versions point at its runs).
+# in an order the statements can run in (a style's versions point at its runs). The statements hold at every later
+# revision, where the operator runs them: from 0012 on the default style is a row named 'default', not NULL.
 LOST = (
-    ("style(s)", "SELECT COUNT(*) FROM styles", "DELETE FROM styles"),
+    ("style(s)", "SELECT COUNT(*) FROM styles", "DELETE FROM styles WHERE name <> 'default'"),
     ("group(s)' settings", "SELECT COUNT(*) FROM chat_settings WHERE temperature IS NOT NULL OR length IS NOT NULL"
      " OR rhyme IS NOT NULL OR style IS NOT NULL", "DELETE FROM chat_settings"),
     ("person(s)' chosen style", "SELECT COUNT(*) FROM user_settings WHERE style IS NOT NULL",
      "UPDATE user_settings SET style = NULL"),
     # Left in place, a style's versions and runs would pass for the default style's (its /models, its rollback).
     ("model version(s) of styles", "SELECT COUNT(*) FROM model_versions WHERE style IS NOT NULL",
-     "DELETE FROM model_versions WHERE style IS NOT NULL"),
+     "DELETE FROM model_versions WHERE style <> 'default'"),
     ("fine-tune run(s) of styles", "SELECT COUNT(*) FROM training_runs WHERE style IS NOT NULL",
-     "DELETE FROM training_runs WHERE style IS NOT NULL"),
+     "DELETE FROM training_runs WHERE style <> 'default'"),
     # (Not ``requests.title``: each title is also the first line of its request's output.)
     ("request(s) written in a style or sent inline",
      "SELECT COUNT(*) FROM requests WHERE style IS NOT NULL OR inline_message_id IS NOT NULL OR source <> 'chat'",
-     "UPDATE requests SET style = NULL, inline_message_id = NULL, source = 'chat'"),
+     "UPDATE requests SET style = (SELECT name FROM styles WHERE name = 'default'), inline_message_id = NULL, "
+     "source = 'chat'"),
 )
 
 

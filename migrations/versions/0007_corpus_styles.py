@@ -36,7 +36,7 @@ def downgrade() -> None:
             f"not downgrading below 0007: {count} corpus document(s) belong to styles "
             f"({', '.join(f'{style}: {n}' for style, n in styled)}); without 0007 they would become the default "
             "style's corpus, and its next fine-tune would train on them. Nothing was changed. To go ahead, back up "
-            "the database, delete them (DELETE FROM corpus_documents WHERE style IS NOT NULL) and downgrade again"
+            "the database, delete them (DELETE FROM corpus_documents WHERE style <> 'default') and downgrade again"
         )
     with op.batch_alter_table("corpus_documents") as batch:
         batch.drop_column("style")

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from bot.serving.model_store import ModelStore
 from charrnn.checkpoint import load_checkpoint
+from tests.helpers.bot import served_in
 from tests.helpers.models import LYRICS
 
 MINUTES = 0.5
@@ -36,7 +36,7 @@ def test_lyricbot_train_finishes_within_its_budget_and_leaves_no_work_directory(
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     assert took <= 60 * MINUTES * 1.1 + START_AND_EXIT_S, f"{took:.1f} s for a budget of {60 * MINUTES:.0f} s"
-    version = ModelStore(model_dir, "cpu").active_version()
+    version = served_in(tmp_path / "bot.db")  # the default style serves it
     assert version is not None and load_checkpoint(model_dir / version).meta["kind"] == "mixture"
     # The run's work directory (training state, the components' last checkpoints) is gone.
     assert not list((model_dir / "runs").glob("*"))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers.bot import trained_version
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,6 +22,7 @@ def test_inline_load_counts_superseded_queries(tmp_path: Path, trained_store: tu
     # One person, every query at once: each new query supersedes the one before.
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bot_load.py"), "--inline", "--model-dir", str(tmp_path / "models"),
+         "--version", str(trained_version(tmp_path / "models")),
          "--people", "1", "--requests", "6", "--rate", "0", "--length", "40", "--titles", "0", "--timeout", "120"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
         env={"PATH": "", "LYRICBOT_SHARED_DATA": str(data), "PYTHONPATH": str(ROOT)},

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from bot.domain import DEFAULT_STYLE
 from bot.services.training import TrainingService
 from bot.serving.celery_app import make_celery
 from bot.settings import Settings
-from tests.helpers.bot import Harness, ask, bot_running
+from tests.helpers.bot import Harness, ask, bot_running, trained_version
 from tests.helpers.celery_workers import REDIS_URL, VISIBILITY_TIMEOUT_S, celery_env, redis_prefix, workers
 from tests.helpers.db import request_of, rows
 
@@ -139,7 +140,7 @@ def test_a_promotion_reaches_every_worker(
 ) -> None:
     prefix, store = celery_setup
     model_dir = store[0]
-    old = (model_dir / "ACTIVE").read_text().strip()
+    old = str(trained_version(model_dir))
     shutil.copytree(model_dir / old, model_dir / "v-promoted")  # a second version for the workers to find
     env = celery_env(prefix, model_dir)
 
@@ -149,8 +150,9 @@ def test_a_promotion_reaches_every_worker(
             for person in people:
                 h.fake.add_user(person, f"P{person}", "en")
             await ask(h, "/write 我", chat=people[0], user=people[0])
-            await training(h).activate("v-promoted")
-            assert (model_dir / "ACTIVE").read_text().strip() == "v-promoted"
+            await h.app.bot_data.services.styles.serve(DEFAULT_STYLE, "v-promoted", expected_current=old)  # promoted
+            assert await rows(postgres_url, "SELECT active_version FROM styles WHERE name = 'default'") == [
+                ("v-promoted",)]
             for round_ in range(3):
                 for person in people:
                     h.fake.send_text(person, person, f"/write 你{round_}")
@@ -173,7 +175,7 @@ def test_a_finetune_runs_on_the_training_queue(
 ) -> None:
     prefix, store = celery_setup
     model_dir = store[0]
-    first = (model_dir / "ACTIVE").read_text().strip()
+    first = trained_version(model_dir)
     env = celery_env(prefix, model_dir)
     fast = {"admin_ids": frozenset({ADMIN}), "finetune_minutes": 0.2, "finetune_epochs": 30, "max_old_regression": 1.0}
 
@@ -214,6 +216,7 @@ def test_a_task_lost_between_redis_and_a_dying_worker_is_sent_again(
     from bot.settings import Settings
 
     prefix, (model_dir, _) = celery_setup
+    version = trained_version(model_dir)  # every task names its version
     settings = Settings(_env_file=None, **bot_settings(prefix, "sqlite+aiosqlite:///unused.db"),  # type: ignore[call-arg]
                         model_dir=model_dir, device="cpu")
     queue = redis.Redis.from_url(REDIS_URL)
@@ -222,7 +225,7 @@ def test_a_task_lost_between_redis_and_a_dying_worker_is_sent_again(
         backend = CeleryGenerationBackend(settings, ModelStore(model_dir, "cpu"))
         await backend.start()
         try:
-            asking = asyncio.create_task(backend.generate(GenerationJob("我", 0.8, 20), timeout=60))
+            asking = asyncio.create_task(backend.generate(GenerationJob("我", 0.8, 20, version=version), timeout=60))
             for _ in range(100):
                 if queue.llen(f"{prefix}generation"):
                     break

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import ensure_model, main
+from bot.cli import main
 from bot.sandbox import FakeTelegram
-from bot.serving.model_store import ModelStore
 from charrnn.checkpoint import BASE, load_checkpoint, pretrained_path
-from tests.helpers.bot import ask, bot_running, make_settings
+from tests.helpers.bot import ask, bot_running, served_in
 from tests.helpers.corpora import han_share
 from tests.helpers.models import LYRICS
 
@@ -29,10 +28,10 @@ def test_first_run_serves_the_shipped_base_at_once(tmp_path: Path) -> None:
         fake = FakeTelegram()
         await fake.start()
         try:
-            ensure_model(make_settings(tmp_path, store, fake))  # what `lyricbot run` does first
-            version = ModelStore(tmp_path / "models", "cpu").active_version()
-            assert version is not None and version.startswith(f"{BASE}-")
             async with bot_running(tmp_path, store, fake, copy_threshold=12) as h:
+                version = h.served()  # the bot gave the default style the shipped base on its first start
+                assert version is not None and version.startswith(f"{BASE}-")
+                assert (tmp_path / "models" / version / "meta.json").is_file()
                 h.fake.add_user(USER, "Mei", "zh")
                 lyric = (await ask(h, "/write 天青色等烟雨", chat=USER, user=USER))["text"]
                 assert lyric.startswith("天青色等烟雨"), lyric
@@ -57,8 +56,7 @@ def test_lyricbot_train_transfers_from_the_base(
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     monkeypatch.setenv("DEVICE", "cpu")
     assert main(["train", "--corpus", str(corpus), "--minutes", "0.1"]) == 0
-    store = ModelStore(tmp_path / "models", "cpu")
-    version = store.active_version()
+    version = served_in(tmp_path / "bot.db")  # the default style serves what it trained
     assert version is not None and version in capsys.readouterr().out
     model = load_checkpoint(tmp_path / "models" / version)
     assert model.meta["kind"] == "mixture" and model.meta["parent"] == load_checkpoint(pretrained_path()).weights_sha256

@@ -4,6 +4,8 @@ and what a person does there (ask, press, type inline), waiting on conditions wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -14,8 +16,13 @@ from typing import Any
 
 from telegram.ext import Application
 
-from bot.app import Webhook, build_application, running
+from bot.app import Webhook, build_application, running, runtime_of
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.migrate import upgrade
+from bot.domain import DEFAULT_STYLE
 from bot.sandbox import FakeTelegram
+from bot.services.styles import StyleService
+from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from tests.helpers.models import LYRICS
 
@@ -45,6 +52,45 @@ def make_settings(tmp_path: Path, trained_store: tuple[Path, Path], fake: FakeTe
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def trained_version(model_dir: Path) -> str | None:
+    """The model ``lyricbot train`` left in ``model_dir`` (the session's tiny one), None where there is none."""
+    trained = re.compile(r"v\d{8}-\d{6}")  # ModelStore.train_first's names (a fine-tune's end in -r<run>)
+    versions = sorted(p.name for p in model_dir.glob("v*") if trained.fullmatch(p.name) and (p / "meta.json").is_file())
+    return versions[0] if versions else None
+
+
+async def serve_trained(settings: Settings) -> None:
+    """What ``lyricbot train`` did before this bot's first start: the default style serves the trained model
+    (unless the database already serves one, as on a bot's second start)."""
+    await serve_trained_at(settings.database_url, settings.model_dir)
+
+
+async def serve_trained_at(database_url: str, model_dir: Path) -> None:
+    version = trained_version(model_dir)
+    if version is None:  # a fresh machine: the bot serves the shipped base itself
+        return
+    engine = make_engine(database_url)
+    try:
+        await upgrade(engine)
+        styles = StyleService(make_sessionmaker(engine), ModelStore(model_dir, "cpu"))
+        if await styles.find(DEFAULT_STYLE) is None:
+            await styles.serve(DEFAULT_STYLE, version, expected_current=None)
+    finally:
+        await engine.dispose()
+
+
+def served_in(database: Path, style: str = DEFAULT_STYLE) -> str | None:
+    """The version ``style`` serves, read from the SQLite file as an operator would (its row is the pointer)."""
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        row = conn.execute("SELECT active_version FROM styles WHERE name = ?", (style,)).fetchone()
+    return row[0] if row else None
+
+
+def worker(h: Harness) -> Any:
+    """The bot's generation backend: the in-process worker, whose pinned model is the one last warmed."""
+    return runtime_of(h.app).backend
+
+
 @dataclass
 class Harness:
     fake: FakeTelegram
@@ -57,6 +103,9 @@ class Harness:
         with sqlite3.connect(self.db_path) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def served(self, style: str = DEFAULT_STYLE) -> str | None:
+        return served_in(self.db_path, style)
+
 
 @asynccontextmanager
 async def bot_running(
@@ -68,6 +117,7 @@ async def bot_running(
         await fake.start()
     try:
         settings = make_settings(tmp_path, trained_store, fake, **overrides)
+        await serve_trained(settings)
         async with running(build_application(settings)) as app:
             yield Harness(fake, app, settings, tmp_path / "bot.db")
     finally:
@@ -125,6 +175,7 @@ SECRET = "s3cret-Webhook_token-0123456789"
 @asynccontextmanager
 async def replica(settings: Settings) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     """One webhook bot, started as ``lyricbot run --webhook`` starts it (a replica: no instance lock)."""
+    await serve_trained(settings)
     async with running(build_application(settings, replica=True), webhook=webhook_for(settings)) as app:
         yield app
 

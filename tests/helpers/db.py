@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import repository
 from bot.db.engine import make_engine
+from bot.domain import DEFAULT_STYLE
 from tests.helpers.bot import buttons
 
 SEEDED_USER, SEEDED_CHAT = 1001, -1001234567890  # what ``seed`` writes
@@ -38,7 +39,7 @@ async def seed(session: AsyncSession, user_id: int = SEEDED_USER) -> None:
 
 
 async def new_request(session: AsyncSession, update_id: int | None, user_id: int = SEEDED_USER,
-                      style: str | None = None) -> repository.RequestRecord:
+                      style: str = DEFAULT_STYLE) -> repository.RequestRecord:
     record, created = await repository.create_request(
         session,
         update_id=update_id,

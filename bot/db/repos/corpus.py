@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CorpusDocument
 from bot.db.repos.common import get_or_insert, storable
+from bot.domain import DEFAULT_STYLE
 
 DOCUMENT_NAME_MAX: Final = 255  # the column's length; longer names are cut
 
@@ -28,9 +29,9 @@ class DocumentRecord:
 
 
 async def add_document(
-    session: AsyncSession, *, name: str, text: str, added_by: int | None, style: str | None = None
+    session: AsyncSession, *, name: str, text: str, added_by: int | None, style: str = DEFAULT_STYLE
 ) -> tuple[DocumentRecord, bool]:
-    """Store a corpus document for ``style`` (None: the default style); ``(existing, False)`` if the same text was
+    """Store a corpus document for ``style``; ``(existing, False)`` if the same text was
     stored for that style before, under any name. Another style's copy does not count: each trains its own."""
     sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     row, created = await get_or_insert(
@@ -77,9 +78,9 @@ async def document_texts(session: AsyncSession, *, ids: Sequence[int]) -> dict[i
     return texts
 
 
-async def _document_by_sha256(session: AsyncSession, sha256: str, style: str | None) -> CorpusDocument | None:
+async def _document_by_sha256(session: AsyncSession, sha256: str, style: str) -> CorpusDocument | None:
     return await session.scalar(
-        select(CorpusDocument).where(CorpusDocument.sha256 == sha256, CorpusDocument.style.is_not_distinct_from(style))
+        select(CorpusDocument).where(CorpusDocument.sha256 == sha256, CorpusDocument.style == style)
     )
 
 
@@ -94,6 +95,6 @@ def _document_record(row: CorpusDocument) -> DocumentRecord:
     )
 
 
-async def document_styles(session: AsyncSession) -> dict[int, str | None]:
+async def document_styles(session: AsyncSession) -> dict[int, str]:
     """Every corpus document's style, by id."""
     return {id_: style for id_, style in await session.execute(select(CorpusDocument.id, CorpusDocument.style))}

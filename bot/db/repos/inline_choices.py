@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import Request, RequestStatus, utcnow
 from bot.db.repos.common import get_or_insert, storable, storable_optional
 from bot.db.repos.requests import request_by_update_id
+from bot.domain import DEFAULT_STYLE
 
 
 async def record_inline_choice(
@@ -25,7 +26,7 @@ async def record_inline_choice(
     model_version: str | None,
     latency_ms: int,
     title: str | None = None,
-    style: str | None = None,
+    style: str = DEFAULT_STYLE,
 ) -> tuple[int, bool]:
     """Store a lyric someone chose from an inline query, already answered; ``(id, False)`` for a repeated update.
 

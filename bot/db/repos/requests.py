@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Request, RequestStatus, utcnow
 from bot.db.repos.common import get_or_insert, storable
+from bot.domain import DEFAULT_STYLE
 
 UNFINISHED: Final = (RequestStatus.QUEUED, RequestStatus.RUNNING, RequestStatus.DONE)
 HELD: Final = (*UNFINISHED, RequestStatus.SENDING)  # the states in which an owner holds a request's lease
@@ -54,7 +55,7 @@ class RequestRecord:
     answered_at: datetime | None
     form: str = ""  # a ci tune's name; "": none
     pattern: str = ""  # a pattern string (charrnn.text.forms); "": none
-    style: str | None = None  # the style it is written in; None: the default style
+    style: str = DEFAULT_STYLE  # the style it is written in
 
 
 async def create_request(
@@ -72,7 +73,7 @@ async def create_request(
     lease: Lease | None = None,
     form: str = "",
     pattern: str = "",
-    style: str | None = None,
+    style: str = DEFAULT_STYLE,
 ) -> tuple[RequestRecord, bool]:
     """Store a new request, owned by ``lease.owner``; ``(existing, False)`` if this Telegram update was stored
     before (a redelivery)."""

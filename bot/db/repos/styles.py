@@ -1,7 +1,8 @@
-"""Named styles: lineages of model versions served side by side, each a row with its active version.
+"""Styles: lineages of model versions served side by side, each a row with its active version (the default
+style's too: ``bot.domain.DEFAULT_STYLE``).
 
 Which style a person, a group, a request, a run, a version or a corpus document belongs to is a column of that
-row's own table, read and written by that table's repository; None is the default style.
+row's own table, read and written by that table's repository; a person's or a group's is None until they choose.
 """
 
 from __future__ import annotations

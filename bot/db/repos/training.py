@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import ModelVersion, RunStatus, RunTrigger, TrainingRun, utcnow
+from bot.db.repos.common import get_or_insert
+from bot.domain import DEFAULT_STYLE
 
 OPEN_RUNS: Final = (RunStatus.QUEUED, RunStatus.RUNNING)
 
@@ -43,7 +45,7 @@ class VersionRecord:
     run_id: int | None
     created_at: datetime
     activated_at: datetime | None
-    style: str | None = None  # the style whose lineage it belongs to; None: the default style
+    style: str = DEFAULT_STYLE  # the style whose lineage it belongs to
 
 
 async def create_run(
@@ -53,7 +55,7 @@ async def create_run(
     requested_by: int | None,
     parent_version: str | None,
     document_ids: list[int],
-    style: str | None = None,
+    style: str = DEFAULT_STYLE,
 ) -> RunRecord:
     """A new run in status queued. ValueError for an unknown trigger."""
     row = TrainingRun(
@@ -146,7 +148,7 @@ async def record_version(
     new_ppl: float | None,
     metrics: dict[str, Any] | None,
     run_id: int | None,
-    style: str | None = None,
+    style: str = DEFAULT_STYLE,
 ) -> VersionRecord:
     """Store a trained checkpoint (not yet active). ``parent`` must be a recorded version: IntegrityError if not."""
     row = ModelVersion(
@@ -162,6 +164,21 @@ async def record_version(
     )
     session.add(row)
     await session.flush()
+    return _version_record(row)
+
+
+async def record_root_version(
+    session: AsyncSession, *, version: str, weights_sha256: str, metrics: dict[str, Any], style: str
+) -> VersionRecord:
+    """The version's record, made now as the root of ``style``'s lineage if it has none yet (the shipped base, a
+    first model of ``lyricbot train``): no parent, no run. Two replicas recording it at once get the one row."""
+    row, _ = await get_or_insert(
+        session,
+        lambda: session.get(ModelVersion, version, populate_existing=True),
+        lambda: ModelVersion(version=version, parent=None, weights_sha256=weights_sha256, document_ids=[],
+                             old_ppl=metrics.get("val_ppl"), new_ppl=None, metrics=_copy_metrics(metrics),
+                             run_id=None, style=style),
+    )
     return _version_record(row)
 
 
@@ -233,18 +250,3 @@ def _version_record(row: ModelVersion) -> VersionRecord:
         activated_at=row.activated_at,
         style=row.style,
     )
-
-
-async def set_version_style(session: AsyncSession, *, version: str, style: str | None) -> None:
-    """Say which style's lineage a recorded version belongs to; LookupError if it was never recorded."""
-    row = await session.get(ModelVersion, version)
-    if row is None:
-        raise LookupError(f"no model version {version}")
-    row.style = style
-    await session.flush()
-
-
-async def version_style(session: AsyncSession, *, version: str) -> tuple[bool, str | None]:
-    """(whether the version is recorded, the style it belongs to)."""
-    row = await session.get(ModelVersion, version, populate_existing=True)
-    return (False, None) if row is None else (True, row.style)

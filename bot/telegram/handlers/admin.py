@@ -42,11 +42,10 @@ def admin_only(handler: Handler) -> Handler:
     return wrapper
 
 
-def style_argument(text: str) -> str | None:
-    """The style a corpus or training command names after the command word (None: the default style)."""
+def style_argument(text: str) -> str:
+    """The style a corpus or training command names after the command word (the default style without one)."""
     words = text.split()[1:2]
-    name = words[0].strip().lower() if words else DEFAULT_STYLE
-    return None if name == DEFAULT_STYLE else name
+    return words[0].strip().lower() if words else DEFAULT_STYLE
 
 
 async def add_corpus(update: Update, context: Context) -> None:
@@ -94,7 +93,7 @@ async def corpus(update: Update, context: Context) -> None:
 async def retrain(update: Update, context: Context) -> None:
     """/retrain [style]: start a fine-tuning run of a style (the default's) now (one at a time)."""
     service, lang = training(context), context.lang
-    style = style_argument(update.effective_message.text or "") if update.effective_message else None
+    style = style_argument(update.effective_message.text or "") if update.effective_message else DEFAULT_STYLE
     if service.busy():
         await reply(update, context, t(lang, "admin_retrain_busy"))
         return

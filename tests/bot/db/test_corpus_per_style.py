@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db import migrate, repository
 from bot.db.engine import make_sessionmaker
 from bot.db.models import CorpusDocument
-from tests.helpers.bot import bot_running
+from tests.helpers.bot import bot_running, trained_version
 from tests.helpers.db import seed
 from tests.helpers.migrated import migrated, with_session
 from tests.helpers.training import FAST, NEW_SONG, copy_store, training
@@ -39,15 +39,14 @@ def test_the_same_text_once_per_style(url: str) -> None:
         assert not created and again == jay
         again, created = await repository.add_document(session, name="e.txt", text=SONG, added_by=None)
         assert not created and again == default
-        assert await repository.document_styles(session) == {default.id: None, jay.id: "jay", ci.id: "ci"}
+        assert await repository.document_styles(session) == {default.id: "default", jay.id: "jay", ci.id: "ci"}
 
     with_session(url, fn)
 
 
-@pytest.mark.parametrize("style", [None, "jay"])
-def test_the_database_refuses_a_second_copy_in_one_style(url: str, style: str | None) -> None:
-    """Not only the repository's check: the default style (style NULL) included, where a plain unique
-    constraint would let NULLs through."""
+@pytest.mark.parametrize("style", ["default", "jay"])
+def test_the_database_refuses_a_second_copy_in_one_style(url: str, style: str) -> None:
+    """Not only the repository's check: the database's constraint, the default style's text included."""
 
     async def main() -> None:
         async with migrated(url) as engine:
@@ -96,7 +95,7 @@ def test_text_a_style_has_can_be_added_to_the_default_style(tmp_path: Path, trai
 
     async def scenario() -> None:
         store = copy_store(trained_store, tmp_path)
-        first = (store[0] / "ACTIVE").read_text().strip()
+        first = trained_version(store[0])
         async with bot_running(tmp_path, store, **FAST) as h:
             service = training(h).corpus
             async with service.sessions.begin() as session:

@@ -62,7 +62,7 @@ def test_a_styles_corpus_is_not_turned_into_the_default_styles(url: str) -> None
             assert "default style's corpus" in message and "Nothing was changed" in message
             assert await migrate.current(engine) == HEAD  # all of it rolled back
             async with sessions() as session:
-                assert await repository.document_styles(session) == {default.id: None, styled.id: "jay"}
+                assert await repository.document_styles(session) == {default.id: "default", styled.id: "jay"}
 
             # As the message says: let the style's text go, and the downgrade goes through.
             await execute(engine, *statements_in(message))
@@ -71,7 +71,7 @@ def test_a_styles_corpus_is_not_turned_into_the_default_styles(url: str) -> None
             await migrate.upgrade(engine)
             await migrate.check(engine)
             async with sessions() as session:
-                assert await repository.document_styles(session) == {default.id: None}
+                assert await repository.document_styles(session) == {default.id: "default"}
 
     asyncio.run(main())
 
@@ -89,8 +89,7 @@ def test_styles_and_group_settings_are_not_dropped(url: str) -> None:
                                                   document_ids=[], style="jay")
                 await repository.record_version(session, version="vjay", parent=None, weights_sha256="0" * 64,
                                                 document_ids=[], old_ppl=None, new_ppl=None, metrics={},
-                                                run_id=run.id)
-                await repository.set_version_style(session, version="vjay", style="jay")
+                                                run_id=run.id, style="jay")
                 await new_request(session, update_id=1, style="jay")
 
             with pytest.raises(RuntimeError, match="not downgrading below 0006") as refused:
@@ -102,7 +101,7 @@ def test_styles_and_group_settings_are_not_dropped(url: str) -> None:
             assert await migrate.current(engine) == HEAD
             async with sessions() as session:
                 assert await repository.get_chat_style(session, chat_id=CHAT) == "jay"
-                assert [s.name for s in await repository.list_styles(session)] == ["jay"]
+                assert [s.name for s in await repository.list_styles(session)] == ["default", "jay"]
 
             await execute(engine, *statements_in(message))
             await migrate.downgrade(engine, "0005")

@@ -28,12 +28,13 @@ from bot.db import migrate
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.ops.instance import ADVISORY_KEY, FINETUNE_KEY, FinetuneLock, InstanceLock, InstanceLocked
 from bot.sandbox import FakeTelegram
+from bot.services.styles import DEFAULT_STYLE, StyleService
 from bot.services.training import TrainingService
 from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from tests.helpers import pg
-from tests.helpers.bot import make_settings
+from tests.helpers.bot import make_settings, serve_trained, trained_version
 from tests.helpers.training import NEW_SONG
 
 T = TypeVar("T")
@@ -145,7 +146,9 @@ def test_a_bot_that_loses_its_instance_lock_to_another_stops(
     first must notice, stop cleanly and say why (``lyricbot run`` exits 2 with it), not poll beside the other."""
     with FakeInThread() as server, own_event_loop() as loop, caplog.at_level(logging.WARNING):
         fake = server.fake
-        app = build_application(make_settings(tmp_path, trained_store, fake, database_url=postgres_url))
+        settings = make_settings(tmp_path, trained_store, fake, database_url=postgres_url)
+        loop.run_until_complete(serve_trained(settings))
+        app = build_application(settings)
         # Only if the bot never stops by itself: stop it, and the test fails (no InstanceLocked).
         ceiling = threading.Timer(CEILING_S, lambda: loop.call_soon_threadsafe(loop.stop))
 
@@ -191,6 +194,7 @@ def test_a_bot_takes_its_lost_instance_lock_again_when_nobody_else_has(
     async def scenario() -> None:
         async with FakeTelegram() as fake:
             settings = make_settings(tmp_path, trained_store, fake, database_url=postgres_url)
+            await serve_trained(settings)
             async with running(build_application(settings)):
                 conn = await connect(postgres_url)
                 try:
@@ -212,6 +216,11 @@ def test_a_bot_takes_its_lost_instance_lock_again_when_nobody_else_has(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def served(styles: StyleService) -> str | None:
+    choice = await styles.find(DEFAULT_STYLE)
+    return choice.version if choice is not None else None
+
+
 def test_a_fine_tune_whose_lock_was_lost_is_not_promoted(
     tmp_path: Path, trained_store: tuple[Path, Path], postgres_url: str
 ) -> None:
@@ -219,7 +228,7 @@ def test_a_fine_tune_whose_lock_was_lost_is_not_promoted(
     the run must not promote its candidate. With the lock kept, the same candidate is promoted."""
     model_dir, corpus = trained_store
     shutil.copytree(model_dir, tmp_path / "models")
-    first = (tmp_path / "models" / "ACTIVE").read_text().strip()
+    first = trained_version(tmp_path / "models")
     settings = Settings(_env_file=None, database_url=postgres_url, model_dir=tmp_path / "models",  # type: ignore[call-arg]
                         corpus_path=corpus, device="cpu")
 
@@ -228,9 +237,11 @@ def test_a_fine_tune_whose_lock_was_lost_is_not_promoted(
         rival: Any = None
         try:
             await migrate.upgrade(engine)
+            await serve_trained(settings)  # as `lyricbot train` left it
             lock = FinetuneLock(postgres_url, tmp_path / "models")
-            service = TrainingService(settings, make_sessionmaker(engine), ModelStore(tmp_path / "models", "cpu"),
-                                      backend=None, exclusive=lambda: lock.try_hold(engine))
+            styles = StyleService(make_sessionmaker(engine), ModelStore(tmp_path / "models", "cpu"))
+            service = TrainingService(settings, make_sessionmaker(engine), styles,
+                                      exclusive=lambda: lock.try_hold(engine))
 
             async def candidate(spec_path: Path, lose_the_lock: bool) -> int:
                 """Instead of training: a copy of the parent, with metrics the gate passes."""
@@ -261,13 +272,13 @@ def test_a_fine_tune_whose_lock_was_lost_is_not_promoted(
             report = await service.retrain(trigger="cli")
             assert not isinstance(report, str)
             assert report.status == "interrupted" and "lock was lost" in report.detail, report
-            assert (tmp_path / "models" / "ACTIVE").read_text().strip() == first
+            assert await served(styles) == first
 
             await rival.close()  # the other replica is done
             runner.lose_the_lock = False
             report = await service.retrain(trigger="cli")
             assert not isinstance(report, str) and report.status == "promoted", report
-            assert (tmp_path / "models" / "ACTIVE").read_text().strip() == report.metrics["version"]
+            assert await served(styles) == report.metrics["version"]
         finally:
             if rival is not None and not rival.is_closed():
                 await rival.close()

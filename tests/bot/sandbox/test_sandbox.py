@@ -25,6 +25,7 @@ from bot.db.repos.requests import create_request
 from bot.sandbox import FakeTelegram, run_sandbox
 from bot.sandbox.terminal import CHAT_ID, USER_ID, chat_loop
 from bot.settings import Settings
+from tests.helpers.bot import serve_trained, serve_trained_at, served_in
 
 CEILING = 90.0  # seconds: a busy CI machine is slow, never this slow
 SONG = "窗外的麻雀 在电线杆上多嘴\\n你说这一句 很有夏天的感觉"
@@ -66,13 +67,16 @@ def shows(*words: str) -> Callable[[str], bool]:
 
 
 def production(tmp_path: Path, model_dir: Path, corpus: Path, **overrides: Any) -> Settings:
-    """The real bot's settings, as ``.env`` gives them: its database and its model directory."""
+    """The real bot's settings, as ``.env`` gives them: its database, where the default style serves the model
+    ``lyricbot train`` left in its model directory."""
     values: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'production' / 'lyricbot.db'}",
         "model_dir": model_dir, "corpus_path": corpus, "device": "cpu", "candidates": 2, "default_length": 40,
         "min_length": 10, "rate_limit_per_minute": 1000, "copy_threshold": 40, "title_candidates": 0, **overrides,
     }  # fmt: skip
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    asyncio.run(serve_trained(settings))
+    return settings
 
 
 def sandbox_rows(sql: str) -> list[tuple[Any, ...]]:
@@ -175,11 +179,12 @@ def test_the_sandbox_never_touches_production(
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{database}")
     monkeypatch.setenv("MODEL_DIR", str(models))
     asyncio.run(_pending_request(f"sqlite+aiosqlite:///{database}"))
+    asyncio.run(serve_trained_at(f"sqlite+aiosqlite:///{database}", models))  # production's `lyricbot train`
     with contextlib.closing(sqlite3.connect(database)) as conn:  # the last connection: -wal and -shm go
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file alone holds everything from here on
     database_before, models_before = database.read_bytes(), _fingerprint(models)
     neighbours = sorted(p.name for p in database.parent.iterdir())
-    active = (models / "ACTIVE").read_text(encoding="utf-8").strip()
+    active = served_in(database)
 
     monkeypatch.chdir(tmp_path)
     settings = Settings(_env_file=None, corpus_path=trained_store[1], device="cpu", candidates=2,  # type: ignore[call-arg]
@@ -195,7 +200,7 @@ def test_the_sandbox_never_touches_production(
     with contextlib.closing(sqlite3.connect(database)) as conn:
         assert conn.execute("SELECT status FROM requests").fetchall() == [("queued",)]
     assert active in script.text  # the intro names the version it serves: production's
-    assert (tmp_path / "var" / "sandbox-models" / "ACTIVE").read_text(encoding="utf-8").strip() == active
+    assert served_in(tmp_path / "var" / "sandbox.db") == active
 
 
 def test_the_sandbox_speaks_english_and_says_how_to_become_admin(

@@ -22,7 +22,7 @@ from bot.sandbox import FakeTelegram
 from bot.services.lyrics import LyricsService
 from bot.services.preferences import PreferencesService
 from bot.services.ratings import RatingService
-from bot.services.styles import StyleService
+from bot.services.styles import DEFAULT_STYLE, StyleService
 from bot.serving.model_store import ModelStore
 from bot.settings import Settings
 from tests.helpers.bot import SECRET, make_settings, replica
@@ -38,6 +38,8 @@ async def two_processes(url: str) -> AsyncIterator[tuple[LyricsService, LyricsSe
     settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
     async with migrated(url) as engine:
         sessions = make_sessionmaker(engine)
+        async with sessions.begin() as session:  # what the default style serves: a name is all these rows need
+            await repository.point_style(session, name=DEFAULT_STYLE, version="v1", expected_current=None)
         styles = StyleService(sessions, ModelStore(settings.model_dir, "cpu"))
         preferences = PreferencesService(settings, sessions, styles)
         yield (LyricsService(settings, sessions, None, None, preferences, owner="replica-a"),  # type: ignore[arg-type]

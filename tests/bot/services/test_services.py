@@ -24,6 +24,7 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.generation.sample import Generation
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
+from tests.helpers.bot import trained_version
 from tests.helpers.models import tiny_untrained
 
 
@@ -116,7 +117,7 @@ def test_worker_hot_swap_finishes_running_requests_on_the_old_model() -> None:
         try:
             running = asyncio.create_task(worker.generate(GenerationJob("我", 1.0, 400, candidates=2), timeout=30))
             await asyncio.sleep(0.05)
-            await worker.activate("new")
+            await worker.warm("new")
             await asyncio.sleep(0.05)
             fresh = await worker.generate(GenerationJob("你", 1.0, 5), timeout=30)
             first = await running
@@ -142,13 +143,14 @@ def test_worker_serves_the_version_a_job_names_and_keeps_few_models() -> None:
         worker = LocalGenerationWorker(_tiny_loaded("v1"), queue_size=8, max_batch=8, loader=loader, max_lanes=2)
         worker.start_thread()
         try:
-            # A version named for the first time is loaded and then also serves jobs that name none.
-            for version, served in (("v2", "v2"), ("v1", "v1"), (None, "v2"), ("v3", "v3"), ("v1", "v1")):
+            # A version named for the first time is loaded; jobs that name none keep the pinned one (v1): naming a
+            # version never changes it (only warm() does: tested with the hot swap).
+            for version, served in (("v2", "v2"), ("v1", "v1"), (None, "v1"), ("v3", "v3"), ("v2", "v2")):
                 result = await worker.generate(GenerationJob("我", 1.0, 5, version=version), timeout=30)
                 assert result.model_version == served
-            # v1 (the start) stayed while two models fit, was dropped when v3 came (least recently used),
-            # and was loaded again when asked for.
-            assert loads == ["v2", "v3", "v1"]
+            # v2 stayed while two models fit (v1 pinned and one more), was dropped when v3 came (least recently
+            # used), and was loaded again when asked for; v1 was never dropped.
+            assert loads == ["v2", "v3", "v2"]
             with pytest.raises(FileNotFoundError):
                 await worker.generate(GenerationJob("我", 1.0, 5, version="deleted"), timeout=30)
             assert (await worker.generate(GenerationJob("我", 1.0, 5), timeout=30)).model_version == "v1"
@@ -195,6 +197,7 @@ def test_sandbox_and_db_commands_from_the_terminal(tmp_path: Path, trained_store
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
         "TELEGRAM_BOT_TOKEN": "",
     }
+    production_models = sorted(p.name for p in model_dir.iterdir())
     chat = subprocess.run(
         [sys.executable, "-m", "bot", "sandbox"],
         input="/write 我不要\n!4\n/temp nan\n/quit\n",
@@ -216,7 +219,8 @@ def test_sandbox_and_db_commands_from_the_terminal(tmp_path: Path, trained_store
     sandbox_db = current("--sandbox")
     assert sandbox_db.returncode == 0 and f"database revision: {head_revision()}" in sandbox_db.stdout
     assert "sandbox.db" in sandbox_db.stderr
-    assert load_checkpoint(model_dir / (model_dir / "ACTIVE").read_text().strip()).vocab
+    assert sorted(p.name for p in model_dir.iterdir()) == production_models  # nothing written into production's
+    assert load_checkpoint(model_dir / str(trained_version(model_dir))).vocab
 
 
 def test_env_example_documents_and_parses_every_setting() -> None:

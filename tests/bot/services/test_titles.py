@@ -10,7 +10,7 @@ from bot.serving.celery_app import decode_result, encode_result
 from bot.serving.generation import GenerationJob, LocalGenerationWorker
 from bot.serving.model_store import ModelStore
 from charrnn.text.titles import is_title, titled
-from tests.helpers.bot import USER, ask, bot_running
+from tests.helpers.bot import USER, ask, bot_running, trained_version
 
 CHAT_ZH, CHAT_EN = USER, USER + 1
 
@@ -31,7 +31,8 @@ def test_the_worker_titles_each_candidate_by_its_own_words_fitted_in_the_same_ba
     trained_store: tuple[Path, Path],
 ) -> None:
     model_dir, _ = trained_store
-    worker = LocalGenerationWorker(ModelStore(model_dir, device="cpu").load_active(), queue_size=8, max_batch=16)
+    worker = LocalGenerationWorker(ModelStore(model_dir, device="cpu").load(str(trained_version(model_dir))),
+                                   queue_size=8, max_batch=16)
 
     async def main() -> None:
         await worker.start()

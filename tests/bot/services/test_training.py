@@ -21,18 +21,18 @@ from bot.services.run_reports import loss_chart
 from bot.serving.finetune_job import gate, split_document
 from bot.serving.finetune_runner import ProcessRunner
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
-from tests.helpers.bot import ask, bot_running, eventually
+from tests.helpers.bot import (
+    ask,
+    bot_running,
+    eventually,
+    serve_trained_at,
+    served_in,
+    trained_version,
+    worker,
+)
 from tests.helpers.training import ADMIN, FAST, NEW_SONG, copy_store, last_user_message_id, run_instead, training
 
 PERSON = 77
-
-
-
-
-
-
-
-
 
 
 def test_schedule_registration_is_idempotent() -> None:
@@ -99,7 +99,7 @@ def test_empty_admin_list_means_nobody(tmp_path: Path, trained_store: tuple[Path
 def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     async def scenario() -> None:
         store = copy_store(trained_store, tmp_path)
-        first = (store[0] / "ACTIVE").read_text().strip()
+        first = trained_version(store[0])
         async with bot_running(tmp_path, store, **FAST) as h:
             h.fake.add_user(ADMIN, "Ada", "en")
             nothing = await ask(h, "/retrain", chat=ADMIN, user=ADMIN)
@@ -135,8 +135,8 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
             assert "Training run 1" in report.get("caption", report.get("text", ""))
             status, candidate = h.rows("SELECT status, candidate_version FROM training_runs")[0]
             assert status == "promoted", report
-            assert (store[0] / "ACTIVE").read_text().strip() == candidate
-            await eventually(lambda: training(h).backend.model_version == candidate)
+            assert h.served() == candidate
+            await eventually(lambda: worker(h).model_version == candidate)
             after = await ask(h, "/write 蒲公英", chat=ADMIN, user=ADMIN)
             assert after["text"].startswith("蒲公英")
             await eventually(
@@ -149,8 +149,8 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
 
             back = await ask(h, "/rollback", chat=ADMIN, user=ADMIN)
             assert first in back["text"]
-            assert (store[0] / "ACTIVE").read_text().strip() == first
-            await eventually(lambda: training(h).backend.model_version == first)
+            assert h.served() == first
+            await eventually(lambda: worker(h).model_version == first)
             # The active model is the first one again: the song is new to it.
             listing = await ask(h, "/corpus", chat=ADMIN, user=ADMIN)
             assert "#1" in listing["text"] and "new" in listing["text"]
@@ -158,12 +158,10 @@ def test_corpus_retrain_promotion_and_rollback(tmp_path: Path, trained_store: tu
     asyncio.run(scenario())
 
 
-
-
 def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     async def scenario() -> None:
         store = copy_store(trained_store, tmp_path)
-        first = (store[0] / "ACTIVE").read_text().strip()
+        first = trained_version(store[0])
         async with bot_running(tmp_path, store, **FAST) as h:
             service = training(h)
 
@@ -196,8 +194,8 @@ def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: t
             report = await service.retrain(trigger="cli")
             assert not isinstance(report, str)
             assert report.status == "rejected" and "regressed" in report.detail
-            assert (store[0] / "ACTIVE").read_text().strip() == first
-            assert service.backend.model_version == first
+            assert h.served() == first
+            assert worker(h).model_version == first
             status, metrics = h.rows("SELECT status, metrics FROM training_runs")[0]
             assert status == "rejected" and json.loads(metrics)["old_ppl_after"] == 900.0
             assert h.rows("SELECT old_ppl FROM model_versions WHERE parent IS NOT NULL") == [(900.0,)]
@@ -208,7 +206,7 @@ def test_worse_candidate_is_recorded_not_served(tmp_path: Path, trained_store: t
 def test_killed_training_leaves_model_and_database_intact(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     async def scenario() -> None:
         store = copy_store(trained_store, tmp_path)
-        first = (store[0] / "ACTIVE").read_text().strip()
+        first = trained_version(store[0])
         async with bot_running(tmp_path, store, **{**FAST, "finetune_minutes": 5.0, "finetune_epochs": 1000}) as h:
             h.fake.add_user(ADMIN, "Ada", "en")
             service = training(h)
@@ -223,7 +221,7 @@ def test_killed_training_leaves_model_and_database_intact(tmp_path: Path, traine
             report = await run
             assert not isinstance(report, str) and report.status == "interrupted"
             assert h.rows("SELECT status FROM training_runs") == [("interrupted",)]
-            assert (store[0] / "ACTIVE").read_text().strip() == first
+            assert h.served() == first
             assert not [p for p in store[0].iterdir() if p.name.endswith(".partial")]
             lyric = await ask(h, "/write 我", chat=ADMIN, user=ADMIN)
             assert lyric["text"].startswith("我")
@@ -236,7 +234,7 @@ def test_corrupted_checkpoint_is_refused_and_old_model_keeps_serving(
 ) -> None:
     async def scenario() -> None:
         store = copy_store(trained_store, tmp_path)
-        first = (store[0] / "ACTIVE").read_text().strip()
+        first = trained_version(store[0])
         broken = store[0] / "vbroken"
         shutil.copytree(store[0] / first, broken)
         weights = next(broken.glob("weights-*.safetensors"))
@@ -245,8 +243,8 @@ def test_corrupted_checkpoint_is_refused_and_old_model_keeps_serving(
             h.fake.add_user(ADMIN, "Ada", "en")
             answer = await ask(h, "/rollback vbroken", chat=ADMIN, user=ADMIN)
             assert "No rollback" in answer["text"] and "SHA-256" in answer["text"]
-            assert (store[0] / "ACTIVE").read_text().strip() == first
-            assert training(h).backend.model_version == first
+            assert h.served() == first
+            assert worker(h).model_version == first
             lyric = await ask(h, "/write 我", chat=ADMIN, user=ADMIN)
             assert lyric["text"].startswith("我")
 
@@ -300,7 +298,7 @@ def test_uploaded_txt_with_caption_and_stale_runs(tmp_path: Path, trained_store:
 
 def test_admin_cli_corpus_retrain_models_rollback(tmp_path: Path, trained_store: tuple[Path, Path]) -> None:
     model_dir, corpus = copy_store(trained_store, tmp_path)
-    first = (model_dir / "ACTIVE").read_text().strip()
+    first = trained_version(model_dir)
     song = tmp_path / "song.txt"
     song.write_text(NEW_SONG, encoding="utf-8")
     env = {
@@ -321,15 +319,16 @@ def test_admin_cli_corpus_retrain_models_rollback(tmp_path: Path, trained_store:
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
+    asyncio.run(serve_trained_at(env["DATABASE_URL"], model_dir))  # as `lyricbot train` left it
     assert "document 1 added" in lyricbot("corpus", "add", str(song))
     assert "already present" in lyricbot("corpus", "add", str(song))
     report = lyricbot("retrain")
     assert "Training run 1: promoted" in report
-    active = (model_dir / "ACTIVE").read_text().strip()
+    active = served_in(tmp_path / "cli.db")
     assert active != first and active in lyricbot("models")
     assert "no new corpus text" in lyricbot("retrain")
     assert first in lyricbot("rollback")
-    assert (model_dir / "ACTIVE").read_text().strip() == first
+    assert served_in(tmp_path / "cli.db") == first
     assert "Training run 2:" in lyricbot("retrain")  # the rolled-back model never saw the song: a run happens
 
 
@@ -338,7 +337,7 @@ def test_a_rollback_during_a_run_is_not_undone_by_its_promotion(
 ) -> None:
     async def scenario() -> None:
         store = copy_store(trained_store, tmp_path)
-        first = (store[0] / "ACTIVE").read_text().strip()
+        first = trained_version(store[0])
         shutil.copytree(store[0] / first, store[0] / "vearlier")
         async with bot_running(tmp_path, store, **FAST) as h:
             h.fake.add_user(ADMIN, "Ada", "en")
@@ -369,8 +368,8 @@ def test_a_rollback_during_a_run_is_not_undone_by_its_promotion(
             report = await run
             assert not isinstance(report, str) and report.status == "rejected", report
             assert "not trained from" in report.detail
-            assert (store[0] / "ACTIVE").read_text().strip() == "vearlier"
-            await eventually(lambda: service.backend is not None and service.backend.model_version == "vearlier")
+            assert h.served() == "vearlier"
+            await eventually(lambda: worker(h).model_version == "vearlier")
             assert h.rows("SELECT status, parent_version FROM training_runs") == [("rejected", first)]
 
     asyncio.run(scenario())
@@ -430,7 +429,8 @@ def test_sigterm_during_an_admin_fine_tune_stops_promptly_and_records_it(
         assert bot.returncode == 0, output[-3000:]
         status, error = runs()[0]
         assert status == "interrupted", (status, error, output[-3000:])
-        assert (model_dir / "ACTIVE").read_text().strip() == first
+        assert served_in(database) == first
 
-    first = (model_dir / "ACTIVE").read_text().strip()
+    first = trained_version(model_dir)
+    asyncio.run(serve_trained_at(f"sqlite+aiosqlite:///{database}", model_dir))  # as `lyricbot train` left it
     asyncio.run(scenario())

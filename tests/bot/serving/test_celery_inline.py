@@ -19,7 +19,7 @@ from bot.serving.celery_backend import CeleryGenerationBackend
 from bot.serving.generation import GenerationJob, QueueFull
 from bot.serving.model_store import ModelStore
 from bot.settings import Settings
-from tests.helpers.bot import bot_running, eventually
+from tests.helpers.bot import bot_running, eventually, trained_version
 from tests.helpers.celery_workers import REDIS_URL, VISIBILITY_TIMEOUT_S, celery_env, redis_prefix, workers
 
 A, B = 9201, 9202
@@ -61,6 +61,7 @@ def test_a_cancelled_request_leaves_the_queue_and_never_runs(
     tmp_path: Path, celery_models: tuple[str, Path, Path]
 ) -> None:
     prefix, model_dir, _ = celery_models
+    version = trained_version(model_dir)  # every task names its version
     settings = Settings(_env_file=None, model_dir=model_dir, device="cpu",  # type: ignore[call-arg]
                         **celery_settings(prefix, queue_size=1))  # fmt: skip
 
@@ -68,14 +69,15 @@ def test_a_cancelled_request_leaves_the_queue_and_never_runs(
         backend = CeleryGenerationBackend(settings, ModelStore(model_dir, "cpu"))
         await backend.start()
         try:
-            dropped = asyncio.create_task(backend.generate(GenerationJob("天青色", 0.8, 20), timeout=60))
+            job = GenerationJob("天青色", 0.8, 20, version=version)
+            dropped = asyncio.create_task(backend.generate(job, timeout=60))
             await eventually(lambda: queued(prefix) == ["天青色"])  # no worker yet: it waits in the queue
             dropped.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await dropped
             await eventually(lambda: queued(prefix) == [])  # taken out, not left to run later
             # The queue holds one task: the dropped one no longer counts, so the next request is not "busy".
-            kept = asyncio.create_task(backend.generate(GenerationJob("我不要", 0.8, 20), timeout=90))
+            kept = asyncio.create_task(backend.generate(GenerationJob("我不要", 0.8, 20, version=version), timeout=90))
             await eventually(lambda: queued(prefix) == ["我不要"] or kept.done())
             if kept.done():
                 kept.result()  # QueueFull would surface here
@@ -120,6 +122,7 @@ def test_typing_on_does_not_fill_the_queue_for_everyone(
 def test_queue_full_is_still_busy(tmp_path: Path, celery_models: tuple[str, Path, Path]) -> None:
     """Taking superseded tasks out frees the queue; it does not switch "busy" off."""
     prefix, model_dir, _ = celery_models
+    version = trained_version(model_dir)  # every task names its version
     settings = Settings(_env_file=None, model_dir=model_dir, device="cpu",  # type: ignore[call-arg]
                         **celery_settings(prefix, queue_size=1))  # fmt: skip
 
@@ -127,10 +130,11 @@ def test_queue_full_is_still_busy(tmp_path: Path, celery_models: tuple[str, Path
         backend = CeleryGenerationBackend(settings, ModelStore(model_dir, "cpu"))
         await backend.start()
         try:
-            waiting = asyncio.create_task(backend.generate(GenerationJob("天青色", 0.8, 20), timeout=60))
+            job = GenerationJob("天青色", 0.8, 20, version=version)
+            waiting = asyncio.create_task(backend.generate(job, timeout=60))
             await eventually(lambda: queued(prefix) == ["天青色"] and backend.poller.depth == 1)  # and read
             with pytest.raises(QueueFull):
-                await backend.generate(GenerationJob("我不要", 0.8, 20), timeout=60)
+                await backend.generate(GenerationJob("我不要", 0.8, 20, version=version), timeout=60)
             waiting.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiting

@@ -12,7 +12,7 @@ from bot.db import repository
 from bot.db.repos.training import VersionRecord
 from bot.serving.retention import prune_model_dir
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
-from tests.helpers.bot import bot_running
+from tests.helpers.bot import bot_running, trained_version
 from tests.helpers.training import FAST, NEW_SONG, copy_store, run_instead, training
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -30,7 +30,7 @@ def test_prune_keeps_served_lineages_and_the_newest_rejected(tmp_path: Path) -> 
         version("v0", None, None, 0, activated=True),  # the first model: no run made it
         version("v1-r1", "v0", 1, 1, activated=True),  # promoted, then rolled back from
         version("v2-r2", "v0", 2, 2),  # rejected, but a style was made to serve it: served
-        version("v3-r3", "v2-r2", 3, 3),  # rejected, but the parent of what ACTIVE serves: rollback needs it
+        version("v3-r3", "v2-r2", 3, 3),  # rejected, but the parent of what the default serves: rollback needs it
         version("v4-r4", "v3-r3", 4, 4, activated=True),  # active
         version("v5-r5", "v0", 5, 5),  # rejected, old
         version("v6-r6", "v0", 6, 6),  # rejected, old
@@ -56,7 +56,7 @@ def test_after_each_run_only_the_newest_rejected_candidates_stay(tmp_path: Path,
     async def scenario() -> None:
         store = copy_store(trained_store, tmp_path)
         model_dir = store[0]
-        first = (model_dir / "ACTIVE").read_text().strip()
+        first = trained_version(model_dir)
         async with bot_running(tmp_path, store, **FAST, keep_rejected=1) as h:
             service = training(h)
             outcome = {"old_ppl_after": 8.0}
@@ -81,7 +81,7 @@ def test_after_each_run_only_the_newest_rejected_candidates_stay(tmp_path: Path,
 
             run_instead(service, candidate)
             promoted = await run(NEW_SONG)
-            assert (model_dir / "ACTIVE").read_text().strip() == promoted
+            assert h.served() == promoted
             outcome["old_ppl_after"] = 900.0  # from now on, candidates that forgot the old songs: rejected
             rejected = [await run(NEW_SONG + "第一首\n")]
             async with service.sessions.begin() as session:  # a style made to serve the oldest rejected one

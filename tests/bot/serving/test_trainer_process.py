@@ -6,6 +6,7 @@ trainer went on for its whole budget as an orphan, and the run stayed ``running`
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.bot import serve_trained_at, served_in, trained_version
 from tests.helpers.training import NEW_SONG, copy_store
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux /proc")
@@ -70,7 +72,8 @@ class Retrain:
         self.env = {**os.environ, "MODEL_DIR": str(self.model_dir), "CORPUS_PATH": str(corpus), "DEVICE": "cpu",
                     "DATABASE_URL": f"sqlite+aiosqlite:///{self.database}", "FINETUNE_MINUTES": "10",
                     "FINETUNE_EPOCHS": "100000", "FINETUNE_PATIENCE": "0"}  # the tiny model must not stop early
-        self.first = (self.model_dir / "ACTIVE").read_text().strip()
+        self.first = trained_version(self.model_dir)
+        asyncio.run(serve_trained_at(self.env["DATABASE_URL"], self.model_dir))  # as `lyricbot train` left it
         song = tmp_path / "song.txt"
         song.write_text(NEW_SONG, encoding="utf-8")
         added = subprocess.run([sys.executable, "-m", "bot", "corpus", "add", str(song)], env=self.env, cwd=tmp_path,
@@ -118,7 +121,7 @@ def test_sigterm_to_retrain_stops_its_trainer_and_records_the_run(tmp_path: Path
         assert "recorded as interrupted" in output
         wait_for(lambda: ended(trainer), "the trainer to end")
         assert retrain.runs() == [("interrupted", "cancelled at shutdown")]
-        assert (retrain.model_dir / "ACTIVE").read_text().strip() == retrain.first
+        assert served_in(retrain.database) == retrain.first
     finally:
         retrain.stop()
 

@@ -380,7 +380,7 @@ def test_the_style_row_picks_a_groups_style_from_the_styles_service(
         async with bot_running(tmp_path, (tmp_path / "models", corpus)) as h:
             styles = h.app.bot_data.services.styles
             assert styles is not None
-            active = (h.settings.model_dir / "ACTIVE").read_text(encoding="utf-8").strip()
+            active = str(h.served())
             shutil.copytree(h.settings.model_dir / active, h.settings.model_dir / "jay-v1")
             await styles.create(name="jay", title="Jay Chou", version="jay-v1", created_by=ADMIN)
             h.fake.add_user(ADMIN, "Ada", "en")

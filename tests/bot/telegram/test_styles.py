@@ -19,7 +19,7 @@ from bot.db.repository import record_version
 from bot.sandbox import FakeTelegram
 from bot.services.styles import StyleService
 from charrnn.checkpoint import load_checkpoint
-from tests.helpers.bot import Harness, ask, bot_running, buttons, eventually
+from tests.helpers.bot import Harness, ask, bot_running, buttons, eventually, serve_trained_at, served_in
 from tests.helpers.training import FAST as FAST_TRAINING
 from tests.helpers.training import NEW_SONG, copy_store, last_user_message_id
 
@@ -33,14 +33,17 @@ def styles(h: Harness) -> StyleService:
     return service
 
 
-def active(h: Harness) -> str:
-    return (h.settings.model_dir / "ACTIVE").read_text(encoding="utf-8").strip()
+async def active(h: Harness) -> str:
+    """The version the default style serves: its row, read through the bot's own service (SQLite or PostgreSQL)."""
+    choice = await styles(h).find("default")
+    assert choice is not None and choice.version is not None
+    return choice.version
 
 
 async def add_style(h: Harness, name: str = "jay", title: str = "Jay Chou", version: str | None = None) -> str:
     """A second style: a copy of the fixture's model under a directory of its own, registered as ``name``."""
     version = version or f"{name}-v1"
-    shutil.copytree(h.settings.model_dir / active(h), h.settings.model_dir / version)
+    shutil.copytree(h.settings.model_dir / await active(h), h.settings.model_dir / version)
     await styles(h).create(name=name, title=title, version=version, created_by=ADMIN)
     return version
 
@@ -71,11 +74,13 @@ def test_private_choice_runs_on_the_styles_version(
             assert lyric["text"].startswith("我不要")
             await eventually(lambda: last_request(h, PERSON) == [("jay", version, "answered")])
 
-            # Typed by name works too, case-insensitively; the default style again is NULL, its version ACTIVE.
+            # Typed by name works too, case-insensitively; the setting is NULL again (never chose), the request
+            # names the default style and the version its row points at.
             await ask(h, "/style DEFAULT", chat=PERSON, user=PERSON)
             assert h.rows("SELECT style FROM user_settings WHERE user_id = ?", PERSON) == [(None,)]
             await ask(h, "/write 我不要", chat=PERSON, user=PERSON)
-            await eventually(lambda: last_request(h, PERSON) == [(None, active(h), "answered")])
+            served = await active(h)
+            await eventually(lambda: last_request(h, PERSON) == [("default", served, "answered")])
 
             # A style answers to the title its button shows, in either language: 默认 / Default, Jay Chou.
             for typed, stored in (("jay chou", "jay"), (default_title, None), ("Default", None), ("Jay Chou", "jay"),
@@ -142,7 +147,8 @@ def test_group_style_is_set_by_its_administrators_only(
                 assert lyric["text"].startswith("天青色")
                 await eventually(lambda: last_request(h, OTHER) == [("jay", version, "answered")])
                 await ask(h, "/write 天青色", chat=OTHER, user=OTHER)
-                await eventually(lambda: last_request(h, OTHER) == [(None, active(h), "answered")])
+                served = await active(h)
+                await eventually(lambda: last_request(h, OTHER) == [("default", served, "answered")])
         finally:
             await fake.stop()
 
@@ -176,7 +182,8 @@ def test_a_deleted_style_falls_back_to_the_default_with_a_note(
 
             lyric = await ask(h, "/write 我不要", chat=PERSON, user=PERSON)
             assert lyric["text"].startswith("我不要") and "jay" in lyric["text"].split("\n\n")[-1]
-            await eventually(lambda: last_request(h, PERSON) == [(None, active(h), "answered")])
+            served = await active(h)
+            await eventually(lambda: last_request(h, PERSON) == [("default", served, "answered")])
             assert h.rows("SELECT style FROM user_settings WHERE user_id = ?", PERSON) == [(None,)]
             second = await ask(h, "/write 我不要", chat=PERSON, user=PERSON)
             assert "jay" not in second["text"].split("\n\n")[-1]  # told once
@@ -207,7 +214,7 @@ def test_two_styles_in_one_flood_are_both_answered(tmp_path: Path, trained_store
             await h.fake.wait_for_sent(OTHER, 4, timeout=60)
             await eventually(lambda: h.rows("SELECT COUNT(*) FROM requests WHERE status = 'answered'") == [(8,)])
             rows = h.rows("SELECT user_id, style, model_version FROM requests ORDER BY id")
-            assert {r for r in rows} == {(PERSON, "jay", version), (OTHER, None, active(h))}
+            assert {r for r in rows} == {(PERSON, "jay", version), (OTHER, "default", await active(h))}
 
     asyncio.run(scenario())
 
@@ -217,15 +224,14 @@ def test_models_and_rollback_per_style(tmp_path: Path, trained_store: tuple[Path
         async with bot_running(tmp_path, copy_store(trained_store, tmp_path), **FAST) as h:
             h.fake.add_user(ADMIN, "Root", "en")
             h.fake.add_user(PERSON, "Ann", "en")
-            default = active(h)
+            default = await active(h)
             first = await add_style(h, version="jay-v1")
             # A second version of the style, as a fine-tune would record it.
             shutil.copytree(h.settings.model_dir / first, h.settings.model_dir / "jay-v2")
             sha = load_checkpoint(h.settings.model_dir / "jay-v2").weights_sha256
             async with styles(h).sessions.begin() as session:
                 await record_version(session, version="jay-v2", parent=first, weights_sha256=sha, document_ids=[],
-                                     old_ppl=None, new_ppl=None, metrics={}, run_id=None)
-                await repository.set_version_style(session, version="jay-v2", style="jay")
+                                     old_ppl=None, new_ppl=None, metrics={}, run_id=None, style="jay")
 
             forward = await ask(h, "/rollback jay jay-v2", chat=ADMIN, user=ADMIN)
             assert "jay-v2" in forward["text"]
@@ -239,13 +245,13 @@ def test_models_and_rollback_per_style(tmp_path: Path, trained_store: tuple[Path
             back = await ask(h, "/rollback jay", chat=ADMIN, user=ADMIN)
             assert first in back["text"]
             assert h.rows("SELECT active_version FROM styles WHERE name = 'jay'") == [(first,)]
-            assert active(h) == default  # the default style did not move
+            assert await active(h) == default  # the default style did not move
             await ask(h, "/write 我", chat=PERSON, user=PERSON)
             await eventually(lambda: last_request(h, PERSON) == [("jay", first, "answered")])
 
             # Versions of one style never serve another: not as the default's, not across styles.
             crossed = await ask(h, f"/rollback {first}", chat=ADMIN, user=ADMIN)
-            assert "No rollback" in crossed["text"] and active(h) == default
+            assert "No rollback" in crossed["text"] and await active(h) == default
             foreign = await ask(h, f"/rollback jay {default}", chat=ADMIN, user=ADMIN)
             assert "No rollback" in foreign["text"]
             nothing = await ask(h, "/rollback jay", chat=ADMIN, user=ADMIN)  # jay-v1 has no parent
@@ -266,12 +272,13 @@ def test_lyricbot_train_style_creates_a_style(
     monkeypatch.setenv("MODEL_DIR", str(model_dir))
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     monkeypatch.setenv("DEVICE", "cpu")
-    before = (model_dir / "ACTIVE").read_text()
+    asyncio.run(serve_trained_at(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", model_dir))  # `lyricbot train`
+    before = served_in(tmp_path / "bot.db")
     assert main(["train", "--corpus", str(corpus), "--minutes", "0.05", "--style", "Shakespeare",
                  "--title", "The Bard"]) == 0
     out = capsys.readouterr().out
     assert "style shakespeare" in out
-    assert (model_dir / "ACTIVE").read_text() == before  # the default style is untouched
+    assert served_in(tmp_path / "bot.db") == before  # the default style is untouched
     # Its corpus is kept for its fine-tunes (replay, the held-out guard) and for the copy filter.
     assert (model_dir / "styles" / "shakespeare" / "corpus.txt").read_text(encoding="utf-8") == corpus.read_text(
         encoding="utf-8")
@@ -283,7 +290,8 @@ def test_lyricbot_train_style_creates_a_style(
                 record = await repository.get_style(session, name="shakespeare")
                 assert record is not None and record.title == "The Bard" and record.active_version
                 assert record.active_version.startswith("shakespeare-v")
-                assert await repository.version_style(session, version=record.active_version) == (True, "shakespeare")
+                version = await repository.get_version(session, version=record.active_version)
+                assert version is not None and version.style == "shakespeare"
         finally:
             await engine.dispose()
 
@@ -300,7 +308,7 @@ def test_retrain_a_style_promotes_within_the_style(tmp_path: Path, trained_store
     async def scenario() -> None:
         async with bot_running(tmp_path, copy_store(trained_store, tmp_path), **FAST_TRAINING) as h:
             h.fake.add_user(ADMIN, "Ada", "en")
-            default = active(h)
+            default = await active(h)
             first = await add_style(h)
             assert "characters" in (await ask(h, NEW_SONG, chat=ADMIN, user=ADMIN))["text"]  # too long to continue
             song = last_user_message_id(h, ADMIN)
@@ -332,7 +340,7 @@ def test_retrain_a_style_promotes_within_the_style(tmp_path: Path, trained_store
             assert h.rows("SELECT active_version FROM styles WHERE name = 'jay'") == [(candidate,)]
             assert h.rows("SELECT style FROM model_versions WHERE version IN (?, ?)", first, candidate) == [
                 ("jay",), ("jay",)]
-            assert active(h) == default  # the default style was not touched
+            assert await active(h) == default  # the default style was not touched
             assert "nothing to do" in (await ask(h, "/retrain jay", chat=ADMIN, user=ADMIN))["text"]
             assert "style jay, in the active model" in (await ask(h, "/corpus", chat=ADMIN, user=ADMIN))["text"]
 
@@ -400,7 +408,7 @@ def test_celery_workers_serve_each_style_on_its_version(
                 async def versions() -> set[tuple[Any, ...]]:
                     return set(await rows(postgres_url, "SELECT user_id, style, model_version, status FROM requests"))
 
-                expected = {(PERSON, "jay", version, "answered"), (OTHER, None, active(h), "answered")}
+                expected = {(PERSON, "jay", version, "answered"), (OTHER, "default", await active(h), "answered")}
                 for _ in range(100):
                     if await versions() == expected:
                         break
