@@ -158,6 +158,8 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
             styles = StyleService(sessions, ModelStore(settings.model_dir, settings.device))
             if args.command in ("corpus", "retrain"):  # they need a model: the bot's first start would give one
                 await styles.ensure_default()
+            else:  # a look, or a rollback: an older model directory's ACTIVE is adopted, nothing is installed
+                await styles.adopt_default()
             lock = FinetuneLock(settings.database_url, settings.model_dir)
             service = TrainingService(settings, sessions, styles, exclusive=lambda: lock.try_hold(engine))
             if args.command == "corpus":
@@ -202,7 +204,7 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
-    """The sandbox chat; ``settings`` stay production's, of which it only reads the active model version."""
+    """The sandbox chat; ``settings`` stay production's, of which it only reads the version its default style serves."""
     from bot.sandbox import run_sandbox
 
     asyncio.run(run_sandbox(settings, lang=args.lang))
@@ -245,13 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="receive updates at this public URL instead of polling (default: WEBHOOK_URL; "
                           "needs WEBHOOK_SECRET); several replicas may then share one database")
     run.add_argument("--lang", choices=LANGUAGES, default="zh", help="the sandbox person's language (default zh)")
-    train = sub.add_parser("train", help="train a model on a corpus into MODEL_DIR (from the base) and activate it")
+    train = sub.add_parser("train", help="train a model on a corpus into MODEL_DIR (from the base) and serve it")
     train.add_argument("--corpus", help="UTF-8 text file (default: CORPUS_PATH or the demo corpus)")
     train.add_argument("--minutes", type=float, default=10.0)
     train.add_argument("--from-scratch", action="store_true",
                        help="random weights instead of transfer from the pretrained base model")
     train.add_argument("--style", metavar="NAME",
-                       help="make a new named style of it (served beside the others) instead of the active model")
+                       help="make a new named style of it (served beside the others) instead of the default style's")
     train.add_argument("--title", help="the style's title on the /style buttons (default: its name)")
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
@@ -307,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError("the sandbox generates in its own process: it has no workers")
             from bot.sandbox.home import for_commands
 
-            settings = for_commands(settings)
+            settings = for_commands(settings, seed=args.command != "db")
         return COMMANDS[args.command](settings, args)
     except InvalidToken:  # its message quotes the token whole
         log.error("Telegram rejected the bot token")

@@ -55,12 +55,14 @@ def sandbox_settings(settings: Settings, **overrides: Any) -> Settings:
     return settings.model_copy(update=changes)
 
 
-def for_commands(settings: Settings) -> Settings:
-    """``lyricbot --sandbox corpus|models|retrain|rollback|db``: the sandbox's database and models. A sandbox with
-    no model yet is seeded as its chat seeds it (a corpus needs one to check new characters against); otherwise
-    left as it is, so a sandbox rollback stays."""
+def for_commands(settings: Settings, seed: bool = True) -> Settings:
+    """``lyricbot --sandbox corpus|models|retrain|rollback|db``: the sandbox's database and models. With ``seed``
+    (every command but ``db``, which must find the database as it is), a sandbox with no model yet is seeded as
+    its chat seeds it (a corpus needs one to check new characters against); otherwise left as it is, so a
+    sandbox rollback stays."""
     sandbox = sandbox_settings(settings)
-    asyncio.run(seed_model(settings, sandbox, only_if_empty=True))
+    if seed:
+        asyncio.run(seed_model(settings, sandbox, only_if_empty=True))
     return sandbox
 
 
@@ -109,8 +111,10 @@ async def _read_default_row(database_url: str) -> str | None:
             return None
 
         def read() -> str | None:
-            # immutable: SQLite takes no lock and writes no -wal or -shm file beside production's database
-            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+            # Without a -wal file every commit is in the database file itself: read it as immutable, so SQLite takes
+            # no lock and leaves no -wal or -shm file beside it. With one (production running), read through it.
+            wal = path.with_name(path.name + "-wal")
+            uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if wal.exists() else "&immutable=1")
             with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
                 try:
                     row = connection.execute(DEFAULT_ROW.replace(":name", "?"), (DEFAULT_STYLE,)).fetchone()

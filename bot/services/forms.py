@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from charrnn.text.forms import Plan, format_pattern, parse_pattern, pattern_of, tune_named
-from charrnn.text.script import LATIN
+from charrnn.text.words import LATIN
 
 COLONS = ":："
 _BARE_PATTERN = re.compile(r"\d+(?:\s*[,，]\s*\d+)+")  # 7，7，5，7: full-width commas separate lines here

@@ -83,18 +83,32 @@ class StyleService:
         """The default style's version, given one on the first start: the version a model directory from before
         migration 0012 served (its ``ACTIVE`` file), else the shipped base. Replicas starting together on one
         database agree: the first pointer written wins, the others serve it."""
+        version = await self._first_default(install=True)
+        assert version is not None  # install=True always ends with one
+        return version
+
+    async def adopt_default(self) -> str | None:
+        """``ensure_default`` for a command that only looks (``lyricbot models``): the version an ``ACTIVE`` file
+        names is adopted, but the shipped base is not installed; None when the default style has no version."""
+        return await self._first_default(install=False)
+
+    async def _first_default(self, install: bool) -> str | None:
         async with self.sessions() as session:
             record = await repo.get_style(session, name=DEFAULT_STYLE)
         if record is None:
             raise LookupError("the database has no default style: run `lyricbot db upgrade`")
-        if record.active_version is not None:
-            return record.active_version
         legacy = self.store.legacy_active()
+        if record.active_version is not None:
+            if legacy is not None:  # left by a crash right after its adoption: the row is the pointer
+                self.store.forget_legacy_active()
+            return record.active_version
+        if legacy is None and not install:
+            return None
         version = legacy if legacy is not None else await asyncio.to_thread(self.store.install_base)
         try:
-            await self.serve(DEFAULT_STYLE, version, expected_current=None)
+            await self.serve(DEFAULT_STYLE, version, expected_current=None, warm=False)  # the caller loads it
         except repo.StyleChanged:
-            return await self.ensure_default()
+            return await self._first_default(install)
         if legacy is not None:
             log.info("the default style serves %s, which MODEL_DIR/ACTIVE named (that file is gone now)", legacy)
             self.store.forget_legacy_active()
@@ -195,7 +209,8 @@ class StyleService:
         return cached
 
     def reserve_lanes(self, live_styles: int) -> None:
-        """One generation lane per live style, so styles never unload each other."""
+        """One generation lane per live style, so styles never unload each other; a version a rollback or a
+        promotion elsewhere left behind is the least recently used, and the first to go."""
         reserve = getattr(self.backend, "reserve_lanes", None)  # the in-process worker; Celery workers load on demand
         if reserve is not None:
             reserve(live_styles)
@@ -269,13 +284,14 @@ class StyleService:
         return version
 
     async def serve(self, name: str, version: str, *, expected_current: str | None,
-                    expected_sha256: str | None = None) -> None:
+                    expected_sha256: str | None = None, warm: bool = True) -> None:
         """Point the live style ``name`` at ``version``, only if it still serves ``expected_current`` (a promotion
         over the model it was trained from, a rollback over the one it saw): ``repo.StyleChanged`` otherwise.
 
         The checkpoint is verified first (``CheckpointError``); a version no row records yet (the shipped base, a
         first model of ``lyricbot train``) becomes the root of the style's lineage; one of another style's lineage
-        is refused (LookupError). The backend loads it now, so its first request does not wait for that.
+        is refused (LookupError). The backend loads it now (``warm``), so its first request does not wait for that
+        in this bot; other replicas and the CLI load it on its first request there.
         """
         ckpt = await asyncio.to_thread(load_checkpoint, self.store.model_dir / version)  # checksums verified
         if expected_sha256 is not None and ckpt.weights_sha256 != expected_sha256:
@@ -287,15 +303,23 @@ class StyleService:
                 raise LookupError(f"{version} is a version of style {record.style}: /rollback {record.style} {version}")
             await repo.point_style(session, name=name, version=version, expected_current=expected_current)
             await repo.activate_version(session, version=version)
-        if self.backend is not None:
+        if warm and self.backend is not None:
             await self.backend.warm(version)
         log.info("style %s now serves %s", name, version)
 
     async def replace(self, name: str, version: str) -> None:
         """``serve`` over whatever the style serves now: an operator's choice (``lyricbot train``, the sandbox's
-        start), where a promotion would be refused over a model it was not trained from."""
-        current = await self.find(name)
-        await self.serve(name, version, expected_current=current.version if current is not None else None)
+        start), where a promotion would be refused over a model it was not trained from. A promotion or rollback
+        landing between the look and the change is looked at again, not the end of minutes of training."""
+        for attempt in range(3):
+            async with self.sessions() as session:
+                current = await repo.get_style(session, name=normalize(name))
+            try:
+                await self.serve(name, version, expected_current=current.active_version if current else None)
+                return
+            except repo.StyleChanged:
+                if attempt == 2:
+                    raise
 
     async def describe_versions(self, name: str) -> list[str]:
         """/models for one style: its versions, newest first, with perplexity, ratings and the active one marked."""

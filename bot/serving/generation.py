@@ -56,8 +56,10 @@ class GenerationBackend(Protocol):
 class LocalGenerationWorker:
     """In-process backend: a bounded queue in front of a thread that runs ``BatchGenerator``.
 
-    ``loaded``: the model of jobs that name no version (the last one warmed), kept in memory whatever else comes
-    and goes; None for a worker that loads every version on demand (``bot.worker``'s)."""
+    ``loaded``: a model of the worker's own, for jobs that name no version (a test's, a benchmark's), kept in
+    memory whatever else comes and goes; None for a worker that runs only the versions jobs name (the bot's and
+    ``bot.worker``'s: every job names its style's version). Other versions are kept least recently used first,
+    ``max_lanes`` of them at most, so a version nobody asks for any more (a rollback elsewhere) leaves in time."""
 
     def __init__(
         self,
@@ -71,7 +73,7 @@ class LocalGenerationWorker:
         max_lanes: int = 2,
     ) -> None:
         self._loader = loader
-        self._max_lanes = max(1, max_lanes)  # models kept in memory: the pinned one and recently asked-for ones
+        self._max_lanes = max(1, max_lanes)  # models kept in memory: the worker's own and recently asked-for ones
         self._dtype = dtype
         self._queue_size = queue_size
         self._max_batch = max_batch
@@ -80,21 +82,15 @@ class LocalGenerationWorker:
         self._outstanding = 0  # jobs accepted and not finished; touched only on the event loop
         self._seq = 0
         self._job_seconds = 1.0  # moving average of one job's service time, for "busy" estimates
-        self._swap: LoadedModel | None = None
-        self._swap_lock = threading.Lock()
+        self._preloads: list[LoadedModel] = []  # handed over by warm(), taken by the worker thread
+        self._preloads_lock = threading.Lock()
         self._loaded = loaded
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    @property
-    def model_version(self) -> str | None:
-        """The version of jobs that name none (None: such jobs are refused)."""
-        pinned = self._swap or self._loaded
-        return pinned.version if pinned is not None else None
-
     def reserve_lanes(self, lanes: int) -> None:
-        """Keep at least ``lanes`` models in memory: one per live style, so that styles taking turns never
-        unload and reload each other."""
+        """Keep at least ``lanes`` models in memory (``StyleService.reserve_lanes``: one per live style), so that
+        styles taking turns never unload and reload each other."""
         self._max_lanes = max(self._max_lanes, lanes)
 
     def start_thread(self) -> None:
@@ -117,17 +113,14 @@ class LocalGenerationWorker:
                 log.warning("generation worker did not stop within %.0f s", timeout)
 
     async def warm(self, version: str) -> None:
-        """Load ``version`` (off the event loop) and pin it: from the next step on it serves jobs naming none."""
-        if version == self.model_version and self._swap is None:
-            return
+        """Load ``version`` off the event loop and hand it to the worker thread, which adds its lane between two
+        steps: the version's first job does not wait for the load (nor does every other job, behind it).
+        Requests already running finish on the model they started on."""
         if self._loader is None:
             raise LookupError(f"this worker cannot load model versions by name (asked for {version})")
-        self.serve(await asyncio.to_thread(self._loader, version))
-
-    def serve(self, loaded: LoadedModel) -> None:
-        """Serve ``loaded`` from the next step on; requests already running finish on the old model."""
-        with self._swap_lock:
-            self._swap = loaded
+        loaded = await asyncio.to_thread(self._loader, version)
+        with self._preloads_lock:
+            self._preloads.append(loaded)
 
     def estimated_wait_s(self) -> float:
         concurrent = max(1, self._max_batch // 4)
@@ -155,7 +148,7 @@ class LocalGenerationWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(self._torch_threads)
-        # By version, least recently used first; the lane of self._loaded (pinned) serves jobs that name none.
+        # By version, least recently used first; the lane of self._loaded serves jobs that name none.
         lanes: OrderedDict[str, Lane] = OrderedDict()
         failures = 0
         with torch.inference_mode():
@@ -164,7 +157,7 @@ class LocalGenerationWorker:
                     self._serving_lane(lanes)
                     busy = any(not lane.idle() for lane in lanes.values())
                     self._take_jobs(lanes, block=not busy)
-                    self._apply_swap(lanes)
+                    self._take_preloads(lanes)
                     for lane in lanes.values():
                         for seq in lane.cancelled():
                             lane.cancel(seq)
@@ -190,10 +183,10 @@ class LocalGenerationWorker:
         return lane
 
     def _lane_for(self, lanes: OrderedDict[str, Lane], version: str | None) -> Lane:
-        """The lane of the version a job names (none: the pinned one), loaded on first use (how a promotion
-        reaches a Celery worker)."""
-        pinned = self._loaded.version if self._loaded is not None else None
-        if version is None or version == pinned:
+        """The lane of the version a job names (none: the worker's own), loaded on first use (how a promotion
+        reaches a Celery worker, or a rollback made elsewhere this worker)."""
+        own = self._loaded.version if self._loaded is not None else None
+        if version is None or version == own:
             lane = self._serving_lane(lanes)
             if lane is None:
                 raise LookupError("the job names no model version, and this worker has none of its own")
@@ -209,9 +202,9 @@ class LocalGenerationWorker:
         return lane
 
     def _prune(self, lanes: OrderedDict[str, Lane]) -> None:
-        """Drop idle lanes beyond ``max_lanes``, least recently used first; the pinned lane stays."""
-        pinned = self._loaded.version if self._loaded is not None else None
-        for version in [v for v in lanes if v != pinned]:
+        """Drop idle lanes beyond ``max_lanes``, least recently used first; the worker's own stays."""
+        own = self._loaded.version if self._loaded is not None else None
+        for version in [v for v in lanes if v != own]:
             if len(lanes) <= self._max_lanes:
                 break
             if lanes[version].idle():
@@ -248,16 +241,15 @@ class LocalGenerationWorker:
             if item is not None:
                 self._resolve(item, exc=shutting_down)
 
-    def _apply_swap(self, lanes: OrderedDict[str, Lane]) -> None:
-        """Pin a model handed over by ``serve``; the old pinned lane drains on its own and may then go."""
-        with self._swap_lock:
-            loaded, self._swap = self._swap, None
-        if loaded is not None:
+    def _take_preloads(self, lanes: OrderedDict[str, Lane]) -> None:
+        """Add the lanes of models handed over by ``warm``, as the most recently used."""
+        with self._preloads_lock:
+            preloads, self._preloads = self._preloads, []
+        for loaded in preloads:
             if loaded.version not in lanes:  # a version still in memory (a quick rollback) keeps its lane
                 lanes[loaded.version] = self._new_lane(loaded)
             lanes.move_to_end(loaded.version)
-            self._loaded = loaded
-            log.info("now serving model %s", loaded.version)
+            log.info("model %s is loaded", loaded.version)
 
     def _new_lane(self, loaded: LoadedModel) -> Lane:
         return Lane(loaded, self._max_batch, self._dtype)
@@ -268,7 +260,7 @@ class LocalGenerationWorker:
         except queue.Empty:
             return
         while item is not None:
-            self._apply_swap(lanes)  # a job that arrives after serve() gets the new model
+            self._take_preloads(lanes)  # a job that arrives after warm() finds its model loaded
             try:
                 self._lane_for(lanes, item.job.version).submit(item)
             except Exception as exc:  # a job that cannot even be added fails alone

@@ -19,8 +19,8 @@ from charrnn.generation.shape_rules import ShapeTables
 from charrnn.generation.word_trie import WordCursor, word_tables
 from charrnn.music.melody import MelodyCursor, parse_melody
 from charrnn.text.rhyme import THIRTEEN_CLASSES, han_key
-from charrnn.text.script import is_alphabetic_letter, is_han, script_of
 from charrnn.text.topics import keyword_plan
+from charrnn.text.words import is_alphabetic_letter, is_han, script_of
 from charrnn.vocab import UNK_ID, Vocab
 
 CLASSES = tuple(THIRTEEN_CLASSES)

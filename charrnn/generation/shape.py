@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from charrnn.text.forms import CHINESE_LINE, DEFAULT_SONG_LENGTH, LATIN_LINE, Clause, Plan, find_tune, plan_of
 from charrnn.text.rhyme import line_key, usable
-from charrnn.text.script import LATIN, is_han
+from charrnn.text.words import LATIN, is_han
 
 if TYPE_CHECKING:
     from charrnn.config import SampleConfig

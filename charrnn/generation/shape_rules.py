@@ -18,8 +18,7 @@ import torch
 from charrnn.generation.shape import OVERRUN, Shape, visible
 from charrnn.text.forms import CLAUSE_ENDS, Clause
 from charrnn.text.rhyme import THIRTEEN_CLASSES, ending_words, line_key, usable
-from charrnn.text.script import LATIN, is_han
-from charrnn.text.words import trailing_word
+from charrnn.text.words import LATIN, is_han, trailing_word
 from charrnn.vocab import Vocab
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pronouncing
 
-from charrnn.text.script import is_han
+from charrnn.text.words import is_han
 
 CLAUSE_ENDS = frozenset("，。、；：？！,.;:?!…—")
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import pronouncing
 from pypinyin import Style, lazy_pinyin
 
-from charrnn.text.script import is_han
+from charrnn.text.words import is_han
 
 # 十三辙: the thirteen rhyme classes, by pypinyin's strict finals (ü written v).
 THIRTEEN_CLASSES: dict[str, tuple[str, ...]] = {

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from charrnn.config import SampleConfig
 from charrnn.text.forms import find_tune, tune_named
 from charrnn.text.lyrics import lines_of
-from charrnn.text.script import is_english
+from charrnn.text.words import is_english
 from charrnn.vocab import Vocab
 
 TITLE_CONTEXT = "\n\n"  # a blank line: in every lyric corpus, the title line comes next

@@ -1,4 +1,8 @@
-"""English words as the corpora spell them, and where a text's last whole line or word ends.
+"""Scripts and words: which script a character or a text is written in (the one place that decides Han, Latin
+and English), English words as the corpora spell them, and where a text's last whole line or word ends.
+
+A lyric is held to one script (``SampleConfig.one_script``), titled by its hook when it is English, rhymed by
+pinyin finals when it is Chinese; every one of those decisions asks here, so they cannot disagree.
 
 A checkpoint carries the English words of the corpora it learnt (``corpus_words``: maximal runs of ASCII
 letters and apostrophes, lower-cased, so "o'er", "'tis" and "ne'er" stay as the corpus spells them); the
@@ -10,9 +14,11 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Collection
 from typing import Any
 
+LATIN = re.compile(r"[A-Za-z]")
 WORD_CHARS = frozenset(string.ascii_letters + "'")
 _WORD = re.compile(r"[A-Za-z']*[A-Za-z][A-Za-z']*")  # a run of letters and apostrophes with a letter in it
 _STORED = re.compile(r"[a-z']*[a-z][a-z']*")
@@ -62,3 +68,31 @@ def trailing_word(text: str) -> str:
     while end and text[end - 1] in WORD_CHARS:
         end -= 1
     return text[end:]
+
+
+def is_han(char: str) -> bool:
+    """A Chinese character (a CJK unified ideograph, extensions included)."""
+    return len(char) == 1 and unicodedata.name(char, "").startswith("CJK UNIFIED IDEOGRAPH")
+
+
+def is_latin_letter(char: str) -> bool:
+    """An ASCII letter: what the English words of the corpora are spelt with."""
+    return len(char) == 1 and char.isascii() and char.isalpha()
+
+
+def is_alphabetic_letter(symbol: str) -> bool:
+    """A letter of a script with cases (Latin, Greek, Cyrillic...): Han, kana and hangul have none."""
+    return symbol.isalpha() and symbol.lower() != symbol.upper()
+
+
+def is_english(text: str) -> bool:
+    """More Latin letters than Han characters: a text to title by its hook, not by a fitted phrase."""
+    latin = sum(1 for c in text if is_latin_letter(c))
+    return latin > sum(1 for c in text if is_han(c))
+
+
+def script_of(text: str) -> str:
+    """"zh" for text with Han characters and no Latin letter, "en" for the other way round, else ""."""
+    han = any(is_han(c) for c in text)
+    latin = any(is_latin_letter(c) for c in text)
+    return "zh" if han and not latin else "en" if latin and not han else ""

@@ -10,7 +10,8 @@ NULLs become ``default`` and the columns are NOT NULL, ``default`` unless a row 
 ``chat_settings.style`` stay nullable: NULL there is "never chose one".
 
 A downgrade refuses while the default row serves a version, which the older code would only find in ``ACTIVE``:
-it says how to write that file and go ahead.
+it says how to go ahead (in an order where a bot started by mistake midway makes it refuse again, never lose the
+version).
 
 Revision ID: 0012
 Revises: 0011
@@ -54,9 +55,9 @@ def downgrade() -> None:
     if served is not None and served[0] is not None:
         raise RuntimeError(
             f"not downgrading below 0012: the default style serves {served[0]}, which the older bot reads from "
-            f"MODEL_DIR/ACTIVE. Nothing was changed. To go ahead, write that name into the file (echo {served[0]} > "
-            "$MODEL_DIR/ACTIVE), clear the row's pointer (UPDATE styles SET active_version = NULL WHERE name = "
-            "'default') and downgrade again"
+            "MODEL_DIR/ACTIVE. Nothing was changed. To go ahead, stop every bot on this database, clear the row's "
+            "pointer (UPDATE styles SET active_version = NULL WHERE name = 'default'), then write the version into "
+            f"the file (echo {served[0]} > $MODEL_DIR/ACTIVE) and downgrade again"
         )
     for table in NAMED:
         with op.batch_alter_table(table) as batch:

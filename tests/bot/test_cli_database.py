@@ -69,6 +69,21 @@ def test_sandbox_flag_points_them_at_the_sandbox_database(
     assert not production.exists()  # neither the production database nor its model directory was made
 
 
+def test_the_sandbox_db_command_finds_its_database_as_it_is(
+    tmp_path: Path, production: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--sandbox db`` must not seed the sandbox first: that would migrate it to the head and point its default
+    style at a version, and a downgrade below 0012 could then never go through."""
+    assert main(["--sandbox", "db", "current"]) == 0
+    assert "database revision: None" in capsys.readouterr().out
+    assert main(["--sandbox", "db", "upgrade"]) == 0
+    assert main(["--sandbox", "db", "downgrade", "0011"]) == 0  # the default style serves nothing: nothing lost
+    capsys.readouterr()
+    assert main(["--sandbox", "db", "current"]) == 0
+    assert "database revision: 0011" in capsys.readouterr().out
+    assert not (tmp_path / "var" / "sandbox-models").exists()
+
+
 def test_the_database_password_is_never_printed(
     production: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

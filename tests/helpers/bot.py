@@ -16,7 +16,7 @@ from typing import Any
 
 from telegram.ext import Application
 
-from bot.app import Webhook, build_application, running, runtime_of
+from bot.app import Webhook, build_application, running
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
 from bot.domain import DEFAULT_STYLE
@@ -84,11 +84,6 @@ def served_in(database: Path, style: str = DEFAULT_STYLE) -> str | None:
     with contextlib.closing(sqlite3.connect(database)) as conn:
         row = conn.execute("SELECT active_version FROM styles WHERE name = ?", (style,)).fetchone()
     return row[0] if row else None
-
-
-def worker(h: Harness) -> Any:
-    """The bot's generation backend: the in-process worker, whose pinned model is the one last warmed."""
-    return runtime_of(h.app).backend
 
 
 @dataclass

@@ -111,18 +111,29 @@ def _tiny_loaded(version: str) -> LoadedModel:
 
 
 def test_worker_hot_swap_finishes_running_requests_on_the_old_model() -> None:
+    """A promotion: the new version is loaded ahead (``warm``) while a request runs on the old one, which it
+    finishes on; the next request, naming the new version, waits for no load."""
+    loads: list[str] = []
+
+    def loader(version: str) -> LoadedModel:
+        loads.append(version)
+        return _tiny_loaded(version)
+
     async def scenario() -> None:
-        worker = LocalGenerationWorker(_tiny_loaded("old"), queue_size=8, max_batch=8, loader=_tiny_loaded)
+        worker = LocalGenerationWorker(None, queue_size=8, max_batch=8, loader=loader)
         worker.start_thread()
         try:
-            running = asyncio.create_task(worker.generate(GenerationJob("我", 1.0, 400, candidates=2), timeout=30))
+            job = GenerationJob("我", 1.0, 400, candidates=2, version="old")
+            running = asyncio.create_task(worker.generate(job, timeout=30))
             await asyncio.sleep(0.05)
             await worker.warm("new")
-            await asyncio.sleep(0.05)
-            fresh = await worker.generate(GenerationJob("你", 1.0, 5), timeout=30)
+            assert loads == ["old", "new"]  # loaded off the worker thread, before anyone asked for it
+            fresh = await worker.generate(GenerationJob("你", 1.0, 5, version="new"), timeout=30)
             first = await running
             assert first.model_version == "old" and fresh.model_version == "new"
-            assert worker.model_version == "new"
+            assert loads == ["old", "new"]  # the new version's first request found it loaded
+            with pytest.raises(LookupError, match="names no model version"):  # this worker has no model of its own
+                await worker.generate(GenerationJob("你", 1.0, 5), timeout=30)
         finally:
             worker.stop()
 
@@ -143,17 +154,43 @@ def test_worker_serves_the_version_a_job_names_and_keeps_few_models() -> None:
         worker = LocalGenerationWorker(_tiny_loaded("v1"), queue_size=8, max_batch=8, loader=loader, max_lanes=2)
         worker.start_thread()
         try:
-            # A version named for the first time is loaded; jobs that name none keep the pinned one (v1): naming a
-            # version never changes it (only warm() does: tested with the hot swap).
+            # A version named for the first time is loaded; jobs that name none get the worker's own (v1), which
+            # naming another version never changes.
             for version, served in (("v2", "v2"), ("v1", "v1"), (None, "v1"), ("v3", "v3"), ("v2", "v2")):
                 result = await worker.generate(GenerationJob("我", 1.0, 5, version=version), timeout=30)
                 assert result.model_version == served
-            # v2 stayed while two models fit (v1 pinned and one more), was dropped when v3 came (least recently
-            # used), and was loaded again when asked for; v1 was never dropped.
+            # v2 stayed while two models fit (v1, the worker's own, and one more), was dropped when v3 came (least
+            # recently used), and was loaded again when asked for; v1 was never dropped.
             assert loads == ["v2", "v3", "v2"]
             with pytest.raises(FileNotFoundError):
                 await worker.generate(GenerationJob("我", 1.0, 5, version="deleted"), timeout=30)
             assert (await worker.generate(GenerationJob("我", 1.0, 5), timeout=30)).model_version == "v1"
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_rollback_made_elsewhere_does_not_make_styles_reload_each_other() -> None:
+    """Two styles, so two lanes (``StyleService.reserve_lanes``). Another replica rolls the default back: this
+    bot's lane of the old default is the least recently used and goes, and the two versions now asked for,
+    taking turns, are loaded once each (a model the bot had pinned would have made them reload each other)."""
+    loads: list[str] = []
+
+    def loader(version: str) -> LoadedModel:
+        loads.append(version)
+        return _tiny_loaded(version)
+
+    async def scenario() -> None:
+        worker = LocalGenerationWorker(None, queue_size=8, max_batch=8, loader=loader)
+        worker.reserve_lanes(2)
+        worker.start_thread()
+        try:
+            await worker.warm("default-v1")
+            for version in ["default-v1", "jay-v1", *["default-v0", "jay-v1"] * 3]:
+                result = await worker.generate(GenerationJob("我", 1.0, 5, version=version), timeout=30)
+                assert result.model_version == version
+            assert loads == ["default-v1", "jay-v1", "default-v0"]
         finally:
             worker.stop()
 
@@ -237,13 +274,15 @@ def test_a_timeout_after_a_swap_cancels_only_its_own_rows() -> None:
     model = CharRNN(ModelConfig(vocab_size=len(vocab), layers=1, embed=8, hidden=8)).eval()
 
     async def scenario() -> None:
-        worker = LocalGenerationWorker(LoadedModel(model, vocab, "old"), queue_size=4, max_batch=4)
+        worker = LocalGenerationWorker(LoadedModel(model, vocab, "old"), queue_size=4, max_batch=4,
+                                       loader=lambda version: LoadedModel(model, vocab, version))
         worker.start_thread()
         try:
             doomed = asyncio.create_task(worker.generate(GenerationJob("a", 1.0, 100_000), timeout=0.5))
             await asyncio.sleep(0.1)
-            worker.serve(LoadedModel(model, vocab, "new"))
-            survivor = asyncio.create_task(worker.generate(GenerationJob("b", 1.0, 3000), timeout=600))
+            await worker.warm("new")
+            job = GenerationJob("b", 1.0, 3000, version="new")
+            survivor = asyncio.create_task(worker.generate(job, timeout=600))
             with pytest.raises(TimeoutError):
                 await doomed
             result = await survivor

@@ -13,7 +13,7 @@ from charrnn.config import SampleConfig
 from charrnn.generation.batching import generate_many
 from charrnn.generation.sample import generate
 from charrnn.text.forms import follows, plan_rhymes, tune_plan
-from charrnn.text.script import is_han
+from charrnn.text.words import is_han
 
 TUNES = ("浣溪沙", "鹧鸪天", "菩萨蛮", "西江月", "临江仙", "蝶恋花")
 

@@ -304,7 +304,7 @@ def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_
     Latin letters ("I莫与他家…"); held to one script, none do, and English openings write no Han character. A
     Chinese-only model after an English opening still writes Chinese: it has no English to keep to."""
     from charrnn.checkpoint import BASE, load_checkpoint
-    from charrnn.text.script import script_of
+    from charrnn.text.words import script_of
 
     assert [script_of(t) for t in ("我想你", "The night", "我 love 你", "…")] == ["zh", "en", "", ""]
     base = load_checkpoint(BASE)
