@@ -16,14 +16,20 @@ from tests.helpers.bot import trained_version
 from tests.helpers.migrated import migrated
 
 
-def test_a_model_directory_from_before_keeps_serving_its_active_version(
-    tmp_path: Path, url: str, trained_store: tuple[Path, Path]
-) -> None:
+def model_dir_from_before(tmp_path: Path, trained_store: tuple[Path, Path]) -> tuple[Path, str]:
+    """A copy of the trained model directory as the bot before migration 0012 left it: ACTIVE names the model."""
     model_dir = tmp_path / "models"
     shutil.copytree(trained_store[0], model_dir)
     version = trained_version(model_dir)
     assert version is not None
-    (model_dir / "ACTIVE").write_text(version + "\n", encoding="utf-8")  # what the older bot served
+    (model_dir / "ACTIVE").write_text(version + "\n", encoding="utf-8")
+    return model_dir, version
+
+
+def test_a_model_directory_from_before_keeps_serving_its_active_version(
+    tmp_path: Path, url: str, trained_store: tuple[Path, Path]
+) -> None:
+    model_dir, version = model_dir_from_before(tmp_path, trained_store)
 
     async def main() -> None:
         async with migrated(url) as engine:
@@ -46,11 +52,7 @@ def test_replicas_starting_together_serve_one_version(
     tmp_path: Path, url: str, trained_store: tuple[Path, Path]
 ) -> None:
     """Two bots on one database, each with its own engine, give the default style its first version at once."""
-    model_dir = tmp_path / "models"
-    shutil.copytree(trained_store[0], model_dir)
-    version = trained_version(model_dir)
-    assert version is not None
-    (model_dir / "ACTIVE").write_text(version + "\n", encoding="utf-8")
+    model_dir, _ = model_dir_from_before(tmp_path, trained_store)
 
     async def main() -> None:
         async with migrated(url):

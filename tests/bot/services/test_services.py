@@ -17,7 +17,14 @@ from bot.ops.logs import RedactTokens
 from bot.services.admission import RateLimiter
 from bot.services.preferences import PreferencesService
 from bot.services.quality import CopyGuard, rank, repetition
-from bot.serving.generation import GenerationJob, GenerationResult, LoadedModel, LocalGenerationWorker, QueueFull
+from bot.serving.generation import (
+    GenerationJob,
+    GenerationResult,
+    LoadedModel,
+    Loader,
+    LocalGenerationWorker,
+    QueueFull,
+)
 from bot.settings import Settings
 from bot.telegram.delivery import fit
 from charrnn.checkpoint import load_checkpoint
@@ -110,14 +117,21 @@ def _tiny_loaded(version: str) -> LoadedModel:
     return LoadedModel(tiny.model, tiny.vocab, version)
 
 
-def test_worker_hot_swap_finishes_running_requests_on_the_old_model() -> None:
-    """A promotion: the new version is loaded ahead (``warm``) while a request runs on the old one, which it
-    finishes on; the next request, naming the new version, waits for no load."""
-    loads: list[str] = []
+def _recording_loader(loads: list[str]) -> Loader:
+    """A loader of tiny models that notes each version it was asked for."""
 
     def loader(version: str) -> LoadedModel:
         loads.append(version)
         return _tiny_loaded(version)
+
+    return loader
+
+
+def test_worker_hot_swap_finishes_running_requests_on_the_old_model() -> None:
+    """A promotion: the new version is loaded ahead (``warm``) while a request runs on the old one, which it
+    finishes on; the next request, naming the new version, waits for no load."""
+    loads: list[str] = []
+    loader = _recording_loader(loads)
 
     async def scenario() -> None:
         worker = LocalGenerationWorker(None, queue_size=8, max_batch=8, loader=loader)
@@ -176,10 +190,7 @@ def test_a_rollback_made_elsewhere_does_not_make_styles_reload_each_other() -> N
     bot's lane of the old default is the least recently used and goes, and the two versions now asked for,
     taking turns, are loaded once each (a model the bot had pinned would have made them reload each other)."""
     loads: list[str] = []
-
-    def loader(version: str) -> LoadedModel:
-        loads.append(version)
-        return _tiny_loaded(version)
+    loader = _recording_loader(loads)
 
     async def scenario() -> None:
         worker = LocalGenerationWorker(None, queue_size=8, max_batch=8, loader=loader)

@@ -62,12 +62,16 @@ def test_forged_button_data_reveals_and_changes_nothing(tmp_path: Path, trained_
             await eventually(lambda: len(h.fake.answered_callbacks) == answered + 1)
             assert "Only the person who asked" in h.fake.answered_callbacks[-1]["text"]
             assert await quiet(h, GROUP, 1.0) == 0
+            answered = len(h.fake.answered_callbacks)
             h.fake.press_button(BOB, GROUP, shared["message_id"], f"r:{shared_request}:4")  # rating is for all
             await eventually(lambda: h.rows("SELECT user_id, stars FROM ratings") == [(BOB, 4)])
+            # (its answer comes after the row: counted before the next press, or the two could land together)
+            await eventually(lambda: len(h.fake.answered_callbacks) == answered + 1)
             # ... but a forged id under that group message still refers to another request.
             answered = len(h.fake.answered_callbacks)
             h.fake.forge_callback(BOB, GROUP, shared["message_id"], f"r:{ann_request}:5")
             await eventually(lambda: len(h.fake.answered_callbacks) == answered + 1)
+            assert "does not belong" in h.fake.answered_callbacks[-1]["text"]
             assert h.rows("SELECT request_id FROM ratings") == [(shared_request,)]
 
     asyncio.run(scenario())
