@@ -233,12 +233,15 @@ def test_top_shows_a_chat_only_its_own_lyrics(tmp_path: Path, trained_store: tup
                                                           request_of(m)) == [("answered",)])
                 h.fake.press_button(voter, chat, message["message_id"], f"r:{request_of(message)}:5")
             await eventually(lambda: h.rows("SELECT COUNT(*) FROM ratings") == [(2,)])
+            # Each lyric by its first line (the tiny model may well write 窗外 in Ann's lyric too).
+            ann_line, group_line = (m["text"].split("\n")[0] for m in (secret, in_group))
+            assert ann_line.startswith("我的银行密码是") and group_line.startswith("窗外") and ann_line != group_line
             bobs = await ask(h, "/top", chat=BOB, user=BOB)
-            assert "银行密码" not in bobs["text"] and "窗外" not in bobs["text"]  # neither was written here
+            assert ann_line not in bobs["text"] and group_line not in bobs["text"]  # neither was written here
             groups = await ask(h, "/top", chat=GROUP, user=ANN)
-            assert "窗外" in groups["text"] and "银行密码" not in groups["text"]
+            assert group_line in groups["text"] and ann_line not in groups["text"]
             anns = await ask(h, "/top", chat=ANN, user=ANN)
-            assert "银行密码" in anns["text"] and "窗外" not in anns["text"]
+            assert ann_line in anns["text"] and group_line not in anns["text"]
 
     asyncio.run(scenario())
 
