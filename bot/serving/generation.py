@@ -84,6 +84,7 @@ class LocalGenerationWorker:
         self._job_seconds = 1.0  # moving average of one job's service time, for "busy" estimates
         self._preloads: list[LoadedModel] = []  # handed over by warm(), taken by the worker thread
         self._preloads_lock = threading.Lock()
+        self._resident: frozenset[str] = frozenset()  # the versions with a lane, as the worker thread last saw them
         self._loaded = loaded
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -116,6 +117,8 @@ class LocalGenerationWorker:
         """Load ``version`` off the event loop and hand it to the worker thread, which adds its lane between two
         steps: the version's first job does not wait for the load (nor does every other job, behind it).
         Requests already running finish on the model they started on."""
+        if version in self._resident:  # a quick rollback to a version still in memory: nothing to load
+            return
         if self._loader is None:
             raise LookupError(f"this worker cannot load model versions by name (asked for {version})")
         loaded = await asyncio.to_thread(self._loader, version)
@@ -163,6 +166,7 @@ class LocalGenerationWorker:
                             lane.cancel(seq)
                     self._step(lanes)
                     self._prune(lanes)
+                    self._resident = frozenset(lanes)
                     failures = 0
                 except Exception as exc:  # nothing may kill the worker, not even an error while recovering
                     failures += 1

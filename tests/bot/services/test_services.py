@@ -146,6 +146,8 @@ def test_worker_hot_swap_finishes_running_requests_on_the_old_model() -> None:
             first = await running
             assert first.model_version == "old" and fresh.model_version == "new"
             assert loads == ["old", "new"]  # the new version's first request found it loaded
+            await worker.warm("old")  # a quick rollback: the old version is still in memory, nothing is loaded
+            assert loads == ["old", "new"]
             with pytest.raises(LookupError, match="names no model version"):  # this worker has no model of its own
                 await worker.generate(GenerationJob("你", 1.0, 5), timeout=30)
         finally:
