@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -81,7 +79,7 @@ async def seed_model(production: Settings, sandbox: Settings, only_if_empty: boo
         if version is None:
             version = await asyncio.to_thread(styles.store.install_base)
         else:
-            await asyncio.to_thread(_copy_version, production.model_dir / version, sandbox.model_dir)
+            await asyncio.to_thread(styles.store.copy_in, production.model_dir / version, version)
         if current is None or current.version != version:
             await styles.replace(DEFAULT_STYLE, version)
         return version
@@ -129,20 +127,6 @@ async def _read_default_row(database_url: str) -> str | None:
             return (await connection.execute(sql_text(DEFAULT_ROW), {"name": DEFAULT_STYLE})).scalar()
     finally:
         await engine.dispose()
-
-
-def _copy_version(source: Path, sandbox_dir: Path) -> None:
-    target = sandbox_dir / source.name
-    if (target / "meta.json").is_file():
-        return
-    sandbox_dir.mkdir(parents=True, exist_ok=True)
-    partial = sandbox_dir / f".{source.name}.{os.getpid()}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        shutil.copytree(source, partial)
-        os.replace(partial, target)  # appears whole or not at all
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 async def last_update_id(database_url: str = SANDBOX_DB) -> int:

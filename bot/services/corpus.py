@@ -34,19 +34,11 @@ class CorpusService:
         if len(raw) > self.settings.max_corpus_bytes:
             raise CorpusError(f"{name} is {len(raw):,} bytes; the limit is {self.settings.max_corpus_bytes:,}")
         text = check_corpus_text(raw, name=name)
-        version = await self.style_parent(style)
+        version = await self.styles.active_version(style)
         async with self.sessions.begin() as session:  # a duplicate only of the same style's text
             record, created = await repo.add_document(session, name=name, text=text, added_by=added_by, style=style)
         vocab = await self.styles.vocab(version)  # new characters are new to this style's model, not another's
         return Added(record.id, record.chars, tuple(vocab.unknown_chars(text)), not created)
-
-    async def style_parent(self, style: str) -> str:
-        """A live style's active version: what its fine-tunes start from. LookupError for no such style."""
-        async with self.sessions() as session:
-            record = await repo.get_style(session, name=style)
-        if record is None or record.deleted_at is not None or record.active_version is None:
-            raise LookupError(f"no style {style}")
-        return record.active_version
 
     async def corpus_texts(self) -> dict[int, str]:
         async with self.sessions() as session:
@@ -58,7 +50,7 @@ class CorpusService:
         async with self.sessions() as session:
             versions = {v.version: v for v in await repo.list_versions(session)}
         seen: set[int] = set()
-        version: str | None = await self.style_parent(style)
+        version: str | None = await self.styles.active_version(style)
         while version is not None and version in versions:
             seen.update(versions[version].document_ids)
             version = versions[version].parent

@@ -133,6 +133,14 @@ class StyleService:
             record = await repo.get_style(session, name=name)
         return _choice(record) if record is not None and _live(record) else None
 
+    async def active_version(self, name: str) -> str:
+        """A live style's version: what its requests run on and its fine-tunes start from. LookupError for no such
+        style."""
+        choice = await self.find(name)
+        if choice is None or choice.version is None:
+            raise LookupError(f"no style {normalize(name)}")
+        return choice.version
+
     async def current(self, person: Person, place: Place) -> str:
         """The name of the style this person's requests in this chat are written in (the default when the
         setting names a style deleted since)."""

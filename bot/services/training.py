@@ -142,7 +142,7 @@ class TrainingService:
             documents = await self.corpus.new_document_ids(style)
             if not documents:
                 return "nothing_new"
-            parent = await self.corpus.style_parent(style)
+            parent = await self.styles.active_version(style)
             async with self.sessions.begin() as session:
                 run = await repo.create_run(session, trigger=trigger, requested_by=requested_by,
                                             parent_version=parent, document_ids=documents, style=style)

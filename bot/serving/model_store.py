@@ -64,22 +64,30 @@ class ModelStore:
         """Copy the pretrained model shipped with the package into a version directory (once), verified."""
         source = load_checkpoint(pretrained_path())  # checksums verified here
         version = f"{BASE}-{source.weights_sha256[:12]}"
-        target = self.model_dir / version
-        if not (target / "meta.json").is_file():
-            # The bot and its workers may all start on one empty shared volume: each copies to a name of its
-            # own, the first rename wins, the others find the version there and drop their copy.
-            partial = self.model_dir / f".{version}.{os.getpid()}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(pretrained_path(), partial)
-            try:
-                os.replace(partial, target)  # appears whole or not at all
-            except OSError:
-                if not (target / "meta.json").is_file():
-                    raise
-            finally:
-                shutil.rmtree(partial, ignore_errors=True)
-        load_checkpoint(target)
+        self.copy_in(pretrained_path(), version)
+        load_checkpoint(self.model_dir / version)
         return version
+
+    def copy_in(self, source: Path, version: str) -> None:
+        """Copy a version directory from elsewhere in as ``version``, whole or not at all; nothing if it is here.
+
+        The bot and its workers may all start on one empty shared volume: each copies to a name of its own, the
+        first rename wins, the others find the version there and drop their copy.
+        """
+        target = self.model_dir / version
+        if (target / "meta.json").is_file():
+            return
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.model_dir / f".{version}.{os.getpid()}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            shutil.copytree(source, partial)
+            os.replace(partial, target)  # appears whole or not at all
+        except OSError:
+            if not (target / "meta.json").is_file():
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
 
     def train_first(
         self,

@@ -55,13 +55,10 @@ SETTINGS: Final = {  # by the panel's button letter (``PanelTap.what``)
 }
 
 
-async def change_setting(context: Context, setting: Setting, text: str) -> str | None:
-    """Parse ``text`` and store it (the person's setting, or in a group the group's: the caller checked that the
-    person may); the words that say so, or None when ``text`` is no value of this setting and nothing changed."""
+async def change_setting(context: Context, setting: Setting, value: Any) -> str:
+    """Store a value ``setting.parse`` gave (the person's setting, or in a group the group's: the caller checked
+    that the person may); the words that say so."""
     preferences, lang, place = context.services.preferences, context.lang, context.place
-    value = setting.parse(preferences, text)
-    if value is None:
-        return None
     await preferences.change(context.person, place=place, **{setting.field: value})
     return t(lang, scoped(f"{setting.key}_set", place), value=setting.show(lang, value))
 

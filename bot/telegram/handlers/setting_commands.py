@@ -39,14 +39,13 @@ async def _setting(update: Update, context: Context, setting: Setting, usage: di
         shown = setting.show(lang, getattr(prefs, setting.field))
         await reply(update, context, t(lang, scoped(f"{setting.key}_show", place), value=shown))
         return
-    if setting.parse(context.services.preferences, context.argument) is None:
+    value = setting.parse(context.services.preferences, context.argument)
+    if value is None:
         await reply(update, context, t(lang, f"{setting.key}_usage", **usage))
         return
     if not await may_change(update, context, lang):
         return
-    said = await change_setting(context, setting, context.argument)
-    assert said is not None  # parsed above
-    await reply(update, context, said)
+    await reply(update, context, await change_setting(context, setting, value))
 
 
 async def set_temperature(update: Update, context: Context) -> None:

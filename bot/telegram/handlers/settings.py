@@ -161,7 +161,9 @@ async def _change(
 ) -> str | None:
     """Apply a value button; its toast, or None when the value is not one a person could set (forged, stale)."""
     if tap.what in SETTINGS:
-        return await change_setting(context, SETTINGS[tap.what], tap.value)
+        setting = SETTINGS[tap.what]
+        value = setting.parse(context.services.preferences, tap.value)
+        return None if value is None else await change_setting(context, setting, value)
     # A style ("y:<name>"): only one the styles service offers now; the administrator check is done (``tap``).
     chosen = await pick_style(update, context, tap.value, may_change=True)
     return None if isinstance(chosen, str) else t(lang, "style_set", style=style_title(chosen, lang))
