@@ -104,7 +104,7 @@ def shape_columns(model: LanguageModel, vocab: Vocab, generations: list[Generati
                   blocks: list[tuple[str, list[str]]], openings: list[str]) -> tuple[str, str, str]:
     """Rhyme accuracy of the samples, format accuracy on held-out tunes, length accuracy (see the docstring)."""
     hits, total = rhyme_accuracy(generations)
-    exact, _, _, _ = format_accuracy(model, vocab, blocks, use_form=True, rhyme=rhyme, punctuation=False)
+    exact = format_accuracy(model, vocab, blocks, use_form=True, rhyme=rhyme, punctuation=False).exact
     lengths = length_accuracy(model, vocab, openings, rhyme)
     within = statistics.fmean(share for share, _, _ in lengths.values())
     return (f"{hits / total:.0%}" if total else "-"), f"{exact:.0%}", f"{within:.0%}"
@@ -171,7 +171,7 @@ def main() -> None:
 
     pieces = [test_text[i : i + LENGTH] for i in range(0, len(test_text) - LENGTH, LENGTH)][: args.samples]
     blocks, openings = held_out_tunes(args.samples), chinese_openings(max(2, args.samples // 5))
-    share, _, _ = corpus_format(blocks)
+    share = corpus_format(blocks, base).exact
     corpus_rhyme = sum(free_rhymes(p)[0] for p in pieces) / max(1, sum(free_rhymes(p)[1] for p in pieces))
     rows = [quality_row("corpus (held-out part)", pieces, train_text, None, None,
                         (f"{corpus_rhyme:.0%}", f"{share:.0%} (Song ci)", "-"))]

@@ -13,8 +13,10 @@ Three measures, on the shipped base at the bot's settings (no_repeat_ngram 8):
   (``charrnn.generation.shape.lyric_length``), and whether they ended on a whole line;
 - format accuracy on held-out tunes: the blocks of the Song ci corpus's held-out tail whose tune is in the
   table, each written to its tune from its first two characters; the share written exactly (clause
-  lengths and punctuation, ``charrnn.text.forms.follows``), and the rhyme at the tune's rhyme positions. For
-  comparison: the corpus's own blocks, and the base prompted with the tune's name but no form.
+  lengths and punctuation, ``charrnn.text.forms.follows``), the rhyme at the tune's rhyme positions, and
+  sentence integrity (SongNet's: the base's mean probability that each clause ends where it ends; a phrase
+  a form cut short scores low). For comparison: the corpus's own blocks, and the base prompted with the
+  tune's name but no form.
 
 ``lyric_quality.py`` reuses these measures for its columns.
 """
@@ -25,12 +27,14 @@ import argparse
 import statistics
 import time
 from dataclasses import replace
+from typing import NamedTuple
 
 from common import corpus_path, print_table
 
-from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.checkpoint import BASE, Checkpoint, load_checkpoint
 from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
+from charrnn.evaluate import phrase_end_probabilities
 from charrnn.form_mining import blocks_of
 from charrnn.generation.batching import generate_many
 from charrnn.generation.sample import Generation
@@ -89,27 +93,43 @@ def length_accuracy(model: LanguageModel, vocab: Vocab, prefixes: list[str], rhy
                 sum(whole for _, whole in rows) / len(rows)) for n, rows in out.items()}
 
 
+class FormScore(NamedTuple):
+    exact: float  # share of lyrics written exactly to their tune
+    hits: int  # rhyme positions on their rhyme
+    total: int  # rhyme positions
+    integrity: float  # mean probability, under the base, of each clause's ending where it ends
+    logprob: float | None  # the samples' mean log-probability per character under the model; None for the corpus
+
+
+def integrity(model: LanguageModel, vocab: Vocab, lyrics: list[str]) -> float:
+    """Sentence integrity (SongNet's measure, ``charrnn.evaluate.phrase_end_probabilities``): the model's mean
+    probability that a clause ends where it ends; near the corpus's own figure when phrases end whole."""
+    return statistics.fmean(p for lyric in lyrics for p in phrase_end_probabilities(model, vocab, lyric))
+
+
 def format_accuracy(model: LanguageModel, vocab: Vocab, blocks: list[tuple[str, list[str]]], use_form: bool = True,
-                    rhyme: bool = True, punctuation: bool = True) -> tuple[float, int, int, float]:
-    """(share written exactly to the tune, rhyme positions on rhyme, rhyme positions, mean logprob).
+                    rhyme: bool = True, punctuation: bool = True, config: SampleConfig = BOT) -> FormScore:
+    """Each held-out ci's tune written from its first two characters, scored as ``FormScore`` says (integrity
+    under ``model``: the base, for the shipped one).
 
     Without the form, the model reads the tune's name as a prompt (what the corpus puts before a ci)."""
-    requests = [(lines[0][:2], replace(BOT, form=name, rhyme=rhyme, seed=i)) if use_form
-                else (f"{name}\n{lines[0][:2]}", replace(BOT, seed=i)) for i, (name, lines) in enumerate(blocks)]
+    requests = [(lines[0][:2], replace(config, form=name, rhyme=rhyme, seed=i)) if use_form
+                else (f"{name}\n{lines[0][:2]}", replace(config, seed=i)) for i, (name, lines) in enumerate(blocks)]
     generations = generate_many(model, vocab, requests)
     lyrics = [g.lyric if use_form else g.lyric.split("\n", 1)[1] for g in generations]
     exact = [follows(lyric, tune_plan(name), punctuation) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
-    return (sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
-            statistics.fmean(g.mean_logprob for g in generations))
+    return FormScore(sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
+                     integrity(model, vocab, lyrics), statistics.fmean(g.mean_logprob for g in generations))
 
 
-def corpus_format(blocks: list[tuple[str, list[str]]]) -> tuple[float, int, int]:
+def corpus_format(blocks: list[tuple[str, list[str]]], reference: Checkpoint) -> FormScore:
     """The same measures on the held-out blocks themselves: how often real ci keep their tune's form."""
     lyrics = ["\n".join(lines) for _, lines in blocks]
     exact = [follows(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
-    return sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes)
+    return FormScore(sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
+                     integrity(reference.model, reference.vocab, lyrics), None)
 
 
 def percent(hits: int, total: int) -> str:
@@ -149,13 +169,16 @@ def main() -> None:
     print_table(["target", "rhyme", "within 20%", "median length / target", "ended on a whole line"], rows)
 
     blocks = held_out_tunes(args.samples)
-    share, hits, total = corpus_format(blocks)
-    rows = [["the held-out ci themselves", f"{share:.1%}", percent(hits, total), "-"]]
-    for use_form, label in ((False, "base, the tune's name as the prompt"), (True, "base, --form TUNE --rhyme")):
-        share, hits, total, logprob = format_accuracy(model, vocab, blocks, use_form)
-        rows.append([label, f"{share:.1%}", percent(hits, total), logprob])
+    real = corpus_format(blocks, base)
+    rows = [["the held-out ci themselves", f"{real.exact:.1%}", percent(real.hits, real.total), real.integrity, "-"]]
+    written = (("base, the tune's name as the prompt", False, BOT), ("base, --form TUNE --rhyme", True, BOT),
+               ("the same without the rhyme look-ahead", True, replace(BOT, look_ahead=False)))
+    for label, use_form, config in written:
+        score = format_accuracy(model, vocab, blocks, use_form, config=config)
+        rows.append([label, f"{score.exact:.1%}", percent(score.hits, score.total), score.integrity, score.logprob])
     print(f"\nFormat accuracy on {len(blocks)} held-out ci ({len({n for n, _ in blocks})} tunes):")
-    print_table(["lyrics", "written exactly to the tune", "rhyme positions on rhyme", "sample logprob"], rows)
+    print_table(["lyrics", "written exactly to the tune", "rhyme positions on rhyme", "sentence integrity",
+                 "sample logprob"], rows)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

@@ -30,11 +30,13 @@ import torch
 
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, detach_state
+from charrnn.text.forms import CLAUSE_ENDS
 from charrnn.vocab import UNK_ID, Vocab
 
 REFERENCE_MIN_COUNT = 3
 OUTSIDE = -1  # the target of a character outside the reference vocabulary: the "unknown" event
 MISSING = -2  # the target of a reference character the model has no symbol for
+PHRASE_ENDS = frozenset(CLAUSE_ENDS + ",.;:?!\n")  # what ends a clause, in Chinese and English lyrics
 
 
 def reference_vocab(train_text: str, min_count: int = REFERENCE_MIN_COUNT) -> frozenset[str]:
@@ -230,3 +232,25 @@ def _charged(
     unknown = torch.logaddexp(torch.stack(others, dim=-1).gather(-1, groups[..., None])[..., 0], share)
     charged = torch.where(targets == OUTSIDE, unknown, torch.where(targets == MISSING, share, charged))
     return charged.double()
+
+
+def phrase_end_probabilities(model: LanguageModel, vocab: Vocab, text: str) -> list[float]:
+    """Sentence integrity, as SongNet measures it: at every place ``text`` ends a clause (a clause's punctuation
+    or a line break right after a word), the model's probability of that ending given all the text before it.
+
+    Where a form cuts a phrase short ("一片烟波无，" for 一片烟波无际) the model expected the phrase to go on and
+    gives the ending little; where a clause ends on a whole phrase, much. Characters the model lacks are left
+    out of its context, as the generators do. An empty list when nothing ends a clause.
+    """
+    ids = [i for i in vocab.encode("\n" + text) if i != UNK_ID]
+    symbols = [vocab.symbols[i] for i in ids]
+    ends = [p for p in range(1, len(ids)) if symbols[p] in PHRASE_ENDS and symbols[p - 1] not in PHRASE_ENDS]
+    if not ends:
+        return []
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        logits, _ = model(torch.tensor([ids[:-1]], device=next(model.parameters()).device))
+        logprobs = torch.log_softmax(logits[0].float(), dim=-1)
+    model.train(was_training)
+    return [math.exp(float(logprobs[p - 1, ids[p]])) for p in ends]

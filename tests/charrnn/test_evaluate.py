@@ -2,16 +2,20 @@
 
 import json
 import math
+import re
+import statistics
 
 import pytest
 import torch
 
-from charrnn.data import split_corpus
-from charrnn.evaluate import HeldOut, evaluate, reference_vocab
+from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.data import load_corpus, split_corpus
+from charrnn.evaluate import HeldOut, evaluate, phrase_end_probabilities, reference_vocab
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.pipeline import prepare_corpus
 from charrnn.train_config import TrainConfig
 from charrnn.vocab import UNK, Vocab
+from tests.helpers.corpora import real_corpus
 from tests.helpers.models import LYRICS, constant_model
 
 
@@ -87,3 +91,26 @@ def test_a_repeated_corpus_is_read_k_times_per_epoch_and_held_out_once() -> None
         prepare_corpus(corpora["english"], TrainConfig(corpus_repeats=(("english", 2),)))
     with pytest.raises(ValueError, match="at least once"):
         TrainConfig(corpus_repeats=(("english", 0),))
+
+
+def test_phrase_ends_are_scored_where_a_clause_ends_with_the_models_probability_of_the_ending() -> None:
+    vocab = Vocab((UNK, "风", "月", "，", "。", "\n"))
+    model = constant_model(vocab, [0.05, 0.3, 0.3, 0.2, 0.1, 0.05])
+    # Ends: "，" after 月, "。" after 风, the line break after 月; not the break after "。" (no new clause
+    # ends there) and not 雨, which the vocabulary lacks and the context skips.
+    probabilities = phrase_end_probabilities(model, vocab, "风月，风雨。\n月")
+    assert probabilities == pytest.approx([0.2, 0.1])
+    assert phrase_end_probabilities(model, vocab, "风月\n月") == pytest.approx([0.05])
+    assert phrase_end_probabilities(model, vocab, "风月") == []
+
+
+def test_the_base_finds_real_ci_whole_and_ci_cut_a_character_early_broken() -> None:
+    """What the measure is for (benchmarks/lyric_shape.py): ci whose clauses end where their phrases end score
+    far above the same ci with every clause ended one character early. Measured on 40 held-out ci: 0.73 vs 0.14."""
+    _, held = split_corpus(load_corpus(real_corpus("songci.txt")))
+    ci = [block for block in held.split("\n\n")[-40:] if block.strip()]
+    base = load_checkpoint(BASE)
+    whole = [p for text in ci for p in phrase_end_probabilities(base.model, base.vocab, text)]
+    cut = [p for text in ci for p in phrase_end_probabilities(
+        base.model, base.vocab, re.sub(r"([\u4e00-\u9fff])([，。、；！？])", r"\2\1", text))]
+    assert statistics.fmean(whole) > 0.5 > 0.25 > statistics.fmean(cut)
