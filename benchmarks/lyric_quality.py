@@ -59,7 +59,7 @@ from charrnn.data import load_corpus, split_corpus
 from charrnn.drama import stage_directions
 from charrnn.evaluate import HeldOut, evaluate, reference_vocab
 from charrnn.generation.batching import generate_many
-from charrnn.generation.sample import Generation
+from charrnn.generation.result import Generation
 from charrnn.mixture import LanguageModel, fit_weights
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model

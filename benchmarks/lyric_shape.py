@@ -37,7 +37,7 @@ from charrnn.data import load_corpus, split_corpus
 from charrnn.evaluate import phrase_end_probabilities
 from charrnn.form_mining import blocks_of
 from charrnn.generation.batching import generate_many
-from charrnn.generation.sample import Generation
+from charrnn.generation.result import Generation
 from charrnn.generation.shape import lyric_length
 from charrnn.mixture import LanguageModel
 from charrnn.text.forms import follows, plan_rhymes, tune_plan, tunes

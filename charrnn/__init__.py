@@ -5,7 +5,8 @@ from charrnn.config import SampleConfig
 from charrnn.data import CorpusError, load_corpus, split_corpus
 from charrnn.evaluate import EvalResult, evaluate
 from charrnn.generation.batching import BatchGenerator, generate_many
-from charrnn.generation.sample import Generation, generate
+from charrnn.generation.result import Generation
+from charrnn.generation.sample import generate
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.train import Trainer
 from charrnn.train_config import TrainConfig, select_device

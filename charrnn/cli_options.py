@@ -44,6 +44,7 @@ SAMPLE_HELP = {
     "topics": "a keyword plan: a word related to the prefix for each Chinese line (charrnn.text.topics)",
     "one_script": "write in the prefix's script only: no Latin letters after Chinese, no Han after English",
     "look_ahead": "before a tune's rhyme, choose the character the rhyme can follow (one model step ahead)",
+    "phrase_candidates": "write each clause this many times side by side and keep the likeliest; 1: off",
     "seed": "same seed, same text",
 }
 

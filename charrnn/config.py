@@ -17,6 +17,7 @@ FinishReason = Literal["length", "lines", "cancelled"]
 
 MAX_LENGTH = 100_000
 MIN_TARGET = 10  # fewer characters than a line
+MAX_PHRASE_CANDIDATES = 16
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class SampleConfig:
     one_script: bool = True
     # Before a tune's or a pattern's rhyme, choose the character the rhyme can follow (charrnn.lookahead).
     look_ahead: bool = True
+    # Sample-and-rank by phrase (charrnn.generation.phrases): every clause written this many times side by side in
+    # the running batch, the likeliest kept, ending where a phrase ends; 1: off.
+    phrase_candidates: int = 1
     seed: int | None = None
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
     # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.
@@ -83,5 +87,8 @@ class SampleConfig:
         plan_of(self.form, self.pattern, self.song, self.target_length)  # a bad name or pattern fails here
         if self.melody:
             parse_melody(self.melody)
+        if not isinstance(self.phrase_candidates, int) or not 1 <= self.phrase_candidates <= MAX_PHRASE_CANDIDATES:
+            raise ValueError(
+                f"phrase candidates must be 1 (off) to {MAX_PHRASE_CANDIDATES}, got {self.phrase_candidates!r}")
         if self.repetition_window < 0 or self.no_repeat_ngram < 0 or self.stop_after_lines < 0:
             raise ValueError("repetition_window, no_repeat_ngram and stop_after_lines cannot be negative")

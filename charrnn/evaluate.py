@@ -30,13 +30,12 @@ import torch
 
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, detach_state
-from charrnn.text.forms import CLAUSE_ENDS
+from charrnn.text.forms import PHRASE_ENDS
 from charrnn.vocab import UNK_ID, Vocab
 
 REFERENCE_MIN_COUNT = 3
 OUTSIDE = -1  # the target of a character outside the reference vocabulary: the "unknown" event
 MISSING = -2  # the target of a reference character the model has no symbol for
-PHRASE_ENDS = frozenset(CLAUSE_ENDS + ",.;:?!\n")  # what ends a clause, in Chinese and English lyrics
 
 
 def reference_vocab(train_text: str, min_count: int = REFERENCE_MIN_COUNT) -> frozenset[str]:

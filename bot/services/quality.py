@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.serving.jobs import GenerationResult
-from charrnn.generation.sample import Generation
+from charrnn.generation.result import Generation
 from charrnn.text.titles import titled
 
 

@@ -16,7 +16,7 @@ from celery.backends.redis import RedisBackend
 
 from bot.serving.generation import GenerationJob, GenerationResult
 from bot.settings import Settings
-from charrnn.generation.sample import Generation
+from charrnn.generation.result import Generation
 
 GENERATE = "lyricbot.generate"
 

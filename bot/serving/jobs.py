@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from charrnn.generation.sample import Generation
+from charrnn.generation.result import Generation
 from charrnn.mixture import LanguageModel
 from charrnn.vocab import Vocab
 

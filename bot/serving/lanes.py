@@ -16,7 +16,7 @@ import torch
 from bot.serving.jobs import GenerationJob, GenerationResult, LoadedModel
 from charrnn.config import MAX_LENGTH, MIN_TARGET, SampleConfig
 from charrnn.generation.batching import BatchGenerator
-from charrnn.generation.sample import Generation
+from charrnn.generation.result import Generation
 from charrnn.text.titles import form_title, pick, title_requests
 
 log = logging.getLogger(__name__)

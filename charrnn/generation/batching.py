@@ -15,9 +15,10 @@ import torch.nn.functional as F
 
 from charrnn.config import SampleConfig
 from charrnn.generation.lookahead import look_ahead
+from charrnn.generation.phrases import best, branch
 from charrnn.generation.processors import SAMPLING, SHAPING, choose, process
-from charrnn.generation.rows import Batch, Row, VocabTables, advance, forced_or, new_row
-from charrnn.generation.sample import Generation, result
+from charrnn.generation.result import Generation, result
+from charrnn.generation.rows import Batch, Fork, Row, VocabTables, Waiting, advance, forced_or, new_row
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, concat_states, select_state
 from charrnn.text.titles import pick, title_requests
@@ -54,6 +55,7 @@ class BatchGenerator:
         self._logits: torch.Tensor | None = None  # (B, V) next-character logits of the active rows
         self._batch: Batch | None = None  # the rows' settings as tensors, rebuilt when rows change
         self._rejected: list[tuple[int, Exception]] = []  # requests whose priming failed, not yet reported
+        self._forks: dict[int, Fork] = {}  # requests ranked by phrase, by id (charrnn.generation.phrases)
 
     @property
     def active(self) -> int:
@@ -80,11 +82,12 @@ class BatchGenerator:
             if row.rid == rid:
                 del self._pending[i]
                 return True
-        for i, row in enumerate(self._rows):
-            if row.rid == rid:
-                self._drop_rows([i])
-                return True
-        return False
+        siblings = [i for i, row in enumerate(self._rows) if row.rid == rid]
+        found = bool(siblings) or rid in self._forks
+        self._forks.pop(rid, None)
+        if siblings:
+            self._drop_rows(siblings)
+        return found
 
     def take_rejected(self) -> list[tuple[int, Exception]]:
         """Requests that could not join (their prefix failed to prime), with the error; each reported once."""
@@ -109,9 +112,17 @@ class BatchGenerator:
             logprobs = F.log_softmax(self._logits, dim=-1).gather(1, torch.tensor(tokens, device=self.device)[:, None])
             finished: list[tuple[int, Generation]] = []
             done: list[int] = []
+            ended: list[Row] = []  # siblings at a clause's end, waiting for the others (charrnn.generation.phrases)
             for i, (row, token, logprob) in enumerate(zip(self._rows, tokens, logprobs[:, 0].tolist(), strict=True)):
                 reason = advance(row, token, logprob, self.tables)
-                if reason is not None:
+                if row.fork is not None:
+                    row.phrase.append(logprob)
+                    if reason is not None:
+                        row.fork.waiting[row.sibling] = Waiting(row, reason, None, None)
+                        done.append(i)
+                    elif token in self.tables.phrase_ends:
+                        ended.append(row)
+                elif reason is not None:
                     finished.append((row.rid, result(row, reason, self.vocab)))
                     done.append(i)
             if done:
@@ -121,7 +132,9 @@ class BatchGenerator:
                 inputs = torch.tensor([row.context[-1] for row in self._rows], device=self.device)
                 logits, self._state = self.model.step(inputs, self._state)
                 self._logits = logits.float()
-            return finished
+            if ended:
+                self._set_aside(ended)
+            return finished + self._choose_phrases()
 
     def run(self) -> dict[int, Generation]:
         """Step until every submitted request is finished."""
@@ -133,10 +146,18 @@ class BatchGenerator:
     # --- internals ------------------------------------------------------------------------------
 
     def _admit(self) -> None:
-        room = self.max_batch - len(self._rows)
-        if room <= 0 or not self._pending:
+        """Waiting requests join in order while their rows fit (a request ranked by phrase needs one per sibling,
+        and siblings set aside at a clause's end keep theirs)."""
+        room = self.max_batch - len(self._rows) - sum(len(fork.waiting) for fork in self._forks.values())
+        count = 0
+        for row in self._pending:
+            if self._siblings(row) > room:
+                break
+            room -= self._siblings(row)
+            count += 1
+        if not count:
             return
-        joining, self._pending = self._pending[:room], self._pending[room:]
+        joining, self._pending = self._pending[:count], self._pending[count:]
         try:
             self._join(joining)
         except Exception:
@@ -149,6 +170,22 @@ class BatchGenerator:
 
     def _join(self, joining: list[Row]) -> None:
         logits, state = self.model.prime([row.context for row in joining])
+        rows: list[Row] = []
+        for row in joining:
+            size = self._siblings(row)
+            if size > 1:
+                fork = self._forks[row.rid] = Fork(size)
+                rows.extend(branch(row, fork))
+            else:
+                rows.append(row)
+        if len(rows) > len(joining):
+            index = torch.tensor([i for i, row in enumerate(joining) for _ in range(self._siblings(row))],
+                                 device=self.device)
+            state, logits = select_state(state, index), logits.index_select(0, index)
+        self._add(rows, state, logits)
+
+    def _add(self, rows: list[Row], state: State, logits: torch.Tensor) -> None:
+        """Rows join the running batch with their state and next-character logits."""
         logits = logits.float()
         if self._rows:
             assert self._state is not None and self._logits is not None
@@ -156,8 +193,41 @@ class BatchGenerator:
             self._logits = torch.cat([self._logits, logits])
         else:
             self._state, self._logits = state, logits
-        self._rows.extend(joining)
+        self._rows.extend(rows)
         self._batch = None
+
+    def _siblings(self, row: Row) -> int:
+        """How many rows a request runs as: its phrase candidates (never more than a batch holds), else one."""
+        ranked = row.fork is None and not row.forced and row.melody is None
+        return min(row.config.phrase_candidates, self.max_batch) if ranked else 1
+
+    def _set_aside(self, ended: list[Row]) -> None:
+        """Siblings that ended a clause leave the batch with their state until their fork is complete."""
+        assert self._state is not None and self._logits is not None
+        position = {id(row): i for i, row in enumerate(self._rows)}
+        for row in ended:
+            i = position[id(row)]
+            assert row.fork is not None
+            row.fork.waiting[row.sibling] = Waiting(row, None, select_state(self._state, torch.tensor([i])),
+                                                    self._logits[i : i + 1])
+        self._drop_rows([position[id(row)] for row in ended])
+
+    def _choose_phrases(self) -> list[tuple[int, Generation]]:
+        """Every complete fork keeps its best clause: the request is finished, or goes on as new siblings."""
+        finished = []
+        for rid, fork in list(self._forks.items()):
+            if not fork.complete:
+                continue
+            kept = best(fork)
+            fork.waiting = {}
+            if kept.reason is not None:
+                del self._forks[rid]
+                finished.append((rid, result(kept.row, kept.reason, self.vocab)))
+                continue
+            assert kept.state is not None and kept.logits is not None
+            same = torch.zeros(fork.size, dtype=torch.long, device=self.device)
+            self._add(branch(kept.row, fork), select_state(kept.state, same), kept.logits.index_select(0, same))
+        return finished
 
     def _drop_rows(self, indices: Sequence[int]) -> None:
         gone = set(indices)

@@ -17,7 +17,9 @@ from charrnn.config import FinishReason, SampleConfig
 from charrnn.generation.shape import Shape, start_shape
 from charrnn.generation.shape_rules import ShapeTables
 from charrnn.generation.word_trie import WordCursor, word_tables
+from charrnn.model import State
 from charrnn.music.melody import MelodyCursor, parse_melody
+from charrnn.text.forms import PHRASE_ENDS
 from charrnn.text.rhyme import THIRTEEN_CLASSES, han_key
 from charrnn.text.topics import keyword_plan
 from charrnn.text.words import is_alphabetic_letter, is_han, script_of
@@ -54,6 +56,11 @@ class Row:
     keywords: list[tuple[int, int]] = field(default_factory=list)  # its keyword plan's words, as ids, one a line
     script: str = ""  # "zh" or "en": the prefix's script, the only one written (SampleConfig.one_script); "": any
     melody: MelodyCursor | None = None  # a tune row's place in its melody plan (charrnn.music.melody)
+    # Sample-and-rank by phrase (charrnn.generation.phrases): the request's siblings, this one's index among them,
+    # and the log-probabilities of what it wrote since its clause began.
+    fork: Fork | None = None
+    sibling: int = 0
+    phrase: list[float] = field(default_factory=list)
 
     def note_ngrams(self, since: int = 0) -> None:
         """Record, for the n-gram ban, the n-grams of the context that end at or after position ``since``."""
@@ -61,6 +68,28 @@ class Row:
         for end in range(max(n, since), len(self.context) + 1) if n else ():
             gram = tuple(self.context[end - n : end])
             self.seen_ngrams.setdefault(gram[:-1], set()).add(gram[-1])
+
+@dataclass
+class Waiting:
+    """A sibling that ended its clause: its state after reading the ending (None when it ended the lyric)."""
+
+    row: Row
+    reason: FinishReason | None
+    state: State | None
+    logits: torch.Tensor | None  # (1, V)
+
+
+@dataclass
+class Fork:
+    """One request's siblings between two clause ends (``charrnn.generation.phrases``)."""
+
+    size: int
+    waiting: dict[int, Waiting] = field(default_factory=dict)  # by sibling index
+
+    @property
+    def complete(self) -> bool:
+        return len(self.waiting) == self.size
+
 
 class VocabTables:
     """What the processors need to know about a vocabulary, computed once per vocabulary."""
@@ -70,6 +99,7 @@ class VocabTables:
         self.size = len(vocab)
         self.device = device
         self.line_break = vocab.encode("\n")[0] if "\n" in vocab else UNK_ID
+        self.phrase_ends = frozenset(i for i, s in enumerate(vocab.symbols) if s in PHRASE_ENDS)
         # Never written: <unk>, the placeholders corpora put where their source lost a character, brackets.
         self.never = torch.tensor([UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s in NEVER_WRITTEN],
                                   dtype=torch.long, device=device)

@@ -10,41 +10,17 @@ so a request's output does not depend on which other requests shared its batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from charrnn.config import FinishReason, SampleConfig
+from charrnn.config import SampleConfig
+from charrnn.generation.batching import BatchGenerator
 from charrnn.generation.lookahead import look_ahead
 from charrnn.generation.processors import SAMPLING, SHAPING, choose, process
-from charrnn.generation.rows import Batch, Row, VocabTables, advance, forced_or, new_row
+from charrnn.generation.result import Generation, result
+from charrnn.generation.rows import Batch, VocabTables, advance, forced_or, new_row
 from charrnn.mixture import LanguageModel
-from charrnn.text.lyrics import tidy
-from charrnn.text.words import whole_lines_end
 from charrnn.vocab import Vocab
-
-
-@dataclass(frozen=True)
-class Generation:
-    prefix: str
-    continuation: str
-    skipped: tuple[str, ...]  # prefix characters the model has never seen, left out of its context
-    logprob: float  # log-likelihood of the continuation under the untempered model, nats
-    finish_reason: FinishReason
-
-    @property
-    def text(self) -> str:
-        return self.prefix + self.continuation
-
-    @property
-    def mean_logprob(self) -> float:
-        return self.logprob / max(1, len(self.continuation))
-
-    @property
-    def lyric(self) -> str:
-        """The text as people should see it: clean lines (``charrnn.text.lyrics.tidy``)."""
-        return tidy(self.text)
 
 
 def generate(
@@ -59,6 +35,10 @@ def generate(
     ``words``: the model's English words (``Checkpoint.words``); every English word written is one of them.
     """
     config = config or SampleConfig()
+    if config.phrase_candidates > 1 and not config.force:  # its siblings need a batch: a batch of its own
+        generator = BatchGenerator(model, vocab, max_batch=config.phrase_candidates, words=words)
+        rid = generator.submit(prefix, config)
+        return generator.run()[rid]
     device = next(model.parameters()).device
     tables = VocabTables(vocab, device, words)
     row = new_row(0, prefix, config, vocab, tables)
@@ -75,16 +55,6 @@ def generate(
             if reason is not None:
                 return result(row, reason, vocab)
             logits, state = model.step(torch.tensor([token], device=device), state)
-
-
-def result(row: Row, reason: FinishReason, vocab: Vocab) -> Generation:
-    """The request's answer. One the length limit stopped ends at its last whole line (or word), never in the
-    middle of one; a teacher-forced row is scored on all of its text."""
-    text = vocab.decode(row.generated)
-    if reason != "length" or row.forced:
-        return Generation(row.prefix, text, row.skipped, row.logprob, reason)
-    end = whole_lines_end(text)
-    return Generation(row.prefix, text[:end], row.skipped, sum(row.logprobs[:end]), reason)
 
 
 def serving_dtype(device: torch.device) -> torch.dtype:

@@ -34,6 +34,7 @@ from charrnn.text.rhyme import THIRTEEN_CLASSES, line_key
 
 FORMS_PATH = Path(__file__).with_name("ci_forms.json")
 CLAUSE_ENDS = "，、。？！；："
+PHRASE_ENDS = frozenset(CLAUSE_ENDS + ",.;:?!\n")  # what ends a clause, in Chinese and English lyrics
 # A clause of a modern lyric may end in a space (phrases are separated by spaces): "_" in a pattern.
 _PIECES = re.compile(rf"([^{CLAUSE_ENDS} ]+)([{CLAUSE_ENDS} ]?)")
 MAX_CLAUSE = 40

@@ -28,7 +28,7 @@ from bot.serving.generation import (
 from bot.settings import Settings
 from bot.telegram.delivery import fit
 from charrnn.checkpoint import load_checkpoint
-from charrnn.generation.sample import Generation
+from charrnn.generation.result import Generation
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
 from tests.helpers.bot import trained_version

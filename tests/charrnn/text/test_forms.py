@@ -17,7 +17,8 @@ from charrnn.cli import main
 from charrnn.config import SampleConfig
 from charrnn.form_mining import build, mine, rhyme_groups
 from charrnn.generation.batching import generate_many
-from charrnn.generation.sample import Generation, generate
+from charrnn.generation.result import Generation
+from charrnn.generation.sample import generate
 from charrnn.generation.shape import lyric_length
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model

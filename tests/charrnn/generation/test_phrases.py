@@ -1,0 +1,87 @@
+"""Sample-and-rank by phrase: clauses that end where a phrase ends, written side by side in the running batch."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+
+import pytest
+
+from charrnn.checkpoint import BASE, load_checkpoint
+from charrnn.config import SampleConfig
+from charrnn.evaluate import phrase_end_probabilities
+from charrnn.generation.batching import BatchGenerator, generate_many
+from charrnn.generation.sample import generate
+from charrnn.text.forms import follows, plan_rhymes, tune_plan
+
+TUNES = ("浣溪沙", "鹧鸪天", "菩萨蛮", "西江月", "临江仙", "蝶恋花", "点绛唇", "减字木兰花")
+OPENINGS = ("春风", "一曲", "明月", "小楼", "江南", "落花", "秋声", "故人")
+
+
+def tune_requests(candidates: int) -> list[tuple[str, SampleConfig]]:
+    return [(opening, SampleConfig(rhyme=True, no_repeat_ngram=8, form=tune, seed=n, phrase_candidates=candidates))
+            for n, (tune, opening) in enumerate(zip(TUNES, OPENINGS, strict=True))]
+
+
+def test_ranked_clauses_end_where_the_model_ends_a_phrase_and_the_tune_still_holds() -> None:
+    """Sentence integrity (the base's mean probability that each clause ends where it ends) of eight tune lyrics:
+    measured 0.41 written once, 0.56 with four candidates a clause (real ci: 0.73), and the lyrics likelier
+    under the model (-3.62 -> -3.02 nats a character). Every tune is still exact and rhymes at every rhyme position."""
+    base = load_checkpoint(BASE)
+    integrity, logprob = {}, {}
+    for candidates in (1, 4):
+        requests = tune_requests(candidates)
+        generated = generate_many(base.model, base.vocab, requests, words=base.words)
+        for (_, asked), g in zip(requests, generated, strict=True):
+            plan = tune_plan(asked.form)
+            hits, total = plan_rhymes(g.lyric, plan)
+            assert follows(g.lyric, plan) and hits == total > 0, g.lyric
+        integrity[candidates] = statistics.fmean(
+            p for g in generated for p in phrase_end_probabilities(base.model, base.vocab, g.lyric))
+        logprob[candidates] = statistics.fmean(g.mean_logprob for g in generated)
+    assert integrity[4] > integrity[1] + 0.1, integrity
+    assert logprob[4] > logprob[1] + 0.3, logprob
+
+
+def test_a_ranked_request_writes_the_same_alone_in_a_crowd_and_in_a_full_batch() -> None:
+    """Its siblings draw from the request's own seed: beside other requests (ranked or not), or queued behind them
+    in a batch with room for one request at a time, it writes the same lyric as alone."""
+    base = load_checkpoint(BASE)
+    prefix, config = tune_requests(4)[1]
+    alone = generate(base.model, base.vocab, prefix, config, words=base.words)
+    crowd = [("小楼", replace(config, form="菩萨蛮", seed=5)), (prefix, config),
+             ("明月", SampleConfig(max_length=30, seed=2)), ("江南", replace(config, phrase_candidates=2, seed=9))]
+    assert generate_many(base.model, base.vocab, crowd, words=base.words)[1].text == alone.text
+    assert generate_many(base.model, base.vocab, crowd, max_batch=4, words=base.words)[1].text == alone.text
+
+
+def test_more_candidates_than_a_batch_holds_run_as_many_as_it_holds() -> None:
+    base = load_checkpoint(BASE)
+    prefix, config = tune_requests(16)[0]
+    generator = BatchGenerator(base.model, base.vocab, max_batch=3, words=base.words)
+    rid = generator.submit(prefix, config)
+    most = 0
+    while not generator.idle():
+        finished = generator.step()
+        most = max(most, generator.active)
+    assert most == 3
+    assert rid in dict(finished) and follows(dict(finished)[rid].lyric, tune_plan(config.form))
+
+
+def test_a_cancelled_ranked_request_leaves_nothing_behind() -> None:
+    base = load_checkpoint(BASE)
+    generator = BatchGenerator(base.model, base.vocab, max_batch=8, words=base.words)
+    ranked = generator.submit(*tune_requests(4)[2])
+    other = generator.submit("明月", SampleConfig(max_length=60, seed=1))
+    for _ in range(12):  # past the first clause of 菩萨蛮 (seven characters), siblings both running and set aside
+        generator.step()
+    assert generator.cancel(ranked) and not generator.cancel(ranked)
+    assert generator.active == 1
+    assert other in generator.run()
+    assert generator.idle()
+
+
+@pytest.mark.parametrize("value", [0, 17, 2.5, "4"])
+def test_phrase_candidates_are_one_to_sixteen(value: object) -> None:
+    with pytest.raises(ValueError, match="phrase candidates"):
+        SampleConfig(phrase_candidates=value)  # type: ignore[arg-type]
