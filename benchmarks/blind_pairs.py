@@ -8,7 +8,8 @@ Numbers cannot see sense, so a reader judges it (issue 17). Each pair is a piece
 (never trained on) and the model's lyric from the same opening, in the same form: the real one's lines, clause
 lengths and rhyme positions (``pattern_of``, as the bot's 填词 writes to a replied lyric; a tune's table form
 could differ from this ci's variant of it). Ours is what the bot would show: the best of four candidates (the bot's
-``rank``), rhyme on, titles left off both. The order within each pair is shuffled by a seed and written to
+``rank``), rhyme on, each clause the best of ``--phrases`` (``charrnn.generation.phrases``), titles left off
+both. The order within each pair is shuffled by a seed and written to
 ``key.json``, apart from ``pairs.md``, which is all the reader gets.
 
 The reader answers, per pair, which text is the machine's, how sure (0.5-1), and 1-5 scores of fluency, sense
@@ -34,6 +35,7 @@ from pathlib import Path
 from common import corpus_path
 
 from bot.services.quality import rank
+from bot.serving.lanes import PHRASE_CANDIDATES
 from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
@@ -81,7 +83,8 @@ def build(args: argparse.Namespace) -> None:
     pieces = (songci_pieces if args.corpus == "songci" else jaychou_pieces)(args.pairs, args.seed)
     ckpt = load_checkpoint(args.checkpoint)
     requests = [(opening_of(real), SampleConfig(rhyme=True, no_repeat_ngram=8, seed=args.seed * 1000 + 10 * n + k,
-                                                topics=args.topics, **asked))  # type: ignore[arg-type]
+                                                topics=args.topics, phrase_candidates=args.phrases,
+                                                **asked))  # type: ignore[arg-type]
                 for n, (real, asked) in enumerate(pieces) for k in range(CANDIDATES)]
     generated = generate_many(ckpt.model, ckpt.vocab, requests, words=ckpt.words)
     shuffle = random.Random(args.seed)
@@ -124,6 +127,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--topics", action="store_true", help="write ours with a keyword plan (charrnn.text.topics)")
+    parser.add_argument("--phrases", type=int, default=PHRASE_CANDIDATES,
+                        help=f"candidates per clause (charrnn.generation.phrases; default {PHRASE_CANDIDATES}, as the "
+                             "bot writes a tune or a pattern; 1: each clause written once)")
     parser.add_argument("--score", type=Path, metavar="ANSWERS", help="score a reader's answers against --key")
     parser.add_argument("--key", type=Path)
     args = parser.parse_args()

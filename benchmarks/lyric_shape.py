@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from common import corpus_path, print_table
 
+from bot.serving.lanes import PHRASE_CANDIDATES
 from charrnn.checkpoint import BASE, Checkpoint, load_checkpoint
 from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
@@ -172,7 +173,9 @@ def main() -> None:
     real = corpus_format(blocks, base)
     rows = [["the held-out ci themselves", f"{real.exact:.1%}", percent(real.hits, real.total), real.integrity, "-"]]
     written = (("base, the tune's name as the prompt", False, BOT), ("base, --form TUNE --rhyme", True, BOT),
-               ("the same without the rhyme look-ahead", True, replace(BOT, look_ahead=False)))
+               ("the same without the rhyme look-ahead", True, replace(BOT, look_ahead=False)),
+               (f"the same, each clause the best of {PHRASE_CANDIDATES} (the bot)", True,
+                replace(BOT, phrase_candidates=PHRASE_CANDIDATES)))
     for label, use_form, config in written:
         score = format_accuracy(model, vocab, blocks, use_form, config=config)
         rows.append([label, f"{score.exact:.1%}", percent(score.hits, score.total), score.integrity, score.logprob])

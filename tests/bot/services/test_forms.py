@@ -54,7 +54,10 @@ def test_a_replied_lyric_gives_its_line_lengths_without_its_title_and_notes() ->
 def test_a_job_asks_for_its_length_in_whole_lines_with_a_guard_of_twice_it() -> None:
     config = lyric_config(GenerationJob("我", 0.8, 300, form="", pattern="7,7"), seed=1)
     assert (config.target_length, config.max_length, config.pattern, config.topics) == (300, 600, "7,7", True)
-    assert not lyric_config(GenerationJob("我", 0.8, 300), seed=1).topics  # free lines: no keyword plan
+    tune = lyric_config(GenerationJob("我", 0.8, 300, form="浣溪沙"), seed=1)
+    assert config.phrase_candidates == tune.phrase_candidates > 1  # a pattern's or a tune's clauses are ranked
+    free = lyric_config(GenerationJob("我", 0.8, 300), seed=1)
+    assert not free.topics and free.phrase_candidates == 1  # free lines: no keyword plan, each clause written once
     short = lyric_config(GenerationJob("我", 0.8, 5), seed=1)  # shorter than a line: a plain cut, as before
     assert (short.target_length, short.max_length) == (0, 5)
     assert LENGTH_FLOOR == MIN_TARGET
