@@ -84,7 +84,9 @@ class BatchGenerator:
                 return True
         siblings = [i for i, row in enumerate(self._rows) if row.rid == rid]
         found = bool(siblings) or rid in self._forks
-        self._forks.pop(rid, None)
+        fork = self._forks.pop(rid, None)
+        if fork is not None:
+            fork.waiting.clear()  # the siblings set aside, and their states, go now
         if siblings:
             self._drop_rows(siblings)
         return found
@@ -120,8 +122,8 @@ class BatchGenerator:
                     if reason is not None:
                         row.fork.waiting[row.sibling] = Waiting(row, reason, None, None)
                         done.append(i)
-                    elif token in self.tables.phrase_ends:
-                        ended.append(row)
+                    elif token in self.tables.phrase_ends and row.context[-2] not in self.tables.phrase_ends:
+                        ended.append(row)  # a line break after a clause's stop is no new clause
                 elif reason is not None:
                     finished.append((row.rid, result(row, reason, self.vocab)))
                     done.append(i)
@@ -198,7 +200,7 @@ class BatchGenerator:
 
     def _siblings(self, row: Row) -> int:
         """How many rows a request runs as: its phrase candidates (never more than a batch holds), else one."""
-        ranked = row.fork is None and not row.forced and row.melody is None
+        ranked = row.fork is None and not row.config.force and row.melody is None
         return min(row.config.phrase_candidates, self.max_batch) if ranked else 1
 
     def _set_aside(self, ended: list[Row]) -> None:
@@ -208,8 +210,8 @@ class BatchGenerator:
         for row in ended:
             i = position[id(row)]
             assert row.fork is not None
-            row.fork.waiting[row.sibling] = Waiting(row, None, select_state(self._state, torch.tensor([i])),
-                                                    self._logits[i : i + 1])
+            kept = select_state(self._state, torch.tensor([i], device=self.device))
+            row.fork.waiting[row.sibling] = Waiting(row, None, kept, self._logits[i : i + 1].clone())
         self._drop_rows([position[id(row)] for row in ended])
 
     def _choose_phrases(self) -> list[tuple[int, Generation]]:

@@ -38,7 +38,10 @@ def generate(
     if config.phrase_candidates > 1 and not config.force:  # its siblings need a batch: a batch of its own
         generator = BatchGenerator(model, vocab, max_batch=config.phrase_candidates, words=words)
         rid = generator.submit(prefix, config)
-        return generator.run()[rid]
+        results = generator.run()
+        for _, error in generator.take_rejected():
+            raise error
+        return results[rid]
     device = next(model.parameters()).device
     tables = VocabTables(vocab, device, words)
     row = new_row(0, prefix, config, vocab, tables)

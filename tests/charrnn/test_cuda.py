@@ -5,12 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.config import SampleConfig
 from charrnn.generation.batching import generate_many
 from charrnn.generation.sample import generate
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
+from charrnn.text.forms import follows, tune_plan
 from charrnn.train_config import TrainConfig, select_device
 from tests.helpers.models import LYRICS, assert_same_greedy_text
 
@@ -55,3 +56,11 @@ def test_mixed_precision_training_and_gpu_generation(tmp_path: Path) -> None:
     assert torch.isfinite(ckpt.model(x)[0]).all()
     resumed = load_checkpoint(tmp_path / "last", device="cuda", with_train_state=True)
     assert resumed.train_state is not None and "rng.cuda" in resumed.train_state[0]
+
+
+def test_a_tune_ranked_by_phrase_runs_on_the_gpu() -> None:
+    """Siblings set aside at a clause's end keep their state on the device it was computed on."""
+    base = load_checkpoint(BASE, device="cuda")
+    config = SampleConfig(form="浣溪沙", rhyme=True, phrase_candidates=4, seed=3)
+    lyric = generate(base.model, base.vocab, "春风", config, words=base.words).lyric
+    assert follows(lyric, tune_plan("浣溪沙")), lyric
