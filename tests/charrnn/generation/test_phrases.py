@@ -18,19 +18,20 @@ TUNES = ("浣溪沙", "鹧鸪天", "菩萨蛮", "西江月", "临江仙", "蝶�
 OPENINGS = ("春风", "一曲", "明月", "小楼", "江南", "落花", "秋声", "故人")
 
 
-def tune_requests(candidates: int) -> list[tuple[str, SampleConfig]]:
-    return [(opening, SampleConfig(rhyme=True, no_repeat_ngram=8, form=tune, seed=n, phrase_candidates=candidates))
-            for n, (tune, opening) in enumerate(zip(TUNES, OPENINGS, strict=True))]
+def tune_requests(candidates: int, seeds: int = 1) -> list[tuple[str, SampleConfig]]:
+    return [(opening, SampleConfig(rhyme=True, no_repeat_ngram=8, form=tune, seed=n + 100 * s,
+                                   phrase_candidates=candidates))
+            for s in range(seeds) for n, (tune, opening) in enumerate(zip(TUNES, OPENINGS, strict=True))]
 
 
 def test_ranked_clauses_end_where_the_model_ends_a_phrase_and_the_tune_still_holds() -> None:
-    """Sentence integrity (the base's mean probability that each clause ends where it ends) of eight tune lyrics:
+    """Sentence integrity (the base's mean probability that each clause ends where it ends) of 24 tune lyrics:
     measured 0.41 written once, 0.56 with four candidates a clause (real ci: 0.73), and the lyrics likelier
-    under the model (-3.62 -> -3.02 nats a character). Every tune is still exact and rhymes at every rhyme position."""
+    under the model (-3.52 -> -3.11 nats a character). Every tune is still exact and rhymes at every rhyme position."""
     base = load_checkpoint(BASE)
     integrity, logprob = {}, {}
     for candidates in (1, 4):
-        requests = tune_requests(candidates)
+        requests = tune_requests(candidates, seeds=3)
         generated = generate_many(base.model, base.vocab, requests, words=base.words)
         for (_, asked), g in zip(requests, generated, strict=True):
             plan = tune_plan(asked.form)
