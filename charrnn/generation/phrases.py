@@ -14,6 +14,7 @@ go on loses to one it expected to end there. Same processors, same batch: ``Batc
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import statistics
@@ -33,14 +34,22 @@ def score(phrase: list[float]) -> float:
 
 def branch(row: Row, fork: Fork) -> list[Row]:
     """``fork.size`` copies of ``row`` at a clause's start, each with its own random stream drawn from ``row``'s
-    (so the text depends on the request's seed alone, not on its batch). What rows only read is shared."""
+    (so the text depends on the request's seed alone, not on its batch). What rows only read is shared; the
+    n-gram table, most of a copy's size, is copied set by set (its keys are tuples of ids)."""
     seeds = [row.rng.getrandbits(64) for _ in range(fork.size)]
     shared: list[object] = [row.config, fork, row.rng]
     if row.shape is not None:
         shared += [row.shape.symbols, row.shape.plan]
     copies: list[Row] = []
     for index, seed in enumerate(seeds):
-        twin = copy.deepcopy(row, memo={id(item): item for item in shared})
+        memo = {id(item): item for item in shared}
+        twin = copy.copy(row)
+        for name in (f.name for f in dataclasses.fields(row)):
+            value = getattr(row, name)
+            if name == "seen_ngrams":
+                setattr(twin, name, {gram: set(following) for gram, following in value.items()})
+            elif id(value) not in memo:
+                setattr(twin, name, copy.deepcopy(value, memo))
         twin.rng, twin.fork, twin.sibling, twin.phrase = random.Random(seed), fork, index, []
         copies.append(twin)
     return copies

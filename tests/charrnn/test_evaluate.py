@@ -104,6 +104,7 @@ def test_phrase_ends_are_scored_where_a_clause_ends_with_the_models_probability_
     assert phrase_end_probabilities(model, vocab, "风月") == []
 
 
+@pytest.mark.heavy  # the base over 40 ci: make test runs it, the portable matrix not
 def test_the_base_finds_real_ci_whole_and_ci_cut_a_character_early_broken() -> None:
     """What the measure is for (benchmarks/lyric_shape.py): ci whose clauses end where their phrases end score
     far above the same ci with every clause ended one character early. Measured on 40 held-out ci: 0.73 vs 0.14."""

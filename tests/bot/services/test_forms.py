@@ -55,11 +55,11 @@ def test_a_job_asks_for_its_length_in_whole_lines_with_a_guard_of_twice_it() -> 
     config = lyric_config(GenerationJob("我", 0.8, 300, form="", pattern="7,7"), seed=1)
     assert (config.target_length, config.max_length, config.pattern, config.topics) == (300, 600, "7,7", True)
     tune = lyric_config(GenerationJob("我", 0.8, 300, form="浣溪沙"), seed=1)
-    assert config.phrase_candidates == tune.phrase_candidates > 1  # a pattern's or a tune's clauses are ranked
     free = lyric_config(GenerationJob("我", 0.8, 300), seed=1)
-    assert not free.topics and free.phrase_candidates == 1  # free lines: no keyword plan, each clause written once
+    assert not free.topics  # free lines: no keyword plan
+    assert config.phrase_candidates == tune.phrase_candidates == free.phrase_candidates > 1  # clauses are ranked
     short = lyric_config(GenerationJob("我", 0.8, 5), seed=1)  # shorter than a line: a plain cut, as before
-    assert (short.target_length, short.max_length) == (0, 5)
+    assert (short.target_length, short.max_length, short.phrase_candidates) == (0, 5, 1)
     assert LENGTH_FLOOR == MIN_TARGET
     with pytest.raises(ValueError, match="min_length"):
         Settings(_env_file=None, min_length=MIN_TARGET - 1)  # type: ignore[call-arg]
