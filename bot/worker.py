@@ -48,6 +48,7 @@ from bot.serving.finetune_job import run_job
 from bot.serving.generation import GenerationJob, LocalGenerationWorker
 from bot.serving.model_store import VERSION_NAME, ModelStore
 from bot.settings import Settings
+from charrnn.config import MAX_PHRASE_CANDIDATES
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ def check_job(job: object, timeout: object, settings: Settings) -> tuple[Generat
         checked["candidates"] = _int(job, "candidates", 1, _declared_max("candidates"))
     if "titles" in job:
         checked["titles"] = _int(job, "titles", 0, _declared_max("title_candidates"))
+    if "phrases" in job:
+        checked["phrases"] = _int(job, "phrases", 1, MAX_PHRASE_CANDIDATES)
     if "stop_after_lines" in job:
         checked["stop_after_lines"] = _int(job, "stop_after_lines", 0, settings.max_length)
     if job.get("seed") is not None:

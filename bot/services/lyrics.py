@@ -28,6 +28,7 @@ from bot.services.forms import Asked, written_form
 from bot.services.preferences import PreferencesService, upsert_person
 from bot.services.quality import CopyGuard, shown
 from bot.serving.generation import GenerationBackend, GenerationJob, QueueFull
+from bot.serving.lanes import PHRASE_CANDIDATES
 from bot.settings import Settings
 from charrnn.vocab import Vocab
 
@@ -36,13 +37,13 @@ SENDING_WAIT_S = 30.0  # how long a button waits for its lyric's sendMessage to 
 
 
 def job_for(
-    prefix: str, prefs: Preferences, *, candidates: int, titles: int, length: int | None = None
+    prefix: str, prefs: Preferences, *, candidates: int, titles: int, length: int | None = None, phrases: int = 1
 ) -> GenerationJob:
     """The generation job for ``prefix`` written with ``prefs``: a tune always rhymes, as the tune does."""
     length = prefs.length if length is None else length
     return GenerationJob(prefix=prefix, temperature=prefs.temperature, length=length,
                          candidates=candidates, rhyme=prefs.rhyme or bool(prefs.form), version=prefs.version,
-                         titles=titles, form=prefs.form, pattern=prefs.pattern)
+                         titles=titles, form=prefs.form, pattern=prefs.pattern, phrases=phrases)
 
 
 def _has_spare(record: repo.RequestRecord) -> bool:
@@ -169,7 +170,8 @@ class LyricsService:
         if not mine:
             log.warning("request %s was taken over by another process; not generating it here", request_id)
             return Duplicate(request_id)
-        job = job_for(prefix, prefs, candidates=self.settings.candidates, titles=self.settings.title_candidates)
+        job = job_for(prefix, prefs, candidates=self.settings.candidates, titles=self.settings.title_candidates,
+                      phrases=PHRASE_CANDIDATES)
         started = time.monotonic()
         try:
             result = await self.backend.generate(job, timeout=self.settings.request_timeout_s)

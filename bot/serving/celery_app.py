@@ -91,9 +91,10 @@ def make_celery(settings: Settings) -> Celery:
 
 
 def job_fields(job: GenerationJob) -> dict[str, Any]:
-    """A job as a task's JSON. An empty form or pattern is left out: a worker from before forms (which refuses
-    fields it does not know) still serves free lyrics during a rolling upgrade."""
-    return {name: value for name, value in asdict(job).items() if value != "" or name not in ("form", "pattern")}
+    """A job as a task's JSON. An empty form or pattern, and one candidate a phrase, are left out: a worker from
+    before them (which refuses fields it does not know) still serves what it can during a rolling upgrade."""
+    return {name: value for name, value in asdict(job).items()
+            if not ((name in ("form", "pattern") and value == "") or (name == "phrases" and value == 1))}
 
 
 def encode_result(result: GenerationResult, worker: str) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class GenerationJob:
     # The lyric's form (charrnn.text.forms), at most one of the two: a ci tune by its table name, or a pattern string.
     form: str = ""
     pattern: str = ""
+    # Each clause of a lyric in lines written this many times side by side, the likeliest kept
+    # (charrnn.generation.phrases); 1: written once (inline answers, which Telegram waits only seconds for).
+    phrases: int = 1
 
 
 @dataclass(frozen=True)

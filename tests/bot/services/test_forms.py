@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.services.forms import Asked, lines_pattern, lyric_body, parse_write
-from bot.serving.jobs import GenerationJob
-from bot.serving.lanes import lyric_config
+from bot.serving.jobs import GenerationJob, GenerationResult
+from bot.serving.lanes import PHRASE_CANDIDATES, lyric_config
 from bot.settings import LENGTH_FLOOR, Settings
 from charrnn.config import MIN_TARGET
 from charrnn.generation.shape import lyric_length, visible
@@ -52,13 +52,14 @@ def test_a_replied_lyric_gives_its_line_lengths_without_its_title_and_notes() ->
 
 
 def test_a_job_asks_for_its_length_in_whole_lines_with_a_guard_of_twice_it() -> None:
-    config = lyric_config(GenerationJob("我", 0.8, 300, form="", pattern="7,7"), seed=1)
+    config = lyric_config(GenerationJob("我", 0.8, 300, form="", pattern="7,7", phrases=4), seed=1)
     assert (config.target_length, config.max_length, config.pattern, config.topics) == (300, 600, "7,7", True)
-    tune = lyric_config(GenerationJob("我", 0.8, 300, form="浣溪沙"), seed=1)
-    free = lyric_config(GenerationJob("我", 0.8, 300), seed=1)
+    tune = lyric_config(GenerationJob("我", 0.8, 300, form="浣溪沙", phrases=4), seed=1)
+    free = lyric_config(GenerationJob("我", 0.8, 300, phrases=4), seed=1)
     assert not free.topics  # free lines: no keyword plan
-    assert config.phrase_candidates == tune.phrase_candidates == free.phrase_candidates > 1  # clauses are ranked
-    short = lyric_config(GenerationJob("我", 0.8, 5), seed=1)  # shorter than a line: a plain cut, as before
+    assert config.phrase_candidates == tune.phrase_candidates == free.phrase_candidates == 4  # clauses are ranked
+    assert lyric_config(GenerationJob("我", 0.8, 300), seed=1).phrase_candidates == 1  # an inline job's, written once
+    short = lyric_config(GenerationJob("我", 0.8, 5, phrases=4), seed=1)  # shorter than a line: a plain cut
     assert (short.target_length, short.max_length, short.phrase_candidates) == (0, 5, 1)
     assert LENGTH_FLOOR == MIN_TARGET
     with pytest.raises(ValueError, match="min_length"):
@@ -72,10 +73,19 @@ def test_len_gives_a_lyric_of_about_that_many_visible_characters(
         async with bot_running(tmp_path, trained_store, max_length=600) as h:
             h.fake.add_user(USER, "Ann", "en")
             await ask(h, "/len 300")
+            backend = h.app.bot_data.services.lyrics.backend
+            real, jobs = backend.generate, []
+
+            async def recording(job: GenerationJob, timeout: float) -> GenerationResult:
+                jobs.append(job)
+                return await real(job, timeout)
+
+            backend.generate = recording
             for prefix in ("我", "天青色"):
                 lyric = (await ask(h, f"/write {prefix}"))["text"]
                 assert lyric.startswith(prefix)
                 assert abs(lyric_length(lyric) - 300) <= TOLERANCE * 300, (lyric_length(lyric), lyric)
+            assert [job.phrases for job in jobs] == [PHRASE_CANDIDATES] * 2  # written with each clause ranked
             usage = await ask(h, "/len 5")
             assert "10" in usage["text"] and "600" in usage["text"] and "whole lines" in usage["text"]
 

@@ -107,7 +107,7 @@ def test_inline_query_offers_lyrics_records_the_choice_and_its_rating(
                 results = answer["results"]
                 assert 1 <= len(results) <= 3 and {r["type"] for r in results} == {"article"}
                 assert len(jobs) == 1 and jobs[0].candidates == 3 and jobs[0].prefix == prefix  # one batch
-                assert jobs[0].titles == titles
+                assert jobs[0].titles == titles and jobs[0].phrases == 1  # each clause written once: fast
                 assert answer["is_personal"] is True and answer["cache_time"] == 30
                 assert answer["button"]["start_parameter"] == "inline"
                 for result in results:
@@ -463,6 +463,6 @@ def test_inline_mode_in_the_sandbox_terminal(tmp_path: Path, trained_store: tupl
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert chat.returncode == 0, chat.stderr[-2000:]
-    assert "inline> [#1]" in chat.stdout and "bot> 我不要" in chat.stdout
+    assert "inline> [#1]" in chat.stdout and "bot> 我不要" in chat.stdout, chat.stdout
     assert "谢谢！你打了 4★" in chat.stdout  # the star under the inline message was recorded
     assert chat.stdout.count("inline> [#1]") == 2, chat.stdout  # "send to a chat" asked inline for 天青色
