@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import replace
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,7 @@ def line_end_logprobs(model: torch.nn.Module, vocab: object, lyric: str) -> list
     return ends
 
 
+@pytest.mark.heavy  # two minutes on plain C++ kernels: make test runs it, the portable matrix not
 def test_rhymes_read_as_the_model_would_end_the_line() -> None:
     """24 tune lyrics of the base: with the look-ahead the line-final characters are far likelier under the model
     (measured -4.70 nats against -5.70 without; -4.55 with no rhyme at all), and every tune is still exact and

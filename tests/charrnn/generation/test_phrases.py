@@ -90,6 +90,7 @@ def test_phrase_candidates_are_one_to_sixteen(value: object) -> None:
         SampleConfig(phrase_candidates=value)  # type: ignore[arg-type]
 
 
+@pytest.mark.heavy  # 17 s on plain C++ kernels: make test runs it, the portable matrix not
 def test_free_chinese_lines_with_rhyme_end_their_phrases_too() -> None:
     """The bot ranks the clauses of every lyric in lines. Free lines on their rhyme, 16 lyrics of 60 characters:
     integrity measured 0.40 written once, 0.71 with four candidates a clause (real ci: 0.73), log-probability
