@@ -35,7 +35,7 @@ from pathlib import Path
 from common import corpus_path
 
 from bot.services.quality import rank
-from bot.serving.lanes import PHRASE_CANDIDATES
+from bot.settings import Settings
 from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
@@ -44,6 +44,7 @@ from charrnn.generation.batching import generate_many
 from charrnn.text.forms import pattern_of, tunes
 
 CANDIDATES = 4
+PHRASE_CANDIDATES = Settings.model_fields["phrase_candidates"].default  # as the bot's /write
 PASSAGE_LINES = 8  # a Jay Chou passage: about a verse and a chorus
 SURE = 0.8
 _FIRST_CLAUSE = re.compile(r"^[^，。、；！？,.;!? ]+")

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from common import corpus_path, print_table
 
-from bot.serving.lanes import PHRASE_CANDIDATES
+from bot.settings import Settings
 from charrnn.checkpoint import BASE, Checkpoint, load_checkpoint
 from charrnn.config import SampleConfig
 from charrnn.data import load_corpus, split_corpus
@@ -44,6 +44,8 @@ from charrnn.mixture import LanguageModel
 from charrnn.text.forms import follows, plan_rhymes, tune_plan, tunes
 from charrnn.text.rhyme import free_rhymes
 from charrnn.vocab import Vocab
+
+PHRASE_CANDIDATES = Settings.model_fields["phrase_candidates"].default  # as the bot's /write
 
 BOT = SampleConfig(no_repeat_ngram=8)
 TARGETS = (20, 60, 160, 300, 600)

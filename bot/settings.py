@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     default_length: int = Field(default=160, ge=LENGTH_FLOOR)
     default_rhyme: bool = True  # lines end on the song's rhyme (/rhyme off per person)
     candidates: int = Field(default=4, ge=1, le=16)
+    # Each clause of a /write lyric written this many times side by side in the batch, the likeliest kept
+    # (charrnn.generation.phrases): blind readers of ci, fluency 2.05 -> 2.55, sense 1.5 -> 1.95; a /write takes
+    # about twice as long at 4 as at 1 (off). Inline answers always write each clause once. At most
+    # charrnn.config.MAX_PHRASE_CANDIDATES (not imported: settings load without PyTorch).
+    phrase_candidates: int = Field(default=4, ge=1, le=16)
     # Titles from each lyric's own words: at most this many are fitted, the best kept (charrnn.text.titles); 0: none.
     title_candidates: int = Field(default=4, ge=0, le=16)
     copy_threshold: int = Field(default=12, ge=4)  # verbatim corpus runs this long are never shown
@@ -152,10 +157,12 @@ class Settings(BaseSettings):
         another idles: by default, two batches' worth (requests running, and the next ones ready)."""
         if self.worker_concurrency is not None:
             return self.worker_concurrency
-        # A request's rows: its candidates, then the short rows that fit its titles (up to candidates x titles,
-        # a few steps each); counted as candidates + titles, as when title rows ran beside the lyrics.
-        rows_per_request = self.candidates + self.title_candidates
-        return 2 * max(1, self.max_batch // max(1, rows_per_request))
+        return 2 * max(1, self.max_batch // self.rows_per_write)
+
+    @property
+    def rows_per_write(self) -> int:
+        """Batch rows a /write holds (``GenerationJob.rows``): what the capacity estimates count."""
+        return self.candidates * self.phrase_candidates + self.title_candidates
 
     @property
     def token(self) -> str | None:

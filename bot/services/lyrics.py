@@ -28,7 +28,6 @@ from bot.services.forms import Asked, written_form
 from bot.services.preferences import PreferencesService, upsert_person
 from bot.services.quality import CopyGuard, shown
 from bot.serving.generation import GenerationBackend, GenerationJob, QueueFull
-from bot.serving.lanes import PHRASE_CANDIDATES
 from bot.settings import Settings
 from charrnn.vocab import Vocab
 
@@ -171,7 +170,7 @@ class LyricsService:
             log.warning("request %s was taken over by another process; not generating it here", request_id)
             return Duplicate(request_id)
         job = job_for(prefix, prefs, candidates=self.settings.candidates, titles=self.settings.title_candidates,
-                      phrases=PHRASE_CANDIDATES)
+                      phrases=self.settings.phrase_candidates)
         started = time.monotonic()
         try:
             result = await self.backend.generate(job, timeout=self.settings.request_timeout_s)

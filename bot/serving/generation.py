@@ -80,6 +80,7 @@ class LocalGenerationWorker:
         self._torch_threads = torch_threads
         self._inbox: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._outstanding = 0  # jobs accepted and not finished; touched only on the event loop
+        self._outstanding_rows = 0  # their GenerationJob.rows, for the wait estimate
         self._seq = 0
         self._job_seconds = 1.0  # moving average of one job's service time, for "busy" estimates
         self._preloads: list[LoadedModel] = []  # handed over by warm(), taken by the worker thread
@@ -126,8 +127,9 @@ class LocalGenerationWorker:
             self._preloads.append(loaded)
 
     def estimated_wait_s(self) -> float:
-        concurrent = max(1, self._max_batch // 4)
-        return max(1.0, (self._outstanding / concurrent + 1) * self._job_seconds)
+        """The rows ahead over the batch's width, in jobs' times, plus one job's time: a /write of four candidates
+        with ranked clauses holds five times the rows of an inline answer."""
+        return max(1.0, (self._outstanding_rows / self._max_batch + 1) * self._job_seconds)
 
     async def generate(self, job: GenerationJob, timeout: float) -> GenerationResult:
         if self._outstanding >= self._queue_size:
@@ -138,12 +140,14 @@ class LocalGenerationWorker:
         self._seq += 1
         pending = Pending(self._seq, job, loop.create_future(), loop)
         self._outstanding += 1
+        self._outstanding_rows += job.rows
         try:
             self._inbox.put(pending)
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
         finally:
             pending.cancelled.set()  # no-op when finished; frees the rows after a timeout
             self._outstanding -= 1
+            self._outstanding_rows -= job.rows
             elapsed = time.monotonic() - pending.submitted
             self._job_seconds = 0.8 * self._job_seconds + 0.2 * elapsed
 

@@ -38,6 +38,12 @@ class GenerationJob:
     # (charrnn.generation.phrases); 1: written once (inline answers, which Telegram waits only seconds for).
     phrases: int = 1
 
+    @property
+    def rows(self) -> int:
+        """Batch rows the job holds at its busiest: each candidate's clause siblings, and its title fits after
+        (a few steps each, counted once per title): what a worker's capacity estimates count."""
+        return self.candidates * self.phrases + self.titles
+
 
 @dataclass(frozen=True)
 class GenerationResult:

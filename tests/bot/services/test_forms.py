@@ -14,7 +14,7 @@ import pytest
 
 from bot.services.forms import Asked, lines_pattern, lyric_body, parse_write
 from bot.serving.jobs import GenerationJob, GenerationResult
-from bot.serving.lanes import PHRASE_CANDIDATES, lyric_config
+from bot.serving.lanes import lyric_config
 from bot.settings import LENGTH_FLOOR, Settings
 from charrnn.config import MIN_TARGET
 from charrnn.generation.shape import lyric_length, visible
@@ -70,7 +70,7 @@ def test_len_gives_a_lyric_of_about_that_many_visible_characters(
     tmp_path: Path, trained_store: tuple[Path, Path]
 ) -> None:
     async def scenario() -> None:
-        async with bot_running(tmp_path, trained_store, max_length=600) as h:
+        async with bot_running(tmp_path, trained_store, max_length=600, phrase_candidates=3) as h:
             h.fake.add_user(USER, "Ann", "en")
             await ask(h, "/len 300")
             backend = h.app.bot_data.services.lyrics.backend
@@ -85,7 +85,7 @@ def test_len_gives_a_lyric_of_about_that_many_visible_characters(
                 lyric = (await ask(h, f"/write {prefix}"))["text"]
                 assert lyric.startswith(prefix)
                 assert abs(lyric_length(lyric) - 300) <= TOLERANCE * 300, (lyric_length(lyric), lyric)
-            assert [job.phrases for job in jobs] == [PHRASE_CANDIDATES] * 2  # written with each clause ranked
+            assert [job.phrases for job in jobs] == [3] * 2  # each clause ranked among PHRASE_CANDIDATES
             usage = await ask(h, "/len 5")
             assert "10" in usage["text"] and "600" in usage["text"] and "whole lines" in usage["text"]
 

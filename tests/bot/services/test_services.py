@@ -407,11 +407,38 @@ def test_the_worker_survives_a_second_error_while_recovering(monkeypatch: pytest
     asyncio.run(scenario())
 
 
+def test_the_wait_estimate_counts_the_rows_jobs_hold_not_the_jobs() -> None:
+    """Two /writes of four candidates with ranked clauses (16 rows each) wait longer than two one-row jobs."""
+    vocab = Vocab.build("abcdefgh ")
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), layers=1, embed=8, hidden=8)).eval()
+
+    async def waits(job: GenerationJob) -> float:
+        worker = LocalGenerationWorker(LoadedModel(model, vocab, "v"), queue_size=4, max_batch=8)
+        worker.start_thread()
+        try:
+            idle = worker.estimated_wait_s()
+            held = [asyncio.create_task(worker.generate(job, timeout=600)) for _ in range(2)]
+            await asyncio.sleep(0)  # both accepted: counted the moment generate() runs
+            busy = worker.estimated_wait_s()
+            for task in held:
+                task.cancel()
+            await asyncio.gather(*held, return_exceptions=True)
+            return busy / idle
+        finally:
+            worker.stop()
+
+    small = asyncio.run(waits(GenerationJob("a", 1.0, 100_000)))
+    large = asyncio.run(waits(GenerationJob("a", 1.0, 100_000, candidates=4, phrases=4)))
+    assert small == pytest.approx(1 + 2 / 8)  # two rows ahead in a batch of eight, then one's own turn
+    assert large == pytest.approx(1 + 32 / 8)
+
+
 def test_a_worker_takes_two_batches_worth_of_tasks_unless_told() -> None:
     def settings(**values: object) -> Settings:
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
-    assert settings().tasks_per_worker == 16  # 2 * 64 rows // (4 candidates + 4 titles)
-    assert settings(max_batch=512, title_candidates=0).tasks_per_worker == 256
+    assert settings().tasks_per_worker == 6  # 2 * (64 rows // (4 candidates x 4 clause siblings + 4 titles))
+    assert settings(phrase_candidates=1).tasks_per_worker == 16  # 2 * (64 // (4 + 4))
+    assert settings(max_batch=512, title_candidates=0).tasks_per_worker == 64
     assert settings(max_batch=4).tasks_per_worker == 2  # a request larger than the batch still runs, one at a time
     assert settings(worker_concurrency=5).tasks_per_worker == 5
