@@ -68,7 +68,7 @@ def lyric_config(job: GenerationJob, seed: int, lines: bool = True) -> SampleCon
         # A keyword plan where it was measured, in a tune or a pattern (blind readers of ci, 20 pairs each: craft
         # 1.75 vs 1.3, fluency 1.8 vs 1.6, sense level at 1.25); free lines and English are written as before.
         topics=bool(job.form or job.pattern),
-        # Each clause of a lyric in lines written job.phrases times in the batch (a /write: Settings.phrase_candidates), the
+        # Each clause of a lyric in lines written job.phrases times in the batch (a /write: PHRASE_CANDIDATES), the
         # likeliest kept (charrnn.generation.phrases): blind readers of ci, 20 pairs, fluency 2.05 -> 2.55, sense
         # 1.5 -> 1.95, craft 1.75 -> 2.0. Sentence integrity in a tune 0.40 -> 0.62, in free Chinese lines on their
         # rhyme 0.40 -> 0.71, in English 0.19 -> 0.34; a /write of four candidates takes about twice as long.
