@@ -15,8 +15,9 @@ Three measures, on the shipped base at the bot's settings (no_repeat_ngram 8):
   table, each written to its tune from its first two characters; the share written exactly (clause
   lengths and punctuation, ``charrnn.text.forms.follows``), the rhyme at the tune's rhyme positions, and
   sentence integrity (SongNet's: the base's mean probability that each clause ends where it ends; a phrase
-  a form cut short scores low). For comparison: the corpus's own blocks, and the base prompted with the
-  tune's name but no form.
+  a form cut short scores low), and the share whose seasons clash (words of spring beside words of autumn,
+  ``charrnn.text.seasons``). For comparison: the corpus's own blocks, and the base prompted with the tune's
+  name but no form.
 
 ``lyric_quality.py`` reuses these measures for its columns.
 """
@@ -43,6 +44,7 @@ from charrnn.generation.shape import lyric_length
 from charrnn.mixture import LanguageModel
 from charrnn.text.forms import follows, plan_rhymes, tune_plan, tunes
 from charrnn.text.rhyme import free_rhymes
+from charrnn.text.seasons import clashes
 from charrnn.vocab import Vocab
 
 PHRASE_CANDIDATES = Settings.model_fields["phrase_candidates"].default  # as the bot's /write
@@ -102,6 +104,7 @@ class FormScore(NamedTuple):
     total: int  # rhyme positions
     integrity: float  # mean probability, under the base, of each clause's ending where it ends
     logprob: float | None  # the samples' mean log-probability per character under the model; None for the corpus
+    clash: float  # share of lyrics with words of opposite seasons (charrnn.text.seasons)
 
 
 def integrity(model: LanguageModel, vocab: Vocab, lyrics: list[str]) -> float:
@@ -123,7 +126,8 @@ def format_accuracy(model: LanguageModel, vocab: Vocab, blocks: list[tuple[str, 
     exact = [follows(lyric, tune_plan(name), punctuation) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     return FormScore(sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
-                     integrity(model, vocab, lyrics), statistics.fmean(g.mean_logprob for g in generations))
+                     integrity(model, vocab, lyrics), statistics.fmean(g.mean_logprob for g in generations),
+                     statistics.fmean(clashes(lyric) for lyric in lyrics))
 
 
 def corpus_format(blocks: list[tuple[str, list[str]]], reference: Checkpoint) -> FormScore:
@@ -132,7 +136,8 @@ def corpus_format(blocks: list[tuple[str, list[str]]], reference: Checkpoint) ->
     exact = [follows(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     return FormScore(sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
-                     integrity(reference.model, reference.vocab, lyrics), None)
+                     integrity(reference.model, reference.vocab, lyrics), None,
+                     statistics.fmean(clashes(lyric) for lyric in lyrics))
 
 
 def percent(hits: int, total: int) -> str:
@@ -173,17 +178,21 @@ def main() -> None:
 
     blocks = held_out_tunes(args.samples)
     real = corpus_format(blocks, base)
-    rows = [["the held-out ci themselves", f"{real.exact:.1%}", percent(real.hits, real.total), real.integrity, "-"]]
+    rows = [["the held-out ci themselves", f"{real.exact:.1%}", percent(real.hits, real.total), real.integrity,
+             f"{real.clash:.1%}", "-"]]
     written = (("base, the tune's name as the prompt", False, BOT), ("base, --form TUNE --rhyme", True, BOT),
                ("the same without the rhyme look-ahead", True, replace(BOT, look_ahead=False)),
-               (f"the same, each clause the best of {PHRASE_CANDIDATES} (the bot)", True,
+               (f"the same, each clause the likeliest of {PHRASE_CANDIDATES}", True,
+                replace(BOT, phrase_candidates=PHRASE_CANDIDATES, one_season=False)),
+               (f"the same, each clause the best of {PHRASE_CANDIDATES} keeping one season (the bot)", True,
                 replace(BOT, phrase_candidates=PHRASE_CANDIDATES)))
     for label, use_form, config in written:
         score = format_accuracy(model, vocab, blocks, use_form, config=config)
-        rows.append([label, f"{score.exact:.1%}", percent(score.hits, score.total), score.integrity, score.logprob])
+        rows.append([label, f"{score.exact:.1%}", percent(score.hits, score.total), score.integrity,
+                     f"{score.clash:.1%}", score.logprob])
     print(f"\nFormat accuracy on {len(blocks)} held-out ci ({len({n for n, _ in blocks})} tunes):")
     print_table(["lyrics", "written exactly to the tune", "rhyme positions on rhyme", "sentence integrity",
-                 "sample logprob"], rows)
+                 "seasons clash", "sample logprob"], rows)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

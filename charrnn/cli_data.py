@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import random
+from collections import Counter
 from pathlib import Path
 
 from charrnn.checkpoint import add_words, load_checkpoint, resave, resolve
@@ -17,6 +18,7 @@ from charrnn.generation.rows import PLANNED_LINES
 from charrnn.music.corpus import TUNE_CORPUS as TUNES
 from charrnn.music.corpus import build_tunes
 from charrnn.text.forms import tunes
+from charrnn.text.seasons import build_seasons, save_seasons
 from charrnn.text.topics import build_topics, keyword_plan, save_topics
 from charrnn.text.words import corpus_words
 
@@ -72,6 +74,12 @@ def cmd_topics(args: argparse.Namespace) -> int:
         table = build_topics(read_corpus(name) for name in args.corpus)
         save_topics(table, Path(args.out))
         print(f"{len(table)} words with their related ones written to {args.out}")
+        return 0
+    if args.topics_command == "seasons":
+        seasons = build_seasons(read_corpus(name) for name in args.corpus)
+        save_seasons(seasons, Path(args.out))
+        counts = Counter(seasons.values())
+        print(f"{counts['春']} spring and {counts['秋']} autumn words written to {args.out}")
         return 0
     print(" ".join(keyword_plan(args.prefix, PLANNED_LINES, random.Random(0))) or "(nothing in the table relates)")
     return 0

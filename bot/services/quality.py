@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.serving.jobs import GenerationResult
 from charrnn.generation.result import Generation
+from charrnn.text.seasons import clashes
 from charrnn.text.titles import titled
 
 
@@ -57,8 +58,9 @@ MIN_LINES = 2
 
 
 def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Ranked]:
-    """Candidates worth showing, best first: those with at least ``MIN_LINES`` lines, then likelihood per
-    character minus a loop penalty."""
+    """Candidates worth showing, best first: those with at least ``MIN_LINES`` lines, then those that keep to
+    one season (``charrnn.text.seasons``: 海棠 and 黄花 in one ci is what blind readers hear as nonsense first),
+    then likelihood per character minus a loop penalty."""
     ranked = []
     for g in candidates:
         text = g.lyric  # clean lines: what the person will see
@@ -67,7 +69,7 @@ def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Rank
         score = g.mean_logprob - 3.0 * repetition(g.continuation)
         ranked.append(Ranked(text, score, g.skipped))
     return sorted(ranked, key=lambda r: (len([line for line in r.text.split("\n") if line.strip()]) >= MIN_LINES,
-                                         r.score), reverse=True)
+                                         not clashes(r.text), r.score), reverse=True)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from charrnn.generation.result import Generation, result
 from charrnn.generation.rows import Batch, Fork, Row, VocabTables, Waiting, advance, forced_or, new_row
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, concat_states, select_state
+from charrnn.text.seasons import clashes
 from charrnn.text.titles import pick, title_requests
 from charrnn.vocab import Vocab
 
@@ -220,7 +221,7 @@ class BatchGenerator:
         for rid, fork in list(self._forks.items()):
             if not fork.complete:
                 continue
-            kept = best(fork)
+            kept = best(fork, self._clashes)
             fork.waiting = {}
             if kept.reason is not None:
                 del self._forks[rid]
@@ -230,6 +231,10 @@ class BatchGenerator:
             same = torch.zeros(fork.size, dtype=torch.long, device=self.device)
             self._add(branch(kept.row, fork), select_state(kept.state, same), kept.logits.index_select(0, same))
         return finished
+
+    def _clashes(self, row: Row) -> bool:
+        """Whether the row's text holds words of opposite seasons (``charrnn.text.seasons``), if it keeps to one."""
+        return row.config.one_season and clashes(row.prefix + self.vocab.decode(row.generated))
 
     def _drop_rows(self, indices: Sequence[int]) -> None:
         gone = set(indices)

@@ -63,6 +63,15 @@ def test_rank_puts_a_lyric_of_several_lines_before_a_likelier_single_line() -> N
     assert [r.text for r in rank(candidates, None)] == ["天青色等烟雨。\n若是便知家气，不比西湖。", "天青色等烟雨。"]
 
 
+def test_rank_puts_a_lyric_that_keeps_one_season_before_a_likelier_one_that_mixes_two() -> None:
+    candidates = [
+        Generation("西风", "瘦，黄花满地。\n东风吹落海棠。", (), -2.0, "stop"),  # likelier, autumn then spring
+        Generation("西风", "瘦，黄花满地。\n一夜雁声寒。", (), -20.0, "stop"),
+    ]
+    assert [r.text for r in rank(candidates, None)] == [
+        "西风瘦，黄花满地。\n一夜雁声寒。", "西风瘦，黄花满地。\n东风吹落海棠。"]
+
+
 def test_rate_limiter_window() -> None:
     limiter = RateLimiter(per_minute=2)
     assert limiter.check(1, now=0.0) == 0 and limiter.check(1, now=1.0) == 0
