@@ -14,6 +14,7 @@ Three measures, on the shipped base at the bot's settings (no_repeat_ngram 8):
 - format accuracy on held-out tunes: the blocks of the Song ci corpus's held-out tail whose tune is in the
   table, each written to its tune from its first two characters; the share written exactly (clause
   lengths and punctuation, ``charrnn.text.forms.follows``), the rhyme at the tune's rhyme positions, and
+  the rhymes on the tune's tone (level or oblique, where the tune keeps one: ``charrnn.form_mining``),
   sentence integrity (SongNet's: the base's mean probability that each clause ends where it ends; a phrase
   a form cut short scores low), and the share whose seasons clash (words of spring beside words of autumn,
   ``charrnn.text.seasons``). For comparison: the corpus's own blocks, and the base prompted with the tune's
@@ -42,7 +43,7 @@ from charrnn.generation.batching import generate_many
 from charrnn.generation.result import Generation
 from charrnn.generation.shape import lyric_length
 from charrnn.mixture import LanguageModel
-from charrnn.text.forms import follows, plan_rhymes, tune_plan, tunes
+from charrnn.text.forms import follows, plan_rhymes, plan_tones, tune_plan, tunes
 from charrnn.text.rhyme import free_rhymes
 from charrnn.text.seasons import clashes
 from charrnn.vocab import Vocab
@@ -105,6 +106,7 @@ class FormScore(NamedTuple):
     integrity: float  # mean probability, under the base, of each clause's ending where it ends
     logprob: float | None  # the samples' mean log-probability per character under the model; None for the corpus
     clash: float  # share of lyrics with words of opposite seasons (charrnn.text.seasons)
+    tones: tuple[int, int]  # rhyme positions on their tune's tone (平 or 仄), of those whose tune keeps one
 
 
 def integrity(model: LanguageModel, vocab: Vocab, lyrics: list[str]) -> float:
@@ -127,7 +129,7 @@ def format_accuracy(model: LanguageModel, vocab: Vocab, blocks: list[tuple[str, 
     rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     return FormScore(sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
                      integrity(model, vocab, lyrics), statistics.fmean(g.mean_logprob for g in generations),
-                     statistics.fmean(clashes(lyric) for lyric in lyrics))
+                     statistics.fmean(clashes(lyric) for lyric in lyrics), tone_hits(lyrics, blocks))
 
 
 def corpus_format(blocks: list[tuple[str, list[str]]], reference: Checkpoint) -> FormScore:
@@ -137,7 +139,13 @@ def corpus_format(blocks: list[tuple[str, list[str]]], reference: Checkpoint) ->
     rhymes = [plan_rhymes(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
     return FormScore(sum(exact) / len(exact), sum(h for h, _ in rhymes), sum(t for _, t in rhymes),
                      integrity(reference.model, reference.vocab, lyrics), None,
-                     statistics.fmean(clashes(lyric) for lyric in lyrics))
+                     statistics.fmean(clashes(lyric) for lyric in lyrics), tone_hits(lyrics, blocks))
+
+
+def tone_hits(lyrics: list[str], blocks: list[tuple[str, list[str]]]) -> tuple[int, int]:
+    """Rhyme positions on their tune's tone, of those whose tune keeps one (``plan_tones``), over the lyrics."""
+    counted = [plan_tones(lyric, tune_plan(name)) for lyric, (name, _) in zip(lyrics, blocks, strict=True)]
+    return sum(h for h, _ in counted), sum(t for _, t in counted)
 
 
 def percent(hits: int, total: int) -> str:
@@ -178,8 +186,8 @@ def main() -> None:
 
     blocks = held_out_tunes(args.samples)
     real = corpus_format(blocks, base)
-    rows = [["the held-out ci themselves", f"{real.exact:.1%}", percent(real.hits, real.total), real.integrity,
-             f"{real.clash:.1%}", "-"]]
+    rows = [["the held-out ci themselves", f"{real.exact:.1%}", percent(real.hits, real.total),
+             percent(*real.tones), real.integrity, f"{real.clash:.1%}", "-"]]
     written = (("base, the tune's name as the prompt", False, BOT), ("base, --form TUNE --rhyme", True, BOT),
                ("the same without the rhyme look-ahead", True, replace(BOT, look_ahead=False)),
                (f"the same, each clause the likeliest of {PHRASE_CANDIDATES}", True,
@@ -188,11 +196,11 @@ def main() -> None:
                 replace(BOT, phrase_candidates=PHRASE_CANDIDATES)))
     for label, use_form, config in written:
         score = format_accuracy(model, vocab, blocks, use_form, config=config)
-        rows.append([label, f"{score.exact:.1%}", percent(score.hits, score.total), score.integrity,
-                     f"{score.clash:.1%}", score.logprob])
+        rows.append([label, f"{score.exact:.1%}", percent(score.hits, score.total), percent(*score.tones),
+                     score.integrity, f"{score.clash:.1%}", score.logprob])
     print(f"\nFormat accuracy on {len(blocks)} held-out ci ({len({n for n, _ in blocks})} tunes):")
-    print_table(["lyrics", "written exactly to the tune", "rhyme positions on rhyme", "sentence integrity",
-                 "seasons clash", "sample logprob"], rows)
+    print_table(["lyrics", "written exactly to the tune", "rhyme positions on rhyme", "on the tune's tone",
+                 "sentence integrity", "seasons clash", "sample logprob"], rows)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

@@ -73,8 +73,8 @@ def parse_write(text: str) -> Asked:
 
 
 def lines_pattern(text: str, max_chars: int) -> str | None:
-    """The pattern of a lyric of two lines or more (``pattern_of``), cut to its whole lines within ``max_chars``
-    visible characters; None for a single line, which stays a prefix as before."""
+    """The pattern of a lyric of two lines or more (``pattern_of``: its rhyme's tone kept, if one), cut to its whole
+    lines within ``max_chars`` visible characters; None for a single line, which stays a prefix as before."""
     lines = [line for line in text.split("\n") if line.strip()]
     if len(lines) < 2:
         return None
@@ -90,7 +90,8 @@ def lines_pattern(text: str, max_chars: int) -> str | None:
         kept.append(line)
     if len(kept) < 2:
         return None
-    return format_pattern(Plan(tuple(kept)))
+    groups = {c.rhyme for line in kept for c in line.clauses}
+    return format_pattern(Plan(tuple(kept), tones=tuple((g, t) for g, t in plan.tones if g in groups)))
 
 
 def pattern_chars(pattern: str) -> int:

@@ -60,6 +60,7 @@ class Shape:
     symbols: frozenset[str]  # the vocabulary's: only these can be forced
     hint: str = ""  # read by the model before the prefix, not part of the text: a tune's name line
     keys: dict[int, str] = field(default_factory=dict)  # rhyme group -> its key
+    tones: dict[int, str] = field(default_factory=dict)  # rhyme group -> the tone its rhymes keep (the plan's)
     rhymed: set[str] = field(default_factory=set)  # what its fixed rhyme clauses ended on: not again (重韵)
     line: int = 0  # plan line
     clause: int = 0
@@ -76,6 +77,7 @@ class Shape:
     def __post_init__(self) -> None:
         if self.plan is not None:
             self.keys.update(self.plan.keys)
+            self.tones.update(self.plan.tones)
         self._begin_line()
 
     @property

@@ -17,7 +17,7 @@ import torch
 
 from charrnn.generation.shape import OVERRUN, Shape, visible
 from charrnn.text.forms import CLAUSE_ENDS, Clause
-from charrnn.text.rhyme import THIRTEEN_CLASSES, ending_words, line_key, usable
+from charrnn.text.rhyme import THIRTEEN_CLASSES, TONES, ending_words, han_tone, line_key, usable
 from charrnn.text.words import LATIN, is_han, trailing_word
 from charrnn.vocab import Vocab
 
@@ -46,6 +46,9 @@ class ShapeTables:
         self.has_class = class_masks.any(dim=1).tolist()  # the vocabulary has characters of that class
         self.has_keyed = any(self.has_class)
         self.class_boosts = class_masks.float() * math.log(RHYME_BOOST)  # (13, V), added as they are
+        tones = [han_tone(s) for s in vocab.symbols]
+        self.tone_masks = {t: torch.tensor([t == tone for tone in tones], dtype=torch.bool, device=device)
+                           for t in TONES}  # Chinese characters of each tone class
         self.line_break = self.ids.get("\n")
         self.space = self.ids.get(" ")
         self.stops = self._ids(SENTENCE_ENDS, device)
@@ -73,13 +76,14 @@ def constrain(shape: Shape, logits: torch.Tensor, tables: ShapeTables) -> None:
         return
     clause = shape.current_clause()
     if clause is not None and clause.fixed:
-        allowed: torch.Tensor | None = tables.han
         if shape.rhyme and clause.rhyme is not None and shape.count == clause.low - 1:
-            allowed = _han_rhyme_mask(shape.keys.get(clause.rhyme), tables)
-            if allowed is not None and _restrict(logits, _fresh(allowed, shape, tables)):
-                return
-        if allowed is None or not _restrict(logits, allowed):
-            _restrict(logits, tables.han)  # the class is missing or banned: any Chinese character
+            rhyming = _han_rhyme_mask(shape.keys.get(clause.rhyme), tables)
+            toned = _toned(rhyming, shape.tones.get(clause.rhyme), tables)
+            # The rhyme in its tone, then in any tone, each first without the song's rhymes so far (重韵).
+            for allowed in (toned, rhyming) if rhyming is not None and toned is not None else ():
+                if _restrict(logits, _fresh(allowed, shape, tables)) or _restrict(logits, allowed):
+                    return
+        _restrict(logits, tables.han)  # no rhyme here, or its class is missing or banned: any Chinese character
         return
     _constrain_free(shape, logits, tables, clause)
 
@@ -141,6 +145,15 @@ def _han_rhyme_mask(key: str | None, tables: ShapeTables) -> torch.Tensor | None
     if key in CLASSES and tables.has_class[CLASSES.index(key)]:
         return tables.class_masks[CLASSES.index(key)]
     return None
+
+
+def _toned(mask: torch.Tensor | None, tone: str | None, tables: ShapeTables) -> torch.Tensor | None:
+    """``mask``'s characters of ``tone`` (a tune's level or oblique rhyme), where the vocabulary has any; else
+    ``mask`` as it is."""
+    if mask is None or tone is None:
+        return mask
+    toned = mask & tables.tone_masks[tone]
+    return toned if bool(toned.any()) else mask
 
 
 def english_rhyme_mask(line: str, key: str | None, tables: ShapeTables) -> torch.Tensor | None:
@@ -214,8 +227,9 @@ def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
     clause = shape.current_clause()
     if clause is None or not clause.fixed or clause.rhyme is None or shape.count != clause.low - 2:
         return None
-    key = shape.keys.get(clause.rhyme)
-    allowed = _han_rhyme_mask(key, tables) if key is not None else None  # the first rhyme: any class will do
+    key, tone = shape.keys.get(clause.rhyme), shape.tones.get(clause.rhyme)
+    # The first rhyme: any class will do, in the group's tone if it keeps one.
+    allowed = _toned(_han_rhyme_mask(key, tables), tone, tables) if key is not None or tone is not None else None
     if allowed is None:
         return None
     fresh = _fresh(allowed, shape, tables)

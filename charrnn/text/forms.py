@@ -5,7 +5,7 @@ bounds, for a free line), the punctuation that ends it, and its rhyme group (Non
 Plans travel as short pattern strings, so a request stays plain data (a bot stores it, a worker gets it
 as JSON)::
 
-    7A。/7A。/7A。/7，7A。/7A。              浣溪沙: the fourth line's first clause does not rhyme
+    7A。/7A。/7A。/7，7A。/7A。 A=平         浣溪沙: the fourth line's first clause does not rhyme; the rhyme level
     7A。/7A。/5B。/5B。/5C。/5C。/5D。/5D。  菩萨蛮: the rhyme changes every two lines
     7,7,5,7                              four bare lines; with no letter at all, every line rhymes (A)
     4，4A|4，4A A=言前                    two sections, the rhyme given
@@ -13,7 +13,8 @@ as JSON)::
 A line is clauses ``<length><group letter?><punctuation?>`` (``_`` for a space); lines are separated
 by ``/`` or an ASCII comma, sections (a verse, a chorus: structure only, no blank line is written) by
 ``|``. ``A=言前`` gives a group's rhyme (one of ``charrnn.text.rhyme.THIRTEEN_CLASSES``) instead of letting
-its first rhyme position choose it; ``-`` says no line rhymes. Fixed lengths count Chinese characters.
+its first rhyme position choose it, ``A=平`` (or ``A=仄``) the tone its rhymes keep (``charrnn.text.rhyme.han_tone``);
+``-`` says no line rhymes. Fixed lengths count Chinese characters.
 
 The tune table ships as ``charrnn/text/ci_forms.json``, built by ``python -m charrnn forms build songci.txt``
 (``charrnn.form_mining``).
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.text.lyrics import lines_of
-from charrnn.text.rhyme import THIRTEEN_CLASSES, line_key
+from charrnn.text.rhyme import THIRTEEN_CLASSES, TONES, line_key, line_tone
 
 FORMS_PATH = Path(__file__).with_name("ci_forms.json")
 CLAUSE_ENDS = "，、。？！；："
@@ -68,6 +69,7 @@ class Line:
 class Plan:
     lines: tuple[Line, ...]
     keys: tuple[tuple[int, str], ...] = ()  # given rhymes: (group, key)
+    tones: tuple[tuple[int, str], ...] = ()  # the tone (平 or 仄) a group's rhymes keep, where they keep one
 
     @property
     def groups(self) -> int:
@@ -94,12 +96,14 @@ def parse_pattern(text: str) -> Plan:
     """The plan a pattern string describes (see the module's docstring); ``ValueError`` says what is wrong."""
     body, *given = text.split() or [""]
     keys: list[tuple[int, str]] = []
+    tones: list[tuple[int, str]] = []
     unrhymed = "-" in given
     for item in (item for item in given if item != "-"):
         match = _GIVEN.fullmatch(item)
-        if not match or match.group(2) not in THIRTEEN_CLASSES:
-            raise ValueError(f"a given rhyme is like A=言前 (one of {', '.join(THIRTEEN_CLASSES)}), got {item!r}")
-        keys.append((ord(match.group(1)) - ord("A"), match.group(2)))
+        if not match or match.group(2) not in (*THIRTEEN_CLASSES, *TONES):
+            raise ValueError(f"a given rhyme is like A=言前 (one of {', '.join(THIRTEEN_CLASSES)}) or a tone, A=平 "
+                             f"or A=仄; got {item!r}")
+        (tones if match.group(2) in TONES else keys).append((ord(match.group(1)) - ord("A"), match.group(2)))
     lines: list[Line] = []
     sections = body.split("|")
     for s, section in enumerate(sections):
@@ -112,8 +116,8 @@ def parse_pattern(text: str) -> Plan:
     if not unrhymed and not any(c.rhyme is not None for line in lines for c in line.clauses):
         # No letter: every line ends on the song's one rhyme, as modern lyrics do.
         lines = [Line((*line.clauses[:-1], _with(line.clauses[-1], 0)), line.section_end) for line in lines]
-    plan = Plan(tuple(lines), tuple(keys))
-    if any(group >= plan.groups for group, _ in keys):
+    plan = Plan(tuple(lines), tuple(keys), tuple(tones))
+    if any(group >= plan.groups for group, _ in (*keys, *tones)):
         raise ValueError(f"a given rhyme names a group the pattern does not use: {text!r}")
     return plan
 
@@ -144,7 +148,8 @@ def format_pattern(plan: Plan) -> str:
         parts.append(item + ("|" if line.section_end else "/"))
     body = "".join(parts).rstrip("/|")
     unrhymed = ["-"] if plan.groups == 0 else []  # else parsing it back would rhyme every line
-    return " ".join([body, *unrhymed, *(f"{_letter(group)}={key}" for group, key in plan.keys)])
+    given = [f"{_letter(group)}={value}" for group, value in (*plan.keys, *plan.tones)]
+    return " ".join([body, *unrhymed, *given])
 
 
 def _letter(group: int | None) -> str:
@@ -156,7 +161,8 @@ def pattern_of(lyric: str, keep_rhyme: bool = False) -> str:
 
     Clauses are split at punctuation and at spaces (modern lyrics separate phrases with spaces); a blank
     line is a section break. The rhyme positions are the line ends that share the lyric's most common
-    line-end rhyme (when at least two do); ``keep_rhyme`` also keeps that rhyme for the new words.
+    line-end rhyme (when at least two do), and keep their tone when they all have one (a ci's level or oblique
+    rhyme); ``keep_rhyme`` also keeps that rhyme for the new words.
     """
     sections = [[line for line in block.split("\n") if line.strip()] for block in re.split(r"\n\s*\n", lyric)]
     sections = [section for section in sections if section]
@@ -175,7 +181,9 @@ def pattern_of(lyric: str, keep_rhyme: bool = False) -> str:
     if not lines:
         raise ValueError("the lyric has no characters to measure")
     given = ((0, main),) if keep_rhyme and rhymed and main is not None else ()
-    return format_pattern(Plan(tuple(lines), given))
+    rhyme_tones = {line_tone(line) for section in sections for line in section if rhymed and line_key(line) == main}
+    tone = rhyme_tones.pop() if len(rhyme_tones) == 1 else None
+    return format_pattern(Plan(tuple(lines), given, ((0, tone),) if tone is not None else ()))
 
 
 def _clauses_of(line: str, rhyme: int | None) -> tuple[Clause, ...]:
@@ -326,4 +334,20 @@ def plan_rhymes(text: str, plan: Plan) -> tuple[int, int]:
                 continue
             total += 1
             hits += key == keys[clause.rhyme]
+    return hits, total
+
+
+def plan_tones(text: str, plan: Plan) -> tuple[int, int]:
+    """(rhyme positions on their group's tone, rhyme positions of a group that keeps one) of a lyric written to
+    ``plan``'s fixed lines."""
+    tones = dict(plan.tones)
+    hits = total = 0
+    for line, spec in zip(lines_of(text), plan.lines, strict=False):
+        ends = [chars for chars, _ in _PIECES.findall(line)]
+        if spec.repeat_of is not None or len(ends) != len(spec.clauses):
+            continue
+        for chars, clause in zip(ends, spec.clauses, strict=True):
+            if clause.rhyme in tones:
+                total += 1
+                hits += line_tone(chars) == tones[clause.rhyme]
     return hits, total

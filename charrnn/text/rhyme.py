@@ -8,6 +8,10 @@ dictionary lacks falls back to its spelling from the last vowel group on.
 
 A rhyme key is a string; two lines rhyme when their keys are equal and not None (a line that ends in
 a digit, an emoji or nothing has no key).
+
+A ci tune also keeps its rhyme's tone: 鹧鸪天 rhymes on level tones (平), 蝶恋花 on oblique ones (仄). A
+character's tone class is its modern tone's (1 and 2 level, 3 and 4 oblique, ``han_tone``); the old entering
+tone (入声), now spread over all four, leaves tunes that rhymed on it without a tone (``charrnn.form_mining``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,26 @@ def han_key(char: str) -> str | None:
         return None
     finals = lazy_pinyin(char, style=Style.FINALS, strict=True, errors="ignore")
     return _CLASS_OF_FINAL.get(finals[0]) if finals else None
+
+
+TONES = ("平", "仄")  # level and oblique
+
+
+@functools.lru_cache(maxsize=65536)
+def han_tone(char: str) -> str | None:
+    """平 or 仄 for a Chinese character (its most common reading's modern tone), None for the neutral tone or
+    anything else."""
+    if not is_han(char):
+        return None
+    syllables = lazy_pinyin(char, style=Style.TONE3, strict=True, errors="ignore", neutral_tone_with_five=True)
+    tone = syllables[0][-1:] if syllables else ""
+    return "平" if tone in ("1", "2") else "仄" if tone in ("3", "4") else None
+
+
+def line_tone(line: str) -> str | None:
+    """The tone class of a line's last character (None for an English line)."""
+    unit = last_unit(line)
+    return han_tone(unit) if is_han(unit[-1:]) else None
 
 
 @functools.lru_cache(maxsize=65536)

@@ -15,7 +15,7 @@ import pytest
 from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.cli import main
 from charrnn.config import SampleConfig
-from charrnn.form_mining import build, mine, rhyme_groups
+from charrnn.form_mining import build, mine, rhyme_groups, rhyme_tones
 from charrnn.generation.batching import generate_many
 from charrnn.generation.result import Generation
 from charrnn.generation.sample import generate
@@ -31,6 +31,7 @@ from charrnn.text.forms import (
     parse_pattern,
     pattern_of,
     plan_rhymes,
+    plan_tones,
     song_plan,
     tune_plan,
     tunes,
@@ -70,6 +71,13 @@ def test_rhyme_groups_follow_agreement_across_examples() -> None:
     assert rhyme_groups([["我", "天", "年"], ["雨", "山", "间"], ["风", "烟", "前"]]) == [None, 0, 0]
 
 
+def test_a_rhyme_group_keeps_the_tone_most_of_its_rhymes_have() -> None:
+    # Group 0 rhymes level (天 年 山 间 烟: tones 1-2) in 5 of 6; group 1 is split between 雨/远 and 天/前.
+    examples = [["天", "年", "雨"], ["山", "间", "远"], ["烟", "前", "天"], ["山", "雨", "前"]]
+    assert rhyme_tones(examples, [0, 0, 1]) == ((0, "平"),)
+    assert rhyme_tones(examples, [0, 0, 1], threshold=0.5) == ((0, "平"), (1, "仄"))
+
+
 def test_mining_hand_made_blocks() -> None:
     good = "无名调\n春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。\n"  # 晓 鸟 少 rhyme, 声 does not
     other = "无名调\n春眠不觉晓处处，闻啼鸟。\n夜来风雨声，花落知多少。\n"
@@ -78,7 +86,8 @@ def test_mining_hand_made_blocks() -> None:
     table = mine(corpus)
     assert list(table) == ["无名调"]  # 小调 has 9 examples, under the 10 needed
     entry = table["无名调"]
-    assert entry["pattern"] == "5A，5A。/5，5A。" and entry["examples"] == 11 and entry["share"] == round(8 / 11, 3)
+    assert entry["pattern"] == "5A，5A。/5，5A。 A=仄"  # 晓 鸟 少: an oblique rhyme
+    assert entry["examples"] == 11 and entry["share"] == round(8 / 11, 3)
 
 
 def test_the_shipped_table_is_what_the_recorded_command_builds(tmp_path: Path) -> None:
@@ -91,8 +100,9 @@ def test_the_shipped_table_is_what_the_recorded_command_builds(tmp_path: Path) -
 def test_the_table_knows_the_famous_tunes() -> None:
     table = json.loads(FORMS_PATH.read_text(encoding="utf-8"))
     assert table["min_examples"] == 10 and len(table["tunes"]) >= 100
-    assert tunes()["浣溪沙"].pattern == "7A。/7A。/7A。/7，7A。/7A。"
-    assert tunes()["菩萨蛮"].pattern == "7A。/7A。/5B。/5B。/5C。/5C。/5D。/5D。"  # the rhyme changes
+    assert tunes()["浣溪沙"].pattern == "7A。/7A。/7A。/7，7A。/7A。 A=平"  # a level rhyme
+    assert tunes()["菩萨蛮"].pattern == "7A。/7A。/5B。/5B。/5C。/5C。/5D。/5D。 A=仄 B=平 C=仄 D=平"  # it changes
+    assert tune_plan("蝶恋花").tones == ((0, "仄"),) and tune_plan("满江红").tones == ()  # the entering tone: none
     assert find_tune("忆江南").name == "望江南・忆江南"  # another name of the tune
     with pytest.raises(ValueError, match="浣溪沙") as info:
         find_tune("浣溪")
@@ -106,10 +116,10 @@ def test_patterns_parse_and_print_back() -> None:
     plan = parse_pattern("7,7,5,7")
     assert [c.low for line in plan.lines for c in line.clauses] == [7, 7, 5, 7]
     assert all(line.clauses[-1].rhyme == 0 for line in plan.lines)  # no letters: every line rhymes
-    for text in ("4，5A。/7A。|6，6B。/6B。 B=江阳", "7/7/5/7 -", tunes()["满江红"].pattern):
+    for text in ("4，5A。/7A。|6，6B。/6B。 B=江阳", "7/7/5/7 -", tunes()["满江红"].pattern, "5A/5B B=江阳 A=仄 B=平"):
         assert format_pattern(parse_pattern(text)) == text
     assert parse_pattern("5,5 -").groups == 0
-    for bad in ("", "7,x,7", "0,7", "7A，7A A=土豆", "7,7 B=言前"):
+    for bad in ("", "7,x,7", "0,7", "7A，7A A=土豆", "7,7 B=言前", "7,7 B=平", "7A A=上"):
         with pytest.raises(ValueError):
             parse_pattern(bad)
 
@@ -121,6 +131,8 @@ def test_pattern_of_an_existing_lyric() -> None:
     assert [[c.low for c in line.clauses] for line in plan.lines] == [[6, 5], [6], [5], [7], [5]]
     assert plan.lines[2].section_end and plan.keys == ((0, "一七"),) and plan.lines[0].clauses[0].punct == " "
     assert pattern_of("春风\n明月\n").endswith(" -")  # no two line ends rhyme: nothing to keep
+    # 风 同 红 容 rhyme (中东), all level: the new words keep the tone; 你 起 局 瓷 丽 above mix them.
+    assert pattern_of("一曲新歌唱晚风。\n去年天气旧时同。\n夕阳西下几时红。") == "7A。/7A。/7A。 A=平"
 
 
 def test_song_plans_grow_with_the_length_and_repeat_the_chorus() -> None:
@@ -141,6 +153,7 @@ def test_a_lyric_is_checked_against_its_plan() -> None:
     # 晏殊's own lines rhymed in his time, not all in today's classes: 杯 回 (灰堆) against 台 来 徊 (怀来).
     old = "一曲新词酒一杯。\n去年天气旧亭台。\n夕阳西下几时回。\n无可奈何花落去，似曾相识燕归来。\n小园香径独徘徊。"
     assert plan_rhymes(old, plan) == (1, 4)
+    assert plan_tones(good, plan) == (5, 5) and plan_tones(good.replace("从容", "从此"), plan) == (4, 5)  # 此: oblique
 
 
 # --- writing to a plan: a small model trained here ----------------------------------------------
@@ -243,11 +256,15 @@ def test_the_base_writes_tunes_exactly(base: Tiny) -> None:
     bot = SampleConfig(no_repeat_ngram=8, rhyme=True)  # the bot's settings
     requests = [(prefix, replace(bot, form=tune, seed=s)) for tune in TUNES
                 for s, prefix in enumerate(["", "一曲新词"])]
-    for (_, config), out in zip(requests, generate_many(base.model, base.vocab, requests), strict=True):
+    for (prefix, config), out in zip(requests, generate_many(base.model, base.vocab, requests), strict=True):
         plan = tune_plan(config.form)
         assert follows(out.lyric, plan), out.lyric
         hits, total = plan_rhymes(out.lyric, plan)
         assert hits == total > 0, out.lyric
+        # 如梦令, 卜算子 and 清平乐's first rhyme oblique, the others level; 清平乐's first rhyme position is the
+        # prefix's 词 (level): the person's words stand as they are.
+        hits, total = plan_tones(out.lyric, plan)
+        assert hits == total - (config.form == "清平乐" and prefix == "一曲新词") > 0, out.lyric
 
 
 def test_a_tune_never_rhymes_twice_on_one_character(base: Tiny) -> None:

@@ -10,7 +10,18 @@ from charrnn.generation.batching import generate_many
 from charrnn.generation.rows import VocabTables
 from charrnn.generation.sample import generate
 from charrnn.generation.shape_rules import english_rhyme_mask
-from charrnn.text.rhyme import english_key, free_rhymes, han_key, last_unit, line_key, rhyme_rate, rhyming_words, usable
+from charrnn.text.rhyme import (
+    english_key,
+    free_rhymes,
+    han_key,
+    han_tone,
+    last_unit,
+    line_key,
+    line_tone,
+    rhyme_rate,
+    rhyming_words,
+    usable,
+)
 from charrnn.vocab import UNK, Vocab
 from tests.helpers.models import constant_model
 
@@ -37,6 +48,13 @@ def test_keys_of_units() -> None:
     assert last_unit("晕开了结局。  ") == "局" and last_unit("where is the light?!") == "light"
     assert line_key("") is None and line_key("123 !") is None
     assert "light" in rhyming_words("en:AY T") and "day" not in rhyming_words("en:AY T")
+
+
+def test_tone_classes_of_characters_and_lines() -> None:
+    assert [han_tone(c) for c in "天年雨月"] == ["平", "平", "仄", "仄"]  # tones 1, 2 level; 3, 4 oblique
+    assert han_tone("的") is None and han_tone("A") is None and han_tone("，") is None  # neutral tone, not Han
+    assert line_tone("春风又绿江南岸。") == "仄" and line_tone("明月何时照我还") == "平"
+    assert line_tone("the night") is None
 
 
 def test_rhyme_rate_counts_adjacent_line_pairs() -> None:
