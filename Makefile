@@ -152,11 +152,11 @@ pretrained-tune: $(VENV)/.installed
 # The keyword plan's table shipped in charrnn/text/topics.json: for the 3,000 most widespread two-character words of
 # the base's Chinese corpora, sung text only (titles left out; the Yuan qu without its drama, whose role markers
 # 正末, 末云 would otherwise be "related" to everything), the words that share their songs most (charrnn.text.topics).
-# With it, charrnn/text/seasons.json: the words whose Song ci lean to spring or to autumn (charrnn.text.seasons).
+# With it, charrnn/text/themes.json: the words whose Song ci lean to spring or autumn, joy or sorrow (charrnn.text.themes).
 topics: $(VENV)/.installed
 	$(PY) -m charrnn fetch yuanqu-sung --from $(DATA)/yuanqu.txt --dir $(SUNG_DATA)
 	$(PY) -m charrnn topics build $(DATA)/songci.txt $(DATA)/shijing.txt $(SUNG_DATA)/yuanqu-sung.txt
-	$(PY) -m charrnn topics seasons $(DATA)/songci.txt
+	$(PY) -m charrnn topics themes $(DATA)/songci.txt
 
 # The ci tune forms shipped in charrnn/text/ci_forms.json: each tune's prevailing pattern and rhyme positions, mined
 # from the Song ci corpus (charrnn.form_mining; tests/charrnn/text/test_forms.py checks the file is what this makes).

@@ -13,12 +13,12 @@ Three measures, on the shipped base at the bot's settings (no_repeat_ngram 8):
   (``charrnn.generation.shape.lyric_length``), and whether they ended on a whole line;
 - format accuracy on held-out tunes: the blocks of the Song ci corpus's held-out tail whose tune is in the
   table, each written to its tune from its first two characters; the share written exactly (clause
-  lengths and punctuation, ``charrnn.text.forms.follows``), the rhyme at the tune's rhyme positions, and
-  the rhymes on the tune's tone (level or oblique, where the tune keeps one: ``charrnn.form_mining``),
-  sentence integrity (SongNet's: the base's mean probability that each clause ends where it ends; a phrase
-  a form cut short scores low), and the share whose seasons clash (words of spring beside words of autumn,
-  ``charrnn.text.seasons``). For comparison: the corpus's own blocks, and the base prompted with the tune's
-  name but no form.
+  lengths and punctuation, ``charrnn.text.forms.follows``), the rhyme at the tune's rhyme positions, the
+  rhymes on the tune's tone (level or oblique, where the tune keeps one: ``charrnn.form_mining``), sentence
+  integrity (SongNet's: the base's mean probability that each clause ends where it ends; a phrase a form cut
+  short scores low), and the share whose seasons or moods clash (words of spring beside words of autumn, of
+  joy beside sorrow: ``charrnn.text.themes``). For comparison: the corpus's own blocks, and the base
+  prompted with the tune's name but no form.
 
 ``lyric_quality.py`` reuses these measures for its columns.
 """
@@ -45,7 +45,7 @@ from charrnn.generation.shape import lyric_length
 from charrnn.mixture import LanguageModel
 from charrnn.text.forms import follows, plan_rhymes, plan_tones, tune_plan, tunes
 from charrnn.text.rhyme import free_rhymes
-from charrnn.text.seasons import clashes
+from charrnn.text.themes import clashes
 from charrnn.vocab import Vocab
 
 PHRASE_CANDIDATES = Settings.model_fields["phrase_candidates"].default  # as the bot's /write
@@ -105,7 +105,7 @@ class FormScore(NamedTuple):
     total: int  # rhyme positions
     integrity: float  # mean probability, under the base, of each clause's ending where it ends
     logprob: float | None  # the samples' mean log-probability per character under the model; None for the corpus
-    clash: float  # share of lyrics with words of opposite seasons (charrnn.text.seasons)
+    clash: float  # share of lyrics with words of opposite seasons or moods (charrnn.text.themes)
     tones: tuple[int, int]  # rhyme positions on their tune's tone (平 or 仄), of those whose tune keeps one
 
 
@@ -191,8 +191,8 @@ def main() -> None:
     written = (("base, the tune's name as the prompt", False, BOT), ("base, --form TUNE --rhyme", True, BOT),
                ("the same without the rhyme look-ahead", True, replace(BOT, look_ahead=False)),
                (f"the same, each clause the likeliest of {PHRASE_CANDIDATES}", True,
-                replace(BOT, phrase_candidates=PHRASE_CANDIDATES, one_season=False)),
-               (f"the same, each clause the best of {PHRASE_CANDIDATES} keeping one season (the bot)", True,
+                replace(BOT, phrase_candidates=PHRASE_CANDIDATES, one_theme=False)),
+               (f"the same, each clause the best of {PHRASE_CANDIDATES} keeping one season and mood (the bot)", True,
                 replace(BOT, phrase_candidates=PHRASE_CANDIDATES)))
     for label, use_form, config in written:
         score = format_accuracy(model, vocab, blocks, use_form, config=config)
@@ -200,7 +200,7 @@ def main() -> None:
                      score.integrity, f"{score.clash:.1%}", score.logprob])
     print(f"\nFormat accuracy on {len(blocks)} held-out ci ({len({n for n, _ in blocks})} tunes):")
     print_table(["lyrics", "written exactly to the tune", "rhyme positions on rhyme", "on the tune's tone",
-                 "sentence integrity", "seasons clash", "sample logprob"], rows)
+                 "sentence integrity", "season or mood clash", "sample logprob"], rows)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

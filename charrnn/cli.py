@@ -40,7 +40,7 @@ from charrnn.music.corpus import TUNE_CORPUS as TUNES
 from charrnn.pipeline import InitFrom, train_model
 from charrnn.sizing import size_for_text
 from charrnn.text.forms import FORMS_PATH
-from charrnn.text.seasons import SEASONS_PATH
+from charrnn.text.themes import THEMES_PATH
 from charrnn.text.titles import form_title, titled
 from charrnn.text.topics import TOPICS_PATH
 from charrnn.train_config import TrainConfig, select_device
@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     topics_build.add_argument("corpus", nargs="+", help="lyric corpora, songs between blank lines, title first")
     topics_build.add_argument("--out", default=str(TOPICS_PATH), help="default: the package's table")
     topics_sub.add_parser("show", help="a prefix's keyword plan").add_argument("prefix")
-    topics_seasons = topics_sub.add_parser("seasons", help="words that lean to spring or autumn (charrnn.text.seasons)")
-    topics_seasons.add_argument("corpus", nargs="+", help="lyric corpora, songs between blank lines, title first")
-    topics_seasons.add_argument("--out", default=str(SEASONS_PATH), help="default: the package's table")
+    topics_themes = topics_sub.add_parser("themes", help="words of one season or one mood (charrnn.text.themes)")
+    topics_themes.add_argument("corpus", nargs="+", help="lyric corpora, songs between blank lines, title first")
+    topics_themes.add_argument("--out", default=str(THEMES_PATH), help="default: the package's table")
 
     demo = sub.add_parser("demo", help="train a small model on the bundled demo corpus and sing")
     demo.add_argument("--out", default="runs/demo")

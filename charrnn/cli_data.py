@@ -18,7 +18,7 @@ from charrnn.generation.rows import PLANNED_LINES
 from charrnn.music.corpus import TUNE_CORPUS as TUNES
 from charrnn.music.corpus import build_tunes
 from charrnn.text.forms import tunes
-from charrnn.text.seasons import build_seasons, save_seasons
+from charrnn.text.themes import build_themes, save_themes
 from charrnn.text.topics import build_topics, keyword_plan, save_topics
 from charrnn.text.words import corpus_words
 
@@ -75,11 +75,11 @@ def cmd_topics(args: argparse.Namespace) -> int:
         save_topics(table, Path(args.out))
         print(f"{len(table)} words with their related ones written to {args.out}")
         return 0
-    if args.topics_command == "seasons":
-        seasons = build_seasons(read_corpus(name) for name in args.corpus)
-        save_seasons(seasons, Path(args.out))
-        counts = Counter(seasons.values())
-        print(f"{counts['春']} spring and {counts['秋']} autumn words written to {args.out}")
+    if args.topics_command == "themes":
+        themes = build_themes(read_corpus(name) for name in args.corpus)
+        save_themes(themes, Path(args.out))
+        counts = Counter(label for labels in themes.values() for label in labels)
+        print(f"{len(themes)} words written to {args.out}: " + ", ".join(f"{n} {end}" for end, n in counts.items()))
         return 0
     print(" ".join(keyword_plan(args.prefix, PLANNED_LINES, random.Random(0))) or "(nothing in the table relates)")
     return 0

@@ -45,7 +45,7 @@ SAMPLE_HELP = {
     "one_script": "write in the prefix's script only: no Latin letters after Chinese, no Han after English",
     "look_ahead": "before a tune's rhyme, choose the character the rhyme can follow (one model step ahead)",
     "phrase_candidates": "write each clause this many times side by side and keep the likeliest; 1: off",
-    "one_season": "with --phrase-candidates, keep clauses that bring the opposite season out if any other can",
+    "one_theme": "with --phrase-candidates, keep out clauses that bring the opposite season or mood if any can",
     "seed": "same seed, same text",
 }
 

@@ -62,9 +62,9 @@ class SampleConfig:
     # Sample-and-rank by phrase (charrnn.generation.phrases): every clause written this many times side by side in
     # the running batch, the likeliest kept, ending where a phrase ends; 1: off.
     phrase_candidates: int = 1
-    # With phrase_candidates: a clause that brings words of the season opposite to one the text has (黄花 after
-    # 海棠, charrnn.text.seasons) is kept only when every candidate's does.
-    one_season: bool = True
+    # With phrase_candidates: a clause that brings words of the season or mood opposite to one the text has (黄花
+    # after 海棠, 断魂 after 称觞: charrnn.text.themes) is kept only when every candidate's does.
+    one_theme: bool = True
     seed: int | None = None
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch
     # with everyone else; how titles are fitted to lyrics (charrnn.titles). Unknown characters are left out.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bot.serving.jobs import GenerationResult
 from charrnn.generation.result import Generation
-from charrnn.text.seasons import clashes
+from charrnn.text.themes import clashes
 from charrnn.text.titles import titled
 
 
@@ -59,7 +59,8 @@ MIN_LINES = 2
 
 def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Ranked]:
     """Candidates worth showing, best first: those with at least ``MIN_LINES`` lines, then those that keep to
-    one season (``charrnn.text.seasons``: 海棠 and 黄花 in one ci is what blind readers hear as nonsense first),
+    one season and one mood (``charrnn.text.themes``: 海棠 and 黄花 in one ci is what blind readers hear as
+    nonsense first),
     then likelihood per character minus a loop penalty."""
     ranked = []
     for g in candidates:

@@ -21,7 +21,7 @@ from charrnn.generation.result import Generation, result
 from charrnn.generation.rows import Batch, Fork, Row, VocabTables, Waiting, advance, forced_or, new_row
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, concat_states, select_state
-from charrnn.text.seasons import clashes
+from charrnn.text.themes import clashes
 from charrnn.text.titles import pick, title_requests
 from charrnn.vocab import Vocab
 
@@ -233,8 +233,9 @@ class BatchGenerator:
         return finished
 
     def _clashes(self, row: Row) -> bool:
-        """Whether the row's text holds words of opposite seasons (``charrnn.text.seasons``), if it keeps to one."""
-        return row.config.one_season and clashes(row.prefix + self.vocab.decode(row.generated))
+        """Whether the row's text holds words of opposite seasons or moods (``charrnn.text.themes``), if it keeps
+        to one."""
+        return row.config.one_theme and clashes(row.prefix + self.vocab.decode(row.generated))
 
     def _drop_rows(self, indices: Sequence[int]) -> None:
         gone = set(indices)
