@@ -31,7 +31,9 @@ def test_long_text_is_scored_with_at_least_half_a_block_of_context() -> None:
     x = torch.randint(0, 11, (2, 30))
     with torch.no_grad():
         whole, state = model(x[:, :20])
-        assert torch.equal(whole[:, :8], model.logits(x[:, :8]))  # within one block: plain causal logits
+        # Within one block: plain causal logits (the same, up to float rounding: the attention runs over another
+        # length, and its kernel may sum in another order).
+        torch.testing.assert_close(whole[:, :8], model.logits(x[:, :8]), rtol=1e-5, atol=1e-5)
         # Position 13 is in the stride [12, 16), read in the window of the block that ends at 16.
         torch.testing.assert_close(whole[:, 13], model.logits(x[:, 8:16])[:, 5], rtol=1e-5, atol=1e-5)
         # The state carries the last block - 1 characters: the next call reads them as context.
