@@ -37,7 +37,9 @@ SAMPLE_HELP = {
     "line_mode": "one line per sample (names, titles)",
     "stop_at_blank_line": "a blank line ends the song",
     "rhyme": "every rhyme position on its rhyme: each line end (the first sets it), or a tune's rhyme positions",
-    "target_length": f"the lyric's length in characters, whole lines, within 20%; {MIN_TARGET} to {MAX_LENGTH}, 0: off",
+    # %% : argparse formats help strings with %.
+    "target_length": f"the lyric's length in characters, whole lines, within 20%%; {MIN_TARGET} to {MAX_LENGTH}, "
+                     "0: off",
     "form": "a ci tune, e.g. 浣溪沙: its lines, punctuation and rhymes (python -m charrnn forms list)",
     "pattern": "line lengths to write to, e.g. 7,7,5,7 or 4，5A。/7A。 (letters: rhyme groups)",
     "song": f"a song form: verses and a returning chorus, sized by --length ({', '.join(SONG_FORMS)})",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bot.serving.jobs import GenerationResult
 from charrnn.generation.result import Generation
-from charrnn.text.themes import clashes
+from charrnn.text.themes import clashing_axes
 from charrnn.text.titles import titled
 
 
@@ -58,10 +58,9 @@ MIN_LINES = 2
 
 
 def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Ranked]:
-    """Candidates worth showing, best first: those with at least ``MIN_LINES`` lines, then those that keep to
-    one season and one mood (``charrnn.text.themes``: 海棠 and 黄花 in one ci is what blind readers hear as
-    nonsense first),
-    then likelihood per character minus a loop penalty."""
+    """Candidates worth showing, best first: those with at least ``MIN_LINES`` lines, then those that clash on the
+    fewest axes of season and mood (``charrnn.text.themes``: 海棠 and 黄花 in one ci is what blind readers hear as
+    nonsense first), then likelihood per character minus a loop penalty."""
     ranked = []
     for g in candidates:
         text = g.lyric  # clean lines: what the person will see
@@ -70,7 +69,7 @@ def rank(candidates: Sequence[Generation], guard: CopyGuard | None) -> list[Rank
         score = g.mean_logprob - 3.0 * repetition(g.continuation)
         ranked.append(Ranked(text, score, g.skipped))
     return sorted(ranked, key=lambda r: (len([line for line in r.text.split("\n") if line.strip()]) >= MIN_LINES,
-                                         not clashes(r.text), r.score), reverse=True)
+                                         -clashing_axes(r.text), r.score), reverse=True)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from charrnn.config import MIN_TARGET
 from charrnn.generation.result import Generation
 from charrnn.mixture import LanguageModel
 from charrnn.vocab import Vocab
@@ -40,9 +41,11 @@ class GenerationJob:
 
     @property
     def rows(self) -> int:
-        """Batch rows the job holds at its busiest: each candidate's clause siblings, and its title fits after
-        (a few steps each, counted once per title): what a worker's capacity estimates count."""
-        return self.candidates * self.phrases + self.titles
+        """Batch rows the job holds at its busiest: each candidate's clause siblings (a lyric in lines has them:
+        a form, a pattern, a length of a line or more; ``bot.serving.lanes.lyric_config``), and its title fits
+        after (a few steps each, counted once per title): what a worker's capacity estimates count."""
+        lines = bool(self.form or self.pattern) or self.length >= MIN_TARGET
+        return self.candidates * (self.phrases if lines else 1) + self.titles
 
 
 @dataclass(frozen=True)

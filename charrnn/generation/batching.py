@@ -21,7 +21,7 @@ from charrnn.generation.result import Generation, result
 from charrnn.generation.rows import Batch, Fork, Row, VocabTables, Waiting, advance, forced_or, new_row
 from charrnn.mixture import LanguageModel
 from charrnn.model import State, concat_states, select_state
-from charrnn.text.themes import clashes
+from charrnn.text.themes import clashing_axes
 from charrnn.text.titles import pick, title_requests
 from charrnn.vocab import Vocab
 
@@ -221,7 +221,7 @@ class BatchGenerator:
         for rid, fork in list(self._forks.items()):
             if not fork.complete:
                 continue
-            kept = best(fork, self._clashes)
+            kept = best(fork, self._clashing_axes)
             fork.waiting = {}
             if kept.reason is not None:
                 del self._forks[rid]
@@ -232,10 +232,10 @@ class BatchGenerator:
             self._add(branch(kept.row, fork), select_state(kept.state, same), kept.logits.index_select(0, same))
         return finished
 
-    def _clashes(self, row: Row) -> bool:
-        """Whether the row's text holds words of opposite seasons or moods (``charrnn.text.themes``), if it keeps
-        to one."""
-        return row.config.one_theme and clashes(row.prefix + self.vocab.decode(row.generated))
+    def _clashing_axes(self, row: Row) -> int:
+        """On how many axes the row's text holds words of opposite seasons or moods (``charrnn.text.themes``), if
+        it keeps to one; else 0."""
+        return clashing_axes(row.prefix + self.vocab.decode(row.generated)) if row.config.one_theme else 0
 
     def _drop_rows(self, indices: Sequence[int]) -> None:
         gone = set(indices)

@@ -30,7 +30,8 @@ def look_ahead(model: LanguageModel, state: State, logits: torch.Tensor, rows: S
     """``logits`` (``(B, V)``, through ``SHAPING``: on the model's scale, before the temperature and the nucleus)
     with each row before a rhyme narrowed to its likeliest characters, each weighed by the model's probability
     of the rhyme after it. ``state``: the rows' state after reading their context, as ``model.step`` takes it.
-    Other rows, and teacher-forced ones, are left as they are; the song's first rhyme (any class will do) too."""
+    Other rows, and teacher-forced ones, are left as they are; the song's first rhyme too (any class will do),
+    unless its group keeps a tone (then any character of that tone will)."""
     masks: dict[int, torch.Tensor] = {}
     for i, row in enumerate(rows):
         planned = row.shape is not None and row.config.look_ahead and not row.forced

@@ -25,13 +25,14 @@ from collections.abc import Callable
 from charrnn.generation.rows import Fork, Row, Waiting
 
 
-def best(fork: Fork, clashes: Callable[[Row], bool] | None = None) -> Waiting:
-    """The sibling whose clause scores best, among those whose text keeps to one season and mood if any does
-    (``clashes``: ``charrnn.text.themes``); the lowest index among equals, so the choice is reproducible."""
+def best(fork: Fork, clashing: Callable[[Row], int] | None = None) -> Waiting:
+    """The sibling whose clause scores best, among those whose text clashes on the fewest axes of season and mood
+    (``clashing``: ``charrnn.text.themes.clashing_axes``); the lowest index among equals, so the choice is
+    reproducible."""
 
-    def key(index: int) -> tuple[bool, float]:
+    def key(index: int) -> tuple[int, float]:
         row = fork.waiting[index].row
-        return clashes is None or not clashes(row), score(row.phrase)
+        return -(clashing(row) if clashing is not None else 0), score(row.phrase)
 
     return fork.waiting[max(sorted(fork.waiting), key=key)]
 

@@ -2,9 +2,10 @@
 
 ``line_shape`` is the processor in ``charrnn.generation.processors.SHAPING``. For each row with a ``Shape`` it
 forces what the plan has due (punctuation, a line break, a returning chorus), keeps a fixed clause to
-Chinese characters and its rhyme position to its class, and holds a free line to its bounds and its
-rhyme (see ``charrnn.generation.shape`` for what that guarantees). Nothing here looks at another row. The English
-rule is its own function (``english_rhyme_mask``) so that a vocabulary of real words can narrow it.
+Chinese characters and its rhyme position to its class (and its tone, where the form keeps one), and holds a
+free line to its bounds and its rhyme (see ``charrnn.generation.shape`` for what that guarantees). Nothing here
+looks at another row. The English rule is its own function (``english_rhyme_mask``) so that a vocabulary of real
+words can narrow it.
 """
 
 from __future__ import annotations
@@ -47,8 +48,14 @@ class ShapeTables:
         self.has_keyed = any(self.has_class)
         self.class_boosts = class_masks.float() * math.log(RHYME_BOOST)  # (13, V), added as they are
         tones = [han_tone(s) for s in vocab.symbols]
-        self.tone_masks = {t: torch.tensor([t == tone for tone in tones], dtype=torch.bool, device=device)
-                           for t in TONES}  # Chinese characters of each tone class
+        # Each rhyme class's characters (None: any class's) in each tone, where the vocabulary has some: found
+        # once, so that a rhyme position looks its mask up without a device sync.
+        self.toned: dict[tuple[str | None, str], torch.Tensor] = {}
+        for tone in TONES:
+            in_tone = torch.tensor([tone == t for t in tones], dtype=torch.bool, device=device)
+            for name, mask in [*zip(CLASSES, class_masks, strict=True), (None, self.keyed)]:
+                if bool((mask & in_tone).any()):
+                    self.toned[name, tone] = mask & in_tone
         self.line_break = self.ids.get("\n")
         self.space = self.ids.get(" ")
         self.stops = self._ids(SENTENCE_ENDS, device)
@@ -77,8 +84,9 @@ def constrain(shape: Shape, logits: torch.Tensor, tables: ShapeTables) -> None:
     clause = shape.current_clause()
     if clause is not None and clause.fixed:
         if shape.rhyme and clause.rhyme is not None and shape.count == clause.low - 1:
-            rhyming = _han_rhyme_mask(shape.keys.get(clause.rhyme), tables)
-            toned = _toned(rhyming, shape.tones.get(clause.rhyme), tables)
+            key = shape.keys.get(clause.rhyme)
+            rhyming = _han_rhyme_mask(key, tables)
+            toned = _toned(rhyming, key, shape.tones.get(clause.rhyme), tables)
             # The rhyme in its tone, then in any tone, each first without the song's rhymes so far (重韵).
             for allowed in (toned, rhyming) if rhyming is not None and toned is not None else ():
                 if _restrict(logits, _fresh(allowed, shape, tables)) or _restrict(logits, allowed):
@@ -147,13 +155,12 @@ def _han_rhyme_mask(key: str | None, tables: ShapeTables) -> torch.Tensor | None
     return None
 
 
-def _toned(mask: torch.Tensor | None, tone: str | None, tables: ShapeTables) -> torch.Tensor | None:
-    """``mask``'s characters of ``tone`` (a tune's level or oblique rhyme), where the vocabulary has any; else
-    ``mask`` as it is."""
+def _toned(mask: torch.Tensor | None, key: str | None, tone: str | None, tables: ShapeTables) -> torch.Tensor | None:
+    """``mask`` (``_han_rhyme_mask(key)``)'s characters of ``tone`` (a tune's level or oblique rhyme), where the
+    vocabulary has any; else ``mask`` as it is."""
     if mask is None or tone is None:
         return mask
-    toned = mask & tables.tone_masks[tone]
-    return toned if bool(toned.any()) else mask
+    return tables.toned.get((key, tone), mask)
 
 
 def english_rhyme_mask(line: str, key: str | None, tables: ShapeTables) -> torch.Tensor | None:
@@ -229,7 +236,7 @@ def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
         return None
     key, tone = shape.keys.get(clause.rhyme), shape.tones.get(clause.rhyme)
     # The first rhyme: any class will do, in the group's tone if it keeps one.
-    allowed = _toned(_han_rhyme_mask(key, tables), tone, tables) if key is not None or tone is not None else None
+    allowed = _toned(_han_rhyme_mask(key, tables), key, tone, tables) if key is not None or tone is not None else None
     if allowed is None:
         return None
     fresh = _fresh(allowed, shape, tables)

@@ -40,6 +40,7 @@ PHRASE_ENDS = frozenset(CLAUSE_ENDS + ",.;:?!\n")  # what ends a clause, in Chin
 _PIECES = re.compile(rf"([^{CLAUSE_ENDS} ]+)([{CLAUSE_ENDS} ]?)")
 MAX_CLAUSE = 40
 MAX_LINES = 400
+TONE_RHYMES = 4  # rhyme positions that must all share a tone before pattern_of keeps it
 _CLAUSE = re.compile(rf"(\d+)([A-Z]?)([{CLAUSE_ENDS}_]?)")
 _GIVEN = re.compile(r"([A-Z])=(\S+)")
 
@@ -117,8 +118,13 @@ def parse_pattern(text: str) -> Plan:
         # No letter: every line ends on the song's one rhyme, as modern lyrics do.
         lines = [Line((*line.clauses[:-1], _with(line.clauses[-1], 0)), line.section_end) for line in lines]
     plan = Plan(tuple(lines), tuple(keys), tuple(tones))
-    if any(group >= plan.groups for group, _ in (*keys, *tones)):
+    used = {c.rhyme for line in plan.lines for c in line.clauses}
+    # A rhyme for a letter past the pattern's last is refused, as ever (patterns people stored still parse); a tone
+    # must name a group with rhyme positions.
+    if any(group >= plan.groups for group, _ in keys) or any(group not in used for group, _ in tones):
         raise ValueError(f"a given rhyme names a group the pattern does not use: {text!r}")
+    if len({g for g, _ in keys}) < len(keys) or len({g for g, _ in tones}) < len(tones):
+        raise ValueError(f"a group's rhyme or tone is given twice: {text!r}")
     return plan
 
 
@@ -161,8 +167,8 @@ def pattern_of(lyric: str, keep_rhyme: bool = False) -> str:
 
     Clauses are split at punctuation and at spaces (modern lyrics separate phrases with spaces); a blank
     line is a section break. The rhyme positions are the line ends that share the lyric's most common
-    line-end rhyme (when at least two do), and keep their tone when they all have one (a ci's level or oblique
-    rhyme); ``keep_rhyme`` also keeps that rhyme for the new words.
+    line-end rhyme (when at least two do), and keep their tone when all of them, ``TONE_RHYMES`` or more, have
+    one (a ci's level or oblique rhyme); ``keep_rhyme`` also keeps that rhyme for the new words.
     """
     sections = [[line for line in block.split("\n") if line.strip()] for block in re.split(r"\n\s*\n", lyric)]
     sections = [section for section in sections if section]
@@ -171,6 +177,7 @@ def pattern_of(lyric: str, keep_rhyme: bool = False) -> str:
     main = max(set(counted), key=counted.count) if counted else None
     rhymed = main is not None and counted.count(main) >= 2
     lines: list[Line] = []
+    rhyme_tones: list[str | None] = []  # of the rhyme positions the pattern keeps
     index = 0
     for s, section in enumerate(sections):
         for n, line in enumerate(section):
@@ -178,11 +185,13 @@ def pattern_of(lyric: str, keep_rhyme: bool = False) -> str:
             index += 1
             if clauses:
                 lines.append(Line(clauses, section_end=n == len(section) - 1 and s < len(sections) - 1))
+                if clauses[-1].rhyme == 0:
+                    rhyme_tones.append(line_tone(line))
     if not lines:
         raise ValueError("the lyric has no characters to measure")
-    given = ((0, main),) if keep_rhyme and rhymed and main is not None else ()
-    rhyme_tones = {line_tone(line) for section in sections for line in section if rhymed and line_key(line) == main}
-    tone = rhyme_tones.pop() if len(rhyme_tones) == 1 else None
+    given = ((0, main),) if keep_rhyme and rhymed and main is not None and rhyme_tones else ()
+    # A tone kept by every rhyme of a ci; two or three rhymes of a modern song share one by chance as often as not.
+    tone = rhyme_tones[0] if len(rhyme_tones) >= TONE_RHYMES and len(set(rhyme_tones)) == 1 else None
     return format_pattern(Plan(tuple(lines), given, ((0, tone),) if tone is not None else ()))
 
 

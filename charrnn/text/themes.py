@@ -15,8 +15,8 @@ times as often: 东风, 秋千 (the swing of Qingming, though it is spelt with �
 the 2,239 held-out Song ci, 2.2% clash on seasons and 0.9% on mood; of the base's candidate ci, 29% and 9%.
 
 ``build_themes`` makes the table shipped as ``charrnn/text/themes.json`` (``python -m charrnn topics themes``,
-recorded in ``make topics``); ``clashes`` is what phrase ranking (``charrnn.generation.phrases``), the bot's
-choice among candidates and the lyric benchmarks ask of a text.
+recorded in ``make topics``); ``clashing_axes`` is what phrase ranking (``charrnn.generation.phrases``) and the
+bot's choice among candidates minimise, ``clashes`` what the lyric benchmarks count.
 """
 
 from __future__ import annotations
@@ -96,7 +96,13 @@ def themes_in(text: str, table: dict[str, str] | None = None) -> set[str]:
     return {label for w in words_of(text) if w in table for label in table[w]}
 
 
+def clashing_axes(text: str, table: dict[str, str] | None = None, axes: tuple[Axis, ...] = AXES) -> int:
+    """On how many axes ``text`` holds words of both ends: what a choice between texts minimises, so that a lyric
+    whose seasons already clash (or whose opening's do) still keeps its mood."""
+    found = themes_in(text, table)
+    return sum(set(axis.ends) <= found for axis in axes)
+
+
 def clashes(text: str, table: dict[str, str] | None = None, axes: tuple[Axis, ...] = AXES) -> bool:
     """Whether ``text`` holds words of both ends of an axis (spring and autumn, joy and sorrow)."""
-    found = themes_in(text, table)
-    return any(set(axis.ends) <= found for axis in axes)
+    return clashing_axes(text, table, axes) > 0

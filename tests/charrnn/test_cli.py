@@ -172,3 +172,16 @@ def test_export_in_half_precision_halves_the_file_and_keeps_the_model(
     x = torch.tensor([full.vocab.encode("我不要再想你")])
     # float16 keeps 11 bits of mantissa: weights within 1e-3 relative, logits within a few 1e-3.
     torch.testing.assert_close(half.model.eval()(x)[0], full.model.eval()(x)[0], rtol=1e-2, atol=1e-2)
+
+
+def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse formats help with %: a bare "20%" in one option's help made ``generate --help`` crash."""
+    from charrnn.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices  # type: ignore[union-attr]
+    assert {"train", "generate", "eval", "topics"} <= set(commands)
+    for command in commands:
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0, command
+        assert "usage:" in capsys.readouterr().out

@@ -440,6 +440,7 @@ def test_the_wait_estimate_counts_the_rows_jobs_hold_not_the_jobs() -> None:
     large = asyncio.run(waits(GenerationJob("a", 1.0, 100_000, candidates=4, phrases=4)))
     assert small == pytest.approx(1 + 2 / 8)  # two rows ahead in a batch of eight, then one's own turn
     assert large == pytest.approx(1 + 32 / 8)
+    assert GenerationJob("a", 1.0, 5, candidates=4, phrases=4).rows == 4  # shorter than a line: no clause siblings
 
 
 def test_a_worker_takes_two_batches_worth_of_tasks_unless_told() -> None:

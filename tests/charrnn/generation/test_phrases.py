@@ -117,14 +117,17 @@ def test_a_clause_that_brings_the_opposite_theme_is_kept_only_when_every_sibling
         row.prefix += text  # what the predicate reads below
         return Waiting(row, None, None, None)
 
-    def clashing(row: Row) -> bool:
-        return "东风" in row.prefix
+    def clashing(row: Row) -> int:  # seasons (西风 and 东风) and mood (称觞 and 断魂) as axes
+        return ("东风" in row.prefix and "西风" in row.prefix) + ("称觞" in row.prefix and "断魂" in row.prefix)
 
     fork = Fork(3, {0: sibling("吹东风。", -0.5), 1: sibling("瘦黄花。", -2.0), 2: sibling("满东风。", -0.1)})
     assert best(fork, clashing).row.prefix == "西风瘦黄花。"  # the likelier two bring spring into an autumn ci
     assert best(fork).row.prefix == "西风满东风。"  # without the check: the likeliest
     every = Fork(2, {0: sibling("吹东风。", -0.5), 1: sibling("满东风。", -0.1)})
     assert best(every, clashing).row.prefix == "西风满东风。"  # all clash: the likeliest still
+    # Seasons already clash in every sibling: the mood is still kept.
+    worse = Fork(2, {0: sibling("东风称觞断魂。", -0.1), 1: sibling("东风称觞酒。", -0.9)})
+    assert best(worse, clashing).row.prefix == "西风东风称觞酒。"
 
 
 @pytest.mark.heavy  # 20 s here, more on plain kernels

@@ -119,7 +119,9 @@ def test_patterns_parse_and_print_back() -> None:
     for text in ("4，5A。/7A。|6，6B。/6B。 B=江阳", "7/7/5/7 -", tunes()["满江红"].pattern, "5A/5B B=江阳 A=仄 B=平"):
         assert format_pattern(parse_pattern(text)) == text
     assert parse_pattern("5,5 -").groups == 0
-    for bad in ("", "7,x,7", "0,7", "7A，7A A=土豆", "7,7 B=言前", "7,7 B=平", "7A A=上"):
+    bad_patterns = ("", "7,x,7", "0,7", "7A，7A A=土豆", "7,7 B=言前", "7,7 B=平", "7A A=上", "7A,7C B=平",
+                    "7A,7A A=平 A=仄")
+    for bad in bad_patterns:
         with pytest.raises(ValueError):
             parse_pattern(bad)
 
@@ -131,8 +133,12 @@ def test_pattern_of_an_existing_lyric() -> None:
     assert [[c.low for c in line.clauses] for line in plan.lines] == [[6, 5], [6], [5], [7], [5]]
     assert plan.lines[2].section_end and plan.keys == ((0, "一七"),) and plan.lines[0].clauses[0].punct == " "
     assert pattern_of("春风\n明月\n").endswith(" -")  # no two line ends rhyme: nothing to keep
-    # 风 同 红 容 rhyme (中东), all level: the new words keep the tone; 你 起 局 瓷 丽 above mix them.
-    assert pattern_of("一曲新歌唱晚风。\n去年天气旧时同。\n夕阳西下几时红。") == "7A。/7A。/7A。 A=平"
+    # 风 同 红 容 rhyme (中东), all level: the new words keep the tone; 你 起 局 瓷 丽 above mix them, and three
+    # rhymes are too few to tell a ci's tone from chance.
+    level = "一曲新歌唱晚风。\n去年天气旧时同。\n夕阳西下几时红。\n小园香径独从容。"
+    assert pattern_of(level) == "7A。/7A。/7A。/7A。 A=平" and pattern_of(level.rsplit("\n", 1)[0]) == "7A。/7A。/7A。"
+    # Lines too long to write to are left out, their rhymes with them: nothing is said of a group left empty.
+    assert pattern_of(("一" * 41 + "天\n") * 4 + "春风吹\n秋月明") == "3/3 -"
 
 
 def test_song_plans_grow_with_the_length_and_repeat_the_chorus() -> None:

@@ -6,7 +6,17 @@ from pathlib import Path
 
 from charrnn.data import load_corpus, split_corpus
 from charrnn.form_mining import blocks_of
-from charrnn.text.themes import AXES, THEMES_PATH, Axis, build_themes, clashes, save_themes, themes, themes_in
+from charrnn.text.themes import (
+    AXES,
+    THEMES_PATH,
+    Axis,
+    build_themes,
+    clashes,
+    clashing_axes,
+    save_themes,
+    themes,
+    themes_in,
+)
 from tests.helpers.corpora import real_corpus
 
 FILLER = iter(chr(0x4E00 + 3000 + i) for i in range(100_000))  # characters used once each: no word among them
@@ -37,6 +47,7 @@ def test_a_lyric_clashes_when_it_holds_words_of_both_ends_of_an_axis() -> None:
     assert clashes("东风吹海棠，\n西风瘦黄花。", table) and clashes("称觞处，断魂时", table)
     assert not clashes("东风吹海棠，\n一夜雨满枝。", table) and not clashes("春愁，断魂，东风", table)
     assert themes_in("西风瘦，黄花老", table) == {"秋"} and themes_in("春愁", table) == {"春", "愁"}
+    assert clashing_axes("东风，西风，称觞", table) == 1 and clashing_axes("东风，西风，称觞，断魂", table) == 2
     assert themes_in("the west wind", table) == set() and not clashes("东风，西风", {}) and not clashes("", table)
 
 
