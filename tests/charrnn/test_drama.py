@@ -142,6 +142,7 @@ def base_stage_directions(seeds: int) -> list[str]:
     return [text for text in texts if drama.stage_directions(text)]
 
 
+@pytest.mark.heavy  # 12 s on plain kernels: make test runs it, the portable pass not
 def test_the_base_writes_no_stage_direction_after_everyday_prompts() -> None:
     # 200 samples, ~17 s on one thread. Brackets not banned, the base wrote 90 markers in 1,000 samples.
     assert base_stage_directions(4) == []

@@ -299,6 +299,7 @@ def test_the_repetition_penalty_spares_letters_but_not_han_characters() -> None:
     assert generate(constant_model(han, probs), han, "我", config).continuation == "你" + "我" * 9
 
 
+@pytest.mark.heavy  # 21 s on plain kernels: make test runs it, the portable pass not
 def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_trained: Tiny) -> None:
     """The base learnt Shakespeare beside the ci, and 5 of 64 of its lyrics after everyday Chinese openings wrote
     Latin letters ("I莫与他家…"); held to one script, none do, and English openings write no Han character. A

@@ -284,6 +284,7 @@ def test_a_tune_never_rhymes_twice_on_one_character(base: Tiny) -> None:
         assert len(set(ends)) == len(ends), out.lyric
 
 
+@pytest.mark.heavy  # 17 s on plain kernels: make test runs it, the portable pass not
 def test_the_base_keeps_length_and_rhyme_in_both_languages(base: Tiny) -> None:
     bot = SampleConfig(no_repeat_ngram=8, rhyme=True)
     requests = [(prefix, replace(bot, target_length=n, seed=s)) for n in (20, 60, 160, 300, 600)

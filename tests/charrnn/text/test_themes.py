@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from charrnn.data import load_corpus, split_corpus
 from charrnn.form_mining import blocks_of
 from charrnn.text.themes import (
@@ -51,6 +53,7 @@ def test_a_lyric_clashes_when_it_holds_words_of_both_ends_of_an_axis() -> None:
     assert themes_in("the west wind", table) == set() and not clashes("东风，西风", {}) and not clashes("", table)
 
 
+@pytest.mark.heavy  # data, not kernels: make test runs it, the portable pass not
 def test_the_shipped_table_is_what_the_recorded_command_builds_and_real_ci_seldom_clash(tmp_path: Path) -> None:
     """make topics: ``charrnn topics themes songci.txt``. Measured: of the 2,239 held-out Song ci, 2.2% hold words
     of both seasons and 0.9% of both moods (the base's candidate ci, before ranking avoided it: 29% and 9%)."""

@@ -6,6 +6,8 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.config import SampleConfig
 from charrnn.drama import clean
@@ -61,6 +63,7 @@ def test_a_plan_is_drawn_from_the_prefixs_relations_and_never_repeats_the_prefix
     assert keyword_plan("the moon", 4, random.Random(0), table) == keyword_plan("", 4, random.Random(0), table) == []
 
 
+@pytest.mark.heavy  # data, not kernels: make test runs it, the portable pass not
 def test_the_shipped_table_is_what_the_recorded_command_builds(tmp_path: Path) -> None:
     songci, shijing = (real_corpus(name).read_text(encoding="utf-8") for name in ("songci.txt", "shijing.txt"))
     sung = clean(real_corpus("yuanqu.txt").read_text(encoding="utf-8")).text  # make topics: yuanqu-sung
