@@ -62,8 +62,8 @@ class SampleConfig:
     # Sample-and-rank by phrase (charrnn.generation.phrases): every clause written this many times side by side in
     # the running batch, the likeliest kept, ending where a phrase ends; 1: off.
     phrase_candidates: int = 1
-    # With phrase_candidates: a clause that brings words of the season or mood opposite to one the text has (黄花
-    # after 海棠, 断魂 after 称觞: charrnn.text.themes) is kept only when every candidate's does.
+    # With phrase_candidates: the candidate clauses whose text clashes on the fewest axes of season and mood (黄花
+    # after 海棠, 断魂 after 称觞: charrnn.text.themes) are the ones ranked.
     one_theme: bool = True
     seed: int | None = None
     # Teacher forcing: read this text instead of sampling, and score it (``Generation.logprob``) in the batch

@@ -7,10 +7,10 @@ So a request with ``SampleConfig.phrase_candidates`` = K runs as K siblings from
 random stream. A sibling that ends a clause (its punctuation or a line break) waits; once all K have, the one
 scoring best is kept, copied K times, and they go on. Its score: the mean log-probability of its clause under
 the untempered model, its ending included, plus that ending's once more, so a phrase the model expected to
-go on loses to one it expected to end there. A clause that brings a season or a mood opposite to one the text
-already has (黄花 after 海棠, 断魂 in a birthday's 称觞: ``charrnn.text.themes``) is kept only when every
-sibling's does: blind readers named clashing seasons and drifting occasions first among what breaks a ci's
-sense. Same processors, same batch: ``BatchGenerator`` drives it (``generate`` hands such a request to one).
+go on loses to one it expected to end there. Before the score comes the text's clashes (a season or mood
+opposite to one the text already has, 黄花 after 海棠, 断魂 in a birthday's 称觞: ``charrnn.text.themes``): the
+siblings clashing on the fewest axes compete; blind readers named clashing seasons and drifting occasions first
+among what breaks a ci's sense. Same processors, same batch: ``BatchGenerator`` drives it (``generate`` hands such a request to one).
 """
 
 from __future__ import annotations
