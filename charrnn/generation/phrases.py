@@ -10,7 +10,8 @@ the untempered model, its ending included, plus that ending's once more, so a ph
 go on loses to one it expected to end there. Before the score comes the text's clashes (a season or mood
 opposite to one the text already has, 黄花 after 海棠, 断魂 in a birthday's 称觞: ``charrnn.text.themes``): the
 siblings clashing on the fewest axes compete; blind readers named clashing seasons and drifting occasions first
-among what breaks a ci's sense. Same processors, same batch: ``BatchGenerator`` drives it (``generate`` hands such a request to one).
+among what breaks a ci's sense. Same processors, same batch: ``BatchGenerator`` drives it (``generate`` hands
+such a request to one).
 """
 
 from __future__ import annotations
