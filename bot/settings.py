@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     celery_key_prefix: str = ""  # Redis key prefix for the queues and results (several bots on one Redis)
     # Generation tasks one worker takes at once; None: two batches' worth (see tasks_per_worker).
     worker_concurrency: int | None = Field(default=None, ge=1)
+    # Model versions one generation worker keeps loaded: one per style asked for at about the same time. A task
+    # for one more evicts the least recently used idle version, which its next task loads again (seconds).
+    worker_model_lanes: int = Field(default=3, ge=1, le=64)
 
     # Limits
     max_prefix_chars: int = Field(default=200, ge=1, le=2000)

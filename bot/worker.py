@@ -154,7 +154,8 @@ class GenerationRuntime:
         # loaded on its first task and kept while it is asked for.
         self.worker = LocalGenerationWorker(
             None, loader=store.load, queue_size=4 * tasks, max_batch=settings.max_batch,
-            torch_threads=settings.torch_threads, dtype=serving_precision(settings, settings.device), max_lanes=3,
+            torch_threads=settings.torch_threads, dtype=serving_precision(settings, settings.device),
+            max_lanes=settings.worker_model_lanes,
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="generation-loop", daemon=True)
@@ -197,14 +198,15 @@ def worker_app(settings: Settings, queue: str, tasks: int) -> tuple[Celery, Gene
         runtime = GenerationRuntime(settings, tasks)
 
         # A refused job or a revoked task is expected: no traceback (GenerationRuntime logs either in a line).
+        # Not shared: Celery would otherwise hand this runtime's task to every app made later in the process.
         @app.task(name=GENERATE, bind=True, acks_late=True, reject_on_worker_lost=True,  # type: ignore[untyped-decorator]
-                  throws=(InvalidJob, TaskRevokedError))
+                  throws=(InvalidJob, TaskRevokedError), shared=False)
         def generate(task: Task, job: object, timeout: object) -> dict[str, Any]:
             return runtime.generate(job, timeout, task.request.id)
 
         return app, runtime
 
-    @app.task(name=FINETUNE, acks_late=False)  # type: ignore[untyped-decorator]
+    @app.task(name=FINETUNE, acks_late=False, shared=False)  # type: ignore[untyped-decorator]
     def finetune(spec_path: str) -> str:
         # This machine's device and threads (a GPU box), not those of the bot that asked; not niced: a
         # training worker has nothing else to do.

@@ -246,3 +246,34 @@ def test_a_job_in_a_tune_is_served_in_that_tunes_form_and_titled_by_it(served: S
     lyrics = [tidy(c["prefix"] + c["continuation"]) for c in result["candidates"]]
     assert all(follows(lyric, tune_plan("浣溪沙"), punctuation=False) for lyric in lyrics), lyrics
     assert result["titles"] == ["浣溪沙", "浣溪沙"]
+
+
+@pytest.mark.parametrize(("lanes", "loads"), [(1, ["va", "vb", "va"]), (2, ["va", "vb"])])
+def test_a_worker_keeps_as_many_model_versions_as_it_is_told(
+    tmp_path: Path, trained_store: tuple[Path, Path], lanes: int, loads: list[str]
+) -> None:
+    """WORKER_MODEL_LANES: two styles asked for in turn stay loaded with two lanes; with one, each evicts the
+    other and is loaded again (seconds a task, for a real base)."""
+    model_dir = tmp_path / "models"
+    active = trained_version(trained_store[0])
+    for version in ("va", "vb"):
+        shutil.copytree(trained_store[0] / active, model_dir / version)
+    settings = Settings(_env_file=None, model_dir=model_dir, device="cpu", min_length=10,  # type: ignore[call-arg]
+                        max_length=300, request_timeout_s=30.0, worker_model_lanes=lanes)  # fmt: skip
+    app, runtime = worker_app(settings, GENERATION_QUEUE, 2)
+    assert runtime is not None
+    loader, asked = runtime.worker._loader, []
+    assert loader is not None
+
+    def spying(version: str) -> Any:
+        asked.append(version)
+        return loader(version)
+
+    runtime.worker._loader = spying
+    try:
+        for version in ("va", "vb", "va"):
+            result = call(app, {**GOOD, "version": version}, timeout=20.0)
+            assert result["model_version"] == version and result["candidates"]
+    finally:
+        runtime.close()
+    assert asked == loads
