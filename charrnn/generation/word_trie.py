@@ -8,8 +8,9 @@ are one word), so the corpus's capitalisations (speaker names in capitals, "I", 
 possible.
 
 A word the person left unfinished at the end of the prefix is completed to a corpus word when one starts
-with it; one that no corpus word starts with is left alone until it ends. Chinese, digits and other scripts
-are never constrained. A checkpoint without words (older ones) generates exactly as before.
+with it; one that no corpus word starts with is left alone until it ends; one that is a whole word already
+stays as it was typed (people type whole words: "My heart" is not a start of "hearts"). Chinese, digits and
+other scripts are never constrained. A checkpoint without words (older ones) generates exactly as before.
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ class WordTables:
                     ends.append(False)
                 node = following
             ends[node] = True
-        # One more node, after all of the trie's: a word the person typed that no corpus word starts with.
+        # Two more nodes, after all of the trie's: a word the person typed that no corpus word starts with (free),
+        # and one that is a whole corpus word (finished: it ends here, though longer words start with it).
         self.free = len(children)
-        children.append({})
-        ends.append(True)
+        self.finished = self.free + 1
+        children.extend(({}, {}))
+        ends.extend((True, True))
         self.child = np.full((len(children), len(ALPHABET)), -1, dtype=np.int64)  # (N, 27), -1: no such edge
         parents = [node for node, edges in enumerate(children) for _ in edges]
         self.child[parents, [edge for edges in children for edge in edges]] = [
@@ -94,9 +97,14 @@ class WordTables:
         return node
 
     def start(self, prefix: str) -> int:
-        """The node after the person's text: an unfinished last word continues, or is left free."""
-        node = self.find(trailing_word(prefix))
-        return self.free if node is None else node
+        """The node after the person's text: a last word that is a whole word stays as typed ("My heart" does not
+        become "My hearts"), an unfinished one continues to a corpus word ("the nig" -> "the night"), and one no
+        corpus word starts with is left free."""
+        word = trailing_word(prefix)
+        node = self.find(word)
+        if node is None:
+            return self.free
+        return self.finished if word and bool(self.may_end[node]) else node
 
     def follow(self, node: int, token: int) -> int:
         """The node after one more character."""

@@ -61,16 +61,25 @@ def test_the_trie_allows_what_continues_a_word_and_ends_only_whole_ones() -> Non
     tables = WordTables(frozenset({"the", "then", "to", "o'er", "zebra"}), vocab, torch.device("cpu"))
     assert "zebra" not in tables.words  # the vocabulary cannot spell it: the trie must not lead there
 
-    def allowed(prefix: str) -> set[str]:
-        node = tables.start(prefix)
+    def allowed_at(node: int) -> set[str]:
         mask = tables.masks(torch.tensor([node]))[0]
         return {symbol for symbol, ok in zip(vocab.symbols, mask.tolist(), strict=True) if ok and symbol != UNK}
+
+    def allowed(prefix: str) -> set[str]:
+        return allowed_at(tables.start(prefix))
+
+    def written_by_the_model(text: str) -> int:
+        node = ROOT
+        for symbol in text:
+            node = tables.follow(node, vocab.encode(symbol)[0])
+        return node
 
     anything_else = {"\n", " ", ",", "我"}
     assert tables.start("") == tables.start("我 ") == tables.start("xyzzy.\n") == ROOT
     assert allowed("") == {"t", "o", "T"} | anything_else  # the letters that start a word, in either case
     assert allowed("th") == {"e", "E"}  # "th" is no word: it cannot end here
-    assert allowed("The") == {"n"} | anything_else  # "the" may end, or go on to "then"
+    assert allowed_at(written_by_the_model("The")) == {"n"} | anything_else  # "the" may end, or go on to "then"
+    assert allowed("The") == allowed("the") == anything_else  # but the person's whole word stays whole
     assert allowed("o") == {"'"} and allowed("o'") == {"e", "E"}
     assert tables.start("Xyz") == tables.free and allowed("Xyz") == set(vocab.symbols[1:])  # the person's own
 
@@ -84,7 +93,7 @@ def test_a_word_the_rules_before_left_nowhere_to_go_still_ends_as_a_word() -> No
     logits[0, vocab.encode("e")] = -math.inf  # the n-gram ban took the one letter that goes on with "th"
     out = real_words(logits, batch)
     finite = [{vocab.symbols[i] for i in torch.isfinite(row).nonzero().flatten().tolist()} for row in out]
-    assert finite == [{"e"}, {"\n", " ", "n"}]
+    assert finite == [{"e"}, {"\n", " "}]  # the second row's "the" is the person's whole word: it ends
 
 
 def test_every_word_is_a_corpus_word_at_any_temperature_alone_and_in_a_batch() -> None:
@@ -240,3 +249,14 @@ def test_a_cut_keeps_the_whole_words_of_a_first_unfinished_line() -> None:
 
     for text, kept in [("\nfoo bar ba", "\nfoo bar"), ("ab\ncd ef", "ab"), ("foo bar", "foo"), ("x\n", "x")]:
         assert text[: whole_lines_end(text)] == kept
+
+
+def test_the_base_leaves_the_persons_last_word_as_typed() -> None:
+    """"My heart" is the person's whole word, not the start of "hearts" (the base wrote "My hearts of the solemn"
+    and "Rain on the windows" before the rule)."""
+    base = load_checkpoint(BASE)
+    prefixes = ("My heart", "Rain on the window", "I love")
+    requests = [(prefix, SampleConfig(max_length=12, seed=seed)) for prefix in prefixes for seed in range(12)]
+    generated = generate_many(base.model, base.vocab, requests, words=base.words)
+    assert [g.continuation[:1] for g in generated if g.continuation[:1] in ENGLISH_LETTERS] == []
+    assert all(g.text.startswith(prefix) for g, (prefix, _) in zip(generated, requests, strict=True))
