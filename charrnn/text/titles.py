@@ -10,7 +10,7 @@ verse breaks them instead.
 
 A tune's name (词牌) titles a lyric only when the lyric is in that tune's form (``form_title``); a tune name
 on any other lyric would misname it. English lyrics are titled the way pop songs are: by the line they
-repeat, or else their first words.
+repeat, or else their first words (a whole clause's, never ending on "of" or "the").
 """
 
 from __future__ import annotations
@@ -38,6 +38,16 @@ _TITLE_PUNCTUATION = frozenset("·・、 '-")  # allowed inside a title: 木兰�
 _ENGLISH_WORDS = 6
 MAX_ENGLISH_TITLE_CHARS = 40  # six words of a hook
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+_CLAUSE_END = re.compile(r"[,.;:!?]")
+# Words a title does not end on: cut after six words, a line often stops on one ("Rain on the windows noble of").
+_DANGLING = frozenset({
+    "a", "an", "the", "and", "or", "but", "nor", "so", "if", "when", "where", "while", "though", "of", "in", "on",
+    "at", "to", "by", "for", "from", "with", "into", "onto", "upon", "under", "over", "beneath", "above", "below",
+    "through", "across", "against", "among", "about", "after", "before", "behind", "between", "without", "within",
+    "till", "until", "toward", "towards", "than", "as", "that", "which", "who", "whom", "whose", "my", "your", "his",
+    "her", "its", "our", "their", "thy", "is", "are", "was", "were", "be", "been", "am", "do", "does", "did", "has",
+    "have", "had", "shall", "will", "would", "should", "could", "may", "might", "must", "can"
+})
 _HAN_PHRASE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")  # a clause: Han characters between punctuation
 
 
@@ -60,10 +70,21 @@ def hook_title(lyric: str) -> str | None:
     line, times = counts.most_common(1)[0]
     chosen = next(x for x in lines if x.lower() == line) if times > 1 else lines[0]
     if is_english(chosen):  # its English words only: a line that mixes scripts is titled in one
-        title = " ".join(_LATIN_WORD.findall(chosen)[:_ENGLISH_WORDS])[:MAX_ENGLISH_TITLE_CHARS].strip()
-        return title[0].upper() + title[1:] if title else None
+        return english_title(chosen)
     words = re.findall(r"[^\W_]+(?:'[^\W_]+)?", chosen)
     return "".join(words)[:MAX_TITLE_CHARS] or None
+
+
+def english_title(line: str) -> str | None:
+    """A line's first words as a title: its first clause (up to a comma or a stop) at most six words, never
+    ending on a word that leaves it hanging (an article, a preposition, "that"); the line's first words as they
+    stand when nothing else is left."""
+    words = _LATIN_WORD.findall(_CLAUSE_END.split(line, maxsplit=1)[0])[:_ENGLISH_WORDS]
+    kept = list(words)
+    while kept and kept[-1].lower() in _DANGLING:
+        kept.pop()
+    title = " ".join(kept or words or _LATIN_WORD.findall(line)[:_ENGLISH_WORDS])[:MAX_ENGLISH_TITLE_CHARS].strip()
+    return title[0].upper() + title[1:] if title else None
 
 
 def own_title(lyric: str) -> str | None:

@@ -44,7 +44,12 @@ def test_a_title_is_a_name_not_a_sentence_or_a_marker(text: str, expected: bool)
 def test_an_english_lyric_is_titled_by_its_hook_or_its_first_words() -> None:
     chorus = "walking in the rain again\nI hold on\nwalking in the rain again\nthe night is long"
     assert hook_title(chorus) == "Walking in the rain again"
-    assert hook_title("the city sleeps tonight under a silver sky, my love\nand I") == "The city sleeps tonight under a"
+    assert hook_title("the city sleeps tonight under a silver sky, my love\nand I") == "The city sleeps tonight"
+    # The base's lines, as the bot titled them before ("My hearts of the solemn in", "The night dead hence that"):
+    assert hook_title("My heart of the solemn in down.\nMore your son's news? Farewell") == "My heart of the solemn"
+    assert hook_title("The night dead hence, that") == "The night dead hence"
+    assert hook_title("Rain on the window noble of his son,\nFor that you make") == "Rain on the window noble"
+    assert hook_title("Of the, and\nthe rest") == "Of the"  # nothing but small words: the first ones, as they are
     assert hook_title("夜色\n\n") == "夜色"
     assert hook_title("") is None and hook_title("……\n!!") is None
     # A line mostly in letters that mixes in Chinese is titled by its English words (a title, not the line).
