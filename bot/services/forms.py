@@ -4,7 +4,9 @@ lyric it replies to (填词). Plain strings out (``charrnn.text.forms`` reads th
 ``/write 浣溪沙：一曲新词`` (or ``浣溪沙: …``) writes that tune; ``/write 7,7,5,7：春风`` (full-width ``，`` too)
 writes four lines of those lengths. Only the text before the first colon is looked at, and it is a form only
 when it is one: a known tune name always is, a pattern only when it has two lines or more (``12:30`` is a
-time, ``他说：`` is words), so a prefix may contain a colon.
+time, ``他说：`` is words), so a prefix may contain a colon. People also leave the colon out: a tune's name
+alone (``/write 菩萨蛮``) or before a space (``菩萨蛮 春风``) is that tune, and line lengths before a space
+(``7,7,5,7 秋夜``, each 2 to 40: ``1,000 miles`` is words) are a pattern.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from charrnn.text.words import LATIN
 COLONS = ":："
 _BARE_PATTERN = re.compile(r"\d+(?:\s*[,，]\s*\d+)+")  # 7，7，5，7: full-width commas separate lines here
 _PATTERN_START = re.compile(r"\d")
+# Without a colon: a tune's name or bare line lengths, then a space (or nothing) and the words.
+_SPACED_HEAD = re.compile(r"(\d+(?:\s*[,，]\s*\d+)+|\S+)(?:\s+(.*))?", re.DOTALL)
+SPACED_LINE_CHARS = range(2, 41)
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,23 @@ def pattern_text(text: str) -> str | None:
 def parse_write(text: str) -> Asked:
     """What ``text`` (the words after /write, or a private message) asks for."""
     cut = next((i for i, c in enumerate(text) if c in COLONS), None)
-    if cut is None:
+    if cut is not None:
+        head, words = text[:cut].strip(), text[cut + 1 :].strip()
+        if (form := known_tune(head)) is not None:
+            return Asked(words, form=form)
+        if (pattern := pattern_text(head)) is not None:
+            return Asked(words, pattern=pattern)
         return Asked(text)
-    head, words = text[:cut].strip(), text[cut + 1 :].strip()
+    spaced = _SPACED_HEAD.fullmatch(text.strip())
+    if spaced is None:
+        return Asked(text)
+    head, words = spaced.group(1), (spaced.group(2) or "").strip()
     if (form := known_tune(head)) is not None:
         return Asked(words, form=form)
-    if (pattern := pattern_text(head)) is not None:
-        return Asked(words, pattern=pattern)
+    if _BARE_PATTERN.fullmatch(head) and all(int(n) in SPACED_LINE_CHARS for n in re.findall(r"\d+", head)):
+        pattern = pattern_text(head)
+        if pattern is not None:
+            return Asked(words, pattern=pattern)
     return Asked(text)
 
 

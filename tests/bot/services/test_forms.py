@@ -37,8 +37,19 @@ TOLERANCE = 0.2  # /len's promise, charrnn's target_length: within a fifth of th
     ("浣纱溪：一曲", Asked("浣纱溪：一曲")),  # a near-miss of a tune's name is words
     ("12:30 我们走", Asked("12:30 我们走")),  # one line is no pattern: a time
     ("天青色等烟雨", Asked("天青色等烟雨")),
+    # Without a colon, as people type them:
+    ("菩萨蛮", Asked("", form="菩萨蛮")),
+    ("菩萨蛮 春风", Asked("春风", form="菩萨蛮")),
+    ("7,7,5,7 秋夜", Asked("秋夜", pattern="7,7,5,7")),
+    ("7, 7, 5, 7  秋夜", Asked("秋夜", pattern="7,7,5,7")),
+    ("7，7，5，7", Asked("", pattern="7,7,5,7")),
+    ("1,000 miles", Asked("1,000 miles")),  # a number, not lines of 1 and 0 characters
+    ("3,100 个人", Asked("3,100 个人")),
+    ("菩萨蛮笺", Asked("菩萨蛮笺")),  # words that start with a tune's name are words
+    ("天青色 等烟雨", Asked("天青色 等烟雨")),
+    ("Love me tender", Asked("Love me tender")),
 ])
-def test_write_reads_a_tune_or_a_pattern_before_the_first_colon(text: str, asked: Asked) -> None:
+def test_write_reads_a_tune_or_a_pattern_before_the_first_colon_or_space(text: str, asked: Asked) -> None:
     assert parse_write(text) == asked
 
 
