@@ -50,6 +50,15 @@ def served(
                         max_length=300, max_prefix_chars=50, request_timeout_s=30.0)  # fmt: skip
     app, runtime = worker_app(settings, GENERATION_QUEUE, 2)
     assert runtime is not None
+    asked = spy_on_loads(runtime)
+    try:
+        yield app, runtime, asked, root / "outside"
+    finally:
+        runtime.close()
+
+
+def spy_on_loads(runtime: GenerationRuntime) -> list[str]:
+    """The versions the runtime's loader will be asked for, in order."""
     asked: list[str] = []
     loader = runtime.worker._loader
     assert loader is not None
@@ -59,10 +68,7 @@ def served(
         return loader(version)
 
     runtime.worker._loader = spying
-    try:
-        yield app, runtime, asked, root / "outside"
-    finally:
-        runtime.close()
+    return asked
 
 
 def call(app: Celery, job: object, timeout: object = 20.0) -> dict[str, Any]:
@@ -256,20 +262,14 @@ def test_a_worker_keeps_as_many_model_versions_as_it_is_told(
     other and is loaded again (seconds a task, for a real base)."""
     model_dir = tmp_path / "models"
     active = trained_version(trained_store[0])
+    assert active is not None
     for version in ("va", "vb"):
         shutil.copytree(trained_store[0] / active, model_dir / version)
     settings = Settings(_env_file=None, model_dir=model_dir, device="cpu", min_length=10,  # type: ignore[call-arg]
                         max_length=300, request_timeout_s=30.0, worker_model_lanes=lanes)  # fmt: skip
     app, runtime = worker_app(settings, GENERATION_QUEUE, 2)
     assert runtime is not None
-    loader, asked = runtime.worker._loader, []
-    assert loader is not None
-
-    def spying(version: str) -> Any:
-        asked.append(version)
-        return loader(version)
-
-    runtime.worker._loader = spying
+    asked = spy_on_loads(runtime)
     try:
         for version in ("va", "vb", "va"):
             result = call(app, {**GOOD, "version": version}, timeout=20.0)
