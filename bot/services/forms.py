@@ -5,8 +5,9 @@ lyric it replies to (填词). Plain strings out (``charrnn.text.forms`` reads th
 writes four lines of those lengths. Only the text before the first colon is looked at, and it is a form only
 when it is one: a known tune name always is, a pattern only when it has two lines or more (``12:30`` is a
 time, ``他说：`` is words), so a prefix may contain a colon. People also leave the colon out: a tune's name
-alone (``/write 菩萨蛮``) or before a space (``菩萨蛮 春风``) is that tune, and line lengths before a space
-(``7,7,5,7 秋夜``, each 2 to 40: ``1,000 miles`` is words) are a pattern.
+standing alone (``/write 菩萨蛮``) is that tune, opened by the model (before words it stays words: 一剪梅 and 长相思
+are also a pop song's and everyday words), and three line lengths or more, alone or before Chinese words
+(``7,7,5,7 秋夜``; each 2 to 40, so ``3,4 个人``, ``1,000 miles`` and ``2,3 years`` stay words), a pattern.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from charrnn.text.words import LATIN
 COLONS = ":："
 _BARE_PATTERN = re.compile(r"\d+(?:\s*[,，]\s*\d+)+")  # 7，7，5，7: full-width commas separate lines here
 _PATTERN_START = re.compile(r"\d")
-# Without a colon: a tune's name or bare line lengths, then a space (or nothing) and the words.
-_SPACED_HEAD = re.compile(r"(\d+(?:\s*[,，]\s*\d+)+|\S+)(?:\s+(.*))?", re.DOTALL)
+# Without a colon: three line lengths or more, then a space and the words, or nothing.
+_SPACED_PATTERN = re.compile(r"([0-9]+(?:\s*[,，]\s*[0-9]+){2,})(?:\s+(.*))?", re.DOTALL)
 SPACED_LINE_CHARS = range(2, 41)
 
 
@@ -73,16 +74,13 @@ def parse_write(text: str) -> Asked:
             return Asked(words, form=form)
         if (pattern := pattern_text(head)) is not None:
             return Asked(words, pattern=pattern)
-        return Asked(text)
-    spaced = _SPACED_HEAD.fullmatch(text.strip())
-    if spaced is None:
-        return Asked(text)
-    head, words = spaced.group(1), (spaced.group(2) or "").strip()
-    if (form := known_tune(head)) is not None:
-        return Asked(words, form=form)
-    if _BARE_PATTERN.fullmatch(head) and all(int(n) in SPACED_LINE_CHARS for n in re.findall(r"\d+", head)):
-        pattern = pattern_text(head)
-        if pattern is not None:
+    if (form := known_tune(text.strip())) is not None:
+        return Asked("", form=form)
+    spaced = _SPACED_PATTERN.fullmatch(text.strip())
+    if spaced is not None:
+        head, words = spaced.group(1), (spaced.group(2) or "").strip()
+        lengths_ok = all(int(n) in SPACED_LINE_CHARS for n in re.findall(r"[0-9]+", head))
+        if lengths_ok and not LATIN.search(words) and (pattern := pattern_text(head)) is not None:
             return Asked(words, pattern=pattern)
     return Asked(text)
 

@@ -37,15 +37,24 @@ TOLERANCE = 0.2  # /len's promise, charrnn's target_length: within a fifth of th
     ("浣纱溪：一曲", Asked("浣纱溪：一曲")),  # a near-miss of a tune's name is words
     ("12:30 我们走", Asked("12:30 我们走")),  # one line is no pattern: a time
     ("天青色等烟雨", Asked("天青色等烟雨")),
-    # Without a colon, as people type them:
+    # Without a colon, as people type them: a tune's name alone, three line lengths or more alone or before
+    # Chinese words.
     ("菩萨蛮", Asked("", form="菩萨蛮")),
-    ("菩萨蛮 春风", Asked("春风", form="菩萨蛮")),
+    (" 忆江南\n", Asked("", form="望江南・忆江南")),
     ("7,7,5,7 秋夜", Asked("秋夜", pattern="7,7,5,7")),
     ("7, 7, 5, 7  秋夜", Asked("秋夜", pattern="7,7,5,7")),
     ("7，7，5，7", Asked("", pattern="7,7,5,7")),
-    ("1,000 miles", Asked("1,000 miles")),  # a number, not lines of 1 and 0 characters
-    ("3,100 个人", Asked("3,100 个人")),
-    ("菩萨蛮笺", Asked("菩萨蛮笺")),  # words that start with a tune's name are words
+    ("7,7,5,7 夜半钟声：到客船", Asked("夜半钟声：到客船", pattern="7,7,5,7")),  # a colon in the words
+    # ...and what stays words:
+    ("一剪梅 雪花飘飘北风萧萧", Asked("一剪梅 雪花飘飘北风萧萧")),  # a tune's name that is a pop song's first words
+    ("长相思 长相忆", Asked("长相思 长相忆")),
+    ("菩萨蛮笺", Asked("菩萨蛮笺")),
+    ("3,4 个人", Asked("3,4 个人")),  # two numbers: words
+    ("2,3 years ago", Asked("2,3 years ago")),
+    ("10, 20, 30 people", Asked("10, 20, 30 people")),  # English words are no pattern's
+    ("1,000 miles", Asked("1,000 miles")),
+    ("1,2,3 木头人", Asked("1,2,3 木头人")),  # no line of one character
+    ("７,７,５,７ 秋夜", Asked("７,７,５,７ 秋夜")),  # full-width digits are words
     ("天青色 等烟雨", Asked("天青色 等烟雨")),
     ("Love me tender", Asked("Love me tender")),
 ])
