@@ -18,7 +18,7 @@ import torch
 from charrnn.generation.rows import Batch, Row
 from charrnn.generation.shape import visible
 from charrnn.generation.shape_rules import constrain
-from charrnn.generation.word_trie import WordCursor, WordTables
+from charrnn.generation.word_trie import WordTables
 from charrnn.vocab import UNK_ID
 
 # The keyword plan (topic_words): how much likelier a line's keyword gets (after the temperature), and how many
@@ -148,7 +148,13 @@ def real_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     if len(inner):
         logits.index_fill_(0, inner, -math.inf)
     allowed = tables.allowed[nodes][:, tables.letter_edges]  # (B, W)
-    logits.index_copy_(1, tables.letter_ids, torch.where(allowed, letters, -math.inf))
+    going_on = torch.where(allowed, letters, -math.inf)
+    typed = [i for i, row in enumerate(batch.rows) if row.word is not None and row.word.typed_whole]
+    if typed:  # the person's whole last word ends as typed, unless the rules before let it only go on
+        rows = torch.tensor(typed, device=logits.device)
+        may_end = logits[rows].index_fill(1, tables.letter_ids, -math.inf).amax(dim=1) > -math.inf
+        going_on[rows[may_end]] = -math.inf
+    logits.index_copy_(1, tables.letter_ids, going_on)
     stuck = logits.amax(dim=1) == -math.inf  # (B,); isfinite().any() costs 20 times as much on a CPU
     if bool(stuck.any()):
         # The rules before this one (the n-gram ban) ruled out every letter that goes on with the word: the
@@ -165,9 +171,11 @@ def _word_node(row: Row, tables: WordTables) -> int:
         return tables.free
     cursor = row.word
     if cursor is None:
-        cursor = row.word = WordCursor(tables.start(row.prefix), len(row.context) - len(row.generated))
+        cursor = row.word = tables.start(row.prefix)
+        cursor.read = len(row.context) - len(row.generated)
     for token in row.context[cursor.read :]:
         cursor.node = tables.follow(cursor.node, token)
+        cursor.typed_whole = False
     cursor.read = len(row.context)
     return cursor.node
 

@@ -9,7 +9,8 @@ possible.
 
 A word the person left unfinished at the end of the prefix is completed to a corpus word when one starts
 with it; one that no corpus word starts with is left alone until it ends; one that is a whole word already
-stays as it was typed (people type whole words: "My heart" is not a start of "hearts"). Chinese, digits and
+stays as it was typed (people type whole words: "My heart" is not a start of "hearts", nor of "heart's"),
+unless the rules before leave it nowhere to go but on. Chinese, digits and
 other scripts are never constrained. A checkpoint without words (older ones) generates exactly as before.
 """
 
@@ -36,6 +37,7 @@ class WordCursor:
 
     node: int  # ROOT between words, a trie node inside one, WordTables.free in a word of no corpus
     read: int  # context ids followed so far
+    typed_whole: bool = False  # at the person's last word, a whole one: it ends here unless nothing else may come
 
 
 class WordTables:
@@ -64,12 +66,10 @@ class WordTables:
                     ends.append(False)
                 node = following
             ends[node] = True
-        # Two more nodes, after all of the trie's: a word the person typed that no corpus word starts with (free),
-        # and one that is a whole corpus word (finished: it ends here, though longer words start with it).
+        # One more node, after all of the trie's: a word the person typed that no corpus word starts with.
         self.free = len(children)
-        self.finished = self.free + 1
-        children.extend(({}, {}))
-        ends.extend((True, True))
+        children.append({})
+        ends.append(True)
         self.child = np.full((len(children), len(ALPHABET)), -1, dtype=np.int64)  # (N, 27), -1: no such edge
         parents = [node for node, edges in enumerate(children) for _ in edges]
         self.child[parents, [edge for edges in children for edge in edges]] = [
@@ -96,15 +96,15 @@ class WordTables:
                 return None
         return node
 
-    def start(self, prefix: str) -> int:
-        """The node after the person's text: a last word that is a whole word stays as typed ("My heart" does not
-        become "My hearts"), an unfinished one continues to a corpus word ("the nig" -> "the night"), and one no
-        corpus word starts with is left free."""
+    def start(self, prefix: str) -> WordCursor:
+        """Where a row is after the person's text (``read`` still to be set): an unfinished last word continues to
+        a corpus word ("the nig" -> "the night"), one no corpus word starts with is left free, and a whole one is
+        ``typed_whole``: it stays as typed ("My heart" does not become "My hearts")."""
         word = trailing_word(prefix)
         node = self.find(word)
         if node is None:
-            return self.free
-        return self.finished if word and bool(self.may_end[node]) else node
+            return WordCursor(self.free, 0)
+        return WordCursor(node, 0, typed_whole=bool(word) and bool(self.may_end[node]))
 
     def follow(self, node: int, token: int) -> int:
         """The node after one more character."""

@@ -66,34 +66,35 @@ def test_the_trie_allows_what_continues_a_word_and_ends_only_whole_ones() -> Non
         return {symbol for symbol, ok in zip(vocab.symbols, mask.tolist(), strict=True) if ok and symbol != UNK}
 
     def allowed(prefix: str) -> set[str]:
-        return allowed_at(tables.start(prefix))
-
-    def written_by_the_model(text: str) -> int:
-        node = ROOT
-        for symbol in text:
-            node = tables.follow(node, vocab.encode(symbol)[0])
-        return node
+        return allowed_at(tables.start(prefix).node)
 
     anything_else = {"\n", " ", ",", "我"}
-    assert tables.start("") == tables.start("我 ") == tables.start("xyzzy.\n") == ROOT
+    assert tables.start("").node == tables.start("我 ").node == tables.start("xyzzy.\n").node == ROOT
     assert allowed("") == {"t", "o", "T"} | anything_else  # the letters that start a word, in either case
     assert allowed("th") == {"e", "E"}  # "th" is no word: it cannot end here
-    assert allowed_at(written_by_the_model("The")) == {"n"} | anything_else  # "the" may end, or go on to "then"
-    assert allowed("The") == allowed("the") == anything_else  # but the person's whole word stays whole
+    assert allowed("The") == {"n"} | anything_else  # "the" may end, or go on to "then"
+    # The person's own whole word is marked: the rule in sampling ends it as typed (below).
+    assert tables.start("The").typed_whole and tables.start("o'er the").typed_whole
+    assert not any(tables.start(p).typed_whole for p in ("", "th", "the ", "Xyz", "我"))
     assert allowed("o") == {"'"} and allowed("o'") == {"e", "E"}
-    assert tables.start("Xyz") == tables.free and allowed("Xyz") == set(vocab.symbols[1:])  # the person's own
+    assert tables.start("Xyz").node == tables.free and allowed("Xyz") == set(vocab.symbols[1:])  # the person's own
 
 
 def test_a_word_the_rules_before_left_nowhere_to_go_still_ends_as_a_word() -> None:
     vocab = Vocab((UNK, "\n", " ", *"theon"))
     tables = VocabTables(vocab, torch.device("cpu"), frozenset({"the", "then", "on"}))
-    batch = Batch.of([new_row(0, "th", SONG, vocab, tables), new_row(1, "the", SONG, vocab, tables)], tables)
-    logits = torch.zeros(2, len(vocab))
+    rows = [new_row(n, prefix, SONG, vocab, tables) for n, prefix in enumerate(("th", "the", "the", "the"))]
+    batch = Batch.of(rows, tables)
+    logits = torch.zeros(len(rows), len(vocab))
     logits[:, 0] = -math.inf  # <unk>: never written
     logits[0, vocab.encode("e")] = -math.inf  # the n-gram ban took the one letter that goes on with "th"
+    logits[2, vocab.encode("\n ")] = -math.inf  # the rules before let the person's "the" only go on
+    logits[3, vocab.encode("\n n")] = -math.inf  # ...or nowhere at all
     out = real_words(logits, batch)
     finite = [{vocab.symbols[i] for i in torch.isfinite(row).nonzero().flatten().tolist()} for row in out]
-    assert finite == [{"e"}, {"\n", " "}]  # the second row's "the" is the person's whole word: it ends
+    # The person's whole word ends as typed where it may, and goes on where it must; where the rules before left
+    # nothing, the trie's own way on, as for any word.
+    assert finite == [{"e"}, {"\n", " "}, {"n"}, {"\n", " ", "n"}]
 
 
 def test_every_word_is_a_corpus_word_at_any_temperature_alone_and_in_a_batch() -> None:
@@ -259,4 +260,3 @@ def test_the_base_leaves_the_persons_last_word_as_typed() -> None:
     requests = [(prefix, SampleConfig(max_length=12, seed=seed)) for prefix in prefixes for seed in range(12)]
     generated = generate_many(base.model, base.vocab, requests, words=base.words)
     assert [g.continuation[:1] for g in generated if g.continuation[:1] in ENGLISH_LETTERS] == []
-    assert all(g.text.startswith(prefix) for g, (prefix, _) in zip(generated, requests, strict=True))
