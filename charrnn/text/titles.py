@@ -38,15 +38,14 @@ _TITLE_PUNCTUATION = frozenset("·・、 '-")  # allowed inside a title: 木兰�
 _ENGLISH_WORDS = 6
 MAX_ENGLISH_TITLE_CHARS = 40  # six words of a hook
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
-_CLAUSE_END = re.compile(r"[,.;:!?]")
-# Words a title does not end on: cut after six words, a line often stops on one ("Rain on the windows noble of").
+_CLAUSE_END = re.compile(r"[,.;:!?，。；：！？]")
+# Words a title cut at six words does not end on: the cut often leaves one ("Rain on the windows noble of").
 _DANGLING = frozenset({
-    "a", "an", "the", "and", "or", "but", "nor", "so", "if", "when", "where", "while", "though", "of", "in", "on",
-    "at", "to", "by", "for", "from", "with", "into", "onto", "upon", "under", "over", "beneath", "above", "below",
+    "a", "an", "the", "and", "or", "but", "nor", "if", "when", "where", "while", "though", "of", "in", "on", "at",
+    "to", "by", "for", "from", "with", "into", "onto", "upon", "under", "over", "beneath", "above", "below",
     "through", "across", "against", "among", "about", "after", "before", "behind", "between", "without", "within",
     "till", "until", "toward", "towards", "than", "as", "that", "which", "who", "whom", "whose", "my", "your", "his",
-    "her", "its", "our", "their", "thy", "is", "are", "was", "were", "be", "been", "am", "do", "does", "did", "has",
-    "have", "had", "shall", "will", "would", "should", "could", "may", "might", "must", "can"
+    "its", "our", "their", "thy"
 })
 _HAN_PHRASE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")  # a clause: Han characters between punctuation
 
@@ -76,14 +75,19 @@ def hook_title(lyric: str) -> str | None:
 
 
 def english_title(line: str) -> str | None:
-    """A line's first words as a title: its first clause (up to a comma or a stop) at most six words, never
-    ending on a word that leaves it hanging (an article, a preposition, "that"); the line's first words as they
-    stand when nothing else is left."""
-    words = _LATIN_WORD.findall(_CLAUSE_END.split(line, maxsplit=1)[0])[:_ENGLISH_WORDS]
-    kept = list(words)
-    while kept and kept[-1].lower() in _DANGLING:
-        kept.pop()
-    title = " ".join(kept or words or _LATIN_WORD.findall(line)[:_ENGLISH_WORDS])[:MAX_ENGLISH_TITLE_CHARS].strip()
+    """A line's first words as a title: its first clause (two words at least: "Hey, Jude" rather than "Hey"), at
+    most six words; where six cut it, never ending on a word that leaves it hanging (an article, a preposition,
+    "that"). A clause that ends by itself keeps its last word ("Let it be", "Hold on")."""
+    words: list[str] = []
+    for clause in _CLAUSE_END.split(line):
+        words += _LATIN_WORD.findall(clause)
+        if len(words) >= 2:
+            break
+    title_words = words[:_ENGLISH_WORDS]
+    if len(words) > _ENGLISH_WORDS:
+        while len(title_words) > 1 and title_words[-1].lower() in _DANGLING:
+            title_words.pop()
+    title = " ".join(title_words)[:MAX_ENGLISH_TITLE_CHARS].strip()
     return title[0].upper() + title[1:] if title else None
 
 

@@ -49,7 +49,12 @@ def test_an_english_lyric_is_titled_by_its_hook_or_its_first_words() -> None:
     assert hook_title("My heart of the solemn in down.\nMore your son's news? Farewell") == "My heart of the solemn"
     assert hook_title("The night dead hence, that") == "The night dead hence"
     assert hook_title("Rain on the window noble of his son,\nFor that you make") == "Rain on the window noble"
-    assert hook_title("Of the, and\nthe rest") == "Of the"  # nothing but small words: the first ones, as they are
+    assert hook_title("Of the, and\nthe rest") == "Of the"  # a clause that ends by itself keeps its words
+    for hook in ("Let it be", "Hold on", "I love her", "It's over"):
+        assert hook_title(f"{hook}\nsome other line\n{hook}") == hook
+    assert hook_title("Hey, Jude, don't make it bad") == "Hey Jude"  # two words at least
+    assert hook_title("O, what a noble mind is here o'erthrown") == "O what a noble mind is"
+    assert hook_title("Nay，but this dotage") == "Nay but this dotage"  # full-width punctuation ends a clause too
     assert hook_title("夜色\n\n") == "夜色"
     assert hook_title("") is None and hook_title("……\n!!") is None
     # A line mostly in letters that mixes in Chinese is titled by its English words (a title, not the line).
