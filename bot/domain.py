@@ -74,6 +74,7 @@ class Refused:
     seconds: int = 0
     tell: bool = True
     length: int = 0  # prefix_too_long: how long the prefix was
+    limit: int = 0  # prefix_too_long, pattern_too_long: the most allowed
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from bot.db import repository as repo
 from bot.domain import Person, Preferences
-from bot.services.forms import parse_write, written_form
+from bot.services.forms import parse_write, pattern_chars, written_form
 from bot.services.lyrics import LyricsService, job_for
 from bot.services.quality import shown
 from bot.serving.generation import QueueFull
@@ -59,7 +59,7 @@ class InlineLyrics:
 
 @dataclass(frozen=True)
 class InlineHint:
-    """No lyrics: ``reason`` names the hint to show (inline_empty, inline_too_long, inline_unknown,
+    """No lyrics: ``reason`` names the hint to show (inline_empty, inline_too_long, inline_unknown, pattern_too_long,
     rate_limited, busy, timeout, no_output, failed), or ``superseded`` (a newer query of the same person took its
     place: nothing to show); ``seconds`` when the person should try again."""
 
@@ -199,6 +199,8 @@ class InlineService:
             log.info("rate limited %s's inline query for %.0f s", person.user_id, wait)
             return InlineHint("rate_limited", seconds=math.ceil(wait))
         asked = written_form(prefs.form, parse_write(query))  # /write's syntax and its form setting: 浣溪沙：一曲新词
+        if asked.pattern and pattern_chars(asked.pattern) > self.lyrics.settings.max_length:
+            return InlineHint("pattern_too_long", limit=self.lyrics.settings.max_length)
         prefs = replace(prefs, form=asked.form, pattern=asked.pattern)
         job = job_for(asked.words, prefs, candidates=INLINE_CANDIDATES, titles=self.lyrics.settings.title_candidates,
                       length=self._length(prefs))

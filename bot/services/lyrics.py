@@ -24,7 +24,7 @@ from bot.db import repository as repo
 from bot.db.models import RequestStatus, utcnow
 from bot.domain import Duplicate, Lyric, Person, Place, Preferences, Refused, WriteOutcome, group_id
 from bot.services.admission import RateLimiter, RefusalThrottle
-from bot.services.forms import Asked, written_form
+from bot.services.forms import Asked, pattern_chars, written_form
 from bot.services.preferences import PreferencesService, upsert_person
 from bot.services.quality import CopyGuard, shown
 from bot.serving.generation import GenerationBackend, GenerationJob, QueueFull
@@ -128,7 +128,7 @@ class LyricsService:
         if refused is not None:
             return refused
         if len(prefix) > self.settings.max_prefix_chars:
-            return Refused("prefix_too_long", length=len(prefix))
+            return Refused("prefix_too_long", length=len(prefix), limit=self.settings.max_prefix_chars)
         return None
 
     def limit(self, person: Person, place: Place) -> Refused | None:
@@ -153,7 +153,9 @@ class LyricsService:
 
         ``form`` (a tune's table name) or ``pattern`` (``bot.services.forms``): the form it is written in."""
         if len(prefix) > self.settings.max_prefix_chars:
-            return Refused("prefix_too_long", length=len(prefix))
+            return Refused("prefix_too_long", length=len(prefix), limit=self.settings.max_prefix_chars)
+        if pattern and (chars := pattern_chars(pattern)) > self.settings.max_length:
+            return Refused("pattern_too_long", length=chars, limit=self.settings.max_length)
         request_id, created, prefs = await self.register(
             update_id=update_id, person=person, place=place, message_id=message_id, prefix=prefix, form=form,
             pattern=pattern,

@@ -106,8 +106,7 @@ async def send_outcome(update: Update, context: Context, outcome: WriteOutcome) 
     if isinstance(outcome, Refused):
         if not outcome.tell:
             return
-        values = {"seconds": outcome.seconds, "length": outcome.length,
-                  "limit": context.services.settings.max_prefix_chars}
+        values = {"seconds": outcome.seconds, "length": outcome.length, "limit": outcome.limit}
         await reply(update, context, t(context.lang, outcome.reason, **values))
         return
 

@@ -53,6 +53,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_footer": 'Rate a lyric with the stars under it; "write again" gives another take. In any chat, type '
                        "@{bot} and your first words to pick a lyric and send it there.",
         "prefix_too_long": "That start is {length} characters; the limit is {limit}. Please send a shorter one.",
+        "pattern_too_long": "Those line lengths write more than {limit} characters, the most a lyric may have. "
+                            "Please ask for fewer or shorter lines.",
         "skipped": "(I have never seen these characters, so I left them out of my thinking: {chars})",
         "busy": "I'm busy right now. Please try again in about {seconds} seconds.",
         "rate_limited": "You're writing faster than I can sing. Try again in about {seconds} seconds.",
@@ -188,6 +190,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_footer": "点歌词下面的星星来评分；“再写一首”换一个版本。"
                        "在任何聊天里输入 @{bot} 加上开头，就能挑一首发到那里。",
         "prefix_too_long": "开头有 {length} 个字，上限是 {limit} 个字，请短一点。",
+        "pattern_too_long": "这些行加起来超过 {limit} 个字（一首歌词最多这么长），请少几行或短一点。",
         "skipped": "（这些字我没学过，写的时候略过了：{chars}）",
         "busy": "我现在有点忙，请大约 {seconds} 秒后再试。",
         "rate_limited": "你写得太快啦，请大约 {seconds} 秒后再试。",

@@ -16,6 +16,7 @@ from bot.services.forms import Asked, lines_pattern, lyric_body, parse_write
 from bot.serving.jobs import GenerationJob, GenerationResult
 from bot.serving.lanes import lyric_config
 from bot.settings import LENGTH_FLOOR, Settings
+from bot.telegram.i18n import t
 from charrnn.config import MIN_TARGET
 from charrnn.generation.shape import lyric_length, visible
 from charrnn.text.forms import follows, parse_pattern, tune_plan
@@ -146,6 +147,14 @@ def test_write_in_a_tune_a_pattern_and_to_a_replied_lyrics_lines(
             original = tune["text"].partition("\n\n")[2]
             assert [visible(line) for line in lines_of(lyric)] == [
                 visible(line) for line in lines_of(original)], (original, lyric)
+
+            # A tune's name alone: the tune, opened by the model. Lines that add up past the longest lyric: refused.
+            alone = (await ask(h, "/write 浣溪沙"))["text"]
+            title, _, lyric = alone.partition("\n\n")
+            assert title == "《浣溪沙》" and follows(lyric, tune_plan("浣溪沙"), punctuation=False), alone
+            lines = (h.settings.max_length // 40 + 1) * ["40"]
+            too_long = (await ask(h, f"/write {','.join(lines)} 窗外"))["text"]
+            assert too_long == t("zh", "pattern_too_long", limit=h.settings.max_length), too_long
 
     run(scenario())
 

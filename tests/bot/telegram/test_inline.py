@@ -22,8 +22,9 @@ USER, OTHER = 601, 602
 QUERIES = {"zh": "天青色", "en": "the night"}
 HINTS = {  # a word of each hint's title, per language
     "en": {"inline_empty": "first words", "inline_too_long": "200", "inline_unknown": "none of these",
-           "rate_limited": "faster"},
-    "zh": {"inline_empty": "开头", "inline_too_long": "200", "inline_unknown": "不认识", "rate_limited": "太快"},
+           "rate_limited": "faster", "pattern_too_long": "line lengths"},
+    "zh": {"inline_empty": "开头", "inline_too_long": "200", "inline_unknown": "不认识", "rate_limited": "太快",
+           "pattern_too_long": "加起来"},
 }  # fmt: skip
 
 
@@ -162,7 +163,8 @@ def test_bad_inline_queries_get_a_hint_and_generate_nothing(
             h.fake.add_user(USER, "Bad", lang)
             with counted_jobs(h) as jobs:
                 for text, reason in (("", "inline_empty"), ("   ", "inline_empty"), ("我" * 300, "inline_too_long"),
-                                     ("😀🎵😀", "inline_unknown"), ("🎸 ✨", "inline_unknown")):  # fmt: skip
+                                     ("😀🎵😀", "inline_unknown"), ("🎸 ✨", "inline_unknown"),
+                                     (",".join(["40"] * 40) + " 天青", "pattern_too_long")):  # fmt: skip
                     query_id, answer = await inline(h, text)
                     (hint,) = answer["results"]
                     assert hint["id"] == "hint" and HINTS[lang][reason] in hint["title"], (text, hint)
