@@ -101,6 +101,8 @@ class WordTables:
         a corpus word ("the nig" -> "the night"), one no corpus word starts with is left free, and a whole one is
         ``typed_whole``: it stays as typed ("My heart" does not become "My hearts")."""
         word = trailing_word(prefix)
+        if not word.strip("'"):  # an opening quote ("He said '") starts any word, not only 'tis and 'twas
+            return WordCursor(ROOT, 0)
         node = self.find(word)
         if node is None:
             return WordCursor(self.free, 0)

@@ -70,6 +70,7 @@ def test_the_trie_allows_what_continues_a_word_and_ends_only_whole_ones() -> Non
 
     anything_else = {"\n", " ", ",", "我"}
     assert tables.start("").node == tables.start("我 ").node == tables.start("xyzzy.\n").node == ROOT
+    assert tables.start("He said '").node == ROOT  # an opening quote, not the start of 'tis
     assert allowed("") == {"t", "o", "T"} | anything_else  # the letters that start a word, in either case
     assert allowed("th") == {"e", "E"}  # "th" is no word: it cannot end here
     assert allowed("The") == {"n"} | anything_else  # "the" may end, or go on to "then"
