@@ -157,11 +157,24 @@ def real_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     logits.index_copy_(1, tables.letter_ids, going_on)
     stuck = logits.amax(dim=1) == -math.inf  # (B,); isfinite().any() costs 20 times as much on a CPU
     if bool(stuck.any()):
-        # The rules before this one (the n-gram ban) ruled out every letter that goes on with the word: the
-        # word still comes first, among its own letters as likely as each other.
+        # The rules before this one (the n-gram ban, a line's ceiling) ruled out every letter that goes on with
+        # the word: the word still comes first, among its own letters as likely as each other.
         usable = tables.masks(nodes[stuck])
         usable[:, batch.tables.never] = False
         logits[stuck] = torch.where(usable, 0.0, -math.inf)
+    return _keeping_case(logits, batch, tables)
+
+
+def _keeping_case(logits: torch.Tensor, batch: Batch, tables: WordTables) -> torch.Tensor:
+    """No capital right after a small letter ("havE"; "The" and "THE" stay), where a small letter is left."""
+    after_small = [i for i, row in enumerate(batch.rows) if not row.forced and row.context
+                   and row.context[-1] in tables.lower_ids]
+    if not after_small or not len(tables.upper_ids):
+        return logits
+    rows = torch.tensor(after_small, device=logits.device)
+    cased = logits[rows].index_fill(1, tables.upper_ids, -math.inf)
+    keep = cased.amax(dim=1) > -math.inf
+    logits[rows[keep]] = cased[keep]
     return logits
 
 

@@ -83,6 +83,10 @@ class WordTables:
         self.allowed = allowed.to(device)  # (N, 27)
         self.may_end = torch.tensor(ends, device=device)  # (N,)
         self.size = len(vocab)
+        # A word keeps its case once it has a small letter ("The", "THE", not "havE"): capitals only before one.
+        self.lower_ids = frozenset(i for i, symbol in enumerate(vocab.symbols) if symbol in string.ascii_lowercase)
+        self.upper_ids = torch.tensor([i for i, symbol in enumerate(vocab.symbols) if symbol in string.ascii_uppercase],
+                                      dtype=torch.long, device=device)
         # Where every symbol is a letter no word can ever end: such a vocabulary is left unconstrained.
         self.can_end = any(symbol not in WORD_CHARS for symbol in vocab.symbols[1:])
         self._among: dict[frozenset[str], frozenset[str]] = {}

@@ -98,6 +98,20 @@ def test_a_word_the_rules_before_left_nowhere_to_go_still_ends_as_a_word() -> No
     assert finite == [{"e"}, {"\n", " "}, {"n"}, {"\n", " ", "n"}]
 
 
+def test_a_word_keeps_its_case_even_where_the_rules_before_left_it_nowhere() -> None:
+    """The base wrote "we'll havE heart": a line's ceiling had taken every letter, and the word was finished among
+    its letters in either case. No capital comes right after a small letter; after a capital, either case."""
+    vocab = Vocab((UNK, "\n", " ", *"haveingHAVEING"))
+    tables = VocabTables(vocab, torch.device("cpu"), frozenset({"have", "having"}))
+    rows = [new_row(n, prefix, SONG, vocab, tables) for n, prefix in enumerate(("we hav", "WE HAV", "we hav"))]
+    logits = torch.zeros(len(rows), len(vocab))
+    logits[:, 0] = -math.inf
+    logits[:2, vocab.encode("haveingHAVEING")] = -math.inf  # the shape allowed only a space: no letter at all
+    out = real_words(logits, Batch.of(rows, tables))
+    finite = [{vocab.symbols[i] for i in torch.isfinite(row).nonzero().flatten().tolist()} for row in out]
+    assert finite == [{"e", "i"}, {"e", "i", "E", "I"}, {"e", "i"}]
+
+
 def test_every_word_is_a_corpus_word_at_any_temperature_alone_and_in_a_batch() -> None:
     model, vocab = uniform("\n ,.'我你abcdefghilnorstuvwEHINOT")
     configs = [replace(SONG, temperature=t, top_p=p, seed=s) for t in (0.5, 1.0, 1.5, 3.0) for p in (0.9, 1.0)
