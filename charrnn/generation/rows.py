@@ -127,9 +127,12 @@ class VocabTables:
         latin = [i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()]
         cased = [i for i, s in enumerate(vocab.symbols) if is_alphabetic_letter(s)]  # Latin, Cyrillic, Greek...
         han = [i for i, s in enumerate(vocab.symbols) if is_han(s)]
+        # The ASCII apostrophe too: English words start with it ('tis), and a Chinese lyric's quotes are ‘’.
+        apostrophe = [i for i, s in enumerate(vocab.symbols) if s == "'"]
         self.other_script = {
             script: torch.tensor(ids, dtype=torch.long, device=device)
-            for script, ids, own in (("zh", cased, han), ("en", han, latin)) if ids and len(own) >= SCRIPT_MIN
+            for script, ids, own in (("zh", cased + apostrophe, han), ("en", han, latin))
+            if ids and len(own) >= SCRIPT_MIN
         }
 
 
