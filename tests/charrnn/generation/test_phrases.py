@@ -79,7 +79,7 @@ def test_a_cancelled_ranked_request_leaves_nothing_behind() -> None:
     base = load_checkpoint(BASE)
     generator = BatchGenerator(base.model, base.vocab, max_batch=8, words=base.words)
     ranked = generator.submit(*tune_requests(4)[2])
-    other = generator.submit("明月", SampleConfig(max_length=60, seed=1))
+    other = generator.submit("明月", SampleConfig(max_length=60, seed=1, stop_at_blank_line=False))  # runs 60 steps
     for _ in range(12):  # past the first clause of 菩萨蛮 (seven characters), siblings both running and set aside
         generator.step()
     assert generator.cancel(ranked) and not generator.cancel(ranked)
