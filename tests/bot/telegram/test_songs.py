@@ -153,6 +153,7 @@ def test_the_music_button_under_an_inline_lyric_opens_a_signed_private_link(
     async def scenario() -> None:
         async with bot_running(tmp_path, trained_store) as h:
             h.fake.add_user(USER, "In", "en")
+            await ask(h, "/len 30")  # a short lyric: the tiny test model's long lines can be too long to sing
             query_id, answer = await inline(h, "the night", user=USER)
             chosen = answer["results"][0]
             assert "im" in [b.get("callback_data") for row in chosen["reply_markup"]["inline_keyboard"] for b in row]
