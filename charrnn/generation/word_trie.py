@@ -10,8 +10,8 @@ possible.
 A word the person left unfinished at the end of the prefix is completed to a corpus word when one starts
 with it; one that no corpus word starts with is left alone until it ends; one that is a whole word already
 stays as it was typed (people type whole words: "My heart" is not a start of "hearts", nor of "heart's"),
-unless the rules before leave it nowhere to go but on. Chinese, digits and
-other scripts are never constrained. A checkpoint without words (older ones) generates exactly as before.
+unless the rules before leave it nowhere to go but on. Chinese, digits and other scripts are never
+constrained. A checkpoint without words (older ones) generates exactly as before.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class WordTables:
         node = self.find(word)
         if node is None:
             return WordCursor(self.free, 0)
-        return WordCursor(node, 0, typed_whole=bool(word) and bool(self.may_end[node]))
+        return WordCursor(node, 0, typed_whole=bool(self.may_end[node]))
 
     def follow(self, node: int, token: int) -> int:
         """The node after one more character."""
