@@ -39,12 +39,14 @@ class SungLine:
 
 
 def syllable_count(word: str) -> int:
-    """An English word's syllables: the CMU dictionary's count, else its vowel groups (at least one)."""
+    """An English word's syllables: the CMU dictionary's count, else its vowel groups (at least one). An
+    apostrophe stands for a vowel left out, so it joins the groups on either side: o'er, ne'er, e'en are one."""
     phones = pronouncing.phones_for_word(word.lower())
     if phones:
         return max(1, int(pronouncing.syllable_count(phones[0])))
-    groups = len(VOWELS.findall(word))
-    if groups > 1 and word.lower().endswith("e") and not word.lower().endswith(("le", "ee")):
+    spelled = word.lower().replace("'", "")
+    groups = len(VOWELS.findall(spelled))
+    if groups > 1 and spelled.endswith("e") and not spelled.endswith(("le", "ee")):
         groups -= 1  # a silent e
     return max(1, groups)
 

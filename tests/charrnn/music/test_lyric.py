@@ -19,6 +19,8 @@ def test_chinese_lines_are_characters_and_clauses_end_at_punctuation() -> None:
     ("love", 1, ("love",)),
     ("I", 1, ("I",)),
     ("zorbling", 2, ("zor-", "bling")),  # not in the dictionary: its vowel groups
+    ("o'er", 1, ("o'er",)),  # Shakespeare's elisions: the apostrophe joins the vowels around it
+    ("whate'er", 2, ("wha-", "te'er")),
 ])
 def test_english_words_by_the_dictionary(word: str, count: int, pieces: tuple[str, ...]) -> None:
     assert syllable_count(word) == count
