@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Lengths in sixteenths (half units of L:1/8) by how the dialect writes them.
@@ -42,15 +43,11 @@ class MelodyPlan:
     # Cached: the grammar asks these tens of thousands of times a melody.
     @functools.cached_property
     def bar(self) -> int:
-        """Sixteenths in a bar."""
-        top, bottom = (int(x) for x in self.meter.split("/"))
-        return top * 16 // bottom
+        return bar_length(self.meter)
 
     @functools.cached_property
     def long(self) -> int:
-        """The shortest note a clause may end on: a beat (a dotted quarter in 6/8, 9/8)."""
-        top, bottom = (int(x) for x in self.meter.split("/"))
-        return 6 if bottom == 8 and top % 3 == 0 else 4
+        return long_length(self.meter)
 
     @property
     def tonic(self) -> str:
@@ -73,16 +70,37 @@ class MelodyPlan:
                      for phrase in self.phrases)
 
     def bars(self, phrase: int) -> int:
-        """Whole bars for a phrase: a quarter a syllable on average, and room for its clause ends' long notes
-        ("Oh, my love" in 6/8: two dotted quarters and a sixteenth do not fit one bar)."""
-        n, longs = self.syllables(phrase), len(self.long_notes(phrase))
-        shortest = longs * self.long + (n - longs)
-        return max(1, math.ceil(n * 4 / self.bar), math.ceil(shortest / self.bar))
+        return self._bars[phrase]
+
+    @functools.cached_property
+    def _bars(self) -> tuple[int, ...]:
+        return tuple(phrase_bars(phrase, self.meter) for phrase in self.phrases)
 
     @property
     def header(self) -> str:
         """What the tune model reads before it writes the notes."""
         return f"X:1\nM:{self.meter}\nL:1/8\nK:{self.key}\n"
+
+
+def bar_length(meter: str) -> int:
+    """Sixteenths in a bar."""
+    top, bottom = (int(x) for x in meter.split("/"))
+    return top * 16 // bottom
+
+
+def long_length(meter: str) -> int:
+    """The shortest note a clause may end on, in sixteenths: a beat (a dotted quarter in 6/8, 9/8)."""
+    top, bottom = (int(x) for x in meter.split("/"))
+    return 6 if bottom == 8 and top % 3 == 0 else 4
+
+
+def phrase_bars(clauses: Sequence[int], meter: str) -> int:
+    """Whole bars for a phrase of these clauses' syllable counts: a quarter a syllable on average, and room for
+    its clause ends' long notes ("Oh, my love" in 6/8: two dotted quarters and a sixteenth do not fit one bar)."""
+    bar, long = bar_length(meter), long_length(meter)
+    n, longs = sum(clauses), len(clauses)
+    shortest = longs * long + (n - longs)
+    return max(1, math.ceil(n * 4 / bar), math.ceil(shortest / bar))
 
 
 def parse_melody(spec: str) -> MelodyPlan:

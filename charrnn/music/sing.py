@@ -11,6 +11,7 @@ unless the person chose them; the meter is 4/4 unless chosen.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -23,7 +24,7 @@ from charrnn.mixture import LanguageModel
 from charrnn.music.abc import AbcSkip, Key, Tune, parse_key, read_tune, transpose
 from charrnn.music.abc_write import note_text
 from charrnn.music.lyric import SungLine, is_sad, sung_lines, words_line
-from charrnn.music.melody import MelodyCursor, MelodyError, MelodyPlan, parse_melody
+from charrnn.music.melody import MAX_BARS, MelodyCursor, MelodyError, MelodyPlan, bar_length, parse_melody, phrase_bars
 from charrnn.vocab import Vocab
 
 METERS = ("4/4", "3/4", "6/8", "2/4")
@@ -130,12 +131,16 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
     syllables = sum(len(line.syllables) for line in lines)
     if syllables > MAX_SYLLABLES:
         raise SingError(f"{syllables} syllables are too many to sing at once (at most {MAX_SYLLABLES})")
+    meter = choices.meter or "4/4"
+    lines = tuple(phrase for line in lines for phrase in phrases_of(line, meter))
+    if len(lines) > MAX_LINES:
+        raise SingError(f"{len(lines)} phrases are too many to sing at once (at most {MAX_LINES})")
     sad = is_sad(lyric)
     key = parse_key(choices.key) if choices.key else Key("A", "m") if sad else Key("C", "")
     plain = "Am" if key.mode == "m" else "C"
     counts = ",".join("+".join(str(len(clause)) for clause in line.clauses) for line in lines)
     try:
-        plan = parse_melody(f"{choices.meter or '4/4'} {plain} {counts}")
+        plan = parse_melody(f"{meter} {plain} {counts}")
         MelodyCursor(plan)  # every phrase fits its bars (in 6/8 a clause end takes a dotted quarter)
     except MelodyError as error:
         raise SingError(str(error)) from None
@@ -143,6 +148,45 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
     if plan.meter == "6/8" and not choices.tempo:
         tempo = tempo * 2 // 3
     return SongRequest(title, lines, plan, key, tempo)
+
+
+def phrases_of(line: SungLine, meter: str) -> list[SungLine]:
+    """The line as one phrase, or, when it is longer than a phrase can be (``MAX_BARS``), as the fewest phrases
+    that hold it: cut where a clause ends if that can do, else between words, never inside one; of those, the
+    most even. An exact search over the cuts (a phrase holds at most a few dozen syllables)."""
+    syllables = line.syllables
+    if phrase_bars([len(c) for c in line.clauses], meter) <= MAX_BARS:
+        return [line]
+    clause_ends = set(itertools.accumulate(len(c) for c in line.clauses))
+    cuts = [p for p in range(1, len(syllables)) if not syllables[p - 1].endswith("-")]
+
+    def counts(start: int, end: int) -> list[int]:
+        inner = [start, *(p for p in range(start + 1, end) if p in clause_ends), end]
+        return [b - a for a, b in itertools.pairwise(inner)]
+
+    # best[p]: (phrases, cuts inside a clause, the longest phrase's syllables, where the last phrase began)
+    # for the syllables before p, cut into phrases that each fit.
+    best: dict[int, tuple[int, int, int, int]] = {0: (0, 0, 0, 0)}
+    most = MAX_BARS * bar_length(meter) // 4  # syllables a phrase can hold at all
+    for end in [*cuts, len(syllables)]:
+        options = []
+        for start, (phrases, inside, longest, _) in best.items():
+            if end - start <= most and phrase_bars(counts(start, end), meter) <= MAX_BARS:
+                inside_here = inside + (end != len(syllables) and end not in clause_ends)
+                options.append((phrases + 1, inside_here, max(longest, end - start), start))
+        if options:
+            best[end] = min(options)
+    if len(syllables) not in best:  # a single word longer than a phrase
+        raise SingError(f"a word of {len(syllables)} syllables is too long to sing")
+    bounds = [len(syllables)]
+    while bounds[-1]:
+        bounds.append(best[bounds[-1]][3])
+    pieces = []
+    for start, end in itertools.pairwise(reversed(bounds)):
+        sizes = counts(start, end)
+        offsets = list(itertools.accumulate(sizes, initial=start))
+        pieces.append(SungLine(tuple(syllables[a:b] for a, b in itertools.pairwise(offsets))))
+    return pieces
 
 
 def config_of(request: SongRequest, seed: int | None = None) -> SampleConfig:

@@ -10,6 +10,8 @@ from xml.etree import ElementTree
 import pytest
 
 from charrnn.checkpoint import TUNE, Checkpoint, load_checkpoint
+from charrnn.music.lyric import words_line
+from charrnn.music.melody import MAX_BARS
 from charrnn.music.sing import Choices, SingError, Song, melody_request, sing
 
 LYRICS = [
@@ -85,7 +87,8 @@ def test_a_lyric_sings_the_same_alone_and_in_a_batch(tune: Checkpoint, songs: li
 @pytest.mark.parametrize(("lyric", "choices", "reason"), [
     ("，。！", {}, "nothing to sing"),
     ("\n".join(["我们一起唱"] * 40), {}, "40 lines"),
-    ("我" * 60, {}, "too many to sing"),
+    ("ta" * 17, {"meter": "2/4"}, "too long to sing"),  # one word of 17 syllables; a 2/4 phrase holds 16
+    ("\n".join(["啊"] * 30 + ["我" * 200]), {"meter": "2/4"}, "43 phrases"),
     ("春眠不觉晓", {"key": "H"}, "a key like"),
     ("春眠不觉晓", {"key": "Ddor"}, "major or minor"),
     ("春眠不觉晓", {"tempo": 500}, "tempo"),
@@ -94,3 +97,35 @@ def test_a_lyric_sings_the_same_alone_and_in_a_batch(tune: Checkpoint, songs: li
 def test_what_cannot_be_sung_says_why(lyric: str, choices: dict[str, object], reason: str) -> None:
     with pytest.raises(SingError, match=reason):
         melody_request(lyric, Choices(**choices))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("lyric", "meter", "phrases"), [
+    ("我" * 60, "4/4", ["我" * 30, "我" * 30]),  # no clause end: the most even cut
+    ("春风又绿江南岸，明月何时照我还，京口瓜洲一水间，钟山只隔数重山，" * 2, "4/4",
+     ["春风又绿江南岸明月何时照我还京口瓜洲一水间钟山只隔数重山"] * 2),  # cut where a clause ends
+    # A 2/4 phrase holds 16: the clause end (after 6) rather than the even cut; where a clause is too long
+    # (17 after the comma at 3), the even cut inside it.
+    ("一二三四五六，七八九十一二三四五六七八九十", "2/4", ["一二三四五六", "七八九十一二三四五六七八九十"]),
+    ("一二三，四五六七八九十一二三四五六七八九十", "2/4", ["一二三四五六七八九十", "一二三四五六七八九十"]),
+    ("春眠不觉晓，处处闻啼鸟", "2/4", ["春眠不觉晓处处闻啼鸟"]),  # short enough: one phrase
+])
+def test_a_line_too_long_for_one_phrase_is_sung_as_the_fewest_that_hold_it(
+        lyric: str, meter: str, phrases: list[str]) -> None:
+    request = melody_request(lyric, Choices(meter=meter))
+    assert ["".join(line.syllables) for line in request.lines] == phrases
+    assert all(request.plan.bars(i) <= MAX_BARS for i in range(len(phrases)))
+
+
+def test_a_long_english_line_is_cut_between_words_and_sung(tune: Checkpoint) -> None:
+    line = ("I wandered lonely as a cloud that floats on high above the vales and hills "
+            "when all at once I saw a crowd a host of golden daffodils")
+    request = melody_request(line, Choices(meter="2/4"))
+    words = [words_line(phrase.syllables) for phrase in request.lines]
+    assert len(words) == 3 and " ".join(words).replace("- ", "-").replace("-", "") == line
+    assert all(not phrase.syllables[-1].endswith("-") for phrase in request.lines)  # no word cut in two
+    (song,) = sing(tune.model, tune.vocab, [request], seeds=[1])
+    assert len(song.tune.lines) == 3
+    bar = song.tune.meter / Fraction(1, 8)
+    for music, phrase in zip(song.tune.lines, song.lines, strict=True):
+        assert sum(1 for b in music for n in b if not n.rest) == len(phrase.syllables)
+        assert all(sum(n.length for n in b) == bar for b in music)
