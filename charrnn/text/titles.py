@@ -45,7 +45,11 @@ _DANGLING = frozenset({
     "to", "by", "for", "from", "with", "into", "onto", "upon", "under", "over", "beneath", "above", "below",
     "through", "across", "against", "among", "about", "after", "before", "behind", "between", "without", "within",
     "till", "until", "toward", "towards", "than", "as", "that", "which", "who", "whom", "whose", "my", "your", "his",
-    "its", "our", "their", "thy"
+    "its", "our", "their", "thy",
+    # a verb's helper or its subject, waiting for the verb ("O what a noble mind is", "When all at once I")
+    "am", "is", "are", "was", "were", "art", "have", "has", "had", "hath", "do", "does", "did", "doth", "dost",
+    "shall", "shalt", "will", "wilt", "would", "should", "can", "could", "may", "might", "must", "i", "we", "he",
+    "she", "they", "thou", "ye", "not", "so", "very",
 })
 _HAN_PHRASE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")  # a clause: Han characters between punctuation
 

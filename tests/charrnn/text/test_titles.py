@@ -53,7 +53,9 @@ def test_an_english_lyric_is_titled_by_its_hook_or_its_first_words() -> None:
     for hook in ("Let it be", "Hold on", "I love her", "It's over"):
         assert hook_title(f"{hook}\nsome other line\n{hook}") == hook
     assert hook_title("Hey, Jude, don't make it bad") == "Hey Jude"  # two words at least
-    assert hook_title("O, what a noble mind is here o'erthrown") == "O what a noble mind is"
+    assert hook_title("O, what a noble mind is here o'erthrown") == "O what a noble mind"
+    assert hook_title("I am for a life is sentence? For you") == "I am for a life"  # the bot wrote "...is"
+    assert hook_title("Tonight the stars I shall not see again") == "Tonight the stars"
     assert hook_title("Nay，but this dotage") == "Nay but this dotage"  # full-width punctuation ends a clause too
     assert hook_title("夜色\n\n") == "夜色"
     assert hook_title("") is None and hook_title("……\n!!") is None
