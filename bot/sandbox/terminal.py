@@ -239,14 +239,28 @@ class Chat:
             self.show("(that button is no longer there)")
             return
         writes = data.startswith("a:")  # "write again" answers with a new lyric, the others with a popup or an edit
-        sings = data.startswith("m:")  # 🎵: a picture, a voice message and a file (or a refusal in words)
-
-        def sung() -> bool:
-            sent = self.fake.sent(CHAT_ID)[before:]
-            return len(sent) >= 3 or any("text" in m for m in sent)
-
+        # 🎵: a picture, a voice message and a file (or a refusal in words); under an inline message, a link
+        sings = data.startswith("m:") and "inline_message_id" not in message
         await self.wait(lambda: len(self.fake.answered_callbacks) > answered
-                        and (not writes or self.fake.sent_count(CHAT_ID) > before) and (not sings or sung()))
+                        and (not writes or self.fake.sent_count(CHAT_ID) > before) and (not sings or self._sung(before)))
+        link = self.fake.answered_callbacks[answered].get("url") if len(self.fake.answered_callbacks) > answered else None
+        if link:
+            await self.open_link(str(link))
+
+    async def open_link(self, link: str) -> None:
+        """A link the bot answered a button with (``t.me/<bot>?start=<payload>``): a Telegram app opens the private
+        chat with the bot and, on Start, sends ``/start <payload>``; so does the sandbox."""
+        payload = link.partition("?start=")[2]
+        self.show(f"bot (link)> {link}")
+        self.show(f"(your Telegram app opens the chat with the bot and sends /start {payload})")
+        before = self.fake.sent_count(CHAT_ID)
+        self.fake.send_text(USER_ID, CHAT_ID, f"/start {payload}")
+        await self.wait(lambda: self._sung(before))
+
+    def _sung(self, before: int) -> bool:
+        """A song's three messages (a picture, a voice message, a file) or a refusal in words, since ``before``."""
+        sent = self.fake.sent(CHAT_ID)[before:]
+        return len(sent) >= 3 or any("text" in m for m in sent)
 
     async def ask_inline(self, words: str) -> None:
         """An inline query; the results the bot offers for it are shown numbered, for #N."""

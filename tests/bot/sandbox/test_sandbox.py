@@ -218,6 +218,24 @@ def test_the_sandbox_speaks_english_and_says_how_to_become_admin(
     assert "bot> You asked for 0 lyrics" in script.text and not script.stalled, script.text[-2000:]
 
 
+def test_music_under_an_inline_lyric_follows_the_link_and_sings_in_the_private_chat(
+    tmp_path: Path, trained_store: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """🎵 under a lyric sent through inline mode answers with a t.me link; a Telegram app opens it (``/start
+    tune-...``) and the song comes in the private chat. The sandbox showed nothing after the press."""
+    monkeypatch.chdir(tmp_path)
+    script = Script(
+        ("@LyricBot 春天", shows("inline> [#1]")),
+        ("#1", shows("🎵")),
+        ("!7", shows("bot> [file")),
+        ("/quit", None),
+    )
+    asyncio.run(run_sandbox(production(tmp_path, *trained_store), read=script.read, show=script.show, patience=30))
+    assert not script.stalled, script.text[-3000:]
+    assert "bot (link)> https://t.me/" in script.text and "/start tune-" in script.text
+    assert "bot> [picture]" in script.text and "bot> [voice message" in script.text
+
+
 def test_addcorpus_in_the_sandbox_by_reply_and_by_file(
     tmp_path: Path, trained_store: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
