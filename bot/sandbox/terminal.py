@@ -241,10 +241,10 @@ class Chat:
         writes = data.startswith("a:")  # "write again" answers with a new lyric, the others with a popup or an edit
         # 🎵: a picture, a voice message and a file (or a refusal in words); under an inline message, a link
         sings = data.startswith("m:") and "inline_message_id" not in message
-        await self.wait(lambda: len(self.fake.answered_callbacks) > answered
-                        and (not writes or self.fake.sent_count(CHAT_ID) > before) and (not sings or self._sung(before)))
-        link = self.fake.answered_callbacks[answered].get("url") if len(self.fake.answered_callbacks) > answered else None
-        if link:
+        callbacks = self.fake.answered_callbacks
+        await self.wait(lambda: len(callbacks) > answered and (not writes or self.fake.sent_count(CHAT_ID) > before)
+                        and (not sings or self._sung(before)))
+        if len(callbacks) > answered and (link := callbacks[answered].get("url")):
             await self.open_link(str(link))
 
     async def open_link(self, link: str) -> None:
