@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from charrnn.text.forms import CHINESE_LINE, DEFAULT_SONG_LENGTH, LATIN_LINE, Clause, Plan, find_tune, plan_of
-from charrnn.text.rhyme import line_key, usable
+from charrnn.text.rhyme import last_unit, line_key, usable
 from charrnn.text.words import LATIN, is_han
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class Shape:
     keys: dict[int, str] = field(default_factory=dict)  # rhyme group -> its key
     tones: dict[int, str] = field(default_factory=dict)  # rhyme group -> the tone its rhymes keep (the plan's)
     rhymed: set[str] = field(default_factory=set)  # what its fixed rhyme clauses ended on: not again (重韵)
+    rhyme_words: set[str] = field(default_factory=set)  # the English words its lines ended on: not again
     line: int = 0  # plan line
     clause: int = 0
     count: int = 0  # Chinese characters of the current fixed clause
@@ -178,6 +179,8 @@ class Shape:
     def _close_free_line(self, clause: Clause | None, line: str) -> None:
         group = clause.rhyme if clause is not None else 0
         key = line_key(line)
+        if self.latin and group is not None:
+            self.rhyme_words.add(last_unit(line).lower())
         if group is not None and group not in self.keys and usable(key):
             assert key is not None
             self.keys[group] = key

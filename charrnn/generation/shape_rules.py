@@ -18,7 +18,7 @@ import torch
 
 from charrnn.generation.shape import OVERRUN, Shape, visible
 from charrnn.text.forms import CLAUSE_ENDS, Clause
-from charrnn.text.rhyme import THIRTEEN_CLASSES, TONES, ending_words, han_tone, line_key, usable
+from charrnn.text.rhyme import THIRTEEN_CLASSES, TONES, ending_words, han_tone, last_unit, line_key, usable
 from charrnn.text.words import LATIN, is_han, trailing_word
 from charrnn.vocab import Vocab
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 CLASSES = tuple(THIRTEEN_CLASSES)
 SENTENCE_ENDS = "。！？；"
 LATIN_MARGIN = 12  # an English line turns to its rhyming word this many characters before its ceiling
+MAX_ENGLISH_MASKS = 65536  # cached English rhyme masks, before the cache starts over
 RHYME_BOOST = 8.0  # how much likelier a rhyming character is, once a free line may end (measured: 4 and 8)
 
 
@@ -67,7 +68,7 @@ class ShapeTables:
         # The characters an English rhyme allows by (rhyme key, word so far, after a word's end): found once each,
         # letter by letter in Python, kept as index lists (a whole mask each would be V bytes: 350 MB for the
         # base's 62k stems), turned into a mask by one indexing. Bounded by the rhyme words' stems.
-        self.english_allowed: dict[tuple[str, str, bool], torch.Tensor | None] = {}
+        self.english_allowed: dict[tuple[str, str, bool, frozenset[str]], torch.Tensor | None] = {}
 
     def _ids(self, symbols: str, device: torch.device) -> torch.Tensor:
         return torch.tensor([self.ids[s] for s in symbols if s in self.ids], dtype=torch.long, device=device)
@@ -111,12 +112,13 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
     group = clause.rhyme if clause is not None else 0
     rhymed = shape.rhyme and group is not None
     key = shape.keys.get(group) if group is not None else None
-    ends = not rhymed or _rhymes(text, key)
+    used = frozenset(shape.rhyme_words) if latin else frozenset()
+    ends = not rhymed or (_rhymes(text, key) and not _used_again(text, key, used, tables))
     if count >= high + OVERRUN or (count >= high and ends):
         _force(logits, closing)
         return
     if rhymed and count >= high - (LATIN_MARGIN if latin else 1):
-        mask = english_rhyme_mask(text, key, tables) if latin else _han_rhyme_mask(key, tables)
+        mask = english_rhyme_mask(text, key, tables, used) if latin else _han_rhyme_mask(key, tables)
         if mask is not None:
             if ends and closing is not None:
                 mask = mask.clone()
@@ -138,6 +140,19 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
         logits[tables.stops] = -math.inf
     if (count < low or not ends) and brk is not None:
         logits[brk] = -math.inf
+
+
+def _used_again(line: str, key: str | None, used: frozenset[str], tables: ShapeTables) -> bool:
+    """An English line would end on a word an earlier line of the song ended on ("thou ... thou ... thou", what
+    blind readers named first), while its rhyme has words not used yet."""
+    if not used or key is None or not key.startswith("en:") or last_unit(line).lower() not in used:
+        return False
+    return bool(_rhyme_words(key, tables) - used)
+
+
+def _rhyme_words(key: str, tables: ShapeTables) -> frozenset[str]:
+    """The words an English line may end on for ``key``: the model's corpus words on it, when it has a list."""
+    return ending_words(key) if tables.corpus is None else corpus_endings(key, tables.corpus)
 
 
 def _rhymes(line: str, key: str | None) -> bool:
@@ -163,24 +178,32 @@ def _toned(mask: torch.Tensor | None, key: str | None, tone: str | None, tables:
     return tables.toned.get((key, tone), mask)
 
 
-def english_rhyme_mask(line: str, key: str | None, tables: ShapeTables) -> torch.Tensor | None:
+def english_rhyme_mask(
+    line: str, key: str | None, tables: ShapeTables, used: frozenset[str] = frozenset()
+) -> torch.Tensor | None:
     """(V,) the next characters that take an English line to its end on a word of rhyme ``key``.
 
     At a word boundary: the first letters of such words (after punctuation, a space first); inside a word
     that begins one of them: its continuations, and the line break once the word is whole; inside a word
-    that begins none: a space, to start one that does. None when no word ends on ``key``.
+    that begins none: a space, to start one that does. None when no word ends on ``key``. Words the song's
+    lines already ended on (``used``) are left out while the rhyme has others.
     Kept apart from the Chinese rule so that a vocabulary of corpus words can narrow ``ending_words``.
     """
     if key is None or not key.startswith("en:"):
         return None
-    words = ending_words(key) if tables.corpus is None else corpus_endings(key, tables.corpus)
+    words = _rhyme_words(key, tables)
     if not words:
         return None
+    excluded = used & words if words - used else frozenset()  # every word of the rhyme used: repeats come back
+    if excluded:
+        words = words - excluded
+        if len(tables.english_allowed) > MAX_ENGLISH_MASKS:  # masks of used words come and go with the songs
+            tables.english_allowed.clear()
     word = current_word(line)
     if word and word not in word_prefixes(words):
         word = "-"  # a word that leads to no rhyme: whichever it is, the mask is the same (a space)
     after_word = not word and bool(line) and not line[-1].isspace()
-    cache_key = (key, word, after_word)
+    cache_key = (key, word, after_word, excluded)
     if cache_key not in tables.english_allowed:
         tables.english_allowed[cache_key] = _english_rhyme_allowed(word, after_word, words, tables)
     allowed = tables.english_allowed[cache_key]

@@ -11,6 +11,7 @@ from charrnn.generation.rows import VocabTables
 from charrnn.generation.sample import generate
 from charrnn.generation.shape_rules import english_rhyme_mask
 from charrnn.text.rhyme import (
+    ending_words,
     english_key,
     free_rhymes,
     han_key,
@@ -106,6 +107,8 @@ def test_english_lines_end_on_a_rhyming_word() -> None:
         hits, total = free_rhymes(out.lyric)
         assert hits == total >= 3, out.lyric
         assert all(english_key(last_unit(line)) == "en:AY T" for line in out.lyric.split("\n")), out.lyric
+        finals = [last_unit(line).lower() for line in out.lyric.split("\n")]
+        assert len(set(finals)) == len(finals), out.lyric  # never the same word twice ("thou ... thou")
 
 
 def test_the_english_rule_spells_towards_rhyming_words() -> None:
@@ -126,6 +129,14 @@ def test_the_english_rule_spells_towards_rhyming_words() -> None:
         assert allowed(f"we walk in the {word}") == {" "}
     assert sum(1 for key in tables.english_allowed if key[1] == "-") == 1
     assert allowed("we walk in the ligh") == {"t"} and "\n" in allowed("we walk in the light")
+    # A word an earlier line ended on is left out while the rhyme has others: "light" again cannot end the line.
+    def allowed_after(line: str, used: set[str]) -> set[str]:
+        mask = english_rhyme_mask(line, "en:AY T", tables, frozenset(used))
+        return set() if mask is None else {vocab.symbols[i] for i in mask.nonzero().flatten().tolist()}
+
+    assert allowed_after("we walk in the light", {"light", "bright"}) == {" "}  # another word, not "light" again
+    assert "n" in allowed_after("we walk in the ", {"light"})  # "night" is still there
+    assert "\n" in allowed_after("we walk in the light", {"light"} | ending_words("en:AY T"))  # none left: again
 
 
 def test_free_rhymes_count_every_line_after_the_first() -> None:
