@@ -10,17 +10,21 @@ possible.
 A word the person left unfinished at the end of the prefix is completed to a corpus word when one starts
 with it; one that no corpus word starts with is left alone until it ends; one that is a whole word already
 stays as it was typed (people type whole words: "My heart" is not a start of "hearts", nor of "heart's"),
-unless the rules before leave it nowhere to go but on. Chinese, digits and other scripts are never
-constrained. A checkpoint without words (older ones) generates exactly as before.
+unless the rules before leave it nowhere to go but on. A word of English the corpus lacks is whole
+too ("hi" went on as "hire", "hello" as "Hellood"): the CMU dictionary's words count as typed whole.
+Chinese, digits and other scripts are never constrained. A checkpoint without words (older ones) generates
+exactly as before.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import string
 from dataclasses import dataclass
 
 import numpy as np
+import pronouncing
 import torch
 
 from charrnn.text.words import WORD_CHARS, trailing_word
@@ -29,6 +33,7 @@ from charrnn.vocab import Vocab
 ALPHABET = string.ascii_lowercase + "'"  # the trie's edges: a letter in either case, or the apostrophe
 _EDGE = {ch: i for i, ch in enumerate(ALPHABET)}
 ROOT = 0  # between words
+_VOWEL = re.compile(r"[aeiouy]", re.IGNORECASE)
 
 
 @dataclass
@@ -108,9 +113,11 @@ class WordTables:
         if not word.strip("'"):  # an opening quote ("He said '") starts any word, not only 'tis and 'twas
             return WordCursor(ROOT, 0)
         node = self.find(word)
-        if node is None:
-            return WordCursor(self.free, 0)
-        return WordCursor(node, 0, typed_whole=bool(self.may_end[node]))
+        if node is not None and bool(self.may_end[node]):
+            return WordCursor(node, 0, typed_whole=True)
+        if is_english_word(word):  # a word of English the corpus lacks ("hi", "hello"): whole as typed
+            return WordCursor(self.free, 0, typed_whole=True)
+        return WordCursor(self.free if node is None else node, 0)
 
     def follow(self, node: int, token: int) -> int:
         """The node after one more character."""
@@ -133,6 +140,16 @@ class WordTables:
         if words not in self._among:
             self._among[words] = words & self.words
         return self._among[words]
+
+
+@functools.lru_cache(maxsize=4096)
+def is_english_word(word: str) -> bool:
+    """A word of the CMU pronouncing dictionary (134k words of American English, names among them) with a vowel
+    (not its abbreviations: "th", "st") and no apostrophe last: what a person typed whole even where the model's
+    corpus lacks it."""
+    if word.endswith("'") or not _VOWEL.search(word):  # O' (for o'er), don' are being typed
+        return False
+    return bool(pronouncing.phones_for_word(word.lower()))
 
 
 @functools.lru_cache(maxsize=8)

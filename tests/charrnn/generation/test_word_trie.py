@@ -77,7 +77,11 @@ def test_the_trie_allows_what_continues_a_word_and_ends_only_whole_ones() -> Non
     # The person's own whole word is marked: the rule in sampling ends it as typed (below).
     assert tables.start("The").typed_whole and tables.start("o'er the").typed_whole
     assert not any(tables.start(p).typed_whole for p in ("", "th", "the ", "Xyz", "我"))
-    assert allowed("o") == {"'"} and allowed("o'") == {"e", "E"}
+    assert allowed_at(tables.find("o")) == {"'"} and allowed("o'") == {"e", "E"}  # "o" leads on only to "o'er"
+    # A word of English this corpus lacks is the person's whole word too ("hi" went on as "hire"): it ends as typed.
+    hello = tables.start("hello")
+    assert tables.start("o").typed_whole and hello.typed_whole and hello.node == tables.free
+    assert not tables.start("o'").typed_whole and not tables.start("th").typed_whole  # being typed; an abbreviation
     assert tables.start("Xyz").node == tables.free and allowed("Xyz") == set(vocab.symbols[1:])  # the person's own
 
 
