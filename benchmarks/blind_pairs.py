@@ -84,6 +84,7 @@ def build(args: argparse.Namespace) -> None:
     pieces = (songci_pieces if args.corpus == "songci" else jaychou_pieces)(args.pairs, args.seed)
     ckpt = load_checkpoint(args.checkpoint)
     requests = [(opening_of(real), SampleConfig(rhyme=True, no_repeat_ngram=8, seed=args.seed * 1000 + 10 * n + k,
+                                                temperature=args.temperature,
                                                 topics=args.topics, phrase_candidates=args.phrases,
                                                 **asked))  # type: ignore[arg-type]
                 for n, (real, asked) in enumerate(pieces) for k in range(CANDIDATES)]
@@ -131,6 +132,8 @@ def main() -> None:
     parser.add_argument("--phrases", type=int, default=PHRASE_CANDIDATES,
                         help=f"candidates per clause (charrnn.generation.phrases; default {PHRASE_CANDIDATES}, as the "
                              "bot writes a tune or a pattern; 1: each clause written once)")
+    parser.add_argument("--temperature", type=float, default=Settings.model_fields["default_temperature"].default,
+                        help="the sampling temperature (default: the bot's)")
     parser.add_argument("--score", type=Path, metavar="ANSWERS", help="score a reader's answers against --key")
     parser.add_argument("--key", type=Path)
     args = parser.parse_args()

@@ -24,7 +24,7 @@ MAX_PHRASE_CANDIDATES = 16
 class SampleConfig:
     """How one request samples. Invalid values raise ``ValueError`` with a one-line reason."""
 
-    temperature: float = 0.8
+    temperature: float = 0.5  # the bot's default: what blind readers preferred (docs/charrnn.md, "Temperature")
     top_k: int = 0  # 0: off
     top_p: float = 0.95  # 1.0: off
     greedy: bool = False

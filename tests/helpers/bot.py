@@ -41,6 +41,7 @@ def make_settings(tmp_path: Path, trained_store: tuple[Path, Path], fake: FakeTe
         "device": "cpu",
         "candidates": 2,
         "default_length": 40,
+        "default_temperature": 0.8,  # apart from the 0.5 and 1.3 the settings tests set, to see each change
         "min_length": 10,
         "rate_limit_per_minute": 1000,
         "copy_threshold": 40,  # the tiny model memorises its corpus; the copy filter has its own tests

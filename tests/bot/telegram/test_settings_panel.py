@@ -333,12 +333,13 @@ def test_the_terminal_sandbox_shows_the_panel_redrawn_after_a_tap(
     model_dir, corpus = trained_store
     env = {"MODEL_DIR": str(model_dir), "CORPUS_PATH": str(corpus), "DEVICE": "cpu", "PATH": "",
            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "TELEGRAM_BOT_TOKEN": ""}  # fmt: skip
-    chat = subprocess.run([sys.executable, "-m", "bot", "sandbox"], input="/settings\n!1\n!4\n/quit\n",
+    chat = subprocess.run([sys.executable, "-m", "bot", "sandbox"], input="/settings\n!2\n!4\n/quit\n",
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)  # fmt: skip
     assert chat.returncode == 0, chat.stderr[-2000:]
     panels = chat.stdout.split("bot> 你的设置")[1:]
     assert len(panels) == 3, chat.stdout  # opened, then redrawn after each tap
-    assert "[1] \u2713 0.5" in panels[1] and "[4] \u2713 1.3" in panels[2] and "温度：1.3" in panels[2]
+    assert "[1] \u2713 0.5" in panels[0]  # the bot's default
+    assert "[2] \u2713 0.8" in panels[1] and "[4] \u2713 1.3" in panels[2] and "温度：1.3" in panels[2]
 
 
 def test_chat_settings_partial_update_and_which_settings_apply(url: str) -> None:

@@ -31,13 +31,14 @@ def tune_requests(candidates: int, seeds: int = 1) -> list[tuple[str, SampleConf
 
 @pytest.mark.heavy  # half a minute on a CPU without vector units: make test runs it, the portable matrix not
 def test_ranked_clauses_end_where_the_model_ends_a_phrase_and_the_tune_still_holds() -> None:
-    """Sentence integrity (the base's mean probability that each clause ends where it ends) of 24 tune lyrics:
-    measured 0.41 written once, 0.56 with four candidates a clause (real ci: 0.73), and the lyrics likelier
-    under the model (-3.52 -> -3.11 nats a character). Every tune is still exact and rhymes at every rhyme position."""
+    """Sentence integrity (the base's mean probability that each clause ends where it ends) of 24 tune lyrics at
+    temperature 0.8: measured 0.41 written once, 0.56 with four candidates a clause (real ci: 0.73), and the
+    lyrics likelier under the model (-3.52 -> -3.11 nats a character). At the default 0.5 the gain is smaller
+    (0.48 -> 0.54): the sharper sample already ends more phrases. Every tune is still exact and on its rhymes."""
     base = load_checkpoint(BASE)
     integrity, logprob = {}, {}
     for candidates in (1, 4):
-        requests = tune_requests(candidates, seeds=3)
+        requests = [(p, replace(c, temperature=0.8)) for p, c in tune_requests(candidates, seeds=3)]
         generated = generate_many(base.model, base.vocab, requests, words=base.words)
         for (_, asked), g in zip(requests, generated, strict=True):
             plan = tune_plan(asked.form)
