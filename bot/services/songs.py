@@ -34,9 +34,12 @@ _LINK = re.compile(r"tune-(\d{1,15})-([0-9a-f]{16})")
 
 @dataclass(frozen=True)
 class SongRefused(Refused):
-    """No song; ``detail`` is the singer's reason (a line too long to sing...), for ``sing_cannot``."""
+    """No song; ``detail`` is the singer's reason (a word too long to sing...), for ``sing_cannot``; ``code`` and
+    ``params`` word it in the person's language (``sing_why_<code>``), where there is a code."""
 
     detail: str = ""
+    code: str = ""
+    params: tuple[tuple[str, object], ...] = ()
 
 
 def read_choices(text: str) -> tuple[Choices, str]:
@@ -101,7 +104,8 @@ class SongService:
             log.warning("singer busy: %s", busy)
             return SongRefused("sing_busy")
         if isinstance(result, Failed):
-            return SongRefused("sing_cannot", detail=result.reason)
+            return SongRefused("sing_cannot", detail=result.reason, code=result.code,
+                               params=tuple(result.params.items()))
         return result
 
     def _sign(self, request_id: int) -> str:

@@ -47,6 +47,8 @@ class SongFiles:
     ogg: bytes
     abc: str
     seconds: float  # how long the tune plays
+    sung: int = 0  # of the lyric's ``of`` lines, the first ``sung`` (a lyric longer than a lead sheet holds)
+    of: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,12 @@ class SongAsk:
 
 @dataclass(frozen=True)
 class Failed:
-    """A lyric the worker could not sing, and why (a ``SingError``'s words)."""
+    """A lyric the worker could not sing, and why (a ``SingError``'s words, and its code and params for the
+    person's language; no code: our own failure)."""
 
     reason: str
+    code: str = ""
+    params: dict[str, object] = field(default_factory=dict)
 
 
 # --- the worker process --------------------------------------------------------------------------------
@@ -101,7 +106,7 @@ def _compose(asks: list[SongAsk]) -> list[Song | Failed]:
         try:
             ready.append((i, melody_request(ask.lyric, ask.choices, title=ask.title)))
         except SingError as error:
-            out[i] = Failed(str(error))
+            out[i] = Failed(str(error), error.code, error.params)
     try:
         songs = sing(worker.model, worker.vocab, [r for _, r in ready],  # type: ignore[arg-type]
                      seeds=[asks[i].seed for i, _ in ready])
@@ -215,7 +220,7 @@ class Singer:
             return
         notes = timed_notes(song)
         files = SongFiles(song.title, song.key_name, song.tempo_mark, png, ogg, song.abc,
-                          notes[-1].end if notes else 0.0)
+                          notes[-1].end if notes else 0.0, song.sung, song.of)
         if not item[1].done():
             item[1].set_result(files)
 

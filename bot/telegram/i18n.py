@@ -120,6 +120,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sing_busy": "I'm singing for a lot of people right now. Please try again in a minute.",
         "sing_cannot": "I can't sing that: {detail}.",
         "sing_caption": "{title}{tonality}, {tempo}. The melody is new, written for these words.",
+        "sing_part": " It sings the first {sung} of the {of} lines: a lead sheet holds no more.",
+        "sing_why_nothing": "there is nothing to sing: no line has a word",
+        "sing_why_first_line": "its first line is too long to sing ({syllables} syllables)",
+        "sing_why_word": "a word of {syllables} syllables is too long to sing",
+        "sing_why_meter": "the meter must be one of {meters}, not {got}",
+        "sing_why_key": "a key like D, Bb, F#m or Em, please, not {got}",
+        "sing_why_mode": "a major or minor key, please, like D or F#m, not {got}",
+        "sing_why_tempo": "the tempo must be 40 to 200 beats a minute, not {got}",
         "key_major": "{tonic} major",
         "key_minor": "{tonic} minor",
         "sing_link_bad": "That link does not name a lyric I wrote.",
@@ -252,6 +260,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sing_busy": "现在唱歌的人太多了，请过一分钟再试。",
         "sing_cannot": "这个我唱不了：{detail}。",
         "sing_caption": "{title}{tonality}，{tempo}。旋律是为这些词新写的。",
+        "sing_part": "一张谱放不下更多，唱的是 {of} 行里的前 {sung} 行。",
+        "sing_why_nothing": "没有可以唱的字",
+        "sing_why_first_line": "第一行太长了，唱不下（{syllables} 个音节）",
+        "sing_why_word": "有个词有 {syllables} 个音节，太长了，唱不了",
+        "sing_why_meter": "拍子只能是 {meters}，不能是 {got}",
+        "sing_why_key": "调要写成 D、Bb、F#m 或 Em 这样，{got} 不行",
+        "sing_why_mode": "只能选大调或小调，比如 D 或 F#m，{got} 不行",
+        "sing_why_tempo": "速度要在每分钟 40 到 200 拍之间，{got} 不行",
         "key_major": "{tonic} 大调",
         "key_minor": "{tonic} 小调",
         "sing_link_bad": "这个链接不是我写的歌词。",
@@ -288,6 +304,13 @@ def t(lang: str, key: str, **values: Any) -> str:
     """The message ``key`` in ``lang`` (English when missing), filled with ``values``."""
     template = MESSAGES.get(lang, MESSAGES["en"]).get(key) or MESSAGES["en"][key]
     return template.format(**values)
+
+
+def sing_reason(lang: str, code: str, params: dict[str, Any], detail: str) -> str:
+    """Why a lyric cannot be sung, in ``lang`` where the singer gave a code we word (``sing_why_<code>``), else in
+    the singer's own words (``detail``)."""
+    key = f"sing_why_{code}"
+    return t(lang, key, **params) if code and key in MESSAGES["en"] else detail
 
 
 def scoped(key: str, place: Place) -> str:

@@ -35,7 +35,13 @@ TEMPERATURE = 0.8
 
 
 class SingError(ValueError):
-    """A lyric that cannot be sung as asked; the message says why, for the person."""
+    """A lyric that cannot be sung as asked; the message says why, in English; ``code`` and ``params`` say it for
+    a program that speaks other languages (the bot: ``sing_why_<code>``)."""
+
+    def __init__(self, message: str, code: str = "", **params: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -48,16 +54,17 @@ class Choices:
 
     def __post_init__(self) -> None:
         if self.meter and self.meter not in METERS:
-            raise SingError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}")
+            raise SingError(f"meter must be one of {', '.join(METERS)}, got {self.meter!r}", "meter",
+                            meters=", ".join(METERS), got=self.meter)
         if self.key:
             try:
                 key = parse_key(self.key)
             except AbcSkip:
-                raise SingError(f"a key like D, Bb, F#m or Em, got {self.key!r}") from None
+                raise SingError(f"a key like D, Bb, F#m or Em, got {self.key!r}", "key", got=self.key) from None
             if key.mode not in ("", "m"):
-                raise SingError(f"a major or minor key, like D or F#m, got {self.key!r}")
+                raise SingError(f"a major or minor key, like D or F#m, got {self.key!r}", "mode", got=self.key)
         if self.tempo and not 40 <= self.tempo <= 200:
-            raise SingError(f"tempo must be 40 to 200 beats a minute, got {self.tempo}")
+            raise SingError(f"tempo must be 40 to 200 beats a minute, got {self.tempo}", "tempo", got=self.tempo)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class SongRequest:
     plan: MelodyPlan
     key: Key  # the key it will be in
     tempo: int
+    sung: int = 0  # of the lyric's lines with a syllable, those sung (all unless the lyric was too long)
+    of: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ class Song:
     lines: tuple[SungLine, ...]
     tune: Tune  # one line a phrase, in the chosen key
     tempo: int
+    sung: int = 0  # as in SongRequest
+    of: int = 0
 
     @property
     def beat(self) -> Fraction:
@@ -122,19 +133,27 @@ class Song:
 
 
 def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") -> SongRequest:
-    """What the tune model must write for this lyric; ``SingError`` when it cannot be sung."""
-    lines = tuple(sung_lines(lyric))
-    if not lines:
-        raise SingError("there is nothing to sing: no line has a word")
-    if len(lines) > MAX_LINES:
-        raise SingError(f"{len(lines)} lines are too many to sing at once (at most {MAX_LINES})")
-    syllables = sum(len(line.syllables) for line in lines)
-    if syllables > MAX_SYLLABLES:
-        raise SingError(f"{syllables} syllables are too many to sing at once (at most {MAX_SYLLABLES})")
+    """What the tune model must write for this lyric; ``SingError`` when it cannot be sung. A lyric longer than a
+    lead sheet holds (``MAX_LINES`` phrases, ``MAX_SYLLABLES``) is sung from its start, in whole lines, as far as
+    they fit: ``SongRequest.sung`` of ``SongRequest.of`` lines."""
+    written = sung_lines(lyric)
+    if not written:
+        raise SingError("there is nothing to sing: no line has a word", "nothing")
     meter = choices.meter or "4/4"
-    lines = tuple(phrase for line in lines for phrase in phrases_of(line, meter))
-    if len(lines) > MAX_LINES:
-        raise SingError(f"{len(lines)} phrases are too many to sing at once (at most {MAX_LINES})")
+    phrases: list[SungLine] = []
+    sung = syllables = 0
+    for line in written:
+        parts = phrases_of(line, meter)
+        syllables += len(line.syllables)
+        if len(phrases) + len(parts) > MAX_LINES or syllables > MAX_SYLLABLES:
+            break
+        phrases += parts
+        sung += 1
+    if not sung:
+        raise SingError(f"its first line is too long to sing ({len(written[0].syllables)} syllables)", "first_line",
+                        syllables=len(written[0].syllables))
+    lines = tuple(phrases)
+    lyric = "\n".join(lyric.splitlines()[:_source_lines(lyric, sung)])
     sad = is_sad(lyric)
     key = parse_key(choices.key) if choices.key else Key("A", "m") if sad else Key("C", "")
     plain = "Am" if key.mode == "m" else "C"
@@ -143,11 +162,21 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
         plan = parse_melody(f"{meter} {plain} {counts}")
         MelodyCursor(plan)  # every phrase fits its bars (in 6/8 a clause end takes a dotted quarter)
     except MelodyError as error:
-        raise SingError(str(error)) from None
+        raise SingError(str(error), "melody") from None
     tempo = choices.tempo or (SAD_TEMPO if sad else GLAD_TEMPO)
     if plan.meter == "6/8" and not choices.tempo:
         tempo = tempo * 2 // 3
-    return SongRequest(title, lines, plan, key, tempo)
+    return SongRequest(title, lines, plan, key, tempo, sung, len(written))
+
+
+def _source_lines(lyric: str, sung: int) -> int:
+    """How many of the lyric's text lines hold its first ``sung`` lines with a syllable (the mood is read there)."""
+    seen = 0
+    for index, text in enumerate(lyric.splitlines(), 1):
+        seen += bool(sung_lines(text))
+        if seen == sung:
+            return index
+    return len(lyric.splitlines())
 
 
 def phrases_of(line: SungLine, meter: str) -> list[SungLine]:
@@ -177,7 +206,7 @@ def phrases_of(line: SungLine, meter: str) -> list[SungLine]:
         if options:
             best[end] = min(options)
     if len(syllables) not in best:  # a single word longer than a phrase
-        raise SingError(f"a word of {len(syllables)} syllables is too long to sing")
+        raise SingError(f"a word of {len(syllables)} syllables is too long to sing", "word", syllables=len(syllables))
     bounds = [len(syllables)]
     while bounds[-1]:
         bounds.append(best[bounds[-1]][3])
@@ -201,7 +230,8 @@ def song_of(request: SongRequest, written: str) -> Song:
     """The song from the notes the tune row wrote (after its header), in the chosen key."""
     tune = read_tune(request.plan.header + written)
     tune = transpose(tune, request.key) if str(request.key) != str(tune.key) else tune
-    return Song(request.title, request.lines, replace(tune, title=request.title), request.tempo)
+    return Song(request.title, request.lines, replace(tune, title=request.title), request.tempo, request.sung,
+                request.of)
 
 
 def sing(model: LanguageModel, vocab: Vocab, requests: Sequence[SongRequest],

@@ -21,7 +21,7 @@ from bot.serving.singer import SongAsk, SongFiles
 from bot.telegram.callbacks import Music, decode
 from bot.telegram.context import Context
 from bot.telegram.delivery import quoting, reply, send_outcome
-from bot.telegram.i18n import BOT_NOTES, t
+from bot.telegram.i18n import BOT_NOTES, sing_reason, t
 from charrnn.music.sing import SingError
 from charrnn.text.titles import untitled
 
@@ -38,7 +38,8 @@ async def tune(update: Update, context: Context) -> None:
     try:
         choices, text = read_choices(context.argument)
     except SingError as error:
-        await reply(update, context, t(lang, "sing_cannot", detail=str(error)))
+        await reply(update, context, t(lang, "sing_cannot", detail=sing_reason(lang, error.code, error.params,
+                                                                                str(error))))
         return
     if not text.strip() and replied is not None:
         text = replied.text or replied.caption or ""
@@ -96,8 +97,8 @@ async def sing(update: Update, context: Context, ask: SongAsk, under: Message | 
     result = await context.services.songs.sing(ask, context.person, context.place)
     if isinstance(result, SongRefused):
         if result.reason == "sing_cannot":
-            await reply(update, context, t(context.lang, "sing_cannot",
-                                            detail=result.detail))
+            detail = sing_reason(context.lang, result.code, dict(result.params), result.detail)
+            await reply(update, context, t(context.lang, "sing_cannot", detail=detail))
         else:
             await send_outcome(update, context, result)
         return
@@ -113,6 +114,8 @@ async def deliver(update: Update, context: Context, song: SongFiles, under: Mess
     title = f"{song.title} \u00b7 " if song.title else ""
     tonic, _, mode = song.key.partition(" ")
     caption = t(lang, "sing_caption", title=title, tonality=t(lang, f"key_{mode}", tonic=tonic), tempo=song.tempo)
+    if song.sung < song.of:
+        caption += t(lang, "sing_part", sung=song.sung, of=song.of)
 
     name = "".join(c for c in song.title if c.isalnum())[:40] or "tune"
     await context.bot.send_photo(chat.id, io.BytesIO(song.png), caption=caption, reply_parameters=quote,

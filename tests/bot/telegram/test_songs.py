@@ -141,8 +141,16 @@ def test_tune_sings_a_replied_text_or_its_words_and_refuses_clearly(
             abc = abc_of(h, check_song(await tune(h, "/tune", reply_to=lyric["message_id"])))
             assert "seen" not in abc and "think" not in abc and "w: 我 不 要" in abc
 
-            too_long = await ask(h, "/tune " + "\n".join(["我们一起唱"] * 40))
-            assert "can't sing" in too_long["text"] and "40 lines" in too_long["text"]
+            # Longer than a lead sheet holds: its first lines are sung, and the caption says so.
+            long = await tune(h, "/tune " + "\n".join(["我们一起唱"] * 40))
+            assert "first 32 of the 40 lines" in long[0]["caption"]
+            assert abc_of(h, check_song(long)).count("w: ") == 32
+
+            refused = await ask(h, "/tune 500\nla la la")
+            assert "can't sing" in refused["text"] and "40 to 200 beats a minute, not 500" in refused["text"]
+            h.fake.add_user(OTHER, "Li", "zh")  # the reason in the person's language
+            refused = await ask(h, "/tune 500\n啦啦啦", chat=OTHER, user=OTHER)
+            assert "这个我唱不了" in refused["text"] and "40 到 200 拍" in refused["text"], refused["text"]
 
     run(scenario())
 

@@ -86,17 +86,32 @@ def test_a_lyric_sings_the_same_alone_and_in_a_batch(tune: Checkpoint, songs: li
 
 @pytest.mark.parametrize(("lyric", "choices", "reason"), [
     ("，。！", {}, "nothing to sing"),
-    ("\n".join(["我们一起唱"] * 40), {}, "40 lines"),
+    ("我" * 400, {}, "first line is too long"),
     ("ta" * 17, {"meter": "2/4"}, "too long to sing"),  # one word of 17 syllables; a 2/4 phrase holds 16
-    ("\n".join(["啊"] * 30 + ["我" * 200]), {"meter": "2/4"}, "43 phrases"),
     ("春眠不觉晓", {"key": "H"}, "a key like"),
     ("春眠不觉晓", {"key": "Ddor"}, "major or minor"),
     ("春眠不觉晓", {"tempo": 500}, "tempo"),
     ("春眠不觉晓", {"meter": "5/4"}, "meter"),
 ])
 def test_what_cannot_be_sung_says_why(lyric: str, choices: dict[str, object], reason: str) -> None:
-    with pytest.raises(SingError, match=reason):
+    with pytest.raises(SingError, match=reason) as error:
         melody_request(lyric, Choices(**choices))  # type: ignore[arg-type]
+    assert error.value.code  # what a program that speaks another language words it by
+
+
+@pytest.mark.parametrize(("lyric", "meter", "sung"), [
+    ("\n".join(["我们一起唱"] * 40), "4/4", 32),  # 32 phrases: a lead sheet's staves
+    ("\n".join(["我们一起唱歌跳舞"] * 40 + [""]), "4/4", 32),
+    ("\n".join(["一二三四五六七八九十"] * 40), "4/4", 32),  # 320 syllables
+    ("\n".join(["啊"] * 30 + ["我" * 200, "好"]), "2/4", 30),  # the long line's 13 phrases would pass 32
+])
+def test_a_lyric_longer_than_a_lead_sheet_is_sung_from_its_start_in_whole_lines(
+        lyric: str, meter: str, sung: int) -> None:
+    request = melody_request(lyric, Choices(meter=meter))
+    lines = [line for line in lyric.split("\n") if line]
+    assert (request.sung, request.of) == (sung, len(lines))
+    assert ["".join(line.syllables) for line in request.lines][:sung] == lines[:sung]
+    assert len(request.lines) <= 32 and sum(len(line.syllables) for line in request.lines) <= 320
 
 
 @pytest.mark.parametrize(("lyric", "meter", "phrases"), [
