@@ -41,8 +41,9 @@ def ban_unknown(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 
 def one_script(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """A Chinese lyric writes no Latin letter, an English one no Han character (``SampleConfig.one_script``)."""
-    for script, banned in batch.tables.other_script.items():
+    """A Chinese lyric writes no Latin letter, an English one no Han character, nor a speaker's colon
+    (``SampleConfig.one_script``)."""
+    for script, banned in batch.tables.script_bans.items():
         rows = [i for i, row in enumerate(batch.rows) if row.script == script]
         if rows:
             logits[torch.tensor(rows, device=logits.device)[:, None], banned[None, :]] = -math.inf
@@ -166,9 +167,13 @@ def real_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 
 def _keeping_case(logits: torch.Tensor, batch: Batch, tables: WordTables) -> torch.Tensor:
-    """No capital right after a small letter ("havE"; "The" and "THE" stay), where a small letter is left."""
+    """No capital right after a small letter ("havE"), nor after a word's first capital ("WARWICK", a speaker's
+    name in the corpus: "Warwick"), where a small letter is left; a word the person began in capitals goes on in
+    them ("I LOVE YO" -> "YOU")."""
+    lower, upper = tables.lower_ids, tables.upper_set
     after_small = [i for i, row in enumerate(batch.rows) if not row.forced and row.context
-                   and row.context[-1] in tables.lower_ids]
+                   and (row.context[-1] in lower
+                        or (row.context[-1] in upper and (len(row.context) < 2 or row.context[-2] not in upper)))]
     if not after_small or not len(tables.upper_ids):
         return logits
     rows = torch.tensor(after_small, device=logits.device)

@@ -127,11 +127,14 @@ class VocabTables:
         latin = [i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()]
         cased = [i for i, s in enumerate(vocab.symbols) if is_alphabetic_letter(s)]  # Latin, Cyrillic, Greek...
         han = [i for i, s in enumerate(vocab.symbols) if is_han(s)]
-        # The ASCII apostrophe too: English words start with it ('tis), and a Chinese lyric's quotes are ‘’.
+        # The ASCII apostrophe too: English words start with it ('tis), and a Chinese lyric's quotes are ‘’. And an
+        # English lyric writes no colon: in its corpus a colon ends a speaker's name ("I WARWICK: what you have",
+        # 4 of 40 English lyrics), a play's line, not a song's.
         apostrophe = [i for i, s in enumerate(vocab.symbols) if s == "'"]
-        self.other_script = {
+        colon = [i for i, s in enumerate(vocab.symbols) if s in ":："]
+        self.script_bans = {
             script: torch.tensor(ids, dtype=torch.long, device=device)
-            for script, ids, own in (("zh", cased + apostrophe, han), ("en", han, latin))
+            for script, ids, own in (("zh", cased + apostrophe, han), ("en", han + colon, latin))
             if ids and len(own) >= SCRIPT_MIN
         }
 

@@ -3,9 +3,9 @@
 While a request writes an English word, the ``real_words`` rule (``charrnn.generation.processors``) allows only
 the letters that keep it the start of one of the model's words, and lets it end (a space, punctuation, a line
 break, a digit, a Chinese character: anything but a letter or an apostrophe) only where it is a whole one. Every
-word written is a corpus word by construction, whatever the temperature. Case is free ("THE", "The" and "the"
-are one word), so the corpus's capitalisations (speaker names in capitals, "I", sentence starts) all stay
-possible.
+word written is a corpus word by construction, whatever the temperature. Case is free ("The" and "the" are one
+word), so the corpus's capitalisations ("I", names, sentence starts) stay possible; a word in capitals only where
+the person began one (the corpus's are speakers' names, "WARWICK:", a play's, not a song's).
 
 A word the person left unfinished at the end of the prefix is completed to a corpus word when one starts
 with it; one that no corpus word starts with is left alone until it ends; one that is a whole word already
@@ -88,10 +88,11 @@ class WordTables:
         self.allowed = allowed.to(device)  # (N, 27)
         self.may_end = torch.tensor(ends, device=device)  # (N,)
         self.size = len(vocab)
-        # A word keeps its case once it has a small letter ("The", "THE", not "havE"): capitals only before one.
+        # A word keeps its case once it has a small letter ("The", not "havE"), and its own words are never all
+        # capitals (processors._keeping_case).
         self.lower_ids = frozenset(i for i, symbol in enumerate(vocab.symbols) if symbol in string.ascii_lowercase)
-        self.upper_ids = torch.tensor([i for i, symbol in enumerate(vocab.symbols) if symbol in string.ascii_uppercase],
-                                      dtype=torch.long, device=device)
+        self.upper_set = frozenset(i for i, symbol in enumerate(vocab.symbols) if symbol in string.ascii_uppercase)
+        self.upper_ids = torch.tensor(sorted(self.upper_set), dtype=torch.long, device=device)
         # Where every symbol is a letter no word can ever end: such a vocabulary is left unconstrained.
         self.can_end = any(symbol not in WORD_CHARS for symbol in vocab.symbols[1:])
         self._among: dict[frozenset[str], frozenset[str]] = {}

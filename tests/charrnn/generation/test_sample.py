@@ -299,6 +299,19 @@ def test_the_repetition_penalty_spares_letters_but_not_han_characters() -> None:
     assert generate(constant_model(han, probs), han, "我", config).continuation == "你" + "我" * 9
 
 
+def test_an_english_lyric_writes_no_speakers_colon() -> None:
+    """Tiny Shakespeare ends each speaker's name with a colon, and 4 of 40 English lyrics of the base wrote one ("I
+    WARWICK: what you have"); an English row writes none, a Chinese row's punctuation is its own."""
+    han = "春花秋月何时了往事知多少小楼昨夜又东风故国不堪回首明中"
+    vocab = Vocab((UNK, "\n", " ", ":", "：", "，", *"abcdefghijklmnopqrstuvwxyz", *han))
+    model = constant_model(vocab, [1e-6] + [1.0 / (len(vocab) - 1)] * (len(vocab) - 1))
+    config = SampleConfig(top_p=1.0, repetition_penalty=1.0, max_length=60, stop_at_blank_line=False)
+    english = generate_many(model, vocab, [("the night", replace(config, seed=s)) for s in range(8)])
+    assert not [g.continuation for g in english if ":" in g.continuation or "：" in g.continuation]
+    chinese = generate_many(model, vocab, [("春花", replace(config, seed=s)) for s in range(8)])
+    assert any("：" in g.continuation for g in chinese)
+
+
 @pytest.mark.heavy  # 21 s on plain kernels: make test runs it, the portable pass not
 def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_trained: Tiny) -> None:
     """The base learnt Shakespeare beside the ci, and 5 of 64 of its lyrics after everyday Chinese openings wrote
