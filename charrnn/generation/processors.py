@@ -28,6 +28,10 @@ from charrnn.vocab import UNK_ID
 # read), 78% at 1000x; mean log-likelihood per character -4.06 without, -4.05 with.
 FIRST_CHAR_BOOST = math.log(300.0)
 SECOND_CHAR_BOOST = math.log(1200.0)
+# Below this temperature the factors grow as the sample sharpens: at 0.5 the same factors put the keyword in 44% of
+# lines against 67% at 0.8, so they are scaled as at 0.8 (85% at 0.5); blind readers of ci at 0.5 preferred the
+# stronger plan in 29 of 40 readings (fluency +0.28, sense +0.17, craft +0.23, each +-0.15).
+PLAN_TEMPERATURE_FLOOR = 0.8
 
 
 Processor = Callable[[torch.Tensor, Batch], torch.Tensor]
@@ -93,7 +97,7 @@ def topic_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Steer each line of a planned row (``SampleConfig.topics``) towards its keyword (``charrnn.topics``): its
     first character likelier while the phrase has room for the word, its second much likelier right after the
     first. A nudge, not a rule: the shape's rules come after and still decide. The boosts are scaled by the
-    row's temperature, so that after it they are the stated factors whatever the temperature."""
+    row's temperature, so that after it they are the stated factors, and more below ``PLAN_TEMPERATURE_FLOOR``."""
     rows: list[int] = []
     columns: list[int] = []
     boosts: list[float] = []
@@ -117,7 +121,7 @@ def topic_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
             target, boost = first, FIRST_CHAR_BOOST
         rows.append(i)
         columns.append(target)
-        boosts.append(boost * row.config.temperature)
+        boosts.append(boost * max(row.config.temperature, PLAN_TEMPERATURE_FLOOR))
     if rows:
         index = (torch.tensor(rows, device=logits.device), torch.tensor(columns, device=logits.device))
         logits.index_put_(index, torch.tensor(boosts, device=logits.device, dtype=logits.dtype), accumulate=True)

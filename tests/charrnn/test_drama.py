@@ -113,7 +113,7 @@ def test_the_real_yuanqu_keeps_its_sung_lines_and_nothing_of_the_stage() -> None
 
 
 def test_the_sampler_never_writes_a_bracket_however_likely() -> None:
-    brackets = "()（）【】〔〕［］"
+    brackets = "()（）【】〔〕［］・·"  # and the dots that join a title's parts ("・清平乐" as a lyric's line)
     vocab = Vocab((UNK, *brackets, "唱"))
     model = constant_model(vocab, [0.01] + [0.98 / len(brackets)] * len(brackets) + [0.01])
     assert generate(model, vocab, "唱", SampleConfig(max_length=50, repetition_penalty=1.0, seed=0)).text == "唱" * 51

@@ -26,7 +26,9 @@ async def top(update: Update, context: Context) -> None:
         await reply(update, context, t(lang, "top_empty"))
         return
     items = [
-        t(lang, "top_item", rank=i + 1, stars=b.mean_stars, count=b.ratings, text=b.output) for i, b in enumerate(best)
+        t(lang, "top_item_one" if b.ratings == 1 else "top_item", rank=i + 1, stars=b.mean_stars, count=b.ratings,
+          text=b.output)
+        for i, b in enumerate(best)
     ]
     await reply(update, context, "\n\n".join(items))
 

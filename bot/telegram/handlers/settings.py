@@ -98,7 +98,7 @@ def main_keyboard(lang: str, shown: Shown, settings: Settings) -> InlineKeyboard
     p = shown.prefs
     temperatures, lengths = presets(settings)
     return InlineKeyboardMarkup([
-        [_button(("\u2713 " if abs(v - p.temperature) < 1e-9 else "\U0001f321 ") + f"{v:g}", f"t:{v:g}")
+        [_button(("\u2713 " if abs(v - p.temperature) < 1e-9 else "\U0001f321 ") + f"{v:.1f}", f"t:{v:g}")
          for v in temperatures],
         [_button(("\u2713 " if v == p.length else "\U0001f4cf ") + str(v), f"l:{v}") for v in lengths],
         [_button(t(lang, "panel_rhyme", value=on_off(lang, p.rhyme)), f"r:{0 if p.rhyme else 1}")],

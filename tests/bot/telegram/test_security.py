@@ -242,6 +242,7 @@ def test_top_shows_a_chat_only_its_own_lyrics(tmp_path: Path, trained_store: tup
             assert group_line in groups["text"] and ann_line not in groups["text"]
             anns = await ask(h, "/top", chat=ANN, user=ANN)
             assert ann_line in anns["text"] and group_line not in anns["text"]
+            assert "(1 rating)" in anns["text"]  # one, not "1 ratings"
 
     asyncio.run(scenario())
 

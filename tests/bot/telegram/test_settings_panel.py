@@ -338,7 +338,7 @@ def test_the_terminal_sandbox_shows_the_panel_redrawn_after_a_tap(
     assert chat.returncode == 0, chat.stderr[-2000:]
     panels = chat.stdout.split("bot> 你的设置")[1:]
     assert len(panels) == 3, chat.stdout  # opened, then redrawn after each tap
-    assert "[1] \u2713 0.5" in panels[0]  # the bot's default
+    assert "[1] \u2713 0.5" in panels[0] and "[3] \U0001f321 1.0" in panels[0]  # the default; 1.0 as the text says it
     assert "[2] \u2713 0.8" in panels[1] and "[4] \u2713 1.3" in panels[2] and "温度：1.3" in panels[2]
 
 

@@ -75,9 +75,9 @@ def test_the_shipped_table_is_what_the_recorded_command_builds(tmp_path: Path) -
 
 
 def test_planned_lines_of_the_base_contain_their_keywords() -> None:
-    """Each line is steered to its word: many lines of the base's planned lyrics have theirs, almost none without a
-    plan (the same seeds). Measured on 36 lyrics: 44% of lines at the default temperature (0.5), 67% at 0.8
-    (a sharper distribution leaves the word's boost less room), 0-2% without a plan."""
+    """Each line is steered to its word: most lines of the base's planned lyrics have theirs, almost none without a
+    plan (the same seeds). Measured on 36 lyrics: 85% of lines at the default temperature (0.5; 44% before the
+    boost was held at 0.8's scale), 67% at 0.8, 0-2% without a plan."""
     base = load_checkpoint(BASE)
     prompts = ["明月", "春风", "离别", "江南", "相思", "烟雨"]
     config = SampleConfig(no_repeat_ngram=8, rhyme=True, target_length=80)
@@ -93,4 +93,4 @@ def test_planned_lines_of_the_base_contain_their_keywords() -> None:
             for i, line in enumerate(g.lyric.split("\n")):
                 hits, lines = hits + (plan[i % len(plan)] in line), lines + 1
         shares[planned] = hits / lines
-    assert shares[True] >= 0.3 and shares[False] <= 0.1, shares
+    assert shares[True] >= 0.5 and shares[False] <= 0.1, shares
