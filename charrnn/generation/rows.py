@@ -28,9 +28,9 @@ from charrnn.vocab import UNK_ID, Vocab
 CLASSES = tuple(THIRTEEN_CLASSES)
 # Where a source lost a character: the Song ci and Yuan qu mark it "□"; decoding errors leave U+FFFD.
 PLACEHOLDERS = frozenset({"□", "\ufffd"})
-# Brackets: in the Yuan qu they held role markers and stage directions ("(正末唱)", "［生上］"), not lyrics.
-# Brackets (Yuan drama's stage directions) and the middle dots that join a title's parts (木兰花・忆秦娥: in the
-# corpora only on title lines; the bot wrote "・清平乐" as a line of a long lyric).
+# Brackets: in the Yuan qu they held role markers and stage directions ("(正末唱)", "［生上］"), not lyrics. The middle
+# dots that join a title's parts (木兰花・忆秦娥): in the corpora only on title lines; the bot wrote "・清平乐" as a
+# line of a long lyric.
 NEVER_WRITTEN = PLACEHOLDERS | frozenset("()（）【】〔〕［］・·")
 PLANNED_LINES = 8  # lines of a keyword plan (charrnn.text.topics); a longer lyric uses its words again, in turn
 SCRIPT_MIN = 20  # characters of a script a vocabulary needs before a row may be held to it
