@@ -149,12 +149,16 @@ def real_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return logits
     nodes = torch.tensor([_word_node(row, tables) for row in batch.rows], device=logits.device)
     letters = logits.index_select(1, tables.letter_ids)  # (B, W)
-    inner = (~tables.may_end[nodes]).nonzero().squeeze(1)  # rows in a word not whole yet: only its letters
+    typed = [i for i, row in enumerate(batch.rows) if row.word is not None and row.word.typed_whole]
+    ending = tables.may_end[nodes]
+    if typed:  # the person's whole word may end where it is, even a word of English the corpus lacks ("hi")
+        ending = ending.clone()
+        ending[typed] = True
+    inner = (~ending).nonzero().squeeze(1)  # rows in a word not whole yet: only its letters
     if len(inner):
         logits.index_fill_(0, inner, -math.inf)
     allowed = tables.allowed[nodes][:, tables.letter_edges]  # (B, W)
     going_on = torch.where(allowed, letters, -math.inf)
-    typed = [i for i, row in enumerate(batch.rows) if row.word is not None and row.word.typed_whole]
     if typed:  # the person's whole last word ends as typed, unless the rules before let it only go on
         rows = torch.tensor(typed, device=logits.device)
         may_end = logits[rows].index_fill(1, tables.letter_ids, -math.inf).amax(dim=1) > -math.inf
@@ -172,8 +176,8 @@ def real_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 def _keeping_case(logits: torch.Tensor, batch: Batch, tables: WordTables) -> torch.Tensor:
     """No capital right after a small letter ("havE"), nor after a word's first capital ("WARWICK", a speaker's
-    name in the corpus: "Warwick"), where a small letter is left; a word the person began in capitals goes on in
-    them ("I LOVE YO" -> "YOU")."""
+    name in the corpus: "Warwick"), where a small letter is left; after two capitals (a word the person began in
+    them: "I LOVE YOU"), capitals may go on."""
     lower, upper = tables.lower_ids, tables.upper_set
     after_small = [i for i, row in enumerate(batch.rows) if not row.forced and row.context
                    and (row.context[-1] in lower

@@ -69,6 +69,7 @@ class ShapeTables:
         # letter by letter in Python, kept as index lists (a whole mask each would be V bytes: 350 MB for the
         # base's 62k stems), turned into a mask by one indexing. Bounded by the rhyme words' stems.
         self.english_allowed: dict[tuple[str, str, bool, frozenset[str]], torch.Tensor | None] = {}
+        self.fresh_words: dict[tuple[str, frozenset[str]], frozenset[str]] = {}  # a rhyme's words less the used
 
     def _ids(self, symbols: str, device: torch.device) -> torch.Tensor:
         return torch.tensor([self.ids[s] for s in symbols if s in self.ids], dtype=torch.long, device=device)
@@ -194,11 +195,16 @@ def english_rhyme_mask(
     words = _rhyme_words(key, tables)
     if not words:
         return None
-    excluded = used & words if words - used else frozenset()  # every word of the rhyme used: repeats come back
+    excluded = used & words if used else frozenset()
+    if len(excluded) == len(words):  # every word of the rhyme used (or none): repeats come back
+        excluded = frozenset()
     if excluded:
-        words = words - excluded
         if len(tables.english_allowed) > MAX_ENGLISH_MASKS:  # masks of used words come and go with the songs
             tables.english_allowed.clear()
+            tables.fresh_words.clear()
+        if (key, excluded) not in tables.fresh_words:  # one set per (rhyme, words used), so word_prefixes caches it
+            tables.fresh_words[key, excluded] = words - excluded
+        words = tables.fresh_words[key, excluded]
     word = current_word(line)
     if word and word not in word_prefixes(words):
         word = "-"  # a word that leads to no rhyme: whichever it is, the mask is the same (a space)
@@ -269,7 +275,8 @@ def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
 def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:
     """``mask`` without the characters the song's rhymes already ended on: a ci does not rhyme on one twice (重韵)
     while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. For the
-    fixed clauses of a tune or a pattern only: free lines (modern lyrics) repeat their rhyme words as songs do."""
+    fixed clauses of a tune or a pattern only: free Chinese lines (modern lyrics) repeat their rhyme characters as
+    songs do; free English lines do not repeat their rhyme words (``_used_again``)."""
     used = [tables.ids[c] for c in shape.rhymed if c in tables.ids]
     if not used:
         return mask

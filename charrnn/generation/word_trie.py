@@ -114,11 +114,10 @@ class WordTables:
         if not word.strip("'"):  # an opening quote ("He said '") starts any word, not only 'tis and 'twas
             return WordCursor(ROOT, 0)
         node = self.find(word)
-        if node is not None and bool(self.may_end[node]):
-            return WordCursor(node, 0, typed_whole=True)
-        if is_english_word(word):  # a word of English the corpus lacks ("hi", "hello"): whole as typed
-            return WordCursor(self.free, 0, typed_whole=True)
-        return WordCursor(self.free if node is None else node, 0)
+        # A corpus word, or a word of English the corpus lacks ("hi", "hello"): whole as typed; where the rules
+        # before leave it only letters, it goes on along the trie as any word would (off it, "hello", freely).
+        whole = (node is not None and bool(self.may_end[node])) or is_english_word(word)
+        return WordCursor(self.free if node is None else node, 0, typed_whole=whole)
 
     def follow(self, node: int, token: int) -> int:
         """The node after one more character."""

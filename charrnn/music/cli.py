@@ -40,4 +40,6 @@ def run(args: argparse.Namespace) -> int:
         (out / f"{args.name}.{suffix}").write_bytes(data)
     print(song.abc)
     print(f"{song.key_name}, {song.tempo} a minute: " + ", ".join(f"{out / args.name}.{s}" for s in files))
+    if song.sung < song.of:
+        print(f"sang the first {song.sung} of the {song.of} lines: a lead sheet holds no more")
     return 0

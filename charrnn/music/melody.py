@@ -1,6 +1,7 @@
 """A melody that fits a lyric, by construction: the grammar a tune row is held to while it is generated.
 
-A lyric of lines of syllables becomes a ``MelodyPlan``: one phrase a line, each phrase whole bars of the meter,
+A lyric of lines of syllables becomes a ``MelodyPlan``: one phrase a line (a long line is cut into several
+before: ``charrnn.music.sing.phrases_of``), each phrase whole bars of the meter,
 one note a syllable, clause ends (rhymes and line ends) on a long note (a beat or more), the last note on the
 tonic, pitches within a singer's range (G below middle C to the G an octave and a fifth above), no accidentals
 (the corpus is written in the keys without a signature, so every note is in the key's scale). The tune model

@@ -1,15 +1,17 @@
 """Setting a lyric to music: the melody plan of its syllables, the tune model's notes, the ABC a musician reads.
 
 ``melody_request`` turns a lyric and a person's choices into the tune row's prefix and ``SampleConfig`` (one
-phrase a line, one note a syllable: ``charrnn.music.melody``); ``sing`` runs any number of them in one batch
-of the tune model (``generate_many``: the same batched generation as the lyrics) and ``song_of`` reads what it
-wrote back into a ``Song``: the tune moved to the chosen key, with the lyric under its notes in ``w:`` lines.
-The key and the tempo follow the lyric's mood (``charrnn.music.lyric.is_sad``: A minor and slower, else C major)
-unless the person chose them; the meter is 4/4 unless chosen.
+phrase a line, or the fewest phrases that hold a long one; one note a syllable: ``charrnn.music.melody``);
+``sing`` runs any number of them in one batch of the tune model (``generate_many``: the same batched generation
+as the lyrics) and ``song_of`` reads what it wrote back into a ``Song``: the tune moved to the chosen key, with
+the lyric under its notes in ``w:`` lines. The key and the tempo follow the lyric's mood
+(``charrnn.music.lyric.is_sad``: A minor and slower, else C major) unless the person chose them; the meter is
+4/4 unless chosen.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
@@ -143,9 +145,16 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
     phrases: list[SungLine] = []
     sung = syllables = 0
     for line in written:
-        parts = phrases_of(line, meter)
         syllables += len(line.syllables)
-        if len(phrases) + len(parts) > MAX_LINES or syllables > MAX_SYLLABLES:
+        if syllables > MAX_SYLLABLES:
+            break
+        try:
+            parts = phrases_of(line, meter)
+        except SingError:
+            if not sung:
+                raise
+            break  # a later line with a word too long to sing: the lines before it are the song
+        if len(phrases) + len(parts) > MAX_LINES:
             break
         phrases += parts
         sung += 1
@@ -162,7 +171,7 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
         plan = parse_melody(f"{meter} {plain} {counts}")
         MelodyCursor(plan)  # every phrase fits its bars (in 6/8 a clause end takes a dotted quarter)
     except MelodyError as error:
-        raise SingError(str(error), "melody") from None
+        raise SingError(str(error)) from None
     tempo = choices.tempo or (SAD_TEMPO if sad else GLAD_TEMPO)
     if plan.meter == "6/8" and not choices.tempo:
         tempo = tempo * 2 // 3
@@ -196,17 +205,21 @@ def phrases_of(line: SungLine, meter: str) -> list[SungLine]:
     # best[p]: (phrases, cuts inside a clause, the longest phrase's syllables, where the last phrase began)
     # for the syllables before p, cut into phrases that each fit.
     best: dict[int, tuple[int, int, int, int]] = {0: (0, 0, 0, 0)}
+    starts = [0]  # the keys of best, in order
     most = MAX_BARS * bar_length(meter) // 4  # syllables a phrase can hold at all
     for end in [*cuts, len(syllables)]:
         options = []
-        for start, (phrases, inside, longest, _) in best.items():
-            if end - start <= most and phrase_bars(counts(start, end), meter) <= MAX_BARS:
+        for start in starts[bisect.bisect_left(starts, end - most):]:
+            phrases, inside, longest, _ = best[start]
+            if phrase_bars(counts(start, end), meter) <= MAX_BARS:
                 inside_here = inside + (end != len(syllables) and end not in clause_ends)
                 options.append((phrases + 1, inside_here, max(longest, end - start), start))
         if options:
             best[end] = min(options)
+            starts.append(end)
     if len(syllables) not in best:  # a single word longer than a phrase
-        raise SingError(f"a word of {len(syllables)} syllables is too long to sing", "word", syllables=len(syllables))
+        longest = max(b - a for a, b in itertools.pairwise([0, *cuts, len(syllables)]))
+        raise SingError(f"a word of {longest} syllables is too long to sing", "word", syllables=longest)
     bounds = [len(syllables)]
     while bounds[-1]:
         bounds.append(best[bounds[-1]][3])

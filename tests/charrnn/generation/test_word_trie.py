@@ -88,18 +88,20 @@ def test_the_trie_allows_what_continues_a_word_and_ends_only_whole_ones() -> Non
 def test_a_word_the_rules_before_left_nowhere_to_go_still_ends_as_a_word() -> None:
     vocab = Vocab((UNK, "\n", " ", *"theon"))
     tables = VocabTables(vocab, torch.device("cpu"), frozenset({"the", "then", "on"}))
-    rows = [new_row(n, prefix, SONG, vocab, tables) for n, prefix in enumerate(("th", "the", "the", "the"))]
+    prefixes = ("th", "the", "the", "the", "o", "o")  # "o": no word of this corpus, but one of English
+    rows = [new_row(n, prefix, SONG, vocab, tables) for n, prefix in enumerate(prefixes)]
     batch = Batch.of(rows, tables)
     logits = torch.zeros(len(rows), len(vocab))
     logits[:, 0] = -math.inf  # <unk>: never written
     logits[0, vocab.encode("e")] = -math.inf  # the n-gram ban took the one letter that goes on with "th"
     logits[2, vocab.encode("\n ")] = -math.inf  # the rules before let the person's "the" only go on
     logits[3, vocab.encode("\n n")] = -math.inf  # ...or nowhere at all
+    logits[5, vocab.encode("\n ")] = -math.inf
     out = real_words(logits, batch)
     finite = [{vocab.symbols[i] for i in torch.isfinite(row).nonzero().flatten().tolist()} for row in out]
     # The person's whole word ends as typed where it may, and goes on where it must; where the rules before left
-    # nothing, the trie's own way on, as for any word.
-    assert finite == [{"e"}, {"\n", " "}, {"n"}, {"\n", " ", "n"}]
+    # nothing, the trie's own way on, as for any word. The person's "o" ends too, or goes on to "on", a corpus word.
+    assert finite == [{"e"}, {"\n", " "}, {"n"}, {"\n", " ", "n"}, {"\n", " "}, {"n"}]
 
 
 def test_a_word_keeps_its_case_even_where_the_rules_before_left_it_nowhere() -> None:

@@ -87,7 +87,7 @@ def test_a_lyric_sings_the_same_alone_and_in_a_batch(tune: Checkpoint, songs: li
 @pytest.mark.parametrize(("lyric", "choices", "reason"), [
     ("，。！", {}, "nothing to sing"),
     ("我" * 400, {}, "first line is too long"),
-    ("ta" * 17, {"meter": "2/4"}, "too long to sing"),  # one word of 17 syllables; a 2/4 phrase holds 16
+    ("la " + "ta" * 17, {"meter": "2/4"}, "a word of 17 syllables"),  # a 2/4 phrase holds 16
     ("春眠不觉晓", {"key": "H"}, "a key like"),
     ("春眠不觉晓", {"key": "Ddor"}, "major or minor"),
     ("春眠不觉晓", {"tempo": 500}, "tempo"),
@@ -101,6 +101,7 @@ def test_what_cannot_be_sung_says_why(lyric: str, choices: dict[str, object], re
 
 @pytest.mark.parametrize(("lyric", "meter", "sung"), [
     ("\n".join(["我们一起唱"] * 40), "4/4", 32),  # 32 phrases: a lead sheet's staves
+    ("我们一起唱\n春风\n" + "ta" * 17 + "\n秋月", "2/4", 2),  # a later line no phrase holds: the lines before it
     ("\n".join(["我们一起唱歌跳舞"] * 40 + [""]), "4/4", 32),
     ("\n".join(["一二三四五六七八九十"] * 40), "4/4", 32),  # 320 syllables
     ("\n".join(["啊"] * 30 + ["我" * 200, "好"]), "2/4", 30),  # the long line's 13 phrases would pass 32
