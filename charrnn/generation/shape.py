@@ -62,7 +62,7 @@ class Shape:
     keys: dict[int, str] = field(default_factory=dict)  # rhyme group -> its key
     tones: dict[int, str] = field(default_factory=dict)  # rhyme group -> the tone its rhymes keep (the plan's)
     rhymed: set[str] = field(default_factory=set)  # what its fixed rhyme clauses ended on: not again (重韵)
-    rhyme_words: set[str] = field(default_factory=set)  # the English words its lines ended on: not again
+    rhyme_words: frozenset[str] = frozenset()  # the English words its lines ended on: not again (read every step)
     line: int = 0  # plan line
     clause: int = 0
     count: int = 0  # Chinese characters of the current fixed clause
@@ -180,7 +180,7 @@ class Shape:
         group = clause.rhyme if clause is not None else 0
         key = line_key(line)
         if self.latin and group is not None:
-            self.rhyme_words.add(last_unit(line).lower())
+            self.rhyme_words |= {last_unit(line).lower()}
         if group is not None and group not in self.keys and usable(key):
             assert key is not None
             self.keys[group] = key

@@ -113,7 +113,7 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
     group = clause.rhyme if clause is not None else 0
     rhymed = shape.rhyme and group is not None
     key = shape.keys.get(group) if group is not None else None
-    used = frozenset(shape.rhyme_words) if latin else frozenset()
+    used = shape.rhyme_words if latin else frozenset()
     ends = not rhymed or (_rhymes(text, key) and not _used_again(text, key, used, tables))
     if count >= high + OVERRUN or (count >= high and ends):
         _force(logits, closing)

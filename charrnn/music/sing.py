@@ -162,7 +162,6 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
         raise SingError(f"its first line is too long to sing ({len(written[0].syllables)} syllables)", "first_line",
                         syllables=len(written[0].syllables))
     lines = tuple(phrases)
-    lyric = "\n".join(lyric.splitlines()[:_source_lines(lyric, sung)])
     sad = is_sad(lyric)
     key = parse_key(choices.key) if choices.key else Key("A", "m") if sad else Key("C", "")
     plain = "Am" if key.mode == "m" else "C"
@@ -177,15 +176,6 @@ def melody_request(lyric: str, choices: Choices = Choices(), title: str = "") ->
         tempo = tempo * 2 // 3
     return SongRequest(title, lines, plan, key, tempo, sung, len(written))
 
-
-def _source_lines(lyric: str, sung: int) -> int:
-    """How many of the lyric's text lines hold its first ``sung`` lines with a syllable (the mood is read there)."""
-    seen = 0
-    for index, text in enumerate(lyric.splitlines(), 1):
-        seen += bool(sung_lines(text))
-        if seen == sung:
-            return index
-    return len(lyric.splitlines())
 
 
 def phrases_of(line: SungLine, meter: str) -> list[SungLine]:
