@@ -1,12 +1,18 @@
 """Choosing which candidate lyric a person sees: likely, not loopy, and never a copy of the corpus.
 
 Copying a long run of the training songs back is dull and a copyright risk, so any candidate with a
-verbatim run of ``threshold`` characters from the corpus (counting only runs that reach into the
-generated part: the person's own prefix may quote a song) is never shown.
+verbatim run of ``threshold`` words from the corpus (counting only runs that reach into the generated part: the
+person's own prefix may quote a song, but the model may not carry on with the quote) is never shown.
+
+A run is counted in words, a Han (or kana, hangul) character being one: twelve characters of a ci are a line and a
+half, twelve letters of English are two or three common words ("he night is ", "and by the k"), which every
+English corpus holds and no reader would call a copy. Case, spacing and punctuation do not make a copy new.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,9 +21,20 @@ from charrnn.generation.result import Generation
 from charrnn.text.themes import clashing_axes
 from charrnn.text.titles import titled
 
+_SYLLABIC = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+# One unit of a copied run: a character of a syllabic script, or a word of any other (letters and digits, with
+# inner apostrophes: "o'er", "don't").
+_UNIT = re.compile(f"[{_SYLLABIC}]|[^\\W_{_SYLLABIC}]+(?:'[^\\W_{_SYLLABIC}]+)*")
+
+
+def _spelled(words: Sequence[str]) -> tuple[str, list[int]]:
+    """The (lowercased) words each ended by a NUL, and where each starts: a run of words is then one slice, hashed
+    in C (the Song ci's two million characters are guarded in under a second)."""
+    return "".join(w + "\0" for w in words), [0, *itertools.accumulate(len(w) + 1 for w in words)]
+
 
 class CopyGuard:
-    """Remembers every ``threshold``-character run of the corpus (as hashes, to stay small)."""
+    """Remembers every run of ``threshold`` words of the corpus (as hashes, to stay small)."""
 
     def __init__(self, corpus: str, threshold: int) -> None:
         self.threshold = threshold
@@ -26,16 +43,19 @@ class CopyGuard:
 
     def add(self, text: str) -> None:
         """Also guard ``text`` (corpus documents the model is fine-tuned on)."""
+        spelled, starts = _spelled(_UNIT.findall(text.lower()))
         t = self.threshold
-        self._runs.update(hash(text[i : i + t]) for i in range(len(text) - t + 1))
+        self._runs.update(hash(spelled[starts[i] : starts[i + t]]) for i in range(len(starts) - t))
 
     def copied_run(self, prefix: str, continuation: str) -> int | None:
-        """Start (in ``prefix + continuation``) of the first copied run touching the continuation."""
-        text = prefix + continuation
-        first = max(0, len(prefix) - self.threshold + 1)
-        for start in range(first, len(text) - self.threshold + 1):
-            if hash(text[start : start + self.threshold]) in self._runs:
-                return start
+        """Start (a character of ``prefix + continuation``) of the first copied run that holds a word the model
+        wrote (one ending past the prefix)."""
+        found = list(_UNIT.finditer(prefix + continuation))
+        spelled, starts = _spelled([m.group().lower() for m in found])
+        t = self.threshold
+        for i in range(len(found) - t + 1):
+            if found[i + t - 1].end() > len(prefix) and hash(spelled[starts[i] : starts[i + t]]) in self._runs:
+                return found[i].start()
         return None
 
 

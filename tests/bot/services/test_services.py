@@ -43,8 +43,17 @@ def test_copy_guard_catches_runs_reaching_into_the_continuation() -> None:
     assert guard.copied_run("天青色等", "烟雨而") is not None  # but the model may not carry on with it
 
 
+def test_copy_guard_counts_english_in_words_whatever_the_case_and_punctuation() -> None:
+    guard = CopyGuard("The night is long,\nthe road is gone; I sing along", threshold=5)
+    # "he night is " was 12 copied characters: a phrase every English corpus holds, not a copy
+    assert guard.copied_run("The night", " is dark and cold") is None
+    assert guard.copied_run("", "so the night is long. the road") is not None  # five words in a row, case and marks aside
+    assert guard.copied_run("the night is long", ", the") is not None  # carrying on a quote
+    assert guard.copied_run("the night is long the", "") is None  # the person's own quote
+
+
 def test_rank_drops_copies_and_prefers_fresh_likely_text() -> None:
-    guard = CopyGuard("the quick brown fox jumps over", threshold=8)
+    guard = CopyGuard("the quick brown fox jumps over", threshold=4)
     candidates = [
         Generation("the", " quick brown fox", (), -5.0, "length"),  # a copy
         Generation("la", " la la la la la la la", (), -2.0, "length"),  # likely but a loop
