@@ -47,7 +47,7 @@ def test_copy_guard_counts_english_in_words_whatever_the_case_and_punctuation() 
     guard = CopyGuard("The night is long,\nthe road is gone; I sing along", threshold=5)
     # "he night is " was 12 copied characters: a phrase every English corpus holds, not a copy
     assert guard.copied_run("The night", " is dark and cold") is None
-    assert guard.copied_run("", "so the night is long. the road") is not None  # five words in a row, case and marks aside
+    assert guard.copied_run("", "so the night is long. the road") is not None  # five words, case and marks aside
     assert guard.copied_run("the night is long", ", the") is not None  # carrying on a quote
     assert guard.copied_run("the night is long the", "") is None  # the person's own quote
 
