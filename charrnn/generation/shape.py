@@ -61,7 +61,7 @@ class Shape:
     hint: str = ""  # read by the model before the prefix, not part of the text: a tune's name line
     keys: dict[int, str] = field(default_factory=dict)  # rhyme group -> its key
     tones: dict[int, str] = field(default_factory=dict)  # rhyme group -> the tone its rhymes keep (the plan's)
-    rhymed: set[str] = field(default_factory=set)  # what its fixed rhyme clauses ended on: not again (重韵)
+    rhymed: set[str] = field(default_factory=set)  # the Chinese characters its rhymes ended on: not again (重韵)
     rhyme_words: frozenset[str] = frozenset()  # the English words its lines ended on: not again (read every step)
     line: int = 0  # plan line
     clause: int = 0
@@ -179,8 +179,11 @@ class Shape:
     def _close_free_line(self, clause: Clause | None, line: str) -> None:
         group = clause.rhyme if clause is not None else 0
         key = line_key(line)
-        if self.latin and group is not None:
-            self.rhyme_words |= {last_unit(line).lower()}
+        if group is not None and self.rhyme:
+            if self.latin:
+                self.rhyme_words |= {last_unit(line).lower()}
+            elif is_han(last := last_unit(line)):
+                self.rhymed.add(last)
         if group is not None and group not in self.keys and usable(key):
             assert key is not None
             self.keys[group] = key

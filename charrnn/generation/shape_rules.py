@@ -114,17 +114,21 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
     rhymed = shape.rhyme and group is not None
     key = shape.keys.get(group) if group is not None else None
     used = shape.rhyme_words if latin else frozenset()
-    ends = not rhymed or (_rhymes(text, key) and not _used_again(text, key, used, tables))
-    if count >= high + OVERRUN or (count >= high and ends):
+    on_rhyme = not rhymed or _rhymes(text, key)
+    again = on_rhyme and (_used_again(text, key, used, tables) if latin else _han_used_again(text, key, shape, tables))
+    ends = on_rhyme and not again
+    # At its ceiling a Chinese line ends on its rhyme even where it repeats one (the fresh were not possible).
+    if count >= high + OVERRUN or (count >= high and (ends or (on_rhyme and not latin))):
         _force(logits, closing)
         return
     if rhymed and count >= high - (LATIN_MARGIN if latin else 1):
         mask = english_rhyme_mask(text, key, tables, used) if latin else _han_rhyme_mask(key, tables)
-        if mask is not None:
+        # A Chinese line's rhyme first without the characters the song's lines already ended on (重韵).
+        for allowed in ([mask] if latin else [_fresh(mask, shape, tables), mask]) if mask is not None else []:
             if ends and closing is not None:
-                mask = mask.clone()
-                mask[closing] = True
-            if _restrict(logits, mask):
+                allowed = allowed.clone()
+                allowed[closing] = True
+            if _restrict(logits, allowed):
                 return
     if rhymed and not latin and count >= low and brk is not None:
         if ends:
@@ -138,6 +142,7 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
         # are likelier, and a sentence may not end (。！？) off the rhyme.
         if key in CLASSES:
             logits.add_(tables.class_boosts[CLASSES.index(key)])
+            _unboost_used(logits, key, shape, tables)
         logits[tables.stops] = -math.inf
     if (count < low or not ends) and brk is not None:
         logits[brk] = -math.inf
@@ -149,6 +154,15 @@ def _used_again(line: str, key: str | None, used: frozenset[str], tables: ShapeT
     if not used or key is None or not key.startswith("en:") or last_unit(line).lower() not in used:
         return False
     return bool(_rhyme_words(key, tables) - used)
+
+
+def _han_used_again(line: str, key: str | None, shape: Shape, tables: ShapeTables) -> bool:
+    """A Chinese line would end on a character an earlier line of the song ended on, while its rhyme has others
+    in the vocabulary (重韵; ``_fresh``)."""
+    if not shape.rhymed or last_unit(line) not in shape.rhymed:
+        return False
+    mask = _han_rhyme_mask(key, tables)
+    return mask is not None and bool(_fresh(mask, shape, tables).any())
 
 
 def _rhyme_words(key: str, tables: ShapeTables) -> frozenset[str]:
@@ -274,15 +288,25 @@ def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
 
 def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:
     """``mask`` without the characters the song's rhymes already ended on: a ci does not rhyme on one twice (重韵)
-    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. For the
-    fixed clauses of a tune or a pattern only: free Chinese lines (modern lyrics) repeat their rhyme characters as
-    songs do; free English lines do not repeat their rhyme words (``_used_again``)."""
+    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. Free lines
+    keep it too: the base's free lines ended on a character an earlier line had ended on in 36% of lines (处 six
+    times in one lyric), the Song ci's held-out tail in 1.3%, Jay Chou's lyrics in 9.5% (twelve-line windows, a
+    repeated line not counted); English lines keep the same rule by word (``_used_again``)."""
     used = [tables.ids[c] for c in shape.rhymed if c in tables.ids]
     if not used:
         return mask
     fresh = mask.clone()
     fresh[used] = False
     return fresh
+
+
+def _unboost_used(logits: torch.Tensor, key: str, shape: Shape, tables: ShapeTables) -> None:
+    """Take the rhyme's boost back from the characters the song's lines already ended on: the line may not end on
+    one of them (重韵), so leading it there would only make it run past its rhyme."""
+    klass = tables.class_masks[CLASSES.index(key)]
+    used = [tables.ids[c] for c in shape.rhymed if c in tables.ids and bool(klass[tables.ids[c]])]
+    if used:
+        logits[used] -= math.log(RHYME_BOOST)
 
 
 def _force(logits: torch.Tensor, index: int | None) -> None:

@@ -52,6 +52,13 @@ _DANGLING = frozenset({
     "she", "they", "thou", "ye", "not", "so", "very",
 })
 _HAN_PHRASE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")  # a clause: Han characters between punctuation
+LEAD_IN = "、"  # after a ci line's leading words (领字: 待莫教、 记当年、 问何处、): they lead into a line, name nothing
+
+
+def _named_phrases(text: str) -> list[str]:
+    """The clauses of ``text`` that can name it: not the leading words a 、 hands on to the rest of the line
+    (《待莫教》, 《记当年》 were titles while the base's lines led in with them)."""
+    return [m.group() for m in _HAN_PHRASE.finditer(text) if not text.startswith(LEAD_IN, m.end())]
 
 
 def is_title(text: str) -> bool:
@@ -101,17 +108,18 @@ def own_title(lyric: str) -> str | None:
     is one of its words, chosen by the model (``title_options``)."""
     if is_english(lyric):
         return hook_title(lyric)
-    phrases: list[str] = [p for p in _HAN_PHRASE.findall(lyric) if is_title(p) and not is_tune_name(p)]
+    phrases: list[str] = [p for p in _named_phrases(lyric) if is_title(p) and not is_tune_name(p)]
     returning = [p for p, times in Counter(phrases).items() if times > 1 and len(p) >= 2]
     if returning:
         return max(returning, key=len)  # the longest that returns: the chorus line, not a word within it
-    opening: str = next(iter(_HAN_PHRASE.findall(lyric)), "")
-    return opening if 2 <= len(opening) <= SHORT_OPENING and opening in phrases else None
+    opening: str = next(iter(_HAN_PHRASE.findall(lyric)), "")  # the person's own words, even where they lead in
+    ok = 2 <= len(opening) <= SHORT_OPENING and is_title(opening) and not is_tune_name(opening)
+    return opening if ok else None
 
 
 def title_options(lyric: str, limit: int, vocab: Vocab | None = None) -> list[str]:
     """The words a Chinese lyric without its ``own_title`` may be titled by, in order, at most ``limit``: its
-    short phrases (whole: a phrase never cuts a word), line by line from the first; while there are none, the
+    short phrases (whole: a phrase never cuts a word; not a line's leading words before a 、), line by line from the first; while there are none, the
     units of its long ones, where verse breaks a line (the first two characters and the last three of a line
     of five or seven, 炊烟 and 千万里 of 炊烟袅袅隔江千万里). Never a tune's name, never a structural marker,
     and with ``vocab``, only words the model can read."""
@@ -120,7 +128,7 @@ def title_options(lyric: str, limit: int, vocab: Vocab | None = None) -> list[st
         return [w for w in dict.fromkeys(words) if is_title(w) and not is_tune_name(w)
                 and (vocab is None or all(c in vocab for c in w))]
 
-    phrases = [p for line in lines_of(lyric) for p in _HAN_PHRASE.findall(line)]
+    phrases = [p for line in lines_of(lyric) for p in _named_phrases(line)]
     short = named([p for p in phrases if 2 <= len(p) <= SHORT_OPENING])
     return (short or named([w for p in phrases if len(p) > SHORT_OPENING for w in (p[:2], p[-3:])]))[:limit]
 
