@@ -10,6 +10,7 @@ from charrnn.generation.batching import generate_many
 from charrnn.generation.rows import VocabTables
 from charrnn.generation.sample import generate
 from charrnn.generation.shape_rules import english_rhyme_mask
+from charrnn.text.forms import CHINESE_LINE
 from charrnn.text.rhyme import (
     ending_words,
     english_key,
@@ -95,6 +96,25 @@ def test_rhyme_holds_where_the_model_would_not_rhyme() -> None:
     out = generate(model, vocab, "你说雨\n", config)
     hits, total = free_rhymes(out.lyric)
     assert hits == total >= 3 and all(line.endswith("雨") for line in out.lyric.split("\n")), out.lyric
+
+
+def test_free_chinese_lines_never_rhyme_twice_on_one_character_while_the_rhyme_has_others() -> None:
+    """重韵 in free lines: the base ended 36% of its free lines on a character an earlier line had ended on (处 six
+    times in one lyric). Here 雨 is by far the likeliest rhyme, yet each line ends on a rhyme not used yet; once
+    all four are used, a line may repeat one (the rhyme has no other), rather than run past its ceiling."""
+    rhymes = ("雨", "语", "去", "许")  # one rhyme group (一七)
+    assert len({han_key(c) for c in rhymes}) == 1
+    symbols = (UNK, "\n", "天", "年", *rhymes)
+    vocab = Vocab(symbols)
+    model = constant_model(vocab, [1e-4, 0.2, 0.3, 0.3, 0.2 - 4e-4, 1e-4, 1e-4, 1e-4])
+    config = SampleConfig(top_p=0.95, repetition_penalty=1.0, rhyme=True, target_length=150)
+    for out in generate_many(model, vocab, [("你说雨\n", replace(config, seed=s)) for s in range(4)]):
+        lines = out.lyric.split("\n")
+        hits, total = free_rhymes(out.lyric)
+        assert hits == total >= 6, out.lyric
+        finals = [line[-1] for line in lines]
+        assert len(set(finals[:4])) == 4 and set(finals) == set(rhymes), out.lyric  # fresh first, then repeats
+        assert all(len(line) <= CHINESE_LINE[1] for line in lines), out.lyric  # a repeat ends it at the ceiling
 
 
 def test_english_lines_end_on_a_rhyming_word() -> None:

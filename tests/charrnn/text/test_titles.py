@@ -119,6 +119,14 @@ def test_the_options_are_whole_short_phrases_else_where_verse_breaks_a_long_line
     assert title_options("前腔，尾声", 8) == [] and title_options("the rain", 8) == []
 
 
+def test_a_lines_lead_in_words_name_nothing() -> None:
+    """A ci line's leading words hand on to the rest of it (待莫教、一夜相思): 《待莫教》 and 《记当年》 were titles."""
+    lyric = "窗外的风吹过了整个夏天。\n待莫教、一夜相思，也不似、月明花谢。\n记当年、一夜。\n记当年、西湖。"
+    assert own_title(lyric) is None  # 记当年 returns, but as a lead-in: no chorus
+    assert title_options(lyric, 8) == ["一夜相思", "月明花谢", "一夜", "西湖"]
+    assert own_title("我想你、此身无一事。\n且休论，一时一笑。") == "我想你"  # the person's own opening stands
+
+
 def test_options_come_from_the_lyric_as_written_never_across_a_character_the_model_lacks() -> None:
     """Leaving an unknown character out would join two phrases into a word the lyric never had (把酒问青天 of
     把酒问😀青天); a phrase with a character the model cannot read is no option."""
