@@ -88,7 +88,7 @@ def build(args: argparse.Namespace) -> None:
                                                 topics=args.topics, phrase_candidates=args.phrases,
                                                 **asked))  # type: ignore[arg-type]
                 for n, (real, asked) in enumerate(pieces) for k in range(CANDIDATES)]
-    generated = generate_many(ckpt.model, ckpt.vocab, requests, words=ckpt.words)
+    generated = generate_many(ckpt.model, ckpt.vocab, requests, words=ckpt.words, register=ckpt.register)
     shuffle = random.Random(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save
 from charrnn.files import _sha256_file, write_atomic
 from charrnn.mixture import MixtureLM
 from charrnn.model import CharRNN, ModelConfig
+from charrnn.text.forms import REGISTER_TUNE
 from charrnn.text.words import words_from_json, words_to_json
 from charrnn.vocab import Vocab
 
@@ -73,6 +74,13 @@ class Checkpoint:
     @property
     def metrics(self) -> dict[str, Any]:
         return dict(self.meta.get("metrics", {}))
+
+    @property
+    def register(self) -> str:
+        """What the model reads before a Chinese lyric without a tune of its own (``charrnn.text.forms.REGISTER_TUNE``):
+        a tune's name line for a model that learnt the Song ci (``corpora`` names it), '' for any other (a
+        mixture or a model of modern lyrics has no tune names to read)."""
+        return REGISTER_TUNE + "\n" if "songci" in (self.meta.get("corpora") or {}) else ""
 
     @property
     def weights_sha256(self) -> str:

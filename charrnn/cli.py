@@ -222,7 +222,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
     configs = [replace(base, seed=None if args.seed is None else args.seed + i) for i in range(args.num)]
-    results = generate_many(ckpt.model, ckpt.vocab, [(args.prefix, c) for c in configs], words=ckpt.words)
+    results = generate_many(ckpt.model, ckpt.vocab, [(args.prefix, c) for c in configs], words=ckpt.words,
+                            register=ckpt.register)
     titles: list[str | None] = []
     if args.titles:  # a tune's lyric is titled by its tune, any other by its own words
         titles = ([form_title(base.form)] * len(results) if base.form

@@ -62,6 +62,7 @@ class LoadedModel:
     vocab: Vocab
     version: str
     words: frozenset[str] | None = None  # its English words (Checkpoint.words): what its English may use
+    register: str = ""  # read before a Chinese lyric without a tune (Checkpoint.register)
 
 
 Loader = Callable[[str], LoadedModel]  # a model version's name -> the model, verified and ready

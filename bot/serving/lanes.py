@@ -88,7 +88,7 @@ class Lane:
     def __init__(self, loaded: LoadedModel, max_batch: int, dtype: torch.dtype | None) -> None:
         self.version = loaded.version
         self.generator = BatchGenerator(loaded.model, loaded.vocab, max_batch=max_batch, dtype=dtype,
-                                        words=loaded.words)
+                                        words=loaded.words, register=loaded.register)
         self.jobs: dict[int, Running] = {}  # by Pending.seq
         self.owner: dict[int, int] = {}  # row id -> job seq
 

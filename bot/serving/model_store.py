@@ -55,7 +55,7 @@ class ModelStore:
         """Load and verify (checksums, no pickle) a version, ready for serving."""
         ckpt = load_checkpoint(self.model_dir / version, device=select_device(self.device))
         ckpt.model.eval()
-        return LoadedModel(ckpt.model, ckpt.vocab, version, ckpt.words)
+        return LoadedModel(ckpt.model, ckpt.vocab, version, ckpt.words, ckpt.register)
 
     def corpus_text(self, corpus_path: Path | None) -> str:
         return load_corpus(corpus_path or demo_corpus_path())

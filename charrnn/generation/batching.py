@@ -37,9 +37,11 @@ class BatchGenerator:
         max_batch: int = 64,
         dtype: torch.dtype | None = None,
         words: frozenset[str] | None = None,
+        register: str = "",
     ) -> None:
         """``dtype``: run a copy of the model in this precision (see ``serving_dtype``); None keeps it.
-        ``words``: the model's English words (``Checkpoint.words``); None writes English unconstrained."""
+        ``words``: the model's English words (``Checkpoint.words``); None writes English unconstrained.
+        ``register``: what it reads before a Chinese lyric without a tune (``Checkpoint.register``)."""
         if len(vocab) != model.config.vocab_size:
             raise ValueError(f"vocabulary has {len(vocab)} symbols, model expects {model.config.vocab_size}")
         if dtype is not None and dtype != next(model.parameters()).dtype:
@@ -48,7 +50,7 @@ class BatchGenerator:
         self.vocab = vocab
         self.device = device or next(model.parameters()).device
         self.max_batch = max_batch
-        self.tables = VocabTables(vocab, self.device, words)
+        self.tables = VocabTables(vocab, self.device, words, register)
         self._next_id = 0
         self._pending: list[Row] = []
         self._rows: list[Row] = []
@@ -258,9 +260,10 @@ def generate_many(
     requests: Sequence[tuple[str, SampleConfig]],
     max_batch: int = 64,
     words: frozenset[str] | None = None,
+    register: str = "",
 ) -> list[Generation]:
     """Many requests batched together; results in request order."""
-    generator = BatchGenerator(model, vocab, max_batch=max_batch, words=words)
+    generator = BatchGenerator(model, vocab, max_batch=max_batch, words=words, register=register)
     ids = [generator.submit(prefix, config) for prefix, config in requests]
     results = generator.run()
     return [results[rid] for rid in ids]

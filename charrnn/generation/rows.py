@@ -96,8 +96,11 @@ class Fork:
 class VocabTables:
     """What the processors need to know about a vocabulary, computed once per vocabulary."""
 
-    def __init__(self, vocab: Vocab, device: torch.device, words: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, vocab: Vocab, device: torch.device, words: frozenset[str] | None = None, register: str = ""
+    ) -> None:
         self.vocab = vocab
+        self.register = register  # read before a Chinese lyric without a tune (Checkpoint.register)
         self.size = len(vocab)
         self.device = device
         self.line_break = vocab.encode("\n")[0] if "\n" in vocab else UNK_ID
@@ -220,9 +223,10 @@ def forced_or(row: Row, chosen: int) -> int:
 
 def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: VocabTables) -> Row:
     """A request's starting state: the model reads a line break first (a prefix starts a line, an empty
-    one starts a song), then its shape's hint (a tune's name) and the prefix's known characters; unknown
+    one starts a song), then its shape's hint (a tune's name, or the model's register) and the prefix's known
+    characters; unknown
     ones are skipped and reported."""
-    shape = start_shape(prefix, config, tables.symbols)
+    shape = start_shape(prefix, config, tables.symbols, tables.register)
     read = (shape.hint if shape is not None else "") + prefix
     context = [tables.line_break] + [i for i in vocab.encode(read) if i != UNK_ID]
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**63)

@@ -29,21 +29,23 @@ def generate(
     prefix: str = "",
     config: SampleConfig | None = None,
     words: frozenset[str] | None = None,
+    register: str = "",
 ) -> Generation:
     """One request, start to finish: read the prefix, then choose and append until a stop rule fires.
 
     ``words``: the model's English words (``Checkpoint.words``); every English word written is one of them.
+    ``register``: what it reads before a Chinese lyric without a tune (``Checkpoint.register``).
     """
     config = config or SampleConfig()
     if config.phrase_candidates > 1 and not config.force:  # its siblings need a batch: a batch of its own
-        generator = BatchGenerator(model, vocab, max_batch=config.phrase_candidates, words=words)
+        generator = BatchGenerator(model, vocab, max_batch=config.phrase_candidates, words=words, register=register)
         rid = generator.submit(prefix, config)
         results = generator.run()
         for _, error in generator.take_rejected():
             raise error
         return results[rid]
     device = next(model.parameters()).device
-    tables = VocabTables(vocab, device, words)
+    tables = VocabTables(vocab, device, words, register)
     row = new_row(0, prefix, config, vocab, tables)
     batch = Batch.of([row], tables)
     model.eval()

@@ -260,8 +260,9 @@ class Shape:
         return known, weights
 
 
-def start_shape(prefix: str, config: SampleConfig, symbols: frozenset[str]) -> Shape | None:
-    """A request's shape, the prefix already read into it; None when it asks for none."""
+def start_shape(prefix: str, config: SampleConfig, symbols: frozenset[str], register: str = "") -> Shape | None:
+    """A request's shape, the prefix already read into it; None when it asks for none. ``register``: read before
+    a Chinese lyric without a tune (``Checkpoint.register``)."""
     if config.line_mode or config.force:
         return None
     latin = bool(LATIN.search(prefix))
@@ -274,8 +275,9 @@ def start_shape(prefix: str, config: SampleConfig, symbols: frozenset[str]) -> S
         target = config.target_length or DEFAULT_SONG_LENGTH
     else:
         target = config.target_length
-    # The corpus heads every ci with its tune's name: read first, it tells the model which form it writes.
-    hint = find_tune(config.form).name + "\n" if config.form else ""
+    # The corpus heads every ci with its tune's name: read first, it tells the model which form it writes; a lyric
+    # without a tune reads the model's register line, where it has one (English has none).
+    hint = find_tune(config.form).name + "\n" if config.form else "" if latin else register
     shape = Shape(plan, config.rhyme, target, latin, symbols, hint)
     for symbol in prefix:
         shape.observe(symbol)

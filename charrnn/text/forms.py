@@ -246,6 +246,12 @@ def tune_plan(name: str) -> Plan:
 # --- song forms ----------------------------------------------------------------------------------
 
 SONG_FORMS = ("verse-chorus",)
+# What a model that learnt the Song ci reads before a Chinese lyric without a tune of its own: a tune's name line, as
+# its corpus heads every ci. Without it everyday openings (我想你, 我们的爱) fell into the Yuan qu's spoken register
+# (也么哥, 儿女婿, 孩儿: 6 of 24 free lyrics of the base); after 浣溪沙 (lines of seven, no lead-in words), none, and
+# lead-in words (待莫教、) opened 12% of lines instead of 35%. Two blind readers preferred it in 38 of 48 sets,
+# fluency +0.79, sense +0.75, craft +0.83 (each +-0.15). 蝶恋花 and 念奴娇 led in more and kept some Yuan qu.
+REGISTER_TUNE = "浣溪沙"
 # Free lines: bounds and the usual length, in visible characters. A Chinese lyric line is a phrase or two
 # (a ci sentence: the base writes 11 to 14, punctuation included); an English one is a few words.
 CHINESE_LINE = (4, 24, 12)

@@ -52,7 +52,7 @@ _DANGLING = frozenset({
     "she", "they", "thou", "ye", "not", "so", "very",
 })
 _HAN_PHRASE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")  # a clause: Han characters between punctuation
-LEAD_IN = "、"  # after a ci line's leading words (领字: 待莫教、 记当年、 问何处、): they lead into a line, name nothing
+LEAD_IN = "、"  # after a ci line's leading words (领字: 待莫教、 问何处、): they lead into a line, name nothing
 
 
 def _named_phrases(text: str) -> list[str]:
@@ -119,10 +119,10 @@ def own_title(lyric: str) -> str | None:
 
 def title_options(lyric: str, limit: int, vocab: Vocab | None = None) -> list[str]:
     """The words a Chinese lyric without its ``own_title`` may be titled by, in order, at most ``limit``: its
-    short phrases (whole: a phrase never cuts a word; not a line's leading words before a 、), line by line from the first; while there are none, the
-    units of its long ones, where verse breaks a line (the first two characters and the last three of a line
-    of five or seven, 炊烟 and 千万里 of 炊烟袅袅隔江千万里). Never a tune's name, never a structural marker,
-    and with ``vocab``, only words the model can read."""
+    short phrases (whole: a phrase never cuts a word; not a line's leading words before a 、), line by line from
+    the first; while there are none, the units of its long ones, where verse breaks a line (the first two
+    characters and the last three of a line of five or seven, 炊烟 and 千万里 of 炊烟袅袅隔江千万里). Never a
+    tune's name, never a structural marker, and with ``vocab``, only words the model can read."""
 
     def named(words: list[str]) -> list[str]:  # and spelt in characters the model knows, when that is given
         return [w for w in dict.fromkeys(words) if is_title(w) and not is_tune_name(w)
