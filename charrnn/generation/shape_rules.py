@@ -62,6 +62,7 @@ class ShapeTables:
         self.stops = self._ids(SENTENCE_ENDS, device)
         # Where a Chinese line may end a phrase: its punctuation, a space (modern lyrics), the line break.
         self.clause_ends_and_break = self._ids(CLAUSE_ENDS + " \n", device)
+        self.clause_ends = self._ids(CLAUSE_ENDS + " ", device)
         self.full_stop = self.ids.get("。")
         self.letters = {s: i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()}
         self.device = device
@@ -103,6 +104,8 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
     if not text.strip():
         if shape.owns_end and brk is not None:
             logits[brk] = -math.inf  # no blank line: sections get theirs from the plan
+        if not shape.latin:
+            logits[tables.clause_ends] = -math.inf  # a Chinese line starts with a word, not "，"
         return
     count, latin = visible(text), bool(LATIN.search(text))
     low, high = shape.bounds
@@ -116,7 +119,10 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
     used = shape.rhyme_words if latin else frozenset()
     on_rhyme = not rhymed or _rhymes(text, key)
     again = on_rhyme and (_used_again(text, key, used, tables) if latin else _han_used_again(text, key, shape, tables))
-    ends = on_rhyme and not again
+    # "，空" ends no clause, nor the line: one character is 0.01% of the Song ci's clauses, read as a fragment.
+    last = _last_clause(text.rstrip(CLAUSE_ENDS + " "))
+    lone = not latin and last < 2
+    ends = on_rhyme and not again and not lone
     # At its ceiling a Chinese line ends on its rhyme even where it repeats one (the fresh were not possible).
     if count >= high + OVERRUN or (count >= high and (ends or (on_rhyme and not latin))):
         _force(logits, closing)
@@ -146,6 +152,8 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
         logits[tables.stops] = -math.inf
     if (count < low or not ends) and brk is not None:
         logits[brk] = -math.inf
+    if not latin and (lone or text[-1] in CLAUSE_ENDS or text[-1].isspace() or count >= high - 2):
+        logits[tables.clause_ends] = -math.inf  # nor an empty clause, nor one too near the ceiling for two after it
 
 
 def _used_again(line: str, key: str | None, used: frozenset[str], tables: ShapeTables) -> bool:
@@ -154,6 +162,15 @@ def _used_again(line: str, key: str | None, used: frozenset[str], tables: ShapeT
     if not used or key is None or not key.startswith("en:") or last_unit(line).lower() not in used:
         return False
     return bool(_rhyme_words(key, tables) - used)
+
+
+def _last_clause(line: str) -> int:
+    """Characters of a Chinese line's last clause so far (since its last punctuation or space)."""
+    end = len(line)
+    start = end
+    while start and line[start - 1] not in CLAUSE_ENDS and not line[start - 1].isspace():
+        start -= 1
+    return end - start
 
 
 def _han_used_again(line: str, key: str | None, shape: Shape, tables: ShapeTables) -> bool:

@@ -1,5 +1,6 @@
 """Rhyme keys, the rhyme rate, and the rhyme rule in sampling."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -115,6 +116,19 @@ def test_free_chinese_lines_never_rhyme_twice_on_one_character_while_the_rhyme_h
         finals = [line[-1] for line in lines]
         assert len(set(finals[:4])) == 4 and set(finals) == set(rhymes), out.lyric  # fresh first, then repeats
         assert all(len(line) <= CHINESE_LINE[1] for line in lines), out.lyric  # a repeat ends it at the ceiling
+
+
+def test_a_free_chinese_clause_is_never_one_character() -> None:
+    """"，空。": a clause of one character is 0.01% of the Song ci's clauses and read as a fragment. A model that
+    loves commas and full stops writes none, no empty clause (",，") and no line that starts with one."""
+    symbols = (UNK, "\n", "，", "。", "天", "年", "雨", "语", "去", "许")
+    vocab = Vocab(symbols)
+    model = constant_model(vocab, [1e-4, 0.05, 0.35, 0.15, 0.15, 0.15, 0.15 - 1e-4, 0.0, 0.0, 0.0])
+    config = SampleConfig(top_p=1.0, repetition_penalty=1.0, rhyme=True, target_length=150)
+    for out in generate_many(model, vocab, [("你说雨", replace(config, seed=s)) for s in range(4)]):
+        lines = out.lyric.split("\n")
+        clauses = [c for line in lines for c in re.split("(?<=[，。])", line) if c]
+        assert len(lines) >= 4 and all(len(c.rstrip("，。")) >= 2 for c in clauses), out.lyric
 
 
 def test_english_lines_end_on_a_rhyming_word() -> None:
