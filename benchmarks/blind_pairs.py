@@ -35,6 +35,7 @@ from pathlib import Path
 from common import corpus_path
 
 from bot.services.quality import rank
+from bot.serving.lanes import REPEATED_WORD_PENALTY
 from bot.settings import Settings
 from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.config import SampleConfig
@@ -84,6 +85,7 @@ def build(args: argparse.Namespace) -> None:
     pieces = (songci_pieces if args.corpus == "songci" else jaychou_pieces)(args.pairs, args.seed)
     ckpt = load_checkpoint(args.checkpoint)
     requests = [(opening_of(real), SampleConfig(rhyme=True, no_repeat_ngram=8, seed=args.seed * 1000 + 10 * n + k,
+                                                repeated_word_penalty=REPEATED_WORD_PENALTY if ckpt.register else 1.0,
                                                 temperature=args.temperature,
                                                 topics=args.topics, phrase_candidates=args.phrases,
                                                 **asked))  # type: ignore[arg-type]

@@ -32,6 +32,8 @@ SAMPLE_HELP = {
     "repetition_penalty": "divide the score of recently used characters by this",
     "repetition_window": "how many recent characters the penalty looks at",
     "no_repeat_ngram": "never repeat an n-gram of this length; 0: off",
+    "repeated_word_penalty": "a two-character Chinese word already written is this many times less likely again; "
+                             "1: off",
     "max_length": f"new characters at most, 1 to {MAX_LENGTH}; a sample it stops ends at its last whole line",
     "stop_after_lines": "stop after this many lines; 0: no limit",
     "line_mode": "one line per sample (names, titles)",

@@ -35,6 +35,9 @@ class SampleConfig:
     # Forbid any character that would repeat an n-gram already in the text; 0: off. A loop like
     # "我不要再想 我不要再想" is the most common complaint about char-RNN lyrics.
     no_repeat_ngram: int = 0
+    # How many times less likely a Chinese character is where it would write again a two-character word the lyric
+    # has written (the person's own words aside: a lyric may return to its opening); 1.0: off.
+    repeated_word_penalty: float = 1.0
     # New characters at most, for free text (a plan or a target length ends on its own). A sample it stops
     # ends at its last whole line (or word), never in the middle.
     max_length: int = 200
@@ -85,6 +88,8 @@ class SampleConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty >= 1):
             raise ValueError(f"repetition_penalty must be at least 1, got {self.repetition_penalty}")
+        if not (math.isfinite(self.repeated_word_penalty) and self.repeated_word_penalty >= 1):
+            raise ValueError(f"repeated_word_penalty must be at least 1, got {self.repeated_word_penalty}")
         if self.target_length and not MIN_TARGET <= self.target_length <= MAX_LENGTH:
             raise ValueError(f"target length must be 0 (off) or {MIN_TARGET} to {MAX_LENGTH}, got {self.target_length}")
         plan_of(self.form, self.pattern, self.song, self.target_length)  # a bad name or pattern fails here

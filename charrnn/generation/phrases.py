@@ -57,7 +57,7 @@ def branch(row: Row, fork: Fork) -> list[Row]:
         twin = copy.copy(row)
         for name in (f.name for f in dataclasses.fields(row)):
             value = getattr(row, name)
-            if name == "seen_ngrams":
+            if name in ("seen_ngrams", "seen_words"):
                 setattr(twin, name, {gram: set(following) for gram, following in value.items()})
             elif id(value) not in memo:
                 setattr(twin, name, copy.deepcopy(value, memo))

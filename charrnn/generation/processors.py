@@ -93,6 +93,18 @@ def no_repeat_ngram(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits
 
 
+def repeated_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """A Chinese two-character word the lyric has written already is ``repeated_word_penalty`` times less likely
+    again: 相思, 何处, 梦魂 came back three times in one lyric, two-character words repeated ten times as often as
+    in the Song ci, and blind readers named the loops among the first faults."""
+    for i, row in enumerate(batch.rows):
+        if row.config.repeated_word_penalty > 1.0 and row.seen_words:
+            again = row.seen_words.get(row.context[-1])
+            if again:
+                logits[i, list(again)] -= math.log(row.config.repeated_word_penalty)
+    return logits
+
+
 def topic_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Steer each line of a planned row (``SampleConfig.topics``) towards its keyword (``charrnn.topics``): its
     first character likelier while the phrase has room for the word, its second much likelier right after the
@@ -247,7 +259,8 @@ def top_k_top_p(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 # they leave none of its characters; the corpus-word rule last of them: it sees whether the rules before it
 # left a word anywhere to go (the shape's English rhymes are corpus words already).
 SHAPING: tuple[Processor, ...] = (
-    ban_unknown, repetition_penalty, one_script, no_repeat_ngram, topic_words, line_shape, real_words, melody_grammar
+    ban_unknown, repetition_penalty, one_script, no_repeat_ngram, repeated_words, topic_words, line_shape, real_words,
+    melody_grammar,
 )
 SAMPLING: tuple[Processor, ...] = (temperature, top_k_top_p)  # after the look-ahead (charrnn.lookahead), if any
 PROCESSORS: tuple[Processor, ...] = SHAPING + SAMPLING

@@ -52,6 +52,7 @@ class Row:
     logprobs: list[float] = field(default_factory=list)  # each character's (a sample cut short drops some)
     lines: int = 0  # line breaks generated so far
     seen_ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
+    seen_words: dict[int, set[int]] = field(default_factory=dict)  # the Chinese two-character words it wrote
     forced: list[int] = field(default_factory=list)  # SampleConfig.force's ids: read, not sampled
     word: WordCursor | None = None  # where it is in the corpus's word trie (charrnn.generation.word_trie)
     shape: Shape | None = None  # its plan, rhyme and target length (charrnn.shape); None: free text
@@ -105,6 +106,7 @@ class VocabTables:
         self.device = device
         self.line_break = vocab.encode("\n")[0] if "\n" in vocab else UNK_ID
         self.phrase_ends = frozenset(i for i, s in enumerate(vocab.symbols) if s in PHRASE_ENDS)
+        self.han_ids = frozenset(i for i, s in enumerate(vocab.symbols) if is_han(s))
         # Never written: <unk>, the placeholders corpora put where their source lost a character, brackets.
         self.never = torch.tensor([UNK_ID] + [i for i, s in enumerate(vocab.symbols) if s in NEVER_WRITTEN],
                                   dtype=torch.long, device=device)
@@ -184,6 +186,8 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
     cfg = row.config
     row.context.append(token)
     row.note_ngrams(since=len(row.context))
+    if cfg.repeated_word_penalty > 1.0 and token in tables.han_ids and row.context[-2] in tables.han_ids:
+        row.seen_words.setdefault(row.context[-2], set()).add(token)
     if row.melody is not None:  # a tune ends where its plan does, never at a length
         row.generated.append(token)
         row.logprob += logprob

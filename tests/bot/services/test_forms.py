@@ -14,7 +14,7 @@ import pytest
 
 from bot.services.forms import Asked, lines_pattern, lyric_body, parse_write
 from bot.serving.jobs import GenerationJob, GenerationResult
-from bot.serving.lanes import lyric_config
+from bot.serving.lanes import REPEATED_WORD_PENALTY, lyric_config
 from bot.settings import LENGTH_FLOOR, Settings
 from bot.telegram.i18n import t
 from charrnn.config import MIN_TARGET
@@ -84,6 +84,10 @@ def test_a_job_asks_for_its_length_in_whole_lines_with_a_guard_of_twice_it() -> 
     assert lyric_config(GenerationJob("我", 0.8, 300), seed=1).phrase_candidates == 1  # an inline job's, written once
     short = lyric_config(GenerationJob("我", 0.8, 5, phrases=4), seed=1)  # shorter than a line: a plain cut
     assert (short.target_length, short.max_length, short.phrase_candidates) == (0, 5, 1)
+    # A model that writes ci does not come back to its words; one of modern lyrics repeats them as a figure.
+    ci = lyric_config(GenerationJob("我", 0.8, 300), seed=1, ci=True)
+    assert ci.repeated_word_penalty == REPEATED_WORD_PENALTY > 1
+    assert free.repeated_word_penalty == 1.0
     assert LENGTH_FLOOR == MIN_TARGET
     with pytest.raises(ValueError, match="min_length"):
         Settings(_env_file=None, min_length=MIN_TARGET - 1)  # type: ignore[call-arg]

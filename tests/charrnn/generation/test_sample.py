@@ -34,6 +34,8 @@ GREEDY = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=40, stop_a
         {"top_p": 0},
         {"top_k": -3},
         {"repetition_penalty": 0.5},
+        {"repeated_word_penalty": 0.9},
+        {"repeated_word_penalty": math.nan},
     ],
 )
 def test_bad_sampling_values_are_clear_errors(kwargs: dict[str, float]) -> None:
@@ -297,6 +299,19 @@ def test_the_repetition_penalty_spares_letters_but_not_han_characters() -> None:
     assert int(process(torch.tensor([probs]).log(), written).argmax()) == latin.encode("a")[0]
     # 我 just written is penalised below 你; once both are recent, both are, and 我 leads again.
     assert generate(constant_model(han, probs), han, "我", config).continuation == "你" + "我" * 9
+
+
+def test_a_two_character_word_written_once_is_less_likely_again() -> None:
+    """相 is the likeliest every step; once 相相 is written, 相 after 相 is a quarter as likely (0.0875) and 思 (0.3)
+    comes instead; once 相思 is written too, 天 (0.2), then 年 (0.15): each word after 相 a new one."""
+    han = Vocab((UNK, "相", "思", "天", "年"))
+    model = constant_model(han, [0.0001, 0.35, 0.3, 0.2, 0.1499])
+    config = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=8, stop_at_blank_line=False)
+    assert generate(model, han, "我", config).continuation == "相" * 8
+    penalised = generate(model, han, "我", replace(config, repeated_word_penalty=4.0)).continuation
+    assert penalised == "相相思相天相年相", penalised
+    words = [penalised[i : i + 2] for i in range(len(penalised) - 1)]
+    assert len(words) == len(set(words))
 
 
 def test_an_english_lyric_writes_no_speakers_colon() -> None:
