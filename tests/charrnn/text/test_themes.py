@@ -41,7 +41,7 @@ def test_a_words_theme_is_the_end_its_songs_name_and_never_the_opposite() -> Non
     table = build_themes([corpus])
     assert {w: table.get(w) for w in ("东风", "西风", "秋千", "明月", "称觞", "春愁", "杨柳")} == {
         "东风": "春", "西风": "秋", "秋千": "春", "明月": None, "称觞": "喜", "春愁": "春愁", "杨柳": None}
-    assert build_themes([corpus], axes=(Axis(("喜", "愁"), 2.0, 0.4),)).get("东风") is None  # only the axes asked
+    assert build_themes([corpus], axes=(Axis(("喜", "愁"), 2.0, (0.4, 0.4)),)).get("东风") is None  # only the axes asked
 
 
 def test_a_lyric_clashes_when_it_holds_words_of_both_ends_of_an_axis() -> None:
@@ -55,16 +55,18 @@ def test_a_lyric_clashes_when_it_holds_words_of_both_ends_of_an_axis() -> None:
 
 @pytest.mark.heavy  # data, not kernels: make test runs it, the portable pass not
 def test_the_shipped_table_is_what_the_recorded_command_builds_and_real_ci_seldom_clash(tmp_path: Path) -> None:
-    """make topics: ``charrnn topics themes songci.txt``. Measured: of the 2,239 held-out Song ci, 2.2% hold words
-    of both seasons and 0.9% of both moods (the base's candidate ci, before ranking avoided it: 29% and 9%)."""
+    """make topics: ``charrnn topics themes songci.txt``. Measured: of the 2,239 held-out Song ci, 4.0% hold words
+    of both seasons (2.2% before spring words could name 秋 in antitheses: 寒食, 海棠, 杏花 were no spring words)
+    and 0.9% of both moods (the base's candidate ci, before ranking avoided it: 29% and 9%)."""
     path = real_corpus("songci.txt")
     save_themes(build_themes([path.read_text(encoding="utf-8")]), tmp_path / "themes.json")
     assert (tmp_path / "themes.json").read_text(encoding="utf-8") == THEMES_PATH.read_text(encoding="utf-8")
     table = themes()
-    assert {w: table.get(w) for w in ("东风", "西风", "黄花", "重阳", "秋千", "千岁", "相思")} == {
-        "东风": "春", "西风": "秋", "黄花": "秋", "重阳": "秋", "秋千": "春", "千岁": "喜", "相思": "愁"}
+    assert {w: table.get(w) for w in ("东风", "西风", "黄花", "重阳", "秋千", "千岁", "相思", "寒食", "海棠")} == {
+        "东风": "春", "西风": "秋", "黄花": "秋", "重阳": "秋", "秋千": "春", "千岁": "喜", "相思": "愁", "寒食": "春",
+        "海棠": "春"}
     _, held = split_corpus(load_corpus(path))
     real = ["\n".join(lines) for _, lines in blocks_of(held)]
     assert len(real) > 2000 and sum(map(clashes, real)) / len(real) < 0.05
-    for axis in AXES:
-        assert sum(clashes(ci, axes=(axis,)) for ci in real) / len(real) < 0.03
+    for axis, most in zip(AXES, (0.045, 0.015), strict=True):  # seasons 4.0%, moods 0.9%
+        assert sum(clashes(ci, axes=(axis,)) for ci in real) / len(real) < most
