@@ -21,6 +21,7 @@ from charrnn.model import State
 from charrnn.music.melody import MelodyCursor, parse_melody
 from charrnn.text.forms import PHRASE_ENDS
 from charrnn.text.rhyme import THIRTEEN_CLASSES, han_key
+from charrnn.text.themes import clashes
 from charrnn.text.topics import keyword_plan
 from charrnn.text.words import is_alphabetic_letter, is_han, script_of
 from charrnn.vocab import UNK_ID, Vocab
@@ -245,7 +246,8 @@ def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: V
         if row.script == "en" and form is not None and any(c.fixed for line in form.lines for c in line.clauses):
             row.script = ""  # a tune or a pattern counts Han characters: an English opening is followed by Chinese
     if config.topics and shape is not None and not shape.latin:
-        words = keyword_plan(prefix, PLANNED_LINES, random.Random(seed ^ PLAN_SEED), allowed=tables.symbols)
+        fits = (lambda text: not clashes(text)) if config.one_theme else None  # one season, one mood
+        words = keyword_plan(prefix, PLANNED_LINES, random.Random(seed ^ PLAN_SEED), allowed=tables.symbols, fits=fits)
         row.keywords = [(a, b) for a, b in (vocab.encode(word) for word in words)]
     row.note_ngrams()
     return row

@@ -20,7 +20,7 @@ import math
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 TOPICS_PATH = Path(__file__).with_name("topics.json")
@@ -102,10 +102,14 @@ def topics(path: Path = TOPICS_PATH) -> dict[str, tuple[str, ...]]:
 
 
 def keyword_plan(prefix: str, count: int, rng: random.Random, table: dict[str, tuple[str, ...]] | None = None,
-                 allowed: frozenset[str] | None = None) -> list[str]:
+                 allowed: frozenset[str] | None = None, fits: Callable[[str], bool] | None = None) -> list[str]:
     """``count`` topic words for a song that opens with ``prefix``, one per line, drawn from the words most
     related to the prefix's own (or, when it has none in the table, to the table's words sharing one of its
-    characters); none already in the prefix, each spelt with ``allowed`` characters. [] when nothing relates."""
+    characters); none already in the prefix, each spelt with ``allowed`` characters. [] when nothing relates.
+
+    ``fits`` (``charrnn.text.themes``: no clash): a word is kept only while the prefix (when it fits itself) and the
+    words kept so far still fit with it. Words related to 秋风 are 黄花 and 寒食, 梨花 and 芳草: a plan of both
+    seasons led every line to a clash the rest of the ranking then had to undo."""
     table = topics() if table is None else table
     own = [w for w in words_of(prefix) if w in table]
     if not own:  # 秋天的雨 has no classical pair of the table: the words of 秋 and 雨
@@ -118,7 +122,14 @@ def keyword_plan(prefix: str, count: int, rng: random.Random, table: dict[str, t
     candidates = [w for w, _ in votes.most_common() if w not in prefix and w not in own
                   and (allowed is None or set(w) <= allowed)][: 2 * count]
     rng.shuffle(candidates)
-    return candidates[:count]
+    if fits is None:
+        return candidates[:count]
+    kept: list[str] = []
+    opening = [prefix] if fits(prefix) else []
+    for word in candidates:
+        if len(kept) < count and fits("，".join([*opening, *kept, word])):
+            kept.append(word)
+    return kept
 
 
 def _words_with(char: str, table: dict[str, tuple[str, ...]]) -> list[str]:

@@ -41,7 +41,8 @@ def test_a_words_theme_is_the_end_its_songs_name_and_never_the_opposite() -> Non
     table = build_themes([corpus])
     assert {w: table.get(w) for w in ("东风", "西风", "秋千", "明月", "称觞", "春愁", "杨柳")} == {
         "东风": "春", "西风": "秋", "秋千": "春", "明月": None, "称觞": "喜", "春愁": "春愁", "杨柳": None}
-    assert build_themes([corpus], axes=(Axis(("喜", "愁"), 2.0, (0.4, 0.4)),)).get("东风") is None  # only the axes asked
+    only_mood = (Axis(("喜", "愁"), 2.0, (0.4, 0.4)),)
+    assert build_themes([corpus], axes=only_mood).get("东风") is None  # only the axes asked
 
 
 def test_a_lyric_clashes_when_it_holds_words_of_both_ends_of_an_axis() -> None:

@@ -13,6 +13,7 @@ from charrnn.config import SampleConfig
 from charrnn.drama import clean
 from charrnn.generation.batching import generate_many
 from charrnn.generation.rows import PLAN_SEED, PLANNED_LINES
+from charrnn.text.themes import clashes
 from charrnn.text.topics import (
     TOPICS_PATH,
     build_topics,
@@ -60,6 +61,22 @@ def test_a_plan_is_drawn_from_the_prefixs_relations_and_never_repeats_the_prefix
     assert keyword_plan("杨柳", 4, random.Random(0), table) == ["长亭"]  # no more than relates
     assert keyword_plan("秋月", 2, random.Random(1), table) != []  # no pair of the table: the words of its characters
     assert keyword_plan("明月", 4, random.Random(0), table, allowed=frozenset("清风")) == ["清风"]  # in the vocabulary
+
+
+def test_a_plan_keeps_one_season_with_its_opening_and_within_itself() -> None:
+    """秋风's related words are of both seasons (黄花 and 寒食): a plan of both led lines into a clash."""
+    table = {"秋风": ("黄花", "寒食", "海棠", "西风", "明月"), "东风": ("海棠", "黄花", "寒食", "明月")}
+    seasons = {"黄花": "秋", "西风": "秋", "秋风": "秋", "寒食": "春", "海棠": "春", "东风": "春"}
+    def fits(text: str) -> bool:
+        return not clashes(text, seasons)
+
+    for seed in range(8):
+        assert set(keyword_plan("秋风起", 5, random.Random(seed), table, fits=fits)) == {"黄花", "西风", "明月"}
+        plan = keyword_plan("明月", 5, random.Random(seed), {"明月": table["东风"]}, fits=fits)
+        assert plan and not clashes("，".join(plan), seasons)  # the season of the first of them drawn
+    assert len(keyword_plan("秋风起", 5, random.Random(0), table)) == 5  # without fits: both seasons
+    # An opening that clashes itself constrains only the plan's own words.
+    assert not clashes("，".join(keyword_plan("秋风东风", 5, random.Random(0), table, fits=fits)), seasons)
     assert keyword_plan("the moon", 4, random.Random(0), table) == keyword_plan("", 4, random.Random(0), table) == []
 
 
