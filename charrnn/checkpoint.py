@@ -43,6 +43,7 @@ META = "meta.json"
 BASE = "base"  # wherever a checkpoint is expected, the pretrained model shipped with the package
 TUNE = "tune"  # the shipped tune model, which sets lyrics to melodies (charrnn.music)
 MIXTURE = "mixture"  # meta "kind" of a mixture: one subdirectory (a checkpoint) per component
+REGISTER = "register"  # meta: the register line a fine-tuned model keeps from its parent (Checkpoint.register)
 
 
 def pretrained_path(name: str = BASE) -> Path:
@@ -78,8 +79,11 @@ class Checkpoint:
     @property
     def register(self) -> str:
         """What the model reads before a Chinese lyric without a tune of its own (``charrnn.text.forms.REGISTER_TUNE``):
-        a tune's name line for a model that learnt the Song ci (``corpora`` names it), '' for any other (a
-        mixture or a model of modern lyrics has no tune names to read)."""
+        a tune's name line for a model that learnt the Song ci (``corpora`` names it, or its parent's, recorded as
+        ``register`` when it was fine-tuned), '' for any other (a mixture or a model of modern lyrics has no tune
+        names to read)."""
+        if REGISTER in self.meta:
+            return str(self.meta[REGISTER])
         return REGISTER_TUNE + "\n" if "songci" in (self.meta.get("corpora") or {}) else ""
 
     @property

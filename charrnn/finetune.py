@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from charrnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, save_mixture
+from charrnn.checkpoint import REGISTER, Checkpoint, load_checkpoint, save_checkpoint, save_mixture
 from charrnn.data import RandomSampling, ReplayMix, sha256_text, split_corpus
 from charrnn.evaluate import EvalResult, HeldOut, evaluate, reference_vocab
 from charrnn.mixture import LanguageModel, MixtureLM
@@ -41,6 +41,7 @@ class FinetuneResult:
     weights: tuple[float, ...] = ()
     # The checkpoint's English words and the new text's (charrnn.text.words); None if the checkpoint had none.
     words: frozenset[str] | None = None
+    register: str = ""  # the checkpoint's (Checkpoint.register): a fine-tuned ci model still writes ci
 
 
 def grow_vocab(model: CharRNN, vocab: Vocab, text: str, min_count: int = 1) -> tuple[Vocab, tuple[str, ...]]:
@@ -112,7 +113,7 @@ def finetune(
         components, weights, served, result_vocab = (), (), model, vocab
     after_old, after_new = scores(served, result_vocab)
     outcome = FinetuneResult(served, result_vocab, added, before_old, before_new, after_old, after_new, train,
-                             components, weights, merged(checkpoint.words, new_words))
+                             components, weights, merged(checkpoint.words, new_words), checkpoint.register)
     if out_dir is not None:
         save_finetuned(outcome, out_dir, train_config=config.to_json(),
                        corpus_sha256=sha256_text(old_text + old_val_text + new_text + new_val_text),
@@ -174,7 +175,8 @@ def save_finetuned(
                             metrics=metrics, corpus_sha256=corpus_sha256, parent=parent, words=result.words)
     assert isinstance(result.model, CharRNN)
     return save_checkpoint(directory, result.model, result.vocab, train_config=train_config, metrics=metrics,
-                           corpus_sha256=corpus_sha256, parent=parent, words=result.words)
+                           corpus_sha256=corpus_sha256, parent=parent, words=result.words,
+                           extra={REGISTER: result.register} if result.register else None)
 
 
 def finetune_metrics(result: FinetuneResult) -> dict[str, float]:

@@ -9,6 +9,7 @@ from charrnn.finetune import finetune, grow_vocab
 from charrnn.generation.sample import generate
 from charrnn.model import ModelConfig
 from charrnn.pipeline import train_model
+from charrnn.text.forms import REGISTER_TUNE
 from charrnn.train_config import TrainConfig
 from tests.helpers.models import LYRICS, Tiny, assert_same_greedy_text
 
@@ -68,3 +69,17 @@ def test_finetune_learns_new_text_and_records_lineage(tmp_path: Path) -> None:
         ).text
         == "蒲公英的约定"
     )
+
+
+def test_a_fine_tuned_ci_model_keeps_its_register_line(tiny_trained: Tiny, tmp_path: Path) -> None:
+    """A model that learnt the Song ci reads a tune's name before free Chinese lines (Checkpoint.register); its
+    fine-tunes on people's corpus text (what /retrain promotes) still do, and a model of other lyrics still does not."""
+    config = TrainConfig(epochs=1, batch_size=8, seq_len=16, lr=1e-3, warmup_steps=1, patience=0, device="cpu")
+    for corpora, register in (({"songci": "0" * 64}, REGISTER_TUNE + "\n"), ({"jaychou": "0" * 64}, "")):
+        name = next(iter(corpora))
+        parent = load_checkpoint(save_checkpoint(tmp_path / name, tiny_trained.model, tiny_trained.vocab,
+                                                 extra={"corpora": corpora}))
+        assert parent.register == register
+        finetune(parent, NEW_SONG, LYRICS, config, out_dir=tmp_path / f"{name}-tuned")
+        tuned = load_checkpoint(tmp_path / f"{name}-tuned")
+        assert "corpora" not in tuned.meta and tuned.register == register
