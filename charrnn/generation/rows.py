@@ -127,7 +127,7 @@ class VocabTables:
         # The model's English words as a trie (charrnn.generation.word_trie); None for a model without them:
         # nothing is constrained.
         self.words = word_tables(words, vocab, device) if words is not None else None
-        self.shape = ShapeTables(vocab, device, self.class_masks, corpus=words)
+        self.shape = ShapeTables(vocab, device, self.class_masks, corpus=words, ci=bool(register))
         self.symbols = frozenset(vocab.symbols)
         self.ids = {s: i for i, s in enumerate(vocab.symbols)}
         # What a row of each script may not write (SampleConfig.one_script): the other script, where the

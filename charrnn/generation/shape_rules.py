@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import functools
 import math
+import unicodedata
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import torch
 
 from charrnn.generation.shape import OVERRUN, Shape, visible
 from charrnn.text.forms import CLAUSE_ENDS, Clause
-from charrnn.text.rhyme import THIRTEEN_CLASSES, TONES, ending_words, han_tone, last_unit, line_key, usable
+from charrnn.text.rhyme import THIRTEEN_CLASSES, TONES, ending_words, han_key, han_tone, last_unit, line_key, usable
 from charrnn.text.words import LATIN, is_han, trailing_word
 from charrnn.vocab import Vocab
 
@@ -36,9 +38,14 @@ class ShapeTables:
     """What the shape rules need to know about a vocabulary, computed once per vocabulary."""
 
     def __init__(
-        self, vocab: Vocab, device: torch.device, class_masks: torch.Tensor, corpus: frozenset[str] | None = None
+        self, vocab: Vocab, device: torch.device, class_masks: torch.Tensor, corpus: frozenset[str] | None = None,
+        ci: bool = False,
     ) -> None:
         self.size = len(vocab)
+        # A model that writes ci (Checkpoint.register): its free lines keep the ci's rule, no rhyme character twice
+        # (重韵); modern lyrics repeat theirs as a figure (Jay Chou's lines end on an earlier line's final 9.5% of
+        # the time), so other models' free lines are left as they write.
+        self.ci = ci
         # The model's English words (charrnn.text.words): an English line ends only on one of them; None: any word.
         self.corpus = corpus
         self.ids = {symbol: i for i, symbol in enumerate(vocab.symbols)}
@@ -47,6 +54,10 @@ class ShapeTables:
         self.keyed = class_masks.any(dim=0)  # Chinese characters with a rhyme class
         self.has_class = class_masks.any(dim=1).tolist()  # the vocabulary has characters of that class
         self.has_keyed = any(self.has_class)
+        # Each Chinese character's rhyme class, and each class's size: read in Python, so that a step asks the
+        # device nothing (a read of one mask element waits for the GPU).
+        self.class_of = {s: key for s in vocab.symbols if (key := han_key(s)) is not None}
+        self.class_sizes = Counter(self.class_of.values())
         self.class_boosts = class_masks.float() * math.log(RHYME_BOOST)  # (13, V), added as they are
         tones = [han_tone(s) for s in vocab.symbols]
         # Each rhyme class's characters (None: any class's) in each tone, where the vocabulary has some: found
@@ -60,9 +71,12 @@ class ShapeTables:
         self.line_break = self.ids.get("\n")
         self.space = self.ids.get(" ")
         self.stops = self._ids(SENTENCE_ENDS, device)
-        # Where a Chinese line may end a phrase: its punctuation, a space (modern lyrics), the line break.
-        self.clause_ends_and_break = self._ids(CLAUSE_ENDS + " \n", device)
-        self.clause_ends = self._ids(CLAUSE_ENDS + " ", device)
+        # Where a Chinese line may end a phrase (``ends_clause``): any closing or separating punctuation of the
+        # vocabulary (，。 and …, the ASCII , . ! ?), a space (modern lyrics); with the line break, or without it:
+        # what may not open a Chinese line or follow a clause's end. Opening marks (《 “) may.
+        self.clause_ends = torch.tensor([i for i, s in enumerate(vocab.symbols) if s != "\n" and ends_clause(s)],
+                                        dtype=torch.long, device=device)
+        self.clause_ends_and_break = torch.cat([self.clause_ends, self._ids("\n", device)])
         self.full_stop = self.ids.get("。")
         self.letters = {s: i for i, s in enumerate(vocab.symbols) if len(s) == 1 and s.isascii() and s.isalpha()}
         self.device = device
@@ -110,7 +124,7 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
     count, latin = visible(text), bool(LATIN.search(text))
     low, high = shape.bounds
     stop = None if latin else tables.full_stop  # a Chinese line ends its sentence before the break
-    closing = brk if stop is None or text[-1] in CLAUSE_ENDS or text[-1].isspace() else stop
+    closing = brk if stop is None or ends_clause(text[-1]) else stop
     if shape.target:
         high = min(high, shape.ceiling() - shape.finished - (stop is not None))
     group = clause.rhyme if clause is not None else 0
@@ -118,9 +132,10 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
     key = shape.keys.get(group) if group is not None else None
     used = shape.rhyme_words if latin else frozenset()
     on_rhyme = not rhymed or _rhymes(text, key)
-    again = on_rhyme and (_used_again(text, key, used, tables) if latin else _han_used_again(text, key, shape, tables))
+    again = rhymed and on_rhyme and (_used_again(text, key, used, tables) if latin
+                                     else _han_used_again(text, key, shape, tables))
     # "，空" ends no clause, nor the line: one character is 0.01% of the Song ci's clauses, read as a fragment.
-    last = _last_clause(text.rstrip(CLAUSE_ENDS + " "))
+    last = _last_clause(text)
     lone = not latin and last < 2
     ends = on_rhyme and not again and not lone
     # At its ceiling a Chinese line ends on its rhyme even where it repeats one (the fresh were not possible).
@@ -129,8 +144,9 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
         return
     if rhymed and count >= high - (LATIN_MARGIN if latin else 1):
         mask = english_rhyme_mask(text, key, tables, used) if latin else _han_rhyme_mask(key, tables)
-        # A Chinese line's rhyme first without the characters the song's lines already ended on (重韵).
-        for allowed in ([mask] if latin else [_fresh(mask, shape, tables), mask]) if mask is not None else []:
+        # A ci model's Chinese line: its rhyme first without the characters the song's lines already ended on (重韵).
+        tries = [] if mask is None else [_fresh(mask, shape, tables), mask] if tables.ci and not latin else [mask]
+        for allowed in tries:
             if ends and closing is not None:
                 allowed = allowed.clone()
                 allowed[closing] = True
@@ -152,7 +168,7 @@ def _constrain_free(shape: Shape, logits: torch.Tensor, tables: ShapeTables, cla
         logits[tables.stops] = -math.inf
     if (count < low or not ends) and brk is not None:
         logits[brk] = -math.inf
-    if not latin and (lone or text[-1] in CLAUSE_ENDS or text[-1].isspace() or count >= high - 2):
+    if not latin and (lone or ends_clause(text[-1]) or count >= high - 2):
         logits[tables.clause_ends] = -math.inf  # nor an empty clause, nor one too near the ceiling for two after it
 
 
@@ -165,21 +181,39 @@ def _used_again(line: str, key: str | None, used: frozenset[str], tables: ShapeT
 
 
 def _last_clause(line: str) -> int:
-    """Characters of a Chinese line's last clause so far (since its last punctuation or space)."""
+    """Characters of a Chinese line's last clause, its closing punctuation aside (between that and the one before)."""
     end = len(line)
+    while end and ends_clause(line[end - 1]):
+        end -= 1
     start = end
-    while start and line[start - 1] not in CLAUSE_ENDS and not line[start - 1].isspace():
+    while start and not ends_clause(line[start - 1]):
         start -= 1
     return end - start
 
 
+@functools.cache
+def ends_clause(symbol: str) -> bool:
+    """A clause's closing mark: the form's punctuation, any other closing or separating punctuation (… , . ! ?),
+    whitespace. Not an opening mark (《 “), which starts one."""
+    if symbol in CLAUSE_ENDS or symbol.isspace():
+        return True
+    category = unicodedata.category(symbol) if len(symbol) == 1 else ""
+    return category.startswith("P") and category not in ("Ps", "Pi")
+
+
 def _han_used_again(line: str, key: str | None, shape: Shape, tables: ShapeTables) -> bool:
-    """A Chinese line would end on a character an earlier line of the song ended on, while its rhyme has others
-    in the vocabulary (重韵; ``_fresh``)."""
-    if not shape.rhymed or last_unit(line) not in shape.rhymed:
+    """A ci model's Chinese line would end on a character an earlier line of the song ended on, while its rhyme
+    has others in the vocabulary (重韵; ``_fresh``)."""
+    if not tables.ci or not shape.rhymed or last_unit(line) not in shape.rhymed:
         return False
-    mask = _han_rhyme_mask(key, tables)
-    return mask is not None and bool(_fresh(mask, shape, tables).any())
+    return _has_fresh(key, shape, tables)
+
+
+def _has_fresh(key: str | None, shape: Shape, tables: ShapeTables) -> bool:
+    """The rhyme (any class, before the song has one) has characters the song's rhymes have not ended on."""
+    if key is None:
+        return len(tables.class_of) > len(shape.rhymed)
+    return tables.class_sizes[key] > sum(tables.class_of.get(c) == key for c in shape.rhymed)
 
 
 def _rhyme_words(key: str, tables: ShapeTables) -> frozenset[str]:
@@ -305,10 +339,11 @@ def next_rhyme_mask(shape: Shape, tables: ShapeTables) -> torch.Tensor | None:
 
 def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tensor:
     """``mask`` without the characters the song's rhymes already ended on: a ci does not rhyme on one twice (重韵)
-    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. Free lines
-    keep it too: the base's free lines ended on a character an earlier line had ended on in 36% of lines (处 six
-    times in one lyric), the Song ci's held-out tail in 1.3%, Jay Chou's lyrics in 9.5% (twelve-line windows, a
-    repeated line not counted); English lines keep the same rule by word (``_used_again``)."""
+    while its rhyme has others. The caller falls back to ``mask`` when none of the others is possible. A ci model's
+    free lines keep it too (``ShapeTables.ci``): the base's free lines ended on a character an earlier line had
+    ended on in 36% of lines (处 six times in one lyric), the Song ci's held-out tail in 1.3%, Jay Chou's lyrics in
+    9.5% (twelve-line windows, a repeated line not counted); English lines keep the same rule by word
+    (``_used_again``)."""
     used = [tables.ids[c] for c in shape.rhymed if c in tables.ids]
     if not used:
         return mask
@@ -318,11 +353,12 @@ def _fresh(mask: torch.Tensor, shape: Shape, tables: ShapeTables) -> torch.Tenso
 
 
 def _unboost_used(logits: torch.Tensor, key: str, shape: Shape, tables: ShapeTables) -> None:
-    """Take the rhyme's boost back from the characters the song's lines already ended on: the line may not end on
-    one of them (重韵), so leading it there would only make it run past its rhyme."""
-    klass = tables.class_masks[CLASSES.index(key)]
-    used = [tables.ids[c] for c in shape.rhymed if c in tables.ids and bool(klass[tables.ids[c]])]
-    if used:
+    """Take the rhyme's boost back from the characters the song's lines already ended on, while the rhyme has
+    others: the line may not end on one of them then (重韵), so leading it there would only make it run on."""
+    if not tables.ci or not shape.rhymed:
+        return
+    used = [tables.ids[c] for c in shape.rhymed if tables.class_of.get(c) == key]
+    if used and _has_fresh(key, shape, tables):
         logits[used] -= math.log(RHYME_BOOST)
 
 

@@ -11,7 +11,7 @@ from charrnn.generation.batching import generate_many
 from charrnn.generation.rows import VocabTables
 from charrnn.generation.sample import generate
 from charrnn.generation.shape_rules import english_rhyme_mask
-from charrnn.text.forms import CHINESE_LINE
+from charrnn.text.forms import CHINESE_LINE, REGISTER_TUNE
 from charrnn.text.rhyme import (
     ending_words,
     english_key,
@@ -99,17 +99,21 @@ def test_rhyme_holds_where_the_model_would_not_rhyme() -> None:
     assert hits == total >= 3 and all(line.endswith("雨") for line in out.lyric.split("\n")), out.lyric
 
 
-def test_free_chinese_lines_never_rhyme_twice_on_one_character_while_the_rhyme_has_others() -> None:
+def test_a_ci_models_free_lines_never_rhyme_twice_on_one_character_while_the_rhyme_has_others() -> None:
     """重韵 in free lines: the base ended 36% of its free lines on a character an earlier line had ended on (处 six
-    times in one lyric). Here 雨 is by far the likeliest rhyme, yet each line ends on a rhyme not used yet; once
-    all four are used, a line may repeat one (the rhyme has no other), rather than run past its ceiling."""
+    times in one lyric). Here 雨 is by far the likeliest rhyme, yet each line of a model that writes ci (it has a
+    register line) ends on a rhyme not used yet; once all four are used, a line may repeat one (the rhyme has no
+    other), rather than run past its ceiling. A model of modern lyrics repeats its finals as it likes."""
     rhymes = ("雨", "语", "去", "许")  # one rhyme group (一七)
     assert len({han_key(c) for c in rhymes}) == 1
     symbols = (UNK, "\n", "天", "年", *rhymes)
     vocab = Vocab(symbols)
     model = constant_model(vocab, [1e-4, 0.2, 0.3, 0.3, 0.2 - 4e-4, 1e-4, 1e-4, 1e-4])
     config = SampleConfig(top_p=0.95, repetition_penalty=1.0, rhyme=True, target_length=150)
-    for out in generate_many(model, vocab, [("你说雨\n", replace(config, seed=s)) for s in range(4)]):
+    requests = [("你说雨\n", replace(config, seed=s)) for s in range(4)]
+    modern = [out.lyric for out in generate_many(model, vocab, requests)]
+    assert any(len({line[-1] for line in lyric.split("\n")}) < lyric.count("\n") + 1 for lyric in modern), modern
+    for out in generate_many(model, vocab, requests, register=REGISTER_TUNE + "\n"):
         lines = out.lyric.split("\n")
         hits, total = free_rhymes(out.lyric)
         assert hits == total >= 6, out.lyric
@@ -121,14 +125,14 @@ def test_free_chinese_lines_never_rhyme_twice_on_one_character_while_the_rhyme_h
 def test_a_free_chinese_clause_is_never_one_character() -> None:
     """"，空。": a clause of one character is 0.01% of the Song ci's clauses and read as a fragment. A model that
     loves commas and full stops writes none, no empty clause (",，") and no line that starts with one."""
-    symbols = (UNK, "\n", "，", "。", "天", "年", "雨", "语", "去", "许")
+    symbols = (UNK, "\n", "，", "。", "…", ",", "天", "年", "雨", "语", "去", "许")
     vocab = Vocab(symbols)
-    model = constant_model(vocab, [1e-4, 0.05, 0.35, 0.15, 0.15, 0.15, 0.15 - 1e-4, 0.0, 0.0, 0.0])
+    model = constant_model(vocab, [1e-4, 0.05, 0.25, 0.15, 0.05, 0.05, 0.15, 0.15, 0.15 - 1e-4, 0.0, 0.0, 0.0])
     config = SampleConfig(top_p=1.0, repetition_penalty=1.0, rhyme=True, target_length=150)
     for out in generate_many(model, vocab, [("你说雨", replace(config, seed=s)) for s in range(4)]):
         lines = out.lyric.split("\n")
-        clauses = [c for line in lines for c in re.split("(?<=[，。])", line) if c]
-        assert len(lines) >= 4 and all(len(c.rstrip("，。")) >= 2 for c in clauses), out.lyric
+        clauses = [c for line in lines for c in re.split("(?<=[，。…,])", line) if c]
+        assert len(lines) >= 4 and all(len(c.rstrip("，。…,")) >= 2 for c in clauses), out.lyric
 
 
 def test_english_lines_end_on_a_rhyming_word() -> None:
