@@ -227,7 +227,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     titles: list[str | None] = []
     if args.titles:  # a tune's lyric is titled by its tune, any other by its own words
         titles = ([form_title(base.form)] * len(results) if base.form
-                  else choose_titles(ckpt.model, ckpt.vocab, [r.lyric for r in results], args.titles))
+                  else choose_titles(ckpt.model, ckpt.vocab, [r.lyric for r in results], args.titles,
+                                     [r.prefix for r in results]))
     if results and results[0].skipped:
         print(f"note: left out characters the model has never seen: {''.join(results[0].skipped)}", file=sys.stderr)
     texts = [r.text if args.raw else r.lyric for r in results]

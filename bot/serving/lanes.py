@@ -160,7 +160,7 @@ class Lane:
         added: dict[int, Slot] = {}
         try:
             for i, candidate in enumerate(running.candidates()):
-                running.options[i], requests = title_requests(candidate.lyric, vocab, job.titles)
+                running.options[i], requests = title_requests(candidate.lyric, vocab, job.titles, candidate.prefix)
                 for j, (prefix, config) in enumerate(requests):
                     added[self.generator.submit(prefix, config)] = (i, j)
         except Exception:  # titles are a nicety: the lyrics go out with their own first words as titles
@@ -187,7 +187,8 @@ class Lane:
             options = (running.options or {}).get(i, [])
             scores = [running.results[(i, j)].logprob for j in range(len(options)) if (i, j) in running.results]
             complete = len(scores) == len(options)
-            titles.append(pick(candidate.lyric, options if complete else [], scores if complete else []))
+            titles.append(pick(candidate.lyric, options if complete else [], scores if complete else [],
+                               candidate.prefix))
         return tuple(titles)
 
     def cancel(self, seq: int) -> None:

@@ -269,10 +269,13 @@ def generate_many(
     return [results[rid] for rid in ids]
 
 
-def choose_titles(model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], limit: int) -> list[str | None]:
+def choose_titles(
+    model: LanguageModel, vocab: Vocab, lyrics: Sequence[str], limit: int, prefixes: Sequence[str] | None = None
+) -> list[str | None]:
     """One title per lyric, its words fitted in one batch (``generate_many``, at most ``limit`` per lyric); the
-    serving worker does the same in its running batch."""
-    planned = [title_requests(lyric, vocab, limit) for lyric in lyrics]
+    serving worker does the same in its running batch. ``prefixes``: each lyric's opening as the person typed it."""
+    openings = list(prefixes) if prefixes is not None else [""] * len(lyrics)
+    planned = [title_requests(lyric, vocab, limit, prefix) for lyric, prefix in zip(lyrics, openings, strict=True)]
     results = iter(generate_many(model, vocab, [r for _, requests in planned for r in requests]))
-    return [pick(lyric, options, [next(results).logprob for _ in options])
-            for lyric, (options, _) in zip(lyrics, planned, strict=True)]
+    return [pick(lyric, options, [next(results).logprob for _ in options], prefix)
+            for lyric, prefix, (options, _) in zip(lyrics, openings, planned, strict=True)]

@@ -97,11 +97,18 @@ def repeated_words(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """A Chinese two-character word the lyric has written already is ``repeated_word_penalty`` times less likely
     again: 相思, 何处, 梦魂 came back three times in one lyric, two-character words repeated ten times as often as
     in the Song ci, and blind readers named the loops among the first faults."""
+    rows: list[int] = []
+    columns: list[int] = []
+    amounts: list[float] = []
     for i, row in enumerate(batch.rows):
-        if row.config.repeated_word_penalty > 1.0 and row.seen_words:
-            again = row.seen_words.get(row.context[-1])
-            if again:
-                logits[i, list(again)] -= math.log(row.config.repeated_word_penalty)
+        again = row.seen_words.get(row.context[-1]) if row.seen_words else None
+        if again and row.config.repeated_word_penalty > 1.0:
+            rows += [i] * len(again)
+            columns += again
+            amounts += [-math.log(row.config.repeated_word_penalty)] * len(again)
+    if rows:  # one indexed write for the batch, not one a row
+        index = (torch.tensor(rows, device=logits.device), torch.tensor(columns, device=logits.device))
+        logits.index_put_(index, torch.tensor(amounts, dtype=logits.dtype, device=logits.device), accumulate=True)
     return logits
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from charrnn.config import FinishReason, SampleConfig
-from charrnn.generation.shape import Shape, start_shape
+from charrnn.generation.shape import Shape, hint_for, start_shape
 from charrnn.generation.shape_rules import ShapeTables
 from charrnn.generation.word_trie import WordCursor, word_tables
 from charrnn.model import State
@@ -228,11 +228,10 @@ def forced_or(row: Row, chosen: int) -> int:
 
 def new_row(rid: int, prefix: str, config: SampleConfig, vocab: Vocab, tables: VocabTables) -> Row:
     """A request's starting state: the model reads a line break first (a prefix starts a line, an empty
-    one starts a song), then its shape's hint (a tune's name, or the model's register) and the prefix's known
-    characters; unknown
-    ones are skipped and reported."""
-    shape = start_shape(prefix, config, tables.symbols, tables.register)
-    read = (shape.hint if shape is not None else "") + prefix
+    one starts a song), then its hint (``hint_for``: a tune's name, or the model's register) and the prefix's
+    known characters; unknown ones are skipped and reported."""
+    shape = start_shape(prefix, config, tables.symbols)
+    read = hint_for(prefix, config, tables.register) + prefix
     context = [tables.line_break] + [i for i in vocab.encode(read) if i != UNK_ID]
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**63)
     row = Row(rid, prefix, config, context, tuple(vocab.unknown_chars(prefix)), random.Random(seed))

@@ -29,7 +29,16 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from charrnn.text.forms import CHINESE_LINE, DEFAULT_SONG_LENGTH, LATIN_LINE, Clause, Plan, find_tune, plan_of
+from charrnn.text.forms import (
+    CHINESE_LINE,
+    DEFAULT_SONG_LENGTH,
+    LATIN_LINE,
+    Clause,
+    Plan,
+    find_tune,
+    plan_of,
+    tune_named,
+)
 from charrnn.text.rhyme import last_unit, line_key, usable
 from charrnn.text.words import LATIN, is_han
 
@@ -58,7 +67,6 @@ class Shape:
     target: int  # visible characters to aim at; 0: none
     latin: bool  # the prefix is English: free lines get English bounds
     symbols: frozenset[str]  # the vocabulary's: only these can be forced
-    hint: str = ""  # read by the model before the prefix, not part of the text: a tune's name line
     keys: dict[int, str] = field(default_factory=dict)  # rhyme group -> its key
     tones: dict[int, str] = field(default_factory=dict)  # rhyme group -> the tone its rhymes keep (the plan's)
     rhymed: set[str] = field(default_factory=set)  # the Chinese characters its rhymes ended on: not again (重韵)
@@ -260,9 +268,21 @@ class Shape:
         return known, weights
 
 
-def start_shape(prefix: str, config: SampleConfig, symbols: frozenset[str], register: str = "") -> Shape | None:
-    """A request's shape, the prefix already read into it; None when it asks for none. ``register``: read before
-    a Chinese lyric without a tune (``Checkpoint.register``)."""
+def hint_for(prefix: str, config: SampleConfig, register: str = "") -> str:
+    """What the model reads before the prefix, not part of the text. The corpus heads every ci with its tune's
+    name: read first, it tells the model which form it writes. A Chinese lyric without a tune reads the model's
+    ``register`` line (``Checkpoint.register``), unless its prefix heads itself with a tune's name; English,
+    teacher-forced text, a line of its own (a name, a title) and a melody read nothing."""
+    if config.form:
+        return find_tune(config.form).name + "\n"
+    if not register or config.force or config.line_mode or config.melody or LATIN.search(prefix):
+        return ""
+    head, newline, _ = prefix.partition("\n")
+    return "" if newline and tune_named(head.strip()) is not None else register
+
+
+def start_shape(prefix: str, config: SampleConfig, symbols: frozenset[str]) -> Shape | None:
+    """A request's shape, the prefix already read into it; None when it asks for none."""
     if config.line_mode or config.force:
         return None
     latin = bool(LATIN.search(prefix))
@@ -275,10 +295,7 @@ def start_shape(prefix: str, config: SampleConfig, symbols: frozenset[str], regi
         target = config.target_length or DEFAULT_SONG_LENGTH
     else:
         target = config.target_length
-    # The corpus heads every ci with its tune's name: read first, it tells the model which form it writes; a lyric
-    # without a tune reads the model's register line, where it has one (English has none).
-    hint = find_tune(config.form).name + "\n" if config.form else "" if latin else register
-    shape = Shape(plan, config.rhyme, target, latin, symbols, hint)
+    shape = Shape(plan, config.rhyme, target, latin, symbols)
     for symbol in prefix:
         shape.observe(symbol)
     return shape

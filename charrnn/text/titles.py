@@ -102,19 +102,22 @@ def english_title(line: str) -> str | None:
     return title[0].upper() + title[1:] if title else None
 
 
-def own_title(lyric: str) -> str | None:
+def own_title(lyric: str, prefix: str = "") -> str | None:
     """A title read straight off the lyric, when it has one: an English lyric's hook; a Chinese lyric's phrase
-    that returns (its chorus), else its opening phrase when that is short. None: a Chinese lyric whose title
-    is one of its words, chosen by the model (``title_options``)."""
+    that returns (its chorus), else its opening phrase when that is short (and no line's leading words, unless
+    they are all the person's own ``prefix``: 《我想你》 of 我想你、此身无一事, not 《我记当年》 of 我 + 记当年、).
+    None: a Chinese lyric whose title is one of its words, chosen by the model (``title_options``)."""
     if is_english(lyric):
         return hook_title(lyric)
     phrases: list[str] = [p for p in _named_phrases(lyric) if is_title(p) and not is_tune_name(p)]
     returning = [p for p, times in Counter(phrases).items() if times > 1 and len(p) >= 2]
     if returning:
         return max(returning, key=len)  # the longest that returns: the chorus line, not a word within it
-    opening: str = next(iter(_HAN_PHRASE.findall(lyric)), "")  # the person's own words, even where they lead in
-    ok = 2 <= len(opening) <= SHORT_OPENING and is_title(opening) and not is_tune_name(opening)
-    return opening if ok else None
+    first = _HAN_PHRASE.search(lyric)
+    if first is None or (lyric.startswith(LEAD_IN, first.end()) and first.end() > len(prefix.rstrip())):
+        return None
+    opening = first.group()
+    return opening if 2 <= len(opening) <= SHORT_OPENING and is_title(opening) and not is_tune_name(opening) else None
 
 
 def title_options(lyric: str, limit: int, vocab: Vocab | None = None) -> list[str]:
@@ -143,10 +146,10 @@ def form_title(form: str) -> str:
     return find_tune(form).name
 
 
-def fitted(lyric: str, vocab: Vocab) -> bool:
+def fitted(lyric: str, vocab: Vocab, prefix: str = "") -> bool:
     """Whether a lyric's title is chosen by the model among its words: Chinese, with no ``own_title``, and
     with characters the model knows."""
-    return not is_english(lyric) and own_title(lyric) is None and any(c in vocab for c in lyric)
+    return not is_english(lyric) and own_title(lyric, prefix) is None and any(c in vocab for c in lyric)
 
 
 def fit_requests(lyric: str, titles: Sequence[str], head_chars: int = HEAD_CHARS) -> list[tuple[str, SampleConfig]]:
@@ -157,9 +160,9 @@ def fit_requests(lyric: str, titles: Sequence[str], head_chars: int = HEAD_CHARS
     return [("\n" + title + "\n", config) for title in titles]  # the row reads a line break first: "\n\n" title
 
 
-def pick(lyric: str, titles: Sequence[str], scores: Sequence[float]) -> str | None:
+def pick(lyric: str, titles: Sequence[str], scores: Sequence[float], prefix: str = "") -> str | None:
     """The lyric's ``own_title``, else the best-scored of its ``title_options``, else its hook."""
-    own = own_title(lyric)
+    own = own_title(lyric, prefix)
     if own is not None:
         return own
     if not titles:
@@ -167,12 +170,14 @@ def pick(lyric: str, titles: Sequence[str], scores: Sequence[float]) -> str | No
     return max(zip(scores, titles, strict=True), key=lambda pair: pair[0])[1]  # the first of equals: max keeps it
 
 
-def title_requests(lyric: str, vocab: Vocab, limit: int) -> tuple[list[str], list[tuple[str, SampleConfig]]]:
+def title_requests(
+    lyric: str, vocab: Vocab, limit: int, prefix: str = ""
+) -> tuple[list[str], list[tuple[str, SampleConfig]]]:
     """The words of ``lyric`` that may title it (at most ``limit``, each spelt in characters the model knows) and
     one fit request per word; nothing for a lyric that needs no fitting (``fitted``). The options come from the
     lyric as written (leaving an unknown character out would join two phrases into a word it never had); the
     head they are scored against is what the model can read of it."""
-    if not fitted(lyric, vocab):
+    if not fitted(lyric, vocab, prefix):
         return [], []
     options = title_options(lyric, limit, vocab)
     return options, fit_requests("".join(c for c in lyric if c in vocab), options)

@@ -29,10 +29,16 @@ def test_the_base_reads_a_tune_name_before_free_chinese_lines_and_nothing_before
             for prefix, config in [("我想你", SampleConfig(target_length=100)),
                                    ("我想你", SampleConfig(pattern="7，7。")),
                                    ("我想你", SampleConfig(form="菩萨蛮")),
+                                   ("我想你", SampleConfig()),  # no shape at all: still the register
+                                   ("念奴娇\n大江东去", SampleConfig(target_length=100)),  # its own tune's name
+                                   ("我想你", SampleConfig(line_mode=True)),  # a name, a title: a line of its own
+                                   ("我想你", SampleConfig(force="天青色")),  # teacher-forced: read as it is
                                    ("The night", SampleConfig(target_length=100))]]
-    assert read == ["\n浣溪沙\n我想你", "\n浣溪沙\n我想你", "\n菩萨蛮\n我想你", "\nThe night"]
-    # A model of other lyrics has no tune names to read (a mixture records no corpora of its own).
-    for meta in ({}, {"corpora": {"jaychou": "0" * 64}}, {"kind": "mixture"}):
+    assert read == ["\n浣溪沙\n我想你", "\n浣溪沙\n我想你", "\n菩萨蛮\n我想你", "\n浣溪沙\n我想你",
+                    "\n念奴娇\n大江东去", "\n我想你", "\n我想你", "\nThe night"]
+    # A model of other lyrics has no tune names to read; nor has a mixture (it records no corpora of its own:
+    # tests/charrnn/test_finetune.py shows a fine-tuned ci model keeping its register).
+    for meta in ({}, {"corpora": {"jaychou": "0" * 64}}):
         assert replace(base, meta=meta).register == ""
 
 

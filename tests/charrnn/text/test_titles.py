@@ -124,7 +124,9 @@ def test_a_lines_lead_in_words_name_nothing() -> None:
     lyric = "窗外的风吹过了整个夏天。\n待莫教、一夜相思，也不似、月明花谢。\n记当年、一夜。\n记当年、西湖。"
     assert own_title(lyric) is None  # 记当年 returns, but as a lead-in: no chorus
     assert title_options(lyric, 8) == ["一夜相思", "月明花谢", "一夜", "西湖"]
-    assert own_title("我想你、此身无一事。\n且休论，一时一笑。") == "我想你"  # the person's own opening stands
+    assert own_title("我想你、此身无一事。\n且休论，一时一笑。", prefix="我想你") == "我想你"  # the person's own words
+    assert own_title("我记当年、西湖烟雨。\n且休论，一时一笑。", prefix="我") is None  # the model's lead-in
+    assert own_title("记当年、西湖烟雨。\n且休论，一时一笑。") is None
 
 
 def test_options_come_from_the_lyric_as_written_never_across_a_character_the_model_lacks() -> None:
