@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     phrase_candidates: int = Field(default=4, ge=1, le=16)
     # Titles from each lyric's own words: at most this many are fitted, the best kept (charrnn.text.titles); 0: none.
     title_candidates: int = Field(default=4, ge=0, le=16)
-    copy_threshold: int = Field(default=12, ge=4)  # corpus runs of this many words (a Han character is one) never shown
+    # Corpus runs of this many Han characters (or 2/3 as many English words: bot.services.quality) are never shown.
+    copy_threshold: int = Field(default=12, ge=4)
     torch_threads: int = Field(default=1, ge=1)
     # Melodies (bot.serving.singer): the tune model, its worker processes (started on the first song) and how
     # many songs may wait before a press is told to come back.

@@ -1,12 +1,14 @@
 """Choosing which candidate lyric a person sees: likely, not loopy, and never a copy of the corpus.
 
 Copying a long run of the training songs back is dull and a copyright risk, so any candidate with a
-verbatim run of ``threshold`` words from the corpus (counting only runs that reach into the generated part: the
-person's own prefix may quote a song, but the model may not carry on with the quote) is never shown.
+verbatim run from the corpus (counting only runs that reach into the generated part: the person's own prefix may
+quote a song, but the model may not carry on with the quote) is never shown.
 
-A run is counted in words, a Han (or kana, hangul) character being one: twelve characters of a ci are a line and a
-half, twelve letters of English are two or three common words ("he night is ", "and by the k"), which every
-English corpus holds and no reader would call a copy. Case, spacing and punctuation do not make a copy new.
+A run is counted in words: ``threshold`` Han (or kana, hangul) characters, a syllable each, a line and a half of a
+ci at 12; or two thirds as many words of an alphabetic script (8 at 12, about as many syllables: English words
+average one and a third). It was counted in characters, and twelve letters of English are two or three common
+words ("he night is ", "and by the k") that every English corpus holds and no reader would call a copy. Case,
+spacing and punctuation do not make a copy new.
 """
 
 from __future__ import annotations
@@ -25,37 +27,62 @@ _SYLLABIC = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 # One unit of a copied run: a character of a syllabic script, or a word of any other (letters and digits, with
 # inner apostrophes: "o'er", "don't").
 _UNIT = re.compile(f"[{_SYLLABIC}]|[^\\W_{_SYLLABIC}]+(?:'[^\\W_{_SYLLABIC}]+)*")
+_SYLLABLE = re.compile(f"[{_SYLLABIC}]")
 
 
-def _spelled(words: Sequence[str]) -> tuple[str, list[int]]:
-    """The (lowercased) words each ended by a NUL, and where each starts: a run of words is then one slice, hashed
-    in C (the Song ci's two million characters are guarded in under a second)."""
-    return "".join(w + "\0" for w in words), [0, *itertools.accumulate(len(w) + 1 for w in words)]
+def word_threshold(threshold: int) -> int:
+    """The words of an alphabetic script that make a copy, for ``threshold`` Han characters: two thirds as many."""
+    return max(2, round(threshold * 2 / 3))
+
+
+class _Runs:
+    """A text's units (lowercased), where a run of them may be hashed as one slice (in C: the Song ci's two million
+    characters are guarded in under a second), and which are words of an alphabetic script."""
+
+    def __init__(self, units: Sequence[str]) -> None:
+        self.spelled = "".join(u + "\0" for u in units)
+        self.starts = [0, *itertools.accumulate(len(u) + 1 for u in units)]
+        self.syllables = [0, *itertools.accumulate(bool(_SYLLABLE.match(u)) for u in units)]
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def hash(self, start: int, length: int) -> int:
+        return hash(self.spelled[self.starts[start] : self.starts[start + length]])
+
+    def words_only(self, start: int, length: int) -> bool:
+        return self.syllables[start + length] == self.syllables[start]
 
 
 class CopyGuard:
-    """Remembers every run of ``threshold`` words of the corpus (as hashes, to stay small)."""
+    """Remembers every copy-long run of the corpus (as hashes, to stay small): ``threshold`` units, and
+    ``word_threshold`` of them where all are words of an alphabetic script."""
 
     def __init__(self, corpus: str, threshold: int) -> None:
         self.threshold = threshold
+        self.words = word_threshold(threshold)
         self._runs: set[int] = set()
         self.add(corpus)
 
     def add(self, text: str) -> None:
         """Also guard ``text`` (corpus documents the model is fine-tuned on)."""
-        spelled, starts = _spelled(_UNIT.findall(text.lower()))
-        t = self.threshold
-        self._runs.update(hash(spelled[starts[i] : starts[i + t]]) for i in range(len(starts) - t))
+        runs = _Runs(_UNIT.findall(text.lower()))
+        t, w = self.threshold, self.words
+        self._runs.update(runs.hash(i, t) for i in range(len(runs) - t + 1))
+        self._runs.update(runs.hash(i, w) for i in range(len(runs) - w + 1) if runs.words_only(i, w))
 
     def copied_run(self, prefix: str, continuation: str) -> int | None:
-        """Start (a character of ``prefix + continuation``) of the first copied run that holds a word the model
+        """Start (a character of ``prefix + continuation``) of the first copied run that holds a unit the model
         wrote (one ending past the prefix)."""
         found = list(_UNIT.finditer(prefix + continuation))
-        spelled, starts = _spelled([m.group().lower() for m in found])
-        t = self.threshold
-        for i in range(len(found) - t + 1):
-            if found[i + t - 1].end() > len(prefix) and hash(spelled[starts[i] : starts[i + t]]) in self._runs:
-                return found[i].start()
+        runs = _Runs([m.group().lower() for m in found])
+        for i in range(len(found)):
+            for length in (self.words, self.threshold):
+                last = i + length - 1
+                if last >= len(found) or found[last].end() <= len(prefix):
+                    continue
+                if (length == self.threshold or runs.words_only(i, length)) and runs.hash(i, length) in self._runs:
+                    return found[i].start()
         return None
 
 

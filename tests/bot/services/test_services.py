@@ -16,7 +16,7 @@ from bot.db.migrate import head_revision
 from bot.ops.logs import RedactTokens
 from bot.services.admission import RateLimiter
 from bot.services.preferences import PreferencesService
-from bot.services.quality import CopyGuard, rank, repetition
+from bot.services.quality import CopyGuard, rank, repetition, word_threshold
 from bot.serving.generation import (
     GenerationJob,
     GenerationResult,
@@ -44,12 +44,15 @@ def test_copy_guard_catches_runs_reaching_into_the_continuation() -> None:
 
 
 def test_copy_guard_counts_english_in_words_whatever_the_case_and_punctuation() -> None:
-    guard = CopyGuard("The night is long,\nthe road is gone; I sing along", threshold=5)
+    """12 Han characters make a copy; so do 8 English words (about as many syllables), not 12 letters."""
+    guard = CopyGuard("The night is long,\nthe road is gone; I sing along, my love, until the dawn", threshold=12)
+    assert guard.words == word_threshold(12) == 8
     # "he night is " was 12 copied characters: a phrase every English corpus holds, not a copy
     assert guard.copied_run("The night", " is dark and cold") is None
-    assert guard.copied_run("", "so the night is long. the road") is not None  # five words, case and marks aside
-    assert guard.copied_run("the night is long", ", the") is not None  # carrying on a quote
-    assert guard.copied_run("the night is long the", "") is None  # the person's own quote
+    assert guard.copied_run("", "the night is long the road is") is None  # seven words
+    assert guard.copied_run("", "oh, THE night is long. the road is gone i") is not None  # eight, case and marks aside
+    assert guard.copied_run("the night is long, the road is gone", " I sing") is not None  # carrying on a quote
+    assert guard.copied_run("the night is long, the road is gone, I sing", "") is None  # the person's own quote
 
 
 def test_rank_drops_copies_and_prefers_fresh_likely_text() -> None:
