@@ -38,6 +38,9 @@ class SampleConfig:
     # How many times less likely a Chinese character is where it would write again a two-character word the lyric
     # has written (the person's own words aside: a lyric may return to its opening); 1.0: off.
     repeated_word_penalty: float = 1.0
+    # How many times less likely a Chinese character is for each time the lyric has written it (its second use this
+    # many times, its third this squared), except right after itself (悠悠, 萋萋); the prefix's aside; 1.0: off.
+    repeated_char_penalty: float = 1.0
     # New characters at most, for free text (a plan or a target length ends on its own). A sample it stops
     # ends at its last whole line (or word), never in the middle.
     max_length: int = 200
@@ -90,6 +93,8 @@ class SampleConfig:
             raise ValueError(f"repetition_penalty must be at least 1, got {self.repetition_penalty}")
         if not (math.isfinite(self.repeated_word_penalty) and self.repeated_word_penalty >= 1):
             raise ValueError(f"repeated_word_penalty must be at least 1, got {self.repeated_word_penalty}")
+        if not (math.isfinite(self.repeated_char_penalty) and self.repeated_char_penalty >= 1):
+            raise ValueError(f"repeated_char_penalty must be at least 1, got {self.repeated_char_penalty}")
         if self.target_length and not MIN_TARGET <= self.target_length <= MAX_LENGTH:
             raise ValueError(f"target length must be 0 (off) or {MIN_TARGET} to {MAX_LENGTH}, got {self.target_length}")
         plan_of(self.form, self.pattern, self.song, self.target_length)  # a bad name or pattern fails here

@@ -59,6 +59,8 @@ def branch(row: Row, fork: Fork) -> list[Row]:
             value = getattr(row, name)
             if name in ("seen_ngrams", "seen_words"):
                 setattr(twin, name, {gram: set(following) for gram, following in value.items()})
+            elif name == "char_uses":
+                setattr(twin, name, dict(value))
             elif id(value) not in memo:
                 setattr(twin, name, copy.deepcopy(value, memo))
         twin.rng, twin.fork, twin.sibling, twin.phrase = random.Random(seed), fork, index, []

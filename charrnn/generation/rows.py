@@ -54,6 +54,7 @@ class Row:
     lines: int = 0  # line breaks generated so far
     seen_ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
     seen_words: dict[int, set[int]] = field(default_factory=dict)  # the Chinese two-character words it wrote
+    char_uses: dict[int, int] = field(default_factory=dict)  # how often it wrote each Chinese character
     forced: list[int] = field(default_factory=list)  # SampleConfig.force's ids: read, not sampled
     word: WordCursor | None = None  # where it is in the corpus's word trie (charrnn.generation.word_trie)
     shape: Shape | None = None  # its plan, rhyme and target length (charrnn.shape); None: free text
@@ -189,6 +190,8 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
     row.note_ngrams(since=len(row.context))
     if cfg.repeated_word_penalty > 1.0 and token in tables.han_ids and row.context[-2] in tables.han_ids:
         row.seen_words.setdefault(row.context[-2], set()).add(token)
+    if cfg.repeated_char_penalty > 1.0 and token in tables.han_ids:
+        row.char_uses[token] = row.char_uses.get(token, 0) + 1
     if row.melody is not None:  # a tune ends where its plan does, never at a length
         row.generated.append(token)
         row.logprob += logprob

@@ -36,6 +36,8 @@ GREEDY = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=40, stop_a
         {"repetition_penalty": 0.5},
         {"repeated_word_penalty": 0.9},
         {"repeated_word_penalty": math.nan},
+        {"repeated_char_penalty": 0.5},
+        {"repeated_char_penalty": math.inf},
     ],
 )
 def test_bad_sampling_values_are_clear_errors(kwargs: dict[str, float]) -> None:
@@ -353,3 +355,17 @@ def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_
     (tune,) = generate_many(base.model, base.vocab, [("I miss you", replace(config, form="浣溪沙", seed=1))],
                             words=base.words)
     assert tune.finish_reason == "lines" and sum("\u4e00" <= c <= "\u9fff" for c in tune.continuation) >= 35
+
+
+def test_a_character_is_less_likely_each_time_it_is_written_but_once_right_after_itself() -> None:
+    """月 is the likeliest every step. With ``repeated_char_penalty`` 2, a character written n times is 2**n times
+    less likely again, except once right after itself (a reduplication: 月月, never 月月月): 月 (0.4) twice, then
+    风 (0.3 beats 月's 0.1) twice, then 花 twice; then 月 at a quarter (0.1 beats 云's 0.0999), doubled free; then 月 at
+    a sixteenth, 风 and 花 at a quarter, and 云 (0.0999) is the likeliest."""
+    han = Vocab((UNK, "月", "风", "花", "云"))
+    model = constant_model(han, [0.0001, 0.4, 0.3, 0.2, 0.0999])
+    config = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=10, stop_at_blank_line=False)
+    assert generate(model, han, "我", config).continuation == "月" * 10
+    penalised = generate(model, han, "我", replace(config, repeated_char_penalty=2.0)).continuation
+    assert penalised == "月月风风花花月月云云", penalised
+    assert "月月月" not in penalised
