@@ -68,6 +68,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/base_languages.py
 	$(PY) benchmarks/lyric_quality.py
 	$(PY) benchmarks/lyric_shape.py
+	$(PY) benchmarks/free_lines.py
 	$(PY) benchmarks/bot_load.py
 	$(PY) benchmarks/melody.py
 

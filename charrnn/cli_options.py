@@ -35,7 +35,7 @@ SAMPLE_HELP = {
     "repeated_word_penalty": "a two-character Chinese word already written is this many times less likely again; "
                              "1: off",
     "repeated_char_penalty": "each time a Chinese character is written it gets this many times less likely again "
-                             "(not right after itself); 1: off",
+                             "(right after itself, its use just before is not counted); 1: off",
     "max_length": f"new characters at most, 1 to {MAX_LENGTH}; a sample it stops ends at its last whole line",
     "stop_after_lines": "stop after this many lines; 0: no limit",
     "line_mode": "one line per sample (names, titles)",

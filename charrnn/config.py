@@ -39,7 +39,7 @@ class SampleConfig:
     # has written (the person's own words aside: a lyric may return to its opening); 1.0: off.
     repeated_word_penalty: float = 1.0
     # How many times less likely a Chinese character is for each time the lyric has written it (its second use this
-    # many times, its third this squared), except right after itself (悠悠, 萋萋); the prefix's aside; 1.0: off.
+    # many times, its third this squared; right after itself one time fewer: 悠悠); the prefix's aside; 1.0: off.
     repeated_char_penalty: float = 1.0
     # New characters at most, for free text (a plan or a target length ends on its own). A sample it stops
     # ends at its last whole line (or word), never in the middle.

@@ -90,8 +90,9 @@ def test_a_job_asks_for_its_length_in_whole_lines_with_a_guard_of_twice_it() -> 
     assert free.repeated_word_penalty == 1.0
     # Nor, in free lines, to its characters; a tune or a pattern is written as before (where readers saw no gain).
     ci_tune = lyric_config(GenerationJob("我", 0.8, 300, form="浣溪沙", phrases=4), seed=1, ci=True)
+    ci_pattern = lyric_config(GenerationJob("我", 0.8, 300, pattern="7,7", phrases=4), seed=1, ci=True)
     assert ci.repeated_char_penalty == REPEATED_CHAR_PENALTY > 1
-    assert free.repeated_char_penalty == ci_tune.repeated_char_penalty == 1.0
+    assert free.repeated_char_penalty == ci_tune.repeated_char_penalty == ci_pattern.repeated_char_penalty == 1.0
     assert LENGTH_FLOOR == MIN_TARGET
     with pytest.raises(ValueError, match="min_length"):
         Settings(_env_file=None, min_length=MIN_TARGET - 1)  # type: ignore[call-arg]

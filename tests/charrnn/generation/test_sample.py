@@ -6,7 +6,7 @@ import torch
 
 from charrnn.config import MAX_LENGTH, SampleConfig
 from charrnn.generation.batching import BatchGenerator, generate_many
-from charrnn.generation.processors import process
+from charrnn.generation.processors import process, repeated_words
 from charrnn.generation.rows import Batch, VocabTables, new_row
 from charrnn.generation.sample import generate, serving_dtype
 from charrnn.vocab import UNK, Vocab
@@ -357,15 +357,29 @@ def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_
     assert tune.finish_reason == "lines" and sum("\u4e00" <= c <= "\u9fff" for c in tune.continuation) >= 35
 
 
-def test_a_character_is_less_likely_each_time_it_is_written_but_once_right_after_itself() -> None:
+def test_a_character_is_less_likely_each_time_it_is_written() -> None:
     """月 is the likeliest every step. With ``repeated_char_penalty`` 2, a character written n times is 2**n times
-    less likely again, except once right after itself (a reduplication: 月月, never 月月月): 月 (0.4) twice, then
-    风 (0.3 beats 月's 0.1) twice, then 花 twice; then 月 at a quarter (0.1 beats 云's 0.0999), doubled free; then 月 at
-    a sixteenth, 风 and 花 at a quarter, and 云 (0.0999) is the likeliest."""
+    less likely again, right after itself 2**(n-1): 月 (0.4) twice (the second costs nothing more than the first),
+    then 风 (0.3 beats 月's 0.1) twice, then 花 twice; then 月 at a quarter (0.1 beats 云's 0.0999), and again right
+    after itself at a quarter; then 月 at a sixteenth, 风 and 花 at a quarter, and 云 (0.0999) is the likeliest."""
     han = Vocab((UNK, "月", "风", "花", "云"))
     model = constant_model(han, [0.0001, 0.4, 0.3, 0.2, 0.0999])
     config = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=10, stop_at_blank_line=False)
     assert generate(model, han, "我", config).continuation == "月" * 10
     penalised = generate(model, han, "我", replace(config, repeated_char_penalty=2.0)).continuation
     assert penalised == "月月风风花花月月云云", penalised
-    assert "月月月" not in penalised
+
+
+@pytest.mark.parametrize(("prefix", "times"), [("我月", 2), ("我月月", 3), ("我风", 3)])
+def test_a_characters_use_just_before_is_forgiven_right_after_itself_once(prefix: str, times: int) -> None:
+    """A character written three times: 2**2 times less likely right after itself (its use just before forgiven),
+    2**3 after a third in a row or after another character. Read off the processor: the other logits untouched."""
+    han = Vocab((UNK, "我", "月", "风"))
+    tables = VocabTables(han, torch.device("cpu"))
+    row = new_row(0, prefix, SampleConfig(repeated_char_penalty=2.0), han, tables)
+    row.char_uses = {han.encode("月")[0]: 3}
+    logits = torch.zeros(1, len(han))
+    penalised = process(logits, Batch.of([row], tables), (repeated_words,))
+    moon = han.encode("月")[0]
+    assert penalised[0, moon].item() == pytest.approx(-times * math.log(2.0), abs=1e-6)
+    assert torch.count_nonzero(penalised).item() == 1
