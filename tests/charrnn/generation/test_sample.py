@@ -303,19 +303,6 @@ def test_the_repetition_penalty_spares_letters_but_not_han_characters() -> None:
     assert generate(constant_model(han, probs), han, "我", config).continuation == "你" + "我" * 9
 
 
-def test_a_two_character_word_written_once_is_less_likely_again() -> None:
-    """相 is the likeliest every step; once 相相 is written, 相 after 相 is a quarter as likely (0.0875) and 思 (0.3)
-    comes instead; once 相思 is written too, 天 (0.2), then 年 (0.15): each word after 相 a new one."""
-    han = Vocab((UNK, "相", "思", "天", "年"))
-    model = constant_model(han, [0.0001, 0.35, 0.3, 0.2, 0.1499])
-    config = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=8, stop_at_blank_line=False)
-    assert generate(model, han, "我", config).continuation == "相" * 8
-    penalised = generate(model, han, "我", replace(config, repeated_word_penalty=4.0)).continuation
-    assert penalised == "相相思相天相年相", penalised
-    words = [penalised[i : i + 2] for i in range(len(penalised) - 1)]
-    assert len(words) == len(set(words))
-
-
 def test_an_english_lyric_writes_no_speakers_colon() -> None:
     """Tiny Shakespeare ends each speaker's name with a colon, and 4 of 40 English lyrics of the base wrote one ("I
     WARWICK: what you have"); an English row writes none, a Chinese row's punctuation is its own."""
@@ -357,17 +344,31 @@ def test_a_lyric_keeps_to_its_openings_script_where_the_model_can_write_it(tiny_
     assert tune.finish_reason == "lines" and sum("\u4e00" <= c <= "\u9fff" for c in tune.continuation) >= 35
 
 
-def test_a_character_is_less_likely_each_time_it_is_written() -> None:
-    """月 is the likeliest every step. With ``repeated_char_penalty`` 2, a character written n times is 2**n times
-    less likely again, right after itself 2**(n-1): 月 (0.4) twice (the second costs nothing more than the first),
-    then 风 (0.3 beats 月's 0.1) twice, then 花 twice; then 月 at a quarter (0.1 beats 云's 0.0999), and again right
-    after itself at a quarter; then 月 at a sixteenth, 风 and 花 at a quarter, and 云 (0.0999) is the likeliest."""
-    han = Vocab((UNK, "月", "风", "花", "云"))
-    model = constant_model(han, [0.0001, 0.4, 0.3, 0.2, 0.0999])
-    config = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=10, stop_at_blank_line=False)
-    assert generate(model, han, "我", config).continuation == "月" * 10
-    penalised = generate(model, han, "我", replace(config, repeated_char_penalty=2.0)).continuation
-    assert penalised == "月月风风花花月月云云", penalised
+@pytest.mark.parametrize(
+    ("symbols", "probs", "penalty", "expected"),
+    [
+        # 相 is the likeliest every step; once 相相 is written, 相 after 相 is a quarter as likely (0.0875) and 思
+        # (0.3) comes instead; once 相思 is written too, 天 (0.2), then 年 (0.15): each word after 相 a new one.
+        ("相思天年", [0.35, 0.3, 0.2, 0.1499], {"repeated_word_penalty": 4.0}, "相相思相天相年相"),
+        # A character written n times is 2**n times less likely again, right after itself 2**(n-1): 月 (0.4) twice
+        # (the second costs nothing more than the first), then 风 (0.3 beats 月's 0.1) twice, then 花 twice; then 月
+        # at a quarter (0.1 beats 云's 0.0999), and again right after itself at a quarter; then 月 at a sixteenth,
+        # 风 and 花 at a quarter, and 云 (0.0999) is the likeliest.
+        ("月风花云", [0.4, 0.3, 0.2, 0.0999], {"repeated_char_penalty": 2.0}, "月月风风花花月月云云"),
+    ],
+    ids=["two-character words", "characters"],
+)
+def test_what_a_lyric_has_written_is_less_likely_again(
+    symbols: str, probs: list[float], penalty: dict[str, float], expected: str
+) -> None:
+    """Greedy on a model that always likes the same characters: without the penalty the first forever; with it,
+    the exact text below."""
+    han = Vocab((UNK, *symbols))
+    model = constant_model(han, [0.0001, *probs])
+    config = SampleConfig(greedy=True, repetition_penalty=1.0, max_length=len(expected), stop_at_blank_line=False)
+    assert generate(model, han, "我", config).continuation == symbols[0] * len(expected)
+    penalised = generate(model, han, "我", replace(config, **penalty)).continuation
+    assert penalised == expected, penalised
 
 
 @pytest.mark.parametrize(("prefix", "times"), [("我月", 2), ("我月月", 3), ("我风", 3)])
