@@ -58,11 +58,12 @@ Slot = int | tuple[int, int]
 # Chou's words): other models are left as they write.
 REPEATED_WORD_PENALTY = 4.0
 # And each time such a model writes a character in free lines, the character gets this many times less likely
-# again (not right after itself: 悠悠): its free lines wrote a character for the third time 15 times as often as
-# the Song ci, for the fourth or more 30 times (月 five times in one lyric, 且 four). Measured (docs/charrnn.md): a
-# character's second, third and fourth-or-more uses 18.3%, 6.4%, 4.7% of characters -> 10.3%, 0.8%, 0.1% (held-out
-# ci 4.6%, 0.4%, 0.2%); blind readers preferred it in 36 of 48 free lyrics (fluency +0.38, sense +0.40, craft
-# +0.62); in tune patterns, where the base repeats far less, level (23 of 48), so those are written as before.
+# again (right after itself one use fewer: 悠悠): its free lines wrote a character for the third time 15 times as
+# often as the Song ci, for the fourth or more 30 times (月 five times in one lyric, 且 four). Measured
+# (docs/charrnn.md, benchmarks/free_lines.py): a character's second, third and fourth-or-more uses 18.3%, 6.4%, 4.7%
+# of characters -> 10.3%, 0.8%, 0.1% (held-out ci 4.6%, 0.4%, 0.2%); blind readers preferred it in 36 of 48 free
+# lyrics (fluency +0.38, sense +0.40, craft +0.62); in tune patterns, where the base repeats far less, level (23 of
+# 48), so those are written as before.
 REPEATED_CHAR_PENALTY = 3.0
 
 
