@@ -26,7 +26,6 @@ import dataclasses
 import json
 import random
 import statistics
-from collections import Counter
 from pathlib import Path
 
 from common import corpus_path
@@ -39,7 +38,7 @@ from charrnn.checkpoint import BASE, load_checkpoint
 from charrnn.data import load_corpus, split_corpus
 from charrnn.form_mining import blocks_of
 from charrnn.generation.batching import generate_many
-from charrnn.text.words import is_han
+from charrnn.text.lyrics import character_reuse
 
 EVERYDAY = ("我想你", "窗外的麻雀", "秋风", "离别", "故乡的小河", "春天来了", "一个人走在路上", "我们的爱",
             "下雨天", "毕业", "月光", "回家")
@@ -67,20 +66,6 @@ def write(seeds: list[int], penalty: float) -> list[dict[str, str]]:
             lyrics.append({"prefix": prefix, "seed": str(seed),
                            "lyric": shown[0].text if shown else generated[n * CANDIDATES].lyric})
     return lyrics
-
-
-def uses_again(texts: list[str]) -> list[float]:
-    """Shares of Chinese characters that are their lyric's second, third, fourth-or-more use of the character."""
-    total, again = 0, [0, 0, 0]
-    for text in texts:
-        seen: Counter[str] = Counter()
-        for previous, char in zip(" " + text, text, strict=False):
-            if is_han(char):
-                total += 1
-                if seen[char] and char != previous:
-                    again[min(seen[char], 3) - 1] += 1
-                seen[char] += 1
-    return [count / max(1, total) for count in again]
 
 
 def ab_sets(first: Path, second: Path, out: Path) -> None:
@@ -146,8 +131,8 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(lyrics, ensure_ascii=False, indent=1), encoding="utf-8")
     _, held = split_corpus(load_corpus(corpus_path("songci")))
-    real = uses_again(["\n".join(lines) for _, lines in blocks_of(held)])
-    ours = uses_again([item["lyric"] for item in lyrics])
+    real = character_reuse(["\n".join(lines) for _, lines in blocks_of(held)])
+    ours = character_reuse([item["lyric"] for item in lyrics])
     print(f"{len(lyrics)} free lyrics of {LENGTH} characters, repeated_char_penalty {args.penalty:g}")
     print("a character's use | ours | the Song ci's held-out ci")
     for name, mine, theirs in zip(USES, ours, real, strict=True):

@@ -191,8 +191,7 @@ def advance(row: Row, token: int, logprob: float, tables: VocabTables) -> Finish
     if cfg.repeated_word_penalty > 1.0 and token in tables.han_ids and row.context[-2] in tables.han_ids:
         row.seen_words.setdefault(row.context[-2], set()).add(token)
     # A chorus the shape writes again (pending) is the song's return, not the model's repetition.
-    returning = row.shape is not None and bool(row.shape.pending)
-    if cfg.repeated_char_penalty > 1.0 and token in tables.han_ids and not returning:
+    if cfg.repeated_char_penalty > 1.0 and token in tables.han_ids and (row.shape is None or not row.shape.pending):
         row.char_uses[token] = row.char_uses.get(token, 0) + 1
     if row.melody is not None:  # a tune ends where its plan does, never at a length
         row.generated.append(token)

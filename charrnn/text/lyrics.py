@@ -11,6 +11,8 @@ import re
 import statistics
 from collections.abc import Iterable, Sequence
 
+from charrnn.text.words import is_han
+
 _SPACES = re.compile(r"[^\S\n]+")  # any whitespace but the line break, full-width spaces included
 _LOOP = re.compile(r"(.{4,}?)\1\1", re.DOTALL)  # a unit of 4 characters or more, three times running
 _WORD = re.compile(r"[A-Za-z']+")
@@ -42,6 +44,22 @@ def distinct_n(texts: Iterable[str], n: int) -> float:
             compact = line.replace(" ", "")
             grams.extend(compact[i : i + n] for i in range(len(compact) - n + 1))
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def character_reuse(texts: Iterable[str]) -> list[float]:
+    """Shares of Chinese characters that are their text's second, third, fourth-or-later use of the character (a
+    reduplication's second character, 悠悠, aside): how often a lyric comes back to its characters."""
+    total, again = 0, [0, 0, 0]
+    for text in texts:
+        seen: dict[str, int] = {}
+        for previous, char in zip(" " + text, text, strict=False):
+            if is_han(char):
+                total += 1
+                uses = seen.get(char, 0)
+                if uses and char != previous:
+                    again[min(uses, 3) - 1] += 1
+                seen[char] = uses + 1
+    return [count / max(1, total) for count in again]
 
 
 def has_loop(text: str) -> bool:
